@@ -1,0 +1,240 @@
+"""The process: wires storage, router, outbox, scheduler, channels and HTTP, and runs them.
+
+Features arrive as plugins: a module with `setup(app)` that includes routers, provides
+dependencies, declares jobs, adds HTTP routes and CLI commands, and seeds demo data. `setup` only
+registers; nothing touches the database or the network until `start`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.clock import Clock, SystemClock
+from bot.config_file import ConfigFile
+from bot.directory import Directory
+from bot.dispatcher import Dispatcher
+from bot.http import HttpServer
+from bot.model import Address, Button, DeliveryReport, Inbound, Outbound, OutboundKind, Person, Role
+from bot.outbox import Outbox
+from bot.router import Router
+from bot.scheduler import Scheduler
+from bot.settings import CoreSettings
+from channels.base import Channel
+from storage.db import Database
+from storage.people import PeopleRepo
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[["App"], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class CliCommand:
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[App, argparse.Namespace], Awaitable[int | None]]
+    needs_db: bool = True
+
+
+class App:
+    def __init__(
+        self,
+        settings: CoreSettings | None = None,
+        *,
+        clock: Clock | None = None,
+        db: Database | None = None,
+        config: ConfigFile | None = None,
+    ) -> None:
+        self.settings = settings or CoreSettings()
+        self.clock: Clock = clock or SystemClock()
+        self.config = config if config is not None else ConfigFile.load(self.settings.config)
+        self.db = db or Database(self.settings.database_url, durable=self.settings.durable_commits)
+        self.people = PeopleRepo(self.db)
+        self.directory = Directory(self.people, self.clock, self.settings)
+        self.router = Router("root")
+        self.channels: dict[str, Channel] = {}
+        self.outbox = Outbox(self.db, self.clock, self.settings, self.people)
+        self.dispatcher = Dispatcher(self)
+        self.scheduler = Scheduler(self.db, self.clock, self.settings)
+        self.http = HttpServer(self.settings)
+        self.deps: dict[str, Any] = {"app": self, "db": self.db, "clock": self.clock, "people": self.people}
+        self.cli_commands: dict[str, CliCommand] = {}
+        self.plugins: list[str] = []
+        self._startup: list[Hook] = []
+        self._shutdown: list[Hook] = []
+        self._seeders: list[Hook] = []
+        self._stopping = asyncio.Event()
+        self.started = False
+
+    # -- registration (no I/O) ---------------------------------------------------------------
+
+    def load_plugins(self, modules: Iterable[str]) -> None:
+        for name in modules:
+            module = importlib.import_module(name)
+            module.setup(self)
+            self.plugins.append(name)
+
+    def include_router(self, router: Router) -> None:
+        self.router.include(router)
+
+    def provide(self, name: str, obj: Any) -> Any:
+        """Make `obj` injectable into handlers by parameter name (and reachable as app.deps)."""
+        self.deps[name] = obj
+        return obj
+
+    def add_channel(self, channel: Channel) -> None:
+        self.channels[channel.name] = channel
+
+    def on_startup(self, hook: Hook) -> Hook:
+        self._startup.append(hook)
+        return hook
+
+    def on_shutdown(self, hook: Hook) -> Hook:
+        self._shutdown.append(hook)
+        return hook
+
+    def on_seed_demo(self, hook: Hook) -> Hook:
+        """Runs once, on the first start of an empty database, when demo data is enabled."""
+        self._seeders.append(hook)
+        return hook
+
+    def add_cli(
+        self,
+        name: str,
+        help: str,
+        configure: Callable[[argparse.ArgumentParser], None],
+        run: Callable[[App, argparse.Namespace], Awaitable[int | None]],
+        *,
+        needs_db: bool = True,
+    ) -> None:
+        if name in self.cli_commands:
+            raise ValueError(f"CLI command {name!r} registered twice")
+        self.cli_commands[name] = CliCommand(name, help, configure, run, needs_db)
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def send(
+        self,
+        address: Address,
+        body: str,
+        *,
+        kind: OutboundKind = OutboundKind.PROACTIVE,
+        key: str | None = None,
+        buttons: list[Button] | None = None,
+        thread: str | None = None,
+        person: Person | None = None,
+        compliance: bool = False,
+    ) -> Outbound:
+        """Queue a message through the outbox (the only way anything is sent)."""
+        if person is None:
+            person = await self.people.by_address(address)
+        quiet_tz = None
+        if kind is OutboundKind.PROACTIVE and self._holds_for_quiet_hours(address, person):
+            quiet_tz = person.timezone if person else self.settings.default_timezone
+        outbound = Outbound(
+            address=address,
+            body=body,
+            kind=kind,
+            idempotency_key=key,
+            buttons=list(buttons or []),
+            thread=thread,
+            person_id=person.id if person else None,
+            quiet_tz=quiet_tz,
+            compliance=compliance,
+        )
+        return await self.outbox.enqueue(outbound)
+
+    def _holds_for_quiet_hours(self, address: Address, person: Person | None) -> bool:
+        if person is None:
+            return address.channel == "sms"
+        return person.has_any(frozenset(self.settings.quiet_hours_roles))
+
+    async def person_for(self, address: Address) -> Person | None:
+        return await self.people.by_address(address)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open_db(self) -> None:
+        await self.db.upgrade()
+
+    async def seed_demo_if_empty(self) -> bool:
+        if not self.settings.demo or await self.people.count() > 0:
+            return False
+        log.info("seeding demo data")
+        for hook in self._seeders:
+            await hook(self)
+        return True
+
+    async def start(self, *, run_scheduler: bool = True) -> None:
+        """Open the database, seed, start channels, the outbox, the scheduler and HTTP.
+
+        Tests pass `run_scheduler=False` and fire jobs with `scheduler.run_due()` on a fake clock.
+        """
+        await self.open_db()
+        await self.seed_demo_if_empty()
+        for hook in self._startup:
+            await hook(self)
+        for channel in self.channels.values():
+            self.outbox.register(channel)
+        await self.outbox.recover()
+        for channel in self.channels.values():
+            await channel.start(self.inbound, self.delivery)
+            log.info("channel started channel=%s", channel.name)
+        await self.dispatcher.recover()
+        self.outbox.start()
+        if run_scheduler:
+            self.scheduler.start()
+        if self.settings.http_enabled:
+            await self.http.start()
+        self.started = True
+
+    async def inbound(self, message: Inbound) -> None:
+        """Channels call this; it returns once the message is committed."""
+        await self.dispatcher.ingest(message)
+
+    async def delivery(self, report: DeliveryReport) -> None:
+        await self.outbox.delivery(report)
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopping.wait()
+
+    async def stop(self) -> None:
+        """Stop taking inbound, finish in-flight work and sends, close the database."""
+        if not self.started:
+            await self.db.close()
+            return
+        self.started = False
+        await self.http.stop()
+        await self.scheduler.stop()
+        for channel in list(self.channels.values()):
+            try:
+                await channel.stop_receiving() if hasattr(channel, "stop_receiving") else None
+            except Exception:
+                log.exception("channel stop_receiving failed channel=%s", channel.name)
+        await self.dispatcher.drain(timeout=self.settings.shutdown_grace)
+        await self.outbox.stop(timeout=self.settings.shutdown_grace)
+        for channel in list(self.channels.values()):
+            try:
+                await channel.stop()
+            except Exception:
+                log.exception("channel stop failed channel=%s", channel.name)
+        for hook in reversed(self._shutdown):
+            try:
+                await hook(self)
+            except Exception:
+                log.exception("shutdown hook failed")
+        await self.db.close()
+
+
+def roles_text(roles: Iterable[Role]) -> str:
+    return ", ".join(sorted(r.value for r in roles)) or "-"

@@ -1,0 +1,302 @@
+"""From a stored inbound message to the one handler that answers it.
+
+Order of work for every message: store it (deduplicated by provider id) and return to the
+channel; then, in the conversation's turn, resolve the sender, apply the compliance keywords,
+match a handler by callback, file, command or free text, check roles, run it, record the outcome.
+Messages of one conversation run one at a time in arrival order; conversations run concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from bot.context import Context
+from bot.directory import normalize_address
+from bot.model import Address, Inbound, OutboundKind, Person, Role
+from bot.router import Handler, HandlerResult, Reply, UsageError, parse_args, split_command
+from storage.conversations import ConversationRepo
+from storage.inbox import FAILED, HANDLED, IGNORED, InboxRepo
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
+
+OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"})
+OPT_IN_WORDS = frozenset({"START", "UNSTOP"})
+HELP_WORDS = frozenset({"HELP", "INFO"})
+
+FALLBACK = "Sorry, something went wrong on our side. Please try again in a few minutes."
+REFUSED = "Sorry, that command isn't available to you."
+STRANGER = "Hi! I don't know you yet, so I can't share anything here. Ask your Huddle admin to enroll you."
+
+COMMAND_STYLE: dict[str, Callable[[str], str]] = {
+    "sms": str.upper,
+    "telegram": lambda n: f"/{n}",
+}
+
+
+class Dispatcher:
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.inbox = InboxRepo(app.db)
+        self.conversations = ConversationRepo(app.db)
+        self._locks: dict[Address, tuple[asyncio.Lock, int]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.contact_text: Callable[[Person | None], str] = lambda _p: (
+            f"{app.settings.store_name}: {app.settings.store_contact}"
+        )
+        self.stranger_text: dict[str, str] = {}
+        self.accepting = True
+
+    # -- intake ------------------------------------------------------------------------------
+
+    async def ingest(self, message: Inbound) -> int | None:
+        """Store the message and schedule its handling; returns once it is committed.
+
+        Returns the row id, or None for a redelivery of a message already stored.
+        """
+        message.address = normalize_address(message.address)
+        inbound_id = await self.inbox.store(message, self.app.clock.now())
+        if inbound_id is None:
+            log.info("duplicate inbound ignored channel=%s provider_id=%s", message.address.channel, message.provider_id)
+            return None
+        message.id = inbound_id
+        self._schedule(message)
+        return inbound_id
+
+    def _schedule(self, message: Inbound) -> None:
+        task = asyncio.create_task(self._in_turn(message), name=f"inbound-{message.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def recover(self) -> int:
+        """Handle messages that were stored but not handled before the last stop."""
+        pending = await self.inbox.unhandled()
+        for message in pending:
+            log.info("handling message left over from last run inbound_id=%s", message.id)
+            self._schedule(message)
+        return len(pending)
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait for messages in progress (graceful stop)."""
+        self.accepting = False
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
+    async def idle(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*set(self._tasks), return_exceptions=True)
+
+    async def _in_turn(self, message: Inbound) -> None:
+        address = message.address
+        lock, users = self._locks.get(address, (asyncio.Lock(), 0))
+        self._locks[address] = (lock, users + 1)
+        try:
+            async with lock:
+                await self.handle(message)
+        finally:
+            lock, users = self._locks[address]
+            if users <= 1:
+                del self._locks[address]
+            else:
+                self._locks[address] = (lock, users - 1)
+
+    # -- handling ----------------------------------------------------------------------------
+
+    async def handle(self, message: Inbound) -> None:
+        app = self.app
+        assert message.id is not None
+        person: Person | None = None
+        ctx: Context | None = None
+        try:
+            person = await app.directory.resolve(message.address, message.display_name)
+            if await self._compliance(message, person):
+                await self.inbox.finish(message.id, HANDLED, app.clock.now(), person_id=_pid(person), handler="compliance")
+                return
+            state = await self.conversations.load(person.id, message.address.channel) if person and person.id else {}
+            before = json.dumps(state, sort_keys=True, default=str)
+            ctx = Context(app, message, person, state=state)
+            outcome = await self._dispatch(ctx)
+            if person and person.id and json.dumps(ctx.state, sort_keys=True, default=str) != before:
+                await self.conversations.save(person.id, message.address.channel, ctx.state, app.clock.now())
+            await self.inbox.finish(
+                message.id, outcome, app.clock.now(), person_id=_pid(person), handler=ctx.handler_name or None
+            )
+        except Exception as exc:
+            log.exception(
+                "handler failed inbound_id=%s channel=%s handler=%s",
+                message.id,
+                message.address.channel,
+                ctx.handler_name if ctx else "-",
+            )
+            try:
+                await self.inbox.finish(
+                    message.id,
+                    FAILED,
+                    app.clock.now(),
+                    person_id=_pid(person),
+                    handler=ctx.handler_name if ctx else None,
+                    error=f"{type(exc).__name__}: {exc}"[:2000],
+                )
+                fallback = ctx or Context(app, message, person)
+                await fallback.reply(FALLBACK)
+            except Exception:
+                log.exception("could not record handler failure inbound_id=%s", message.id)
+
+    async def _compliance(self, message: Inbound, person: Person | None) -> bool:
+        """STOP / START / HELP words on texting channels: the law's rules, before any handler."""
+        if message.address.channel not in self.app.settings.compliance_channels or message.callback_data:
+            return False
+        word = message.text.strip().upper()
+        now = self.app.clock.now()
+        if word in OPT_OUT_WORDS:
+            already = await self.app.people.is_opted_out(message.address)
+            await self.app.people.set_opt_out(message.address, True, word, now)
+            if not already:
+                await self.app.send(
+                    message.address,
+                    f"{self.app.settings.store_name}: you're unsubscribed and will get no more messages. "
+                    "Reply START to resubscribe.",
+                    key=f"in:{message.id}:optout",
+                    person=person,
+                    compliance=True,
+                    kind=OutboundKind.REPLY,
+                )
+            return True
+        if word in OPT_IN_WORDS:
+            await self.app.people.set_opt_out(message.address, False, word, now)
+            await self.app.send(
+                message.address,
+                f"{self.app.settings.store_name}: you're subscribed again. Reply STOP to opt out, HELP for help.",
+                key=f"in:{message.id}:optin",
+                person=person,
+                compliance=True,
+                kind=OutboundKind.REPLY,
+            )
+            return True
+        if word in HELP_WORDS:
+            text = self.contact_text(person)
+            commands = self.help_lines(person, message.address.channel)
+            if commands and person is not None and not person.roles <= {Role.CUSTOMER}:
+                text = "\n".join([*commands, "", text])
+            await self.app.send(
+                message.address, text, key=f"in:{message.id}:help", person=person, compliance=True, kind=OutboundKind.REPLY
+            )
+            return True
+        return False
+
+    async def _dispatch(self, ctx: Context) -> str:
+        message, person = ctx.inbound, ctx.person
+        root = self.app.router
+        self._map_numbered_reply(ctx)
+
+        if message.callback_data is not None:
+            for h in root.all("callbacks"):
+                if message.callback_data.startswith(h.prefix) and h.allows(person):
+                    ctx.args = message.callback_data[len(h.prefix) :]
+                    return await self._run(ctx, h, {})
+            await ctx.reply(REFUSED if person else self._stranger(ctx))
+            return IGNORED
+
+        if message.files:
+            for h in root.all("files"):
+                if h.allows(person) and await h.passes_filters(ctx):
+                    return await self._run(ctx, h, {})
+
+        split = split_command(message.text)
+        if split is not None:
+            name, args = split
+            matches = [h for h in root.all("commands") if name in h.names]
+            if matches:
+                allowed = next((h for h in matches if h.allows(person)), None)
+                if allowed is None:
+                    await ctx.reply(REFUSED if person else self._stranger(ctx))
+                    return IGNORED
+                ctx.command, ctx.args = name, args
+                try:
+                    kwargs = parse_args(allowed, args)
+                except UsageError as exc:
+                    await ctx.reply(self._usage(allowed, ctx.channel, exc.message))
+                    ctx.handler_name = allowed.qualname
+                    return HANDLED
+                return await self._run(ctx, allowed, kwargs)
+
+        if not message.text.lstrip().startswith("/"):
+            for h in root.all("messages"):
+                if h.allows(person) and await h.passes_filters(ctx):
+                    return await self._run(ctx, h, {})
+
+        if person is None or not person.roles:
+            await ctx.reply(self._stranger(ctx))
+            return IGNORED
+        lines = self.help_lines(person, ctx.channel)
+        intro = "I didn't understand that." if split is None else f"I don't know the command “{split[0]}”."
+        await ctx.reply("\n".join([intro, "You can use:", *lines]) if lines else intro)
+        return IGNORED
+
+    def _map_numbered_reply(self, ctx: Context) -> None:
+        buttons = ctx.state.get("_buttons")
+        text = ctx.inbound.text.strip()
+        if buttons and text.isdigit() and ctx.inbound.callback_data is None:
+            n = int(text)
+            if 1 <= n <= len(buttons):
+                ctx.inbound.callback_data = buttons[n - 1][1]
+                ctx.state.pop("_buttons", None)
+
+    def _stranger(self, ctx: Context) -> str:
+        return self.stranger_text.get(ctx.channel, STRANGER)
+
+    def command_label(self, name: str, channel: str) -> str:
+        return COMMAND_STYLE.get(channel, lambda n: n)(name)
+
+    def help_lines(self, person: Person | None, channel: str) -> list[str]:
+        lines = []
+        seen: set[str] = set()
+        for h in self.app.router.all("commands"):
+            if h.hidden or not h.allows(person) or h.names[0] in seen or h.roles is None:
+                continue
+            seen.add(h.names[0])
+            usage = h.usage.replace(h.names[0], self.command_label(h.names[0], channel), 1)
+            lines.append(f"{usage} — {h.help}" if h.help else usage)
+        return lines
+
+    def _usage(self, handler: Handler, channel: str, detail: str | None) -> str:
+        usage = handler.usage.replace(handler.names[0], self.command_label(handler.names[0], channel), 1)
+        return f"{detail + ' ' if detail else ''}Usage: {usage}"
+
+    async def _run(self, ctx: Context, handler: Handler, kwargs: dict[str, Any]) -> str:
+        ctx.handler_name = handler.qualname
+        for name in handler.injected:
+            if name in self.app.deps:
+                kwargs[name] = self.app.deps[name]
+            elif name == "person":
+                kwargs[name] = ctx.person
+        chain = self.app.router.middlewares_for(handler)
+
+        async def call(i: int = 0) -> HandlerResult:
+            if i < len(chain):
+                return await chain[i](ctx, lambda: call(i + 1))
+            result = handler.func(ctx, **kwargs)
+            return await result if inspect.isawaitable(result) else result
+
+        try:
+            result = await call()
+        except UsageError as exc:
+            await ctx.reply(self._usage(handler, ctx.channel, exc.message) if handler.names else (exc.message or ""))
+            return HANDLED
+        if isinstance(result, Reply):
+            await ctx.reply(result.text, result.buttons)
+        elif isinstance(result, str) and result:
+            await ctx.reply(result)
+        return HANDLED
+
+
+def _pid(person: Person | None) -> int | None:
+    return person.id if person else None
+

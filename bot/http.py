@@ -1,0 +1,84 @@
+"""The shared HTTP server (aiohttp): health, webhooks and admin routes of every plugin.
+
+Routes are added before start. `admin` routes require `Authorization: Bearer <HUDDLE_ADMIN_TOKEN>`
+(compared in constant time); without a configured token they answer 401, never open.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from bot.settings import CoreSettings
+
+log = logging.getLogger(__name__)
+
+RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def bearer_ok(request: web.Request, token: str | None) -> bool:
+    if not token:
+        return False
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        given = request.query.get("token", "")
+    return bool(given) and hmac.compare_digest(given.encode(), token.encode())
+
+
+class HttpServer:
+    def __init__(self, settings: CoreSettings) -> None:
+        self.settings = settings
+        self.web = web.Application(client_max_size=1024**2 * 2)
+        self.web.router.add_get("/healthz", self._health)
+        self.runner: web.AppRunner | None = None
+        self.port: int | None = None
+        self.health_checks: dict[str, Callable[[], Awaitable[bool]]] = {}
+
+    def route(self, method: str, path: str, handler: RouteHandler, *, admin: bool = False) -> None:
+        if admin:
+            handler = self.require_admin(handler)
+        self.web.router.add_route(method, path, handler)
+
+    def require_admin(self, handler: RouteHandler) -> RouteHandler:
+        token = self.settings.admin_token.get_secret_value() if self.settings.admin_token else None
+
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            if not bearer_ok(request, token):
+                return web.json_response(
+                    {"error": "unauthorized: send Authorization: Bearer <HUDDLE_ADMIN_TOKEN>"}, status=401
+                )
+            return await handler(request)
+
+        return guarded
+
+    async def _health(self, _request: web.Request) -> web.Response:
+        checks = {}
+        for name, check in self.health_checks.items():
+            try:
+                checks[name] = await check()
+            except Exception:
+                checks[name] = False
+        ok = all(checks.values())
+        return web.json_response({"ok": ok, "checks": checks}, status=200 if ok else 503)
+
+    async def start(self, host: str | None = None, port: int | None = None) -> int:
+        self.runner = web.AppRunner(self.web, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, host or self.settings.http_host, self.settings.http_port if port is None else port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else self.settings.http_port
+        log.info("http listening host=%s port=%s", host or self.settings.http_host, self.port)
+        return self.port
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None

@@ -1,0 +1,360 @@
+"""Sending: one loop per channel that claims stored messages and hands them to the provider.
+
+At the last step before each send it checks consent (opt-out), reachability and quiet hours;
+it paces every channel with token buckets (global and per recipient), keeps each recipient's
+messages in order, retries what the provider says is retryable with exponential backoff and
+jitter (honouring retry_after), and never retries a permanent failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from bot.clock import Clock
+from bot.model import Address, DeliveryReport, Outbound, OutboundKind, OutboundStatus
+from channels.base import Channel, Pacing, PermanentSendError, RetryableSendError, degrade_buttons
+from storage.db import Database
+from storage.outbox import OutboxRepo
+from storage.people import PeopleRepo, opted_out_in, unreachable_in
+
+if TYPE_CHECKING:
+    from bot.settings import CoreSettings
+
+log = logging.getLogger(__name__)
+
+
+class TokenBucket:
+    """`rate` tokens per second up to `burst`; `pause` empties it for a provider's retry_after."""
+
+    def __init__(self, rate: float | None, burst: int, clock: Clock) -> None:
+        self.rate = rate
+        self.burst = max(1, burst)
+        self.clock = clock
+        self.tokens = float(self.burst)
+        self.stamp = clock.monotonic()
+        self.blocked_until = 0.0
+
+    def _refill(self) -> None:
+        now = self.clock.monotonic()
+        if self.rate:
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+
+    def wait_time(self) -> float:
+        if self.rate is None:
+            return max(0.0, self.blocked_until - self.clock.monotonic())
+        self._refill()
+        blocked = max(0.0, self.blocked_until - self.clock.monotonic())
+        if self.tokens >= 1:
+            return blocked
+        return max(blocked, (1 - self.tokens) / self.rate)
+
+    async def acquire(self) -> None:
+        while (wait := self.wait_time()) > 0:
+            await self.clock.sleep(wait)
+        if self.rate is not None:
+            self.tokens -= 1
+
+    def pause(self, seconds: float) -> None:
+        self.blocked_until = max(self.blocked_until, self.clock.monotonic() + seconds)
+
+    @property
+    def full(self) -> bool:
+        if self.rate is None:
+            return True
+        self._refill()
+        return self.tokens >= self.burst
+
+
+def in_quiet_hours(now: datetime, tz: str, start: time, end: time) -> datetime | None:
+    """If `now` falls in the quiet window in zone `tz`, the UTC time it ends; else None."""
+    local = now.astimezone(ZoneInfo(tz))
+    t = local.time()
+    quiet = (t >= start or t < end) if start > end else (start <= t < end)
+    if not quiet:
+        return None
+    end_day = local.date() if t < end else local.date() + timedelta(days=1)
+    ends = datetime.combine(end_day, end, tzinfo=ZoneInfo(tz))
+    return ends.astimezone(now.tzinfo)
+
+
+def backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Exponential backoff with equal jitter: half fixed, half random, capped."""
+    delay = min(cap, base * (2 ** max(0, attempt - 1)))
+    return delay / 2 + rng.uniform(0, delay / 2)
+
+
+class ChannelSender:
+    def __init__(self, outbox: Outbox, channel: Channel, pacing: Pacing) -> None:
+        self.outbox = outbox
+        self.channel = channel
+        self.pacing = pacing
+        clock = outbox.clock
+        self.global_bucket = TokenBucket(pacing.global_rate, pacing.global_burst, clock)
+        self.recipient_buckets: dict[Address, TokenBucket] = {}
+        self.lanes: dict[Address, list[Outbound]] = {}
+        self.lane_tasks: set[asyncio.Task[None]] = set()
+        self.slots = asyncio.Semaphore(max(1, pacing.concurrency))
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.running = False
+        self.in_flight = 0
+        self.pacing_waits = 0
+        self.unsent: list[Outbound] = []
+
+    @property
+    def backlog(self) -> int:
+        return sum(len(v) for v in self.lanes.values())
+
+    def start(self) -> None:
+        self.running = True
+        self.task = asyncio.create_task(self._loop(), name=f"outbox-{self.channel.name}")
+
+    async def stop(self, timeout: float | None) -> None:
+        """Finish the sends in flight (up to `timeout`), put back what was claimed but not sent."""
+        self.running = False
+        self.wake.set()
+        if self.task:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while self.in_flight and (deadline is None or loop.time() < deadline):
+            await asyncio.sleep(0.01)
+        tasks = list(self.lane_tasks)
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self.unsent:
+            await self.outbox.repo.release([m.id for m in self.unsent if m.id is not None], self.outbox.clock.now())
+            self.unsent.clear()
+
+    async def _loop(self) -> None:
+        o = self.outbox
+        while self.running:
+            try:
+                limit = max(1, self.pacing.concurrency * 4 - self.backlog)
+                claimed = await o.repo.claim(self.channel.name, o.settings.worker_id, o.clock.now(), limit)
+                for msg in claimed:
+                    self._enqueue_lane(msg)
+                if len(claimed) >= limit:
+                    await asyncio.sleep(0)
+                    continue
+                await self._sleep_until_work()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox loop error channel=%s", self.channel.name)
+                await o.clock.sleep(1.0)
+
+    async def _sleep_until_work(self) -> None:
+        o = self.outbox
+        self.wake.clear()
+        wait = o.settings.outbox_poll_interval
+        due = await o.repo.next_due(self.channel.name)
+        if due is not None:
+            wait = min(wait, max(0.0, (due - o.clock.now()).total_seconds()))
+        if wait <= 0:
+            return
+        waker = asyncio.create_task(self.wake.wait())
+        sleeper = asyncio.create_task(o.clock.sleep(wait))
+        try:
+            await asyncio.wait({waker, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waker.cancel()
+            sleeper.cancel()
+
+    def _enqueue_lane(self, msg: Outbound) -> None:
+        lane = self.lanes.get(msg.address)
+        if lane is not None:
+            lane.append(msg)
+            return
+        self.lanes[msg.address] = [msg]
+        task = asyncio.create_task(self._run_lane(msg.address), name=f"lane-{msg.address}")
+        self.lane_tasks.add(task)
+        task.add_done_callback(self.lane_tasks.discard)
+
+    async def _run_lane(self, address: Address) -> None:
+        """Send one recipient's messages in order, at that recipient's pace."""
+        lane = self.lanes[address]
+        bucket = self.recipient_buckets.get(address)
+        if bucket is None:
+            bucket = TokenBucket(self.pacing.per_recipient_rate, self.pacing.per_recipient_burst, self.outbox.clock)
+            self.recipient_buckets[address] = bucket
+        try:
+            while lane and self.running:
+                msg = lane[0]
+                self.pacing_waits += 1
+                try:
+                    await bucket.acquire()
+                    await self.global_bucket.acquire()
+                finally:
+                    self.pacing_waits -= 1
+                async with self.slots:
+                    self.in_flight += 1
+                    try:
+                        retry_at = await self.outbox.deliver(self.channel, msg, self)
+                    finally:
+                        self.in_flight -= 1
+                lane.pop(0)
+                if retry_at is not None:
+                    # Keep this recipient's order: what was queued behind waits for the retry.
+                    for later in lane:
+                        await self.outbox.repo.defer(later, retry_at, "waiting behind a retry", self.outbox.clock.now())
+                    lane.clear()
+        finally:
+            if not self.running and self.in_flight == 0:
+                self.unsent.extend(lane)
+            self.lanes.pop(address, None)
+            if bucket.full:
+                self.recipient_buckets.pop(address, None)
+
+
+class Outbox:
+    def __init__(self, db: Database, clock: Clock, settings: CoreSettings, people: PeopleRepo) -> None:
+        self.db = db
+        self.repo = OutboxRepo(db)
+        self.clock = clock
+        self.settings = settings
+        self.people = people
+        self.senders: dict[str, ChannelSender] = {}
+        self.rng = random.Random()
+        self.on_sent: list[Callable[[Outbound], Awaitable[None]]] = []
+
+    def register(self, channel: Channel) -> None:
+        pacing = self.pacing_for(channel)
+        self.senders[channel.name] = ChannelSender(self, channel, pacing)
+
+    def pacing_for(self, channel: Channel) -> Pacing:
+        """The channel's own limits, with the configured rates for the known providers."""
+        p = channel.pacing
+        s = self.settings
+        if channel.name == "telegram":
+            burst = max(1, int(s.telegram_rate or 1))
+            return Pacing(s.telegram_rate, burst, s.telegram_per_chat_rate,
+                          p.per_recipient_burst, p.concurrency)
+        if channel.name == "slack":
+            return Pacing(p.global_rate, p.global_burst, s.slack_per_channel_rate, p.per_recipient_burst, p.concurrency)
+        if channel.name == "sms" and s.sms_rate is not None:
+            return Pacing(s.sms_rate, 1, p.per_recipient_rate, p.per_recipient_burst, 1)
+        return p
+
+    async def enqueue(self, msg: Outbound) -> Outbound:
+        stored, _new = await self.repo.enqueue(msg, self.clock.now())
+        sender = self.senders.get(msg.address.channel)
+        if sender is not None:
+            sender.wake.set()
+        return stored
+
+    def start(self) -> None:
+        for sender in self.senders.values():
+            sender.start()
+
+    async def stop(self, timeout: float | None = None) -> None:
+        await asyncio.gather(*(s.stop(timeout) for s in self.senders.values()))
+
+    async def recover(self) -> int:
+        count = await self.repo.recover(
+            self.settings.worker_id, list(self.senders), self.clock.now(), self.settings.outbox_lease
+        )
+        if count:
+            log.warning("re-queued %d message(s) left in flight by the last run; they are flagged resent", count)
+        return count
+
+    async def idle(self) -> None:
+        """Wait until nothing is in flight and nothing due is queued, except what waits for its pace."""
+        while True:
+            busy = False
+            for name, sender in self.senders.items():
+                if sender.in_flight or len(sender.lane_tasks) > sender.pacing_waits:
+                    busy = True
+                    break
+                due = await self.repo.next_due(name)
+                if due is not None and due <= self.clock.now():
+                    sender.wake.set()
+                    busy = True
+                    break
+            if not busy:
+                return
+            await asyncio.sleep(0.001)
+
+    async def delivery(self, report: DeliveryReport) -> None:
+        msg = await self.repo.delivery(report, self.clock.now())
+        if msg is None:
+            log.info("delivery report for unknown message channel=%s provider_id=%s", report.channel, report.provider_id)
+        else:
+            log.info("delivery report outbox_id=%s status=%s", msg.id, msg.status)
+
+    async def deliver(self, channel: Channel, msg: Outbound, sender: ChannelSender) -> datetime | None:
+        """The last step: consent, reachability and quiet hours, then the provider call.
+
+        Returns when the message will be tried again, if it will.
+        """
+        now = self.clock.now()
+        async with self.db.read() as conn:
+            opted_out = await opted_out_in(conn, msg.address)
+            unreachable = await unreachable_in(conn, msg.address)
+        if opted_out and not msg.compliance:
+            await self.repo.mark_failed(msg, "opted out", now, refused=True)
+            log.info("not sent: recipient opted out outbox_id=%s", msg.id)
+            return None
+        if unreachable:
+            await self.repo.mark_failed(msg, f"unreachable: {unreachable}", now, refused=True)
+            return None
+        if msg.kind is OutboundKind.PROACTIVE and msg.quiet_tz:
+            until = in_quiet_hours(now, msg.quiet_tz, self.settings.quiet_hours_start, self.settings.quiet_hours_end)
+            if until is not None:
+                await self.repo.defer(msg, until, "held for quiet hours", now)
+                return None
+        to_send = msg
+        if msg.buttons and not channel.capabilities.buttons:
+            to_send = Outbound(**{**_fields(msg), "body": degrade_buttons(msg.body, msg.buttons), "buttons": []})
+        try:
+            result = await channel.send(to_send)
+        except RetryableSendError as exc:
+            return await self._retry(msg, exc.reason, exc.retry_after, sender)
+        except PermanentSendError as exc:
+            await self.repo.mark_failed(msg, exc.reason, self.clock.now())
+            if exc.unreachable:
+                await self.people.mark_unreachable(msg.address, exc.reason, self.clock.now())
+            log.warning("send failed permanently outbox_id=%s channel=%s reason=%s", msg.id, channel.name, exc.reason)
+            return None
+        except Exception as exc:  # a bug or an unexpected provider answer: keep the message
+            log.exception("send raised outbox_id=%s channel=%s", msg.id, channel.name)
+            return await self._retry(msg, f"{type(exc).__name__}: {exc}", None, sender)
+        await self.repo.mark_sent(msg, list(result.provider_ids), result.delivered, self.clock.now())
+        for hook in self.on_sent:
+            await hook(msg)
+        return None
+
+    async def _retry(
+        self, msg: Outbound, reason: str, retry_after: float | None, sender: ChannelSender
+    ) -> datetime | None:
+        now = self.clock.now()
+        if msg.attempts >= self.settings.outbox_max_attempts:
+            await self.repo.mark_failed(msg, f"gave up after {msg.attempts} attempts: {reason}", now)
+            return None
+        delay = backoff(msg.attempts, self.settings.outbox_backoff_base, self.settings.outbox_backoff_max, self.rng)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+            sender.global_bucket.pause(retry_after)
+        retry_at = now + timedelta(seconds=delay)
+        await self.repo.mark_retry(msg, retry_at, reason, now)
+        log.info("send will be retried outbox_id=%s in=%.1fs reason=%s", msg.id, delay, reason)
+        return retry_at
+
+
+def _fields(msg: Outbound) -> dict[str, object]:
+    return {f: getattr(msg, f) for f in msg.__dataclass_fields__}
+
+
+__all__ = ["Outbox", "OutboundStatus", "TokenBucket", "backoff", "in_quiet_hours"]

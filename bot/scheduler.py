@@ -1,0 +1,270 @@
+"""Jobs on cron and interval schedules (APScheduler 3), each run recorded by a key.
+
+Every run is claimed in `job_runs` under (job, scope, period) before it does anything, so a
+restart, a misfire, a catch-up after downtime or a second process never runs the same coaching
+twice. The period comes from the *scheduled* fire time, not from when the run happened to start.
+Tests drive the same code with `run_due(now)` on a fake clock instead of the wall-clock loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.combining import OrTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from pydantic import Field
+
+from bot.clock import Clock
+from bot.config_file import StrictModel
+from storage.job_runs import JobRunRepo
+
+if TYPE_CHECKING:
+    from bot.settings import CoreSettings
+    from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+DAY_NAMES = ["sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobRun:
+    job: str
+    scope: str
+    period: str
+    fire_time: datetime
+
+
+JobFunc = Callable[[JobRun], Awaitable[None]]
+PeriodFunc = Callable[[datetime], str]
+
+
+def by_minute(fire_time: datetime) -> str:
+    return fire_time.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def daily(tz: str) -> PeriodFunc:
+    """One run per local day in `tz` (a briefing per team lead per day)."""
+    zone = ZoneInfo(tz)
+    return lambda t: t.astimezone(zone).date().isoformat()
+
+
+def weekly(tz: str) -> PeriodFunc:
+    zone = ZoneInfo(tz)
+
+    def period(t: datetime) -> str:
+        year, week, _ = t.astimezone(zone).isocalendar()
+        return f"{year}-W{week:02d}"
+
+    return period
+
+
+@dataclass(slots=True)
+class Job:
+    name: str
+    trigger: BaseTrigger
+    func: JobFunc
+    scope: str = ""
+    period: PeriodFunc = by_minute
+    last_checked: datetime | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}:{self.scope}" if self.scope else self.name
+
+
+def cron(expr: str, tz: str) -> CronTrigger:
+    """A crontab line (minute hour day month weekday) read as crontab reads it (0 = Sunday)."""
+    fields = expr.split()
+    if len(fields) != 5:
+        raise ValueError(f"cron needs 5 fields (minute hour day month weekday), got {expr!r}")
+    minute, hour, day, month, dow = fields
+
+    def day_name(token: str) -> str:
+        return DAY_NAMES[int(token)] if token.isdigit() else token.lower()
+
+    if dow != "*":
+        parts = []
+        for item in dow.split(","):
+            if "-" in item:
+                a, b = item.split("-", 1)
+                parts.append(f"{day_name(a)}-{day_name(b)}")
+            else:
+                parts.append(day_name(item))
+        dow = ",".join(parts)
+    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=dow, timezone=ZoneInfo(tz))
+
+
+class ScheduleException(StrictModel):
+    days: list[str]
+    cron: str
+
+
+class ScheduleSpec(StrictModel):
+    """A schedule from config: `cron` or `interval_minutes`, with weekday exceptions.
+
+    [schedules.chatter_ingest]
+    cron = "30 7 * * *"
+    timezone = "UTC"
+    exceptions = [{ days = ["mon"], cron = "30 15 * * mon" }]
+    """
+
+    cron: str | None = None
+    interval_minutes: float | None = Field(None, gt=0)
+    timezone: str = "UTC"
+    exceptions: list[ScheduleException] = Field(default_factory=list)
+    enabled: bool = True
+
+    def trigger(self) -> BaseTrigger:
+        ZoneInfo(self.timezone)
+        if self.interval_minutes:
+            return IntervalTrigger(minutes=self.interval_minutes, timezone=ZoneInfo(self.timezone))
+        if not self.cron:
+            raise ValueError("a schedule needs cron or interval_minutes")
+        if not self.exceptions:
+            return cron(self.cron, self.timezone)
+        skipped = {d.lower()[:3] for e in self.exceptions for d in e.days}
+        kept = [d for d in DAY_NAMES[1:] if d not in skipped]
+        minute, hour, day, month, dow = self.cron.split()
+        base_days = kept if dow == "*" else [d for d in dow.split(",") if d.lower()[:3] not in skipped]
+        triggers: list[BaseTrigger] = []
+        if base_days:
+            triggers.append(cron(f"{minute} {hour} {day} {month} {','.join(base_days)}", self.timezone))
+        triggers += [cron(e.cron, self.timezone) for e in self.exceptions]
+        return OrTrigger(triggers)
+
+
+def fire_times(trigger: BaseTrigger, after: datetime, until: datetime) -> list[datetime]:
+    """Scheduled fire times in (after, until]."""
+    times: list[datetime] = []
+    t = trigger.get_next_fire_time(None, after + timedelta(microseconds=1))
+    while t is not None and t <= until and len(times) < 10_000:
+        times.append(t)
+        t = trigger.get_next_fire_time(t, t + timedelta(microseconds=1))
+    return times
+
+
+class Scheduler:
+    def __init__(self, db: Database, clock: Clock, settings: CoreSettings) -> None:
+        self.runs = JobRunRepo(db)
+        self.clock = clock
+        self.settings = settings
+        self.jobs: dict[str, Job] = {}
+        self._aps: AsyncIOScheduler | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- declaring jobs ------------------------------------------------------------------------
+
+    def add(
+        self,
+        name: str,
+        trigger: BaseTrigger | ScheduleSpec,
+        func: JobFunc,
+        *,
+        scope: str = "",
+        period: PeriodFunc = by_minute,
+    ) -> Job:
+        if isinstance(trigger, ScheduleSpec):
+            trigger = trigger.trigger()
+        job = Job(name, trigger, func, scope, period, last_checked=self.clock.now())
+        self.jobs[job.id] = job
+        if self._aps is not None:
+            self._schedule(job)
+        return job
+
+    def remove(self, name: str, scope: str = "") -> None:
+        job = self.jobs.pop(f"{name}:{scope}" if scope else name, None)
+        if job is not None and self._aps is not None and self._aps.get_job(job.id):
+            self._aps.remove_job(job.id)
+
+    # -- running -------------------------------------------------------------------------------
+
+    async def run_once(self, job: str, scope: str, period: str, func: Callable[[], Awaitable[Any]]) -> bool:
+        """Run `func` only if (job, scope, period) has not run before; True if it ran now."""
+        run_id = await self.runs.claim(job, scope, period, self.clock.now())
+        if run_id is None:
+            log.info("skipped, already ran job=%s scope=%s period=%s", job, scope, period)
+            return False
+        try:
+            await func()
+        except Exception as exc:
+            log.exception("job failed job=%s scope=%s period=%s", job, scope, period)
+            await self.runs.finish(run_id, self.clock.now(), error=f"{type(exc).__name__}: {exc}"[:2000])
+            return True
+        await self.runs.finish(run_id, self.clock.now())
+        return True
+
+    async def fire(self, job: Job, fire_time: datetime) -> bool:
+        run = JobRun(job.name, job.scope, job.period(fire_time), fire_time)
+        return await self.run_once(job.name, job.scope, run.period, lambda: job.func(run))
+
+    async def run_due(self, now: datetime | None = None) -> list[JobRun]:
+        """Fire every job whose latest scheduled time since the last check has passed (coalesced)."""
+        now = now or self.clock.now()
+        ran: list[JobRun] = []
+        for job in list(self.jobs.values()):
+            since = job.last_checked or now
+            times = fire_times(job.trigger, since, now)
+            job.last_checked = now
+            if times and await self.fire(job, times[-1]):
+                ran.append(JobRun(job.name, job.scope, job.period(times[-1]), times[-1]))
+        return ran
+
+    async def catch_up(self) -> list[JobRun]:
+        """After downtime: run each job's latest missed time if still within the grace period."""
+        now = self.clock.now()
+        for job in self.jobs.values():
+            job.last_checked = now - timedelta(seconds=self.settings.scheduler_misfire_grace)
+        return await self.run_due(now)
+
+    def start(self) -> None:
+        self._aps = AsyncIOScheduler(
+            job_defaults={
+                "misfire_grace_time": self.settings.scheduler_misfire_grace,
+                "coalesce": True,
+                "max_instances": 1,
+            },
+            timezone=ZoneInfo("UTC"),
+        )
+        for job in self.jobs.values():
+            self._schedule(job)
+        self._aps.start()
+        task = asyncio.create_task(self.catch_up(), name="scheduler-catch-up")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _schedule(self, job: Job) -> None:
+        assert self._aps is not None
+
+        async def run() -> None:
+            now = self.clock.now()
+            grace = timedelta(seconds=self.settings.scheduler_misfire_grace)
+            times = fire_times(job.trigger, now - grace, now + timedelta(seconds=1))
+            if times:
+                await self.fire(job, times[-1])
+
+        self._aps.add_job(run, job.trigger, id=job.id, replace_existing=True, name=job.id)
+
+    async def stop(self) -> None:
+        if self._aps is not None and self._aps.running:
+            self._aps.shutdown(wait=False)
+        self._aps = None
+        for t in list(self._tasks):
+            t.cancel()
+
+    def describe(self) -> list[tuple[str, str]]:
+        now = self.clock.now()
+        out = []
+        for job in self.jobs.values():
+            nxt = job.trigger.get_next_fire_time(None, now)
+            out.append((job.id, nxt.isoformat() if nxt else "-"))
+        return out

@@ -1,0 +1,71 @@
+"""Core settings from HUDDLE_* environment variables and `.env` (pydantic-settings).
+
+Each plugin and channel keeps its own settings class with the same prefix, so this file only
+knows what the core needs. Secrets are `SecretStr`: they never print.
+"""
+
+from __future__ import annotations
+
+import socket
+from datetime import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.model import Role
+
+
+class HuddleSettings(BaseSettings):
+    """Base for every Huddle settings class: HUDDLE_ prefix, `.env`, unknown keys ignored."""
+
+    model_config = SettingsConfigDict(env_prefix="HUDDLE_", env_file=".env", extra="ignore")
+
+
+class CoreSettings(HuddleSettings):
+    database_url: str = Field("huddle.db", description="SQLite file path or postgresql:// URL")
+    durable_commits: bool = Field(True, description="fsync every commit (SQLite synchronous=FULL)")
+    config: Path | None = Field(None, description="TOML file with people, stores, teams, shifts, schedules")
+    demo: bool = Field(True, description="seed demo data into an empty database on first start")
+    console: bool = Field(True, description="run the console channel when stdin is a terminal")
+
+    http_enabled: bool = True
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=0, le=65535)
+    admin_token: SecretStr | None = Field(None, description="bearer token for /api and /dashboard")
+
+    log_format: Literal["kv", "json"] = "kv"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    default_timezone: str = "UTC"
+    quiet_hours_start: time = time(21, 0)
+    quiet_hours_end: time = time(8, 0)
+    quiet_hours_roles: list[Role] = Field(default_factory=lambda: [Role.CUSTOMER])
+
+    store_name: str = "our store"
+    store_contact: str = "Reply HELP for help or STOP to opt out."
+    compliance_channels: list[str] = Field(default_factory=lambda: ["sms", "console"])
+
+    worker_id: str = Field(default_factory=socket.gethostname)
+    outbox_max_attempts: int = Field(8, ge=1)
+    outbox_backoff_base: float = Field(2.0, gt=0, description="seconds before the first retry")
+    outbox_backoff_max: float = Field(600.0, gt=0)
+    outbox_poll_interval: float = Field(5.0, gt=0, description="seconds between sweeps for work of other processes")
+    outbox_lease: float = Field(300.0, gt=0, description="seconds before another worker may take over an in-flight row")
+    shutdown_grace: float = Field(10.0, ge=0)
+
+    telegram_rate: float | None = Field(30.0, description="messages/s over all chats (None: unpaced)")
+    telegram_per_chat_rate: float | None = Field(1.0, description="messages/s to one chat")
+    slack_per_channel_rate: float | None = Field(1.0, description="messages/s to one Slack channel or DM")
+    sms_rate: float | None = None
+
+    scheduler_misfire_grace: int = Field(3600, ge=1, description="seconds a late job may still run")
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(value)
+        return value

@@ -1,0 +1,147 @@
+"""Inbound messages: stored before anything else happens, deduplicated by provider id."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.model import Address, Inbound, InboundFile
+from storage.db import Database, metadata
+from storage.types import UTCDateTime
+
+inbound = sa.Table(
+    "inbound",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("address", sa.String(200), nullable=False),
+    sa.Column("provider_id", sa.String(200)),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("thread", sa.String(200)),
+    sa.Column("callback_data", sa.String(500)),
+    sa.Column("files", sa.JSON),
+    sa.Column("display_name", sa.String(200)),
+    sa.Column("person_id", sa.Integer),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("handler", sa.String(100)),
+    sa.Column("error", sa.Text),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("stored_at", UTCDateTime, nullable=False),
+    sa.Column("handled_at", UTCDateTime),
+)
+
+RECEIVED, HANDLED, FAILED, IGNORED = "received", "handled", "failed", "ignored"
+
+
+def _files(files: list[InboundFile]) -> list[dict[str, Any]] | None:
+    if not files:
+        return None
+    return [{k: v for k, v in asdict(f).items() if k != "content"} for f in files]
+
+
+def _row_to_inbound(row: Any) -> Inbound:
+    return Inbound(
+        address=Address(row.channel, row.address),
+        text=row.text,
+        provider_id=row.provider_id,
+        received_at=row.received_at,
+        files=[InboundFile(**f) for f in (row.files or [])],
+        thread=row.thread,
+        callback_data=row.callback_data,
+        display_name=row.display_name,
+        id=row.id,
+    )
+
+
+class InboxRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def store(self, message: Inbound, now: datetime) -> int | None:
+        """Insert the message; None when the provider id was seen before (a redelivery)."""
+
+        async def unit(conn: AsyncConnection) -> int | None:
+            return await self.store_in(conn, message, now)
+
+        return await self.db.run(unit)
+
+    async def store_in(self, conn: AsyncConnection, message: Inbound, now: datetime) -> int | None:
+        stmt = (
+            self.db.insert(inbound)
+            .values(
+                channel=message.address.channel,
+                address=message.address.id,
+                provider_id=message.provider_id,
+                text=message.text,
+                thread=message.thread,
+                callback_data=message.callback_data,
+                files=_files(message.files),
+                display_name=message.display_name,
+                status=RECEIVED,
+                received_at=message.received_at,
+                stored_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
+            .returning(inbound.c.id)
+        )
+        row = (await conn.execute(stmt)).first()
+        return None if row is None else int(row.id)
+
+    async def finish(
+        self,
+        inbound_id: int,
+        status: str,
+        now: datetime,
+        *,
+        person_id: int | None = None,
+        handler: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        async def unit(conn: AsyncConnection) -> None:
+            await conn.execute(
+                inbound.update()
+                .where(inbound.c.id == inbound_id)
+                .values(status=status, handled_at=now, person_id=person_id, handler=handler, error=error)
+            )
+
+        await self.db.run(unit)
+
+    async def unhandled(self) -> list[Inbound]:
+        """Messages stored but never handled (the process stopped in between)."""
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(sa.select(inbound).where(inbound.c.status == RECEIVED).order_by(inbound.c.id))
+            ).all()
+        return [_row_to_inbound(r) for r in rows]
+
+    async def get(self, inbound_id: int) -> tuple[Inbound, str, str | None] | None:
+        async with self.db.read() as conn:
+            row = (await conn.execute(sa.select(inbound).where(inbound.c.id == inbound_id))).first()
+        return None if row is None else (_row_to_inbound(row), row.status, row.error)
+
+    async def counts(self) -> dict[tuple[str, str], int]:
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(inbound.c.channel, inbound.c.status, sa.func.count()).group_by(
+                        inbound.c.channel, inbound.c.status
+                    )
+                )
+            ).all()
+        return {(r[0], r[1]): int(r[2]) for r in rows}
+
+    async def recent_errors(self, limit: int = 5) -> list[tuple[datetime, str, str]]:
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(inbound.c.handled_at, inbound.c.channel, inbound.c.error)
+                    .where(inbound.c.status == FAILED)
+                    .order_by(inbound.c.id.desc())
+                    .limit(limit)
+                )
+            ).all()
+        return [(r[0], r[1], r[2] or "") for r in rows]

@@ -1,0 +1,81 @@
+"""Scheduled runs keyed by (job, scope, period): the record that makes coaching happen once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.db import Database, metadata
+from storage.types import UTCDateTime
+
+job_runs = sa.Table(
+    "job_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("job", sa.String(100), nullable=False),
+    sa.Column("scope", sa.String(200), nullable=False),
+    sa.Column("period", sa.String(100), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+)
+
+
+class JobRunRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def claim(self, job: str, scope: str, period: str, now: datetime) -> int | None:
+        """Record the start of a run; None if this (job, scope, period) already ran or is running."""
+
+        async def unit(conn: AsyncConnection) -> int | None:
+            stmt = (
+                self.db.insert(job_runs)
+                .values(job=job, scope=scope, period=period, status="running", started_at=now)
+                .on_conflict_do_nothing(index_elements=["job", "scope", "period"])
+                .returning(job_runs.c.id)
+            )
+            row = (await conn.execute(stmt)).first()
+            return None if row is None else int(row.id)
+
+        return await self.db.run(unit)
+
+    async def finish(self, run_id: int, now: datetime, error: str | None = None) -> None:
+        async def unit(conn: AsyncConnection) -> None:
+            await conn.execute(
+                job_runs.update()
+                .where(job_runs.c.id == run_id)
+                .values(status="failed" if error else "done", error=error, finished_at=now)
+            )
+
+        await self.db.run(unit)
+
+    async def release(self, run_id: int) -> None:
+        """Forget a run that failed before doing anything, so a later attempt may run it."""
+
+        async def unit(conn: AsyncConnection) -> None:
+            await conn.execute(job_runs.delete().where(job_runs.c.id == run_id))
+
+        await self.db.run(unit)
+
+    async def ran(self, job: str, scope: str, period: str) -> bool:
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(job_runs.c.id).where(
+                        job_runs.c.job == job, job_runs.c.scope == scope, job_runs.c.period == period
+                    )
+                )
+            ).first()
+        return row is not None
+
+    async def last(self, job: str, scope: str = "") -> datetime | None:
+        async with self.db.read() as conn:
+            return (
+                await conn.execute(
+                    sa.select(sa.func.max(job_runs.c.started_at)).where(job_runs.c.job == job, job_runs.c.scope == scope)
+                )
+            ).scalar_one()

@@ -1,0 +1,348 @@
+"""The durable outbox: every message is a row before it is a provider call.
+
+Claiming is one UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING, so several
+workers on PostgreSQL never take the same row; SQLite serializes writers and ignores the clause.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.model import Address, Button, DeliveryReport, Outbound, OutboundKind, OutboundStatus
+from storage.db import Database, metadata
+from storage.types import UTCDateTime
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("address", sa.String(200), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("idempotency_key", sa.String(300)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("buttons", sa.JSON),
+    sa.Column("thread", sa.String(200)),
+    sa.Column("reason", sa.Text),
+    sa.Column("person_id", sa.Integer),
+    sa.Column("quiet_tz", sa.String(64)),
+    sa.Column("compliance", sa.Boolean, nullable=False),
+    sa.Column("resent", sa.Boolean, nullable=False),
+    sa.Column("claimed_by", sa.String(100)),
+    sa.Column("claimed_at", UTCDateTime),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime),
+    sa.Column("delivered_at", UTCDateTime),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+receipts = sa.Table(
+    "outbox_receipts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("outbox_id", sa.Integer, sa.ForeignKey("outbox.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("provider_id", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+
+def row_to_outbound(row: Any) -> Outbound:
+    return Outbound(
+        address=Address(row.channel, row.address),
+        body=row.body,
+        kind=OutboundKind(row.kind),
+        idempotency_key=row.idempotency_key,
+        status=OutboundStatus(row.status),
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        buttons=[Button(b[0], b[1]) for b in (row.buttons or [])],
+        thread=row.thread,
+        reason=row.reason,
+        person_id=row.person_id,
+        quiet_tz=row.quiet_tz,
+        compliance=bool(row.compliance),
+        resent=bool(row.resent),
+        created_at=row.created_at,
+        sent_at=row.sent_at,
+        id=row.id,
+    )
+
+
+class OutboxRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def enqueue(self, msg: Outbound, now: datetime) -> tuple[Outbound, bool]:
+        """Store a message; with a key already queued on that channel, return the first one."""
+
+        async def unit(conn: AsyncConnection) -> tuple[Outbound, bool]:
+            values = {
+                "channel": msg.address.channel,
+                "address": msg.address.id,
+                "body": msg.body,
+                "kind": msg.kind.value,
+                "idempotency_key": msg.idempotency_key,
+                "status": OutboundStatus.QUEUED.value,
+                "attempts": 0,
+                "next_attempt_at": msg.next_attempt_at or now,
+                "buttons": [[b.text, b.data] for b in msg.buttons] or None,
+                "thread": msg.thread,
+                "person_id": msg.person_id,
+                "quiet_tz": msg.quiet_tz,
+                "compliance": msg.compliance,
+                "resent": False,
+                "created_at": now,
+                "updated_at": now,
+            }
+            stmt = (
+                self.db.insert(outbox)
+                .values(**values)
+                .on_conflict_do_nothing(index_elements=["channel", "idempotency_key"])
+                .returning(*outbox.c)
+            )
+            row = (await conn.execute(stmt)).first()
+            if row is not None:
+                return row_to_outbound(row), True
+            existing = (
+                await conn.execute(
+                    sa.select(outbox).where(
+                        outbox.c.channel == msg.address.channel, outbox.c.idempotency_key == msg.idempotency_key
+                    )
+                )
+            ).one()
+            return row_to_outbound(existing), False
+
+        return await self.db.run(unit)
+
+    async def claim(self, channel: str, worker: str, now: datetime, limit: int) -> list[Outbound]:
+        """Take up to `limit` due rows of `channel` for this worker (status → sending)."""
+
+        async def unit(conn: AsyncConnection) -> list[Outbound]:
+            due = (
+                sa.select(outbox.c.id)
+                .where(
+                    outbox.c.channel == channel,
+                    outbox.c.status == OutboundStatus.QUEUED.value,
+                    outbox.c.next_attempt_at <= now,
+                )
+                .order_by(outbox.c.next_attempt_at, outbox.c.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            stmt = (
+                outbox.update()
+                .where(outbox.c.id.in_(due.scalar_subquery()))
+                .values(
+                    status=OutboundStatus.SENDING.value,
+                    claimed_by=worker,
+                    claimed_at=now,
+                    attempts=outbox.c.attempts + 1,
+                    updated_at=now,
+                )
+                .returning(*outbox.c)
+            )
+            rows = (await conn.execute(stmt)).all()
+            return sorted((row_to_outbound(r) for r in rows), key=lambda m: m.id or 0)
+
+        return await self.db.run(unit)
+
+    async def next_due(self, channel: str) -> datetime | None:
+        async with self.db.read() as conn:
+            return (
+                await conn.execute(
+                    sa.select(sa.func.min(outbox.c.next_attempt_at)).where(
+                        outbox.c.channel == channel, outbox.c.status == OutboundStatus.QUEUED.value
+                    )
+                )
+            ).scalar_one()
+
+    async def _set(self, msg_id: int, now: datetime, **values: Any) -> None:
+        async def unit(conn: AsyncConnection) -> None:
+            await conn.execute(outbox.update().where(outbox.c.id == msg_id).values(updated_at=now, **values))
+
+        await self.db.run(unit)
+
+    async def mark_sent(self, msg: Outbound, provider_ids: list[str], delivered: bool, now: datetime) -> None:
+        assert msg.id is not None
+
+        async def unit(conn: AsyncConnection) -> None:
+            status = OutboundStatus.DELIVERED if delivered else OutboundStatus.SENT
+            await conn.execute(
+                outbox.update()
+                .where(outbox.c.id == msg.id)
+                .values(
+                    status=status.value,
+                    sent_at=now,
+                    delivered_at=now if delivered else None,
+                    reason=None,
+                    claimed_by=None,
+                    updated_at=now,
+                )
+            )
+            if provider_ids:
+                await conn.execute(
+                    receipts.insert(),
+                    [
+                        {
+                            "outbox_id": msg.id,
+                            "channel": msg.address.channel,
+                            "provider_id": pid,
+                            "status": status.value,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for pid in provider_ids
+                    ],
+                )
+
+        await self.db.run(unit)
+
+    async def mark_retry(self, msg: Outbound, next_at: datetime, reason: str, now: datetime) -> None:
+        assert msg.id is not None
+        await self._set(
+            msg.id, now, status=OutboundStatus.QUEUED.value, next_attempt_at=next_at, reason=reason, claimed_by=None
+        )
+
+    async def defer(self, msg: Outbound, until: datetime, reason: str, now: datetime) -> None:
+        """Put back without counting an attempt (quiet hours)."""
+        assert msg.id is not None
+        await self._set(
+            msg.id,
+            now,
+            status=OutboundStatus.QUEUED.value,
+            next_attempt_at=until,
+            reason=reason,
+            claimed_by=None,
+            attempts=max(0, msg.attempts - 1),
+        )
+
+    async def release(self, ids: list[int], now: datetime) -> None:
+        """Give back rows claimed but never handed to the provider (a clean shutdown)."""
+        if not ids:
+            return
+
+        async def unit(conn: AsyncConnection) -> None:
+            await conn.execute(
+                outbox.update()
+                .where(outbox.c.id.in_(ids), outbox.c.status == OutboundStatus.SENDING.value)
+                .values(
+                    status=OutboundStatus.QUEUED.value,
+                    claimed_by=None,
+                    attempts=sa.case((outbox.c.attempts > 0, outbox.c.attempts - 1), else_=0),
+                    updated_at=now,
+                )
+            )
+
+        await self.db.run(unit)
+
+    async def mark_failed(self, msg: Outbound, reason: str, now: datetime, refused: bool = False) -> None:
+        assert msg.id is not None
+        status = OutboundStatus.REFUSED if refused else OutboundStatus.FAILED
+        await self._set(msg.id, now, status=status.value, reason=reason[:2000], claimed_by=None)
+
+    async def recover(self, worker: str, channels: list[str], now: datetime, lease: float) -> int:
+        """Rows left `sending` by a crash go back to the queue once, flagged as possibly repeated."""
+        expired = now - timedelta(seconds=lease)
+
+        async def unit(conn: AsyncConnection) -> int:
+            result = await conn.execute(
+                outbox.update()
+                .where(
+                    outbox.c.status == OutboundStatus.SENDING.value,
+                    outbox.c.channel.in_(channels),
+                    sa.or_(outbox.c.claimed_by == worker, outbox.c.claimed_at < expired),
+                )
+                .values(status=OutboundStatus.QUEUED.value, resent=True, claimed_by=None, next_attempt_at=now, updated_at=now)
+            )
+            return int(result.rowcount or 0)
+
+        return await self.db.run(unit)
+
+    async def delivery(self, report: DeliveryReport, now: datetime) -> Outbound | None:
+        """Apply a delivery report to the newest part with that provider id; settle its message."""
+
+        async def unit(conn: AsyncConnection) -> Outbound | None:
+            query = (
+                sa.select(receipts.c.id, receipts.c.outbox_id)
+                .where(receipts.c.channel == report.channel, receipts.c.provider_id == report.provider_id)
+                .order_by(receipts.c.id.desc())
+                .limit(1)
+            )
+            if report.address is not None:
+                query = query.join(outbox, outbox.c.id == receipts.c.outbox_id).where(
+                    outbox.c.address == report.address.id
+                )
+            found = (await conn.execute(query)).first()
+            if found is None:
+                return None
+            part_status = OutboundStatus.DELIVERED if report.delivered else OutboundStatus.FAILED
+            await conn.execute(
+                receipts.update()
+                .where(receipts.c.id == found.id)
+                .values(status=part_status.value, reason=report.reason, updated_at=now)
+            )
+            parts = (
+                await conn.execute(sa.select(receipts.c.status, receipts.c.reason).where(receipts.c.outbox_id == found.outbox_id))
+            ).all()
+            failed = [p for p in parts if p.status == OutboundStatus.FAILED.value]
+            values: dict[str, Any] = {"updated_at": now}
+            if failed:
+                values.update(status=OutboundStatus.FAILED.value, reason=failed[0].reason or "not delivered")
+            elif all(p.status == OutboundStatus.DELIVERED.value for p in parts):
+                values.update(status=OutboundStatus.DELIVERED.value, delivered_at=report.at or now)
+            await conn.execute(outbox.update().where(outbox.c.id == found.outbox_id).values(**values))
+            row = (await conn.execute(sa.select(outbox).where(outbox.c.id == found.outbox_id))).one()
+            return row_to_outbound(row)
+
+        return await self.db.run(unit)
+
+    # -- reads for status and tests ---------------------------------------------------------------
+
+    async def get(self, msg_id: int) -> Outbound | None:
+        async with self.db.read() as conn:
+            row = (await conn.execute(sa.select(outbox).where(outbox.c.id == msg_id))).first()
+        return row_to_outbound(row) if row else None
+
+    async def find(
+        self, *, address: Address | None = None, status: OutboundStatus | None = None, limit: int = 1000
+    ) -> list[Outbound]:
+        query = sa.select(outbox).order_by(outbox.c.id).limit(limit)
+        if address is not None:
+            query = query.where(outbox.c.channel == address.channel, outbox.c.address == address.id)
+        if status is not None:
+            query = query.where(outbox.c.status == status.value)
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [row_to_outbound(r) for r in rows]
+
+    async def counts(self) -> dict[tuple[str, str], int]:
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(outbox.c.channel, outbox.c.status, sa.func.count()).group_by(outbox.c.channel, outbox.c.status)
+                )
+            ).all()
+        return {(r[0], r[1]): int(r[2]) for r in rows}
+
+    async def recent_errors(self, limit: int = 5) -> list[tuple[datetime, str, str, str]]:
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(outbox.c.updated_at, outbox.c.channel, outbox.c.address, outbox.c.reason)
+                    .where(outbox.c.reason.is_not(None))
+                    .order_by(outbox.c.updated_at.desc())
+                    .limit(limit)
+                )
+            ).all()
+        return [(r[0], r[1], r[2], r[3]) for r in rows]

@@ -1,0 +1,245 @@
+"""People, their addresses, and who opted out of what."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.model import Address, Person, Role
+from storage.db import Database, metadata
+from storage.types import UTCDateTime
+
+persons = sa.Table(
+    "persons",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("roles", sa.String(200), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("locale", sa.String(16), nullable=False),
+    sa.Column("external_id", sa.String(100)),
+    sa.Column("attributes", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+addresses = sa.Table(
+    "addresses",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("person_id", sa.Integer, sa.ForeignKey("persons.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("address", sa.String(200), nullable=False),
+    sa.Column("unreachable_at", UTCDateTime),
+    sa.Column("unreachable_reason", sa.String(500)),
+)
+
+opt_outs = sa.Table(
+    "opt_outs",
+    metadata,
+    sa.Column("channel", sa.String(32), primary_key=True),
+    sa.Column("address", sa.String(200), primary_key=True),
+    sa.Column("opted_out", sa.Boolean, nullable=False),
+    sa.Column("keyword", sa.String(32)),
+    sa.Column("changed_at", UTCDateTime, nullable=False),
+)
+
+
+def _roles_text(roles: frozenset[Role] | set[Role]) -> str:
+    return ",".join(sorted(r.value for r in roles))
+
+
+def _roles(text: str) -> frozenset[Role]:
+    return frozenset(Role(r) for r in text.split(",") if r)
+
+
+class PeopleRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- reads -------------------------------------------------------------------------------
+
+    async def by_address(self, address: Address) -> Person | None:
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(addresses.c.person_id).where(
+                        addresses.c.channel == address.channel, addresses.c.address == address.id
+                    )
+                )
+            ).first()
+            return await self._load(conn, row.person_id) if row else None
+
+    async def get(self, person_id: int) -> Person | None:
+        async with self.db.read() as conn:
+            return await self._load(conn, person_id)
+
+    async def by_external_id(self, external_id: str) -> Person | None:
+        async with self.db.read() as conn:
+            row = (await conn.execute(sa.select(persons.c.id).where(persons.c.external_id == external_id))).first()
+            return await self._load(conn, row.id) if row else None
+
+    async def all(self, role: Role | None = None) -> list[Person]:
+        async with self.db.read() as conn:
+            rows = (await conn.execute(sa.select(persons).order_by(persons.c.name))).all()
+            addr_rows = (await conn.execute(sa.select(addresses).order_by(addresses.c.id))).all()
+        by_person: dict[int, list[Address]] = {}
+        for a in addr_rows:
+            by_person.setdefault(a.person_id, []).append(Address(a.channel, a.address))
+        people = [self._person(r, by_person.get(r.id, [])) for r in rows]
+        return [p for p in people if role is None or role in p.roles]
+
+    async def _load(self, conn: AsyncConnection, person_id: int) -> Person | None:
+        row = (await conn.execute(sa.select(persons).where(persons.c.id == person_id))).first()
+        if row is None:
+            return None
+        addr = (
+            await conn.execute(
+                sa.select(addresses.c.channel, addresses.c.address)
+                .where(addresses.c.person_id == person_id)
+                .order_by(addresses.c.id)
+            )
+        ).all()
+        return self._person(row, [Address(a.channel, a.address) for a in addr])
+
+    @staticmethod
+    def _person(row: Any, addrs: list[Address]) -> Person:
+        return Person(
+            id=row.id,
+            name=row.name,
+            roles=_roles(row.roles),
+            addresses=addrs,
+            timezone=row.timezone,
+            locale=row.locale,
+            external_id=row.external_id,
+            attributes=dict(row.attributes or {}),
+        )
+
+    # -- writes ------------------------------------------------------------------------------
+
+    async def add(self, person: Person, now: datetime) -> Person:
+        """Insert a person with their addresses; an address already taken raises ValueError."""
+
+        async def unit(conn: AsyncConnection) -> int:
+            return await self.add_in(conn, person, now)
+
+        person.id = await self.db.run(unit)
+        return person
+
+    async def add_in(self, conn: AsyncConnection, person: Person, now: datetime) -> int:
+        for a in person.addresses:
+            taken = (
+                await conn.execute(
+                    sa.select(addresses.c.person_id).where(
+                        addresses.c.channel == a.channel, addresses.c.address == a.id
+                    )
+                )
+            ).first()
+            if taken:
+                raise ValueError(f"{a} already belongs to person {taken.person_id}")
+        result = await conn.execute(
+            persons.insert().values(
+                name=person.name,
+                roles=_roles_text(person.roles),
+                timezone=person.timezone,
+                locale=person.locale,
+                external_id=person.external_id,
+                attributes=person.attributes,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        person_id = int(result.inserted_primary_key[0])
+        if person.addresses:
+            await conn.execute(
+                addresses.insert(),
+                [{"person_id": person_id, "channel": a.channel, "address": a.id} for a in person.addresses],
+            )
+        return person_id
+
+    async def update(self, person: Person, now: datetime) -> None:
+        if person.id is None:
+            raise ValueError("person has no id")
+
+        async def unit(conn: AsyncConnection) -> None:
+            await conn.execute(
+                persons.update()
+                .where(persons.c.id == person.id)
+                .values(
+                    name=person.name,
+                    roles=_roles_text(person.roles),
+                    timezone=person.timezone,
+                    locale=person.locale,
+                    external_id=person.external_id,
+                    attributes=person.attributes,
+                    updated_at=now,
+                )
+            )
+
+        await self.db.run(unit)
+
+    async def add_address(self, person_id: int, address: Address) -> None:
+        async def unit(conn: AsyncConnection) -> None:
+            stmt = self.db.insert(addresses).values(person_id=person_id, channel=address.channel, address=address.id)
+            await conn.execute(stmt.on_conflict_do_nothing(index_elements=["channel", "address"]))
+
+        await self.db.run(unit)
+
+    async def count(self) -> int:
+        async with self.db.read() as conn:
+            return int((await conn.execute(sa.select(sa.func.count()).select_from(persons))).scalar_one())
+
+    # -- reachability and consent ---------------------------------------------------------------
+
+    async def mark_unreachable(self, address: Address, reason: str, now: datetime) -> None:
+        async def unit(conn: AsyncConnection) -> None:
+            await conn.execute(
+                addresses.update()
+                .where(addresses.c.channel == address.channel, addresses.c.address == address.id)
+                .values(unreachable_at=now, unreachable_reason=reason[:500])
+            )
+
+        await self.db.run(unit)
+
+    async def set_opt_out(self, address: Address, opted_out: bool, keyword: str, now: datetime) -> None:
+        async def unit(conn: AsyncConnection) -> None:
+            stmt = self.db.insert(opt_outs).values(
+                channel=address.channel, address=address.id, opted_out=opted_out, keyword=keyword, changed_at=now
+            )
+            await conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["channel", "address"],
+                    set_={"opted_out": opted_out, "keyword": keyword, "changed_at": now},
+                )
+            )
+
+        await self.db.run(unit)
+
+    async def is_opted_out(self, address: Address) -> bool:
+        async with self.db.read() as conn:
+            return await opted_out_in(conn, address)
+
+
+async def opted_out_in(conn: AsyncConnection, address: Address) -> bool:
+    row = (
+        await conn.execute(
+            sa.select(opt_outs.c.opted_out).where(opt_outs.c.channel == address.channel, opt_outs.c.address == address.id)
+        )
+    ).first()
+    return bool(row and row.opted_out)
+
+
+async def unreachable_in(conn: AsyncConnection, address: Address) -> str | None:
+    row = (
+        await conn.execute(
+            sa.select(addresses.c.unreachable_at, addresses.c.unreachable_reason).where(
+                addresses.c.channel == address.channel, addresses.c.address == address.id
+            )
+        )
+    ).first()
+    if row and row.unreachable_at is not None:
+        return row.unreachable_reason or "unreachable"
+    return None
