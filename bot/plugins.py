@@ -1,0 +1,9 @@
+"""The plugins `python main.py` loads, in order. A plugin is a module with `setup(app)`.
+
+Channels come first so that handlers can see which are configured; the console comes last and
+stands in for every channel that is not configured.
+"""
+
+DEFAULT_PLUGINS: list[str] = [
+    "bot.builtin",
+]
