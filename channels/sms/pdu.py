@@ -1,0 +1,548 @@
+"""SMS PDUs (3GPP TS 23.040 / 23.038): the bytes a modem speaks in PDU mode (`AT+CMGF=0`).
+
+Encoding: GSM 03.38 7-bit with the extension table whenever every character fits, else UCS-2
+(UTF-16BE, so emoji travel as surrogate pairs). Long texts become concatenated parts with an
+8-bit reference UDH; a part boundary never falls inside an escape pair or a surrogate pair.
+Decoding: SMS-DELIVER (international, national and alphanumeric senders, timestamp with zone,
+8- and 16-bit concatenation UDH) and SMS-STATUS-REPORT. Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from enum import StrEnum
+
+# fmt: off
+GSM7_BASIC = (
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+# fmt: on
+GSM7_EXT = {"\x0c": 0x0A, "^": 0x14, "{": 0x28, "}": 0x29, "\\": 0x2F, "[": 0x3C, "~": 0x3D, "]": 0x3E, "|": 0x40,
+            "€": 0x65}
+ESC = 0x1B
+assert len(GSM7_BASIC) == 128
+
+_BASIC_INDEX = {ch: i for i, ch in enumerate(GSM7_BASIC) if i != ESC}
+_EXT_DECODE = {v: k for k, v in GSM7_EXT.items()}
+
+SINGLE_SEPTETS = 160
+MULTI_SEPTETS = 153
+SINGLE_UCS2 = 70
+MULTI_UCS2 = 67
+DEFAULT_MAX_PARTS = 10
+VALIDITY_24H = 0xA7
+
+
+class PduError(ValueError):
+    """A PDU that cannot be decoded (truncated, wrong type, bad lengths)."""
+
+
+class Encoding(StrEnum):
+    GSM7 = "gsm7"
+    UCS2 = "ucs2"
+    BINARY = "8bit"
+
+
+class TooLong(ValueError):
+    """The text needs more parts than allowed; it is refused, never truncated."""
+
+    def __init__(self, parts: int, limit: int) -> None:
+        super().__init__(f"message needs {parts} SMS parts, more than the limit of {limit}")
+        self.parts = parts
+        self.limit = limit
+
+
+# -- 7-bit alphabet ---------------------------------------------------------------------------
+
+
+def gsm7_septets(ch: str) -> int | None:
+    """Septets `ch` takes in GSM 7-bit (1 or 2 with the escape), or None if it does not fit."""
+    if ch in _BASIC_INDEX:
+        return 1
+    if ch in GSM7_EXT:
+        return 2
+    return None
+
+
+def fits_gsm7(text: str) -> bool:
+    return all(ch in _BASIC_INDEX or ch in GSM7_EXT for ch in text)
+
+
+def gsm7_encode(text: str) -> list[int]:
+    out: list[int] = []
+    for ch in text:
+        code = _BASIC_INDEX.get(ch)
+        if code is not None:
+            out.append(code)
+        elif ch in GSM7_EXT:
+            out += (ESC, GSM7_EXT[ch])
+        else:
+            raise ValueError(f"character {ch!r} is not in the GSM 7-bit alphabet")
+    return out
+
+
+def gsm7_decode(septets: list[int]) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(septets):
+        s = septets[i]
+        if s == ESC:
+            i += 1
+            if i >= len(septets):
+                break  # a dangling escape at the very end: nothing to show
+            nxt = septets[i]
+            # An unknown extension shows as its basic character (23.038 says so), never an error.
+            out.append(_EXT_DECODE.get(nxt, GSM7_BASIC[nxt] if nxt != ESC else " "))
+        else:
+            out.append(GSM7_BASIC[s])
+        i += 1
+    return "".join(out)
+
+
+def pack_septets(septets: list[int], fill_bits: int = 0) -> bytes:
+    """Pack 7-bit values little-endian into octets, after `fill_bits` zero bits (UDH alignment)."""
+    acc = 0
+    nbits = fill_bits
+    out = bytearray()
+    for s in septets:
+        acc |= (s & 0x7F) << nbits
+        nbits += 7
+        while nbits >= 8:
+            out.append(acc & 0xFF)
+            acc >>= 8
+            nbits -= 8
+    if nbits:
+        out.append(acc & 0xFF)
+    return bytes(out)
+
+
+def unpack_septets(data: bytes, count: int, fill_bits: int = 0) -> list[int]:
+    value = int.from_bytes(data, "little")
+    if (len(data) * 8 - fill_bits) // 7 < count:
+        raise PduError("user data shorter than its length says")
+    return [(value >> (fill_bits + 7 * i)) & 0x7F for i in range(count)]
+
+
+# -- addresses and timestamps -------------------------------------------------------------------
+
+
+def _swap_digits(digits: str) -> bytes:
+    if len(digits) % 2:
+        digits += "F"
+    return bytes.fromhex("".join(digits[i + 1] + digits[i] for i in range(0, len(digits), 2)))
+
+
+def _unswap_digits(data: bytes, count: int) -> str:
+    text = "".join(f"{b & 0x0F:X}{b >> 4:X}" for b in data)[:count]
+    return text.replace("A", "*").replace("B", "#").replace("C", "a").replace("D", "b").replace("E", "c")
+
+
+def encode_address(number: str) -> bytes:
+    """TP-DA: digit count, type (0x91 international for a leading +, else 0x81), swapped digits."""
+    digits = number.strip()
+    toa = 0x81
+    if digits.startswith("+"):
+        toa, digits = 0x91, digits[1:]
+    if not digits or not digits.isdigit() or len(digits) > 20:
+        raise ValueError(f"not a phone number: {number!r}")
+    return bytes([len(digits), toa]) + _swap_digits(digits)
+
+
+def decode_address(data: bytes, pos: int) -> tuple[str, int]:
+    """Decode an address field (digit-count length) at `pos`; return it and the next position."""
+    if pos + 2 > len(data):
+        raise PduError("address runs past the end")
+    ndigits, toa = data[pos], data[pos + 1]
+    nbytes = (ndigits + 1) // 2
+    raw = data[pos + 2 : pos + 2 + nbytes]
+    if len(raw) != nbytes:
+        raise PduError("address runs past the end")
+    end = pos + 2 + nbytes
+    ton = (toa >> 4) & 0x07
+    if ton == 0b101:  # alphanumeric, GSM 7-bit packed
+        return gsm7_decode(unpack_septets(raw, ndigits * 4 // 7)), end
+    number = _unswap_digits(raw, ndigits)
+    return ("+" + number if ton == 0b001 else number), end
+
+
+def encode_smsc(number: str | None) -> bytes:
+    """The SMSC prefix of a submit PDU: a zero octet means 'use the SMSC stored in the modem'."""
+    if not number:
+        return b"\x00"
+    digits = number.lstrip("+")
+    body = bytes([0x91 if number.startswith("+") else 0x81]) + _swap_digits(digits)
+    return bytes([len(body)]) + body
+
+
+def _bcd(b: int) -> int:
+    lo, hi = b & 0x0F, b >> 4
+    if lo > 9 or hi > 9:
+        raise PduError(f"bad timestamp octet {b:02X}")
+    return lo * 10 + hi
+
+
+def decode_timestamp(data: bytes) -> datetime:
+    """TP-SCTS: swapped BCD YYMMDDhhmmss and a zone in quarter hours (bit 3 = negative)."""
+    if len(data) != 7:
+        raise PduError("timestamp must be 7 octets")
+    y, mo, d, h, mi, s = (_bcd(b) for b in data[:6])
+    tz = data[6]
+    quarters = (tz & 0x07) * 10 + (tz >> 4)
+    offset = timedelta(minutes=15 * quarters) * (-1 if tz & 0x08 else 1)
+    century = 1900 if y >= 90 else 2000  # the published examples are from the 1990s
+    try:
+        return datetime(century + y, mo, d, h, mi, s, tzinfo=timezone(offset))
+    except ValueError as exc:
+        raise PduError(f"bad timestamp: {exc}") from exc
+
+
+def encode_timestamp(when: datetime) -> bytes:
+    """The inverse of `decode_timestamp` (used by the simulator to stamp what it delivers)."""
+    offset = when.utcoffset() or timedelta(0)
+    quarters = int(abs(offset.total_seconds()) // 900)
+
+    def bcd(v: int) -> int:
+        return ((v % 10) << 4) | (v // 10)
+
+    tz = ((quarters % 10) << 4) | (quarters // 10) | (0x08 if offset < timedelta(0) else 0)
+    return bytes([bcd(when.year % 100), bcd(when.month), bcd(when.day), bcd(when.hour), bcd(when.minute),
+                  bcd(when.second), tz])
+
+
+# -- splitting ----------------------------------------------------------------------------------
+
+
+def choose_encoding(text: str) -> Encoding:
+    return Encoding.GSM7 if fits_gsm7(text) else Encoding.UCS2
+
+
+def _units(ch: str, encoding: Encoding) -> int:
+    if encoding is Encoding.GSM7:
+        return gsm7_septets(ch) or 0
+    return 2 if ord(ch) > 0xFFFF else 1
+
+
+def split_text(text: str, encoding: Encoding | None = None, wide_ref: bool = False) -> tuple[Encoding, list[str]]:
+    """Cut `text` into SMS-sized pieces; a character (escape pair, surrogate pair) is never cut.
+
+    A 16-bit reference header is one octet longer, so its parts hold one unit less.
+    """
+    encoding = encoding or choose_encoding(text)
+    single, multi = (SINGLE_SEPTETS, MULTI_SEPTETS) if encoding is Encoding.GSM7 else (SINGLE_UCS2, MULTI_UCS2)
+    multi -= 1 if wide_ref else 0
+    total = sum(_units(ch, encoding) for ch in text)
+    if total <= single:
+        return encoding, [text]
+    parts: list[str] = []
+    start, used = 0, 0
+    for i, ch in enumerate(text):
+        n = _units(ch, encoding)
+        if used + n > multi:
+            parts.append(text[start:i])
+            start, used = i, 0
+        used += n
+    parts.append(text[start:])
+    return encoding, parts
+
+
+def count_parts(text: str) -> int:
+    return len(split_text(text)[1])
+
+
+# -- SMS-SUBMIT ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitPdu:
+    """One part ready for `AT+CMGS=<tpdu_length>` followed by `hex` and Ctrl-Z."""
+
+    hex: str
+    tpdu_length: int
+    part: int
+    parts: int
+    text: str
+
+
+def encode_submit(
+    number: str,
+    text: str,
+    *,
+    reference: int = 0,
+    smsc: str | None = None,
+    status_report: bool = True,
+    validity: int | None = VALIDITY_24H,
+    max_parts: int = DEFAULT_MAX_PARTS,
+) -> list[SubmitPdu]:
+    """SMS-SUBMIT PDUs for `text` to `number`; `reference` tags the parts of one long message."""
+    encoding, pieces = split_text(text)
+    if len(pieces) > max_parts:
+        raise TooLong(len(pieces), max_parts)
+    total = len(pieces)
+    da = encode_address(number)
+    sca = encode_smsc(smsc)
+    result: list[SubmitPdu] = []
+    for index, piece in enumerate(pieces, 1):
+        first = 0x01  # SMS-SUBMIT
+        if validity is not None:
+            first |= 0x10  # relative validity period
+        if status_report:
+            first |= 0x20
+        udh = b""
+        if total > 1:
+            first |= 0x40
+            udh = bytes([0x05, 0x00, 0x03, reference & 0xFF, total, index])
+        if encoding is Encoding.GSM7:
+            dcs = 0x00
+            septets = gsm7_encode(piece)
+            header_septets = (len(udh) * 8 + 6) // 7
+            fill = header_septets * 7 - len(udh) * 8
+            ud = udh + pack_septets(septets, fill)
+            udl = header_septets + len(septets)
+        else:
+            dcs = 0x08
+            body = piece.encode("utf-16-be")
+            ud = udh + body
+            udl = len(ud)
+        tpdu = bytes([first, 0x00]) + da + bytes([0x00, dcs])
+        if validity is not None:
+            tpdu += bytes([validity])
+        tpdu += bytes([udl]) + ud
+        result.append(SubmitPdu((sca + tpdu).hex().upper(), len(tpdu), index, total, piece))
+    return result
+
+
+# -- decoding -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Concat:
+    reference: int
+    total: int
+    part: int
+    wide_ref: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverPdu:
+    sender: str
+    text: str
+    timestamp: datetime
+    encoding: Encoding
+    concat: Concat | None
+    smsc: str | None = None
+    raw_ucs2: bytes | None = None
+    """For UCS-2 parts, the UTF-16 bytes: a broken phone may split a surrogate pair across parts."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReportPdu:
+    reference: int
+    recipient: str
+    status: int
+    delivered: bool
+    final: bool
+    reason: str | None
+    discharged: datetime | None
+
+
+STATUS_REASONS = {
+    0x41: "incompatible destination",
+    0x42: "connection rejected by the phone",
+    0x43: "not obtainable",
+    0x44: "quality of service not available",
+    0x45: "no interworking available",
+    0x46: "validity period expired",
+    0x47: "deleted by the sender",
+    0x48: "deleted by the SMSC administration",
+    0x49: "message does not exist",
+    0x60: "network congestion",
+    0x61: "phone busy",
+    0x62: "no response from the phone",
+    0x63: "service rejected",
+    0x64: "quality of service not available",
+    0x65: "error in the phone",
+}
+
+
+def _split_sca(data: bytes, tpdu_length: int | None) -> tuple[str | None, bytes]:
+    """Strip the SMSC prefix. With the modem's TPDU length we know whether one is present."""
+    if tpdu_length is not None and len(data) == tpdu_length:
+        return None, data
+    if not data:
+        raise PduError("empty PDU")
+    n = data[0]
+    if 1 + n > len(data):
+        raise PduError("SMSC field runs past the end")
+    smsc = None
+    if n > 1:
+        toa = data[1]
+        digits = _unswap_digits(data[2 : 1 + n], (n - 1) * 2).rstrip("F")
+        smsc = ("+" if (toa >> 4) & 0x07 == 1 else "") + digits
+    return smsc, data[1 + n :]
+
+
+def _dcs_encoding(dcs: int) -> Encoding:
+    group = dcs >> 4
+    if group <= 0x3:  # general data coding (0x20 bit: compressed, which we do not support)
+        if dcs & 0x20:
+            return Encoding.BINARY
+        return {0: Encoding.GSM7, 1: Encoding.BINARY, 2: Encoding.UCS2}.get((dcs >> 2) & 0x03, Encoding.GSM7)
+    if group in (0xC, 0xD):
+        return Encoding.GSM7
+    if group == 0xE:
+        return Encoding.UCS2
+    if group == 0xF:
+        return Encoding.BINARY if dcs & 0x04 else Encoding.GSM7
+    return Encoding.GSM7
+
+
+def _parse_udh(udh: bytes) -> Concat | None:
+    concat = None
+    i = 0
+    while i + 1 < len(udh):
+        iei, ln = udh[i], udh[i + 1]
+        val = udh[i + 2 : i + 2 + ln]
+        if len(val) != ln:
+            raise PduError("user data header element runs past the end")
+        if iei == 0x00 and ln == 3:
+            concat = Concat(val[0], val[1], val[2])
+        elif iei == 0x08 and ln == 4:
+            concat = Concat((val[0] << 8) | val[1], val[2], val[3], wide_ref=True)
+        i += 2 + ln
+    if concat is not None and (concat.total == 0 or concat.part == 0 or concat.part > concat.total):
+        return None  # a nonsensical header: treat the part as a message on its own
+    return concat
+
+
+def decode_deliver(pdu_hex: str, tpdu_length: int | None = None) -> DeliverPdu:
+    """Decode an SMS-DELIVER as `+CMGR`/`+CMGL` print it (with or without the SMSC prefix)."""
+    try:
+        data = bytes.fromhex(pdu_hex.strip())
+    except ValueError as exc:
+        raise PduError("not hexadecimal") from exc
+    smsc, t = _split_sca(data, tpdu_length)
+    if len(t) < 2:
+        raise PduError("PDU too short")
+    first = t[0]
+    if first & 0x03 != 0x00:
+        raise PduError(f"not an SMS-DELIVER (first octet {first:02X})")
+    sender, pos = decode_address(t, 1)
+    if pos + 10 > len(t):
+        raise PduError("PDU too short for its header")
+    dcs = t[pos + 1]
+    timestamp = decode_timestamp(t[pos + 2 : pos + 9])
+    udl = t[pos + 9]
+    ud = t[pos + 10 :]
+    encoding = _dcs_encoding(dcs)
+    udhi = bool(first & 0x40)
+    concat = None
+    udh_len = 0
+    if udhi:
+        if not ud:
+            raise PduError("header indicated but user data empty")
+        udh_len = ud[0] + 1
+        if udh_len > len(ud):
+            raise PduError("user data header runs past the end")
+        concat = _parse_udh(ud[1:udh_len])
+    raw = None
+    if encoding is Encoding.GSM7:
+        if udl > 160 or (udl * 7 + 7) // 8 > len(ud):
+            raise PduError("user data shorter than its length says")
+        header_septets = (udh_len * 8 + 6) // 7
+        septets = unpack_septets(ud, udl)[header_septets:]
+        text = gsm7_decode(septets)
+    else:
+        if udl > len(ud) or udl > 140:
+            raise PduError("user data shorter than its length says")
+        body = ud[udh_len:udl]
+        if encoding is Encoding.UCS2:
+            raw = body[: len(body) // 2 * 2]
+            text = raw.decode("utf-16-be", "replace")
+        else:
+            text = body.decode("latin-1")
+    return DeliverPdu(sender, text, timestamp, encoding, concat, smsc, raw)
+
+
+def decode_status_report(pdu_hex: str, tpdu_length: int | None = None) -> StatusReportPdu:
+    try:
+        data = bytes.fromhex(pdu_hex.strip())
+    except ValueError as exc:
+        raise PduError("not hexadecimal") from exc
+    _smsc, t = _split_sca(data, tpdu_length)
+    if len(t) < 2 or t[0] & 0x03 != 0x02:
+        raise PduError("not an SMS-STATUS-REPORT")
+    reference = t[1]
+    recipient, pos = decode_address(t, 2)
+    if pos + 15 > len(t):
+        raise PduError("status report too short")
+    discharged = decode_timestamp(t[pos + 7 : pos + 14])
+    status = t[pos + 14]
+    delivered = status < 0x20
+    final = not (0x20 <= status < 0x40)
+    reason = None if delivered else STATUS_REASONS.get(status, f"network status {status:#04x}")
+    return StatusReportPdu(reference, recipient, status, delivered, final, reason, discharged)
+
+
+def join_parts(parts: list[DeliverPdu]) -> str:
+    """Text of a concatenated message from its parts in order (UCS-2 joined at the byte level)."""
+    if parts and all(p.raw_ucs2 is not None for p in parts):
+        return b"".join(p.raw_ucs2 or b"" for p in parts).decode("utf-16-be", "replace")
+    return "".join(p.text for p in parts)
+
+
+# -- the simulator's side: SMS-DELIVER and SMS-STATUS-REPORT encoders ------------------------------
+
+
+def _encode_sender(sender: str) -> bytes:
+    if sender.startswith("+") and sender[1:].isdigit():
+        return encode_address(sender)
+    if sender.isdigit():
+        return encode_address(sender)
+    septets = gsm7_encode(sender)
+    packed = pack_septets(septets)
+    return bytes([(len(septets) * 7 + 3) // 4, 0xD0]) + packed
+
+
+def encode_deliver(
+    sender: str,
+    text: str,
+    when: datetime | None = None,
+    *,
+    reference: int = 0,
+    wide_ref: bool = False,
+    smsc: str | None = "+15550000000",
+) -> list[str]:
+    """SMS-DELIVER PDUs (with SMSC prefix) as a network would hand `text` from `sender` to a modem."""
+    when = when or datetime.now(UTC)
+    encoding, pieces = split_text(text, wide_ref=wide_ref)
+    total = len(pieces)
+    out: list[str] = []
+    for index, piece in enumerate(pieces, 1):
+        first = 0x04  # SMS-DELIVER, no more messages to send
+        udh = b""
+        if total > 1:
+            first |= 0x40
+            if wide_ref:
+                udh = bytes([0x06, 0x08, 0x04, (reference >> 8) & 0xFF, reference & 0xFF, total, index])
+            else:
+                udh = bytes([0x05, 0x00, 0x03, reference & 0xFF, total, index])
+        if encoding is Encoding.GSM7:
+            septets = gsm7_encode(piece)
+            header_septets = (len(udh) * 8 + 6) // 7
+            fill = header_septets * 7 - len(udh) * 8
+            ud = udh + pack_septets(septets, fill) if udh else pack_septets(septets)
+            udl, dcs = header_septets + len(septets), 0x00
+        else:
+            ud = udh + piece.encode("utf-16-be")
+            udl, dcs = len(ud), 0x08
+        tpdu = bytes([first]) + _encode_sender(sender) + bytes([0x00, dcs]) + encode_timestamp(when) + bytes([udl]) + ud
+        out.append((encode_smsc(smsc) + tpdu).hex().upper())
+    return out
+
+
+def encode_status_report(reference: int, recipient: str, status: int, when: datetime, smsc: str | None = None) -> str:
+    ts = encode_timestamp(when)
+    tpdu = bytes([0x06, reference & 0xFF]) + encode_address(recipient) + ts + ts + bytes([status])
+    return (encode_smsc(smsc) + tpdu).hex().upper()
