@@ -546,3 +546,48 @@ def encode_status_report(reference: int, recipient: str, status: int, when: date
     ts = encode_timestamp(when)
     tpdu = bytes([0x06, reference & 0xFF]) + encode_address(recipient) + ts + ts + bytes([status])
     return (encode_smsc(smsc) + tpdu).hex().upper()
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitDecoded:
+    recipient: str
+    text: str
+    concat: Concat | None
+    status_report: bool
+
+
+def decode_submit(pdu_hex: str, tpdu_length: int | None = None) -> SubmitDecoded:
+    """Decode an SMS-SUBMIT (the simulator's view of what the modem was asked to send)."""
+    try:
+        data = bytes.fromhex(pdu_hex.strip())
+    except ValueError as exc:
+        raise PduError("not hexadecimal") from exc
+    _smsc, t = _split_sca(data, tpdu_length)
+    if len(t) < 4 or t[0] & 0x03 != 0x01:
+        raise PduError("not an SMS-SUBMIT")
+    first = t[0]
+    recipient, pos = decode_address(t, 2)
+    vpf = (first >> 3) & 0x03
+    pos += 2  # PID, DCS
+    if pos > len(t):
+        raise PduError("SMS-SUBMIT too short")
+    dcs = t[pos - 1]
+    pos += {0: 0, 2: 1}.get(vpf, 7)
+    if pos >= len(t):
+        raise PduError("SMS-SUBMIT too short")
+    udl, ud = t[pos], t[pos + 1 :]
+    concat, udh_len = None, 0
+    if first & 0x40:
+        if not ud or ud[0] + 1 > len(ud):
+            raise PduError("user data header runs past the end")
+        udh_len = ud[0] + 1
+        concat = _parse_udh(ud[1:udh_len])
+    if _dcs_encoding(dcs) is Encoding.GSM7:
+        if (udl * 7 + 7) // 8 > len(ud):
+            raise PduError("user data shorter than its length says")
+        text = gsm7_decode(unpack_septets(ud, udl)[(udh_len * 8 + 6) // 7 :])
+    else:
+        if udl > len(ud):
+            raise PduError("user data shorter than its length says")
+        text = ud[udh_len:udl].decode("utf-16-be", "surrogatepass")
+    return SubmitDecoded(recipient, text, concat, bool(first & 0x20))

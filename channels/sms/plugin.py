@@ -1,0 +1,106 @@
+"""SMS plugin: the modem channel (real port or, in demo mode, the simulator) and its CLI commands.
+
+With `HUDDLE_SMS_PORT` set, the channel drives that modem. Without it, in demo mode, a simulated
+SIM7600 runs on a pseudo-terminal inside the bot and the very same stack talks to it; `python
+main.py phone +15551234567` then texts the store through it from another terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+
+from bot.app import App
+from bot.settings import HuddleSettings
+from channels.sms.diagnostics import diagnose, render
+from channels.sms.modem import ModemChannel, ModemConfig
+from channels.sms.phone_link import PhoneLink, run_phone
+from channels.sms.simulator import SimulatedModem
+from storage.sms import SmsRepo
+
+
+class SmsSettings(HuddleSettings):
+    sms_port: str | None = Field(None, description="modem AT port, e.g. /dev/ttyUSB2; unset: simulator in demo mode")
+    sms_baud: int = 115200
+    sms_pin: SecretStr | None = Field(None, description="SIM PIN, if the SIM is locked")
+    sms_smsc: str | None = Field(None, description="SMS centre number, if the SIM does not carry one")
+    sms_max_parts: int = Field(10, ge=1, le=255, description="longer texts are refused, never truncated")
+    sms_reassembly_timeout: float = Field(600.0, gt=0, description="seconds before a partial long text is delivered")
+    sms_sweep_interval: float = Field(300.0, gt=0, description="seconds between safety sweeps of the modem storage")
+    sms_simulator: bool = Field(True, description="in demo mode without a port, run the simulated modem")
+    sms_sim_cmgs_delay: tuple[float, float] = Field((2.0, 4.0), description="simulated send time range, seconds")
+    sms_sim_state: Path = Field(Path(".huddle-sms-sim.json"), description="where the simulator tells `phone` its port")
+
+
+def modem_config(s: SmsSettings) -> ModemConfig:
+    return ModemConfig(
+        port=s.sms_port,
+        baud=s.sms_baud,
+        pin=s.sms_pin.get_secret_value() if s.sms_pin else None,
+        smsc=s.sms_smsc,
+        max_parts=s.sms_max_parts,
+        reassembly_timeout=s.sms_reassembly_timeout,
+        sweep_interval=s.sms_sweep_interval,
+    )
+
+
+def setup(app: App) -> None:
+    settings = SmsSettings()
+    config = modem_config(settings)
+    store = SmsRepo(app.db)
+    app.add_cli("modem", "check the SMS modem: SIM, network, signal, storage", _configure_modem, _run_modem,
+                needs_db=False)
+    app.add_cli("phone", "act as a phone texting the store through the SMS simulator", _configure_phone, _run_phone,
+                needs_db=False)
+    if settings.sms_port:
+        app.add_channel(ModemChannel(config, store, app.clock))
+        return
+    if not (app.settings.demo and settings.sms_simulator):
+        return
+    sim = SimulatedModem(cmgs_delay=settings.sms_sim_cmgs_delay, report_delay=1.0)
+    channel = ModemChannel(config, store, app.clock, simulator=sim)
+    link = PhoneLink(sim, settings.sms_sim_state)
+
+    async def start_simulator(app: App) -> None:
+        config.port = await sim.start()
+        await link.start()
+
+    async def stop_simulator(app: App) -> None:
+        await link.stop()
+        await sim.stop()
+
+    app.on_startup(start_simulator)
+    app.on_shutdown(stop_simulator)
+    app.add_channel(channel)
+    app.provide("sms_simulator", sim)
+
+
+def _configure_modem(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", help="AT port (default: HUDDLE_SMS_PORT; none: the simulator)")
+
+
+async def _run_modem(app: App, args: argparse.Namespace) -> int:
+    settings = SmsSettings()
+    port = args.port or settings.sms_port
+    sim = None
+    if not port:
+        print("HUDDLE_SMS_PORT is not set: checking the built-in simulated SIM7600 instead.")
+        sim = SimulatedModem()
+        port = await sim.start()
+    try:
+        checks = await diagnose(port, settings.sms_baud)
+    finally:
+        if sim is not None:
+            await sim.stop()
+    print(render(checks))
+    return 0 if all(c.ok for c in checks) else 1
+
+
+def _configure_phone(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("number", help="the phone number you pretend to be, e.g. +15551234567")
+
+
+async def _run_phone(app: App, args: argparse.Namespace) -> int:
+    return await run_phone(SmsSettings().sms_sim_state, args.number)

@@ -1,0 +1,86 @@
+"""Helpers for the SMS tests: a Flow whose "sms" channel is the real modem stack on a simulator pty."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bot.app import App
+from bot.clock import FakeClock
+from bot.config_file import ConfigFile
+from bot.context import Context
+from bot.model import Inbound
+from bot.router import Router
+from bot.settings import CoreSettings
+from bot.testing import Flow, migrated_sqlite
+from channels.sms.modem import ModemChannel, ModemConfig
+from channels.sms.simulator import SimulatedModem
+from storage.sms import SmsRepo
+
+FAST = {
+    "command_timeout": 0.5,
+    "cmgs_timeout": 0.5,
+    "reconnect_min": 0.02,
+    "reconnect_max": 0.2,
+    "sms_done_timeout": 1.0,
+    "ready_wait": 2.0,
+}
+
+
+class Recorder:
+    """A free-text handler that records what reached it (and optionally answers)."""
+
+    def __init__(self, answer: Callable[[str], str | None] | None = None) -> None:
+        self.messages: list[Inbound] = []
+        self.answer = answer
+        self.router = Router("sms-test")
+
+        @self.router.message()
+        async def record(ctx: Context) -> str | None:
+            self.messages.append(ctx.inbound)
+            return self.answer(ctx.inbound.text) if self.answer else None
+
+    @property
+    def texts(self) -> list[str]:
+        return [m.text for m in self.messages]
+
+
+async def sms_flow(
+    sim: SimulatedModem, recorder: Recorder | None = None, *, database_url: str | None = None,
+    clock: FakeClock | None = None, **config: Any,
+) -> tuple[Flow, ModemChannel]:
+    clock = clock or FakeClock()
+    tmp = None
+    if database_url is None:
+        tmp = Path(tempfile.mkdtemp(prefix="huddle-sms-"))
+        database_url = await migrated_sqlite(tmp)
+    core = CoreSettings(
+        database_url=database_url, durable_commits=False, demo=False, console=False, http_enabled=False,
+        outbox_backoff_base=1.0, outbox_backoff_max=5.0, quiet_hours_roles=[],
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    app = App(core, clock=clock, config=ConfigFile({}))
+    if recorder is not None:
+        app.include_router(recorder.router)
+    channel = ModemChannel(ModemConfig(port=sim.port, **{**FAST, **config}), SmsRepo(app.db), clock, simulator=sim)
+    app.add_channel(channel)
+    await app.start(run_scheduler=False)
+    return Flow(app, clock, {}, tmp), channel
+
+
+async def eventually(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> None:  # noqa: ASYNC109
+    """Wait (for real I/O on the pty) until `predicate()` is truthy."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
