@@ -93,6 +93,9 @@ class ModemConfig:
     ready_wait: float = 5.0
     """How long a send waits for a (re)connecting modem before it is put back in the outbox."""
     validity: int | None = pdu.VALIDITY_24H
+    max_held_slots: int = 20
+    """Modem slots incomplete long texts may hold; beyond it a part's slot is freed once the part is
+    committed to our database (its text is safe there), so a huge text cannot fill the modem."""
     report_grace: float = 0.5
     """Seconds a status report waits after its send returned, so the outbox has recorded the part."""
 
@@ -420,6 +423,10 @@ class ModemChannel:
         parts = await self.store.add_part(key, concat.part, pdu_hex, index, mem, self.clock.now())
         if len({p.part for p in parts}) >= concat.total:
             await self._complete(key, parts)
+            return
+        held = [p for p in await self.store.all_parts() if p.slot is not None]
+        if len(held) > self.config.max_held_slots and await self._delete(mem, index):
+            await self.store.forget_slots([p.id for p in parts if p.part == concat.part])
 
     async def _complete(self, key: tuple[str, int, int], parts: list[Any], partial: bool = False) -> None:
         """Hand over a (possibly incomplete) set, delete its slots, then forget its parts."""

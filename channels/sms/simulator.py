@@ -91,6 +91,8 @@ class SimulatedModem:
         self.on_text: list[Callable[[str, str], None]] = []
         """Called with (number, text) when every part of a sent message has arrived."""
         self._assembly: dict[tuple[str, int, int], dict[int, str]] = {}
+        self._network_queue: list[str] = []
+        """PDUs the network holds because the modem's storage was full."""
         self._mr = 0
         self._ref = self.rng.randrange(65536)
         self._reset_state(echo)
@@ -337,6 +339,8 @@ class SimulatedModem:
             else:
                 box.pop(int(args[0]), None)
             self._final("OK")
+            while self._network_queue and len(self.storage["ME"]) < self.capacity:
+                self.deliver_pdu(self._network_queue.pop(0))
         elif upper.startswith("AT+CMGS="):
             await self._cmgs(int(upper.split("=")[1]))
         elif upper.startswith("AT+CMMS="):
@@ -459,7 +463,8 @@ class SimulatedModem:
             tpdu_length = len(pdu_hex) // 2
         slot = self._store("ME", pdu_hex, tpdu_length)
         if slot is None:
-            log.warning("simulated storage full: message lost")
+            # A full modem refuses the message; the network keeps it and tries again later.
+            self._network_queue.append(pdu_hex)
             return None
         if self.cnmi[1] in (1, 3):  # the new-message indication was switched on
             line = f'+CMTI: "ME",{slot}'
