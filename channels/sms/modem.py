@@ -170,7 +170,10 @@ def choose_storage(answer: str) -> str:
 class ModemChannel:
     name = "sms"
     capabilities = Capabilities(max_length=pdu.MULTI_SEPTETS * pdu.DEFAULT_MAX_PARTS, markup=Markup.PLAIN)
-    pacing = Pacing(concurrency=1)
+    pacing = Pacing(concurrency=4)
+    """The modem sends one part at a time (a lock below); letting the outbox hand over a few messages
+    at once keeps the next one ready, tells us when to hold the link with AT+CMMS, and spares the
+    outbox a claim per message."""
 
     def __init__(self, config: ModemConfig, store: PartStore, clock: Clock, *, opener: Opener = open_serial,
                  simulator: Any = None) -> None:
@@ -193,8 +196,11 @@ class ModemChannel:
         self._stopping = False
         self._receiving = True
         self.storage = "ME"
+        self._cmms = False
         self.cnmi: tuple[int, int, int, int, int] | None = None
         self.connects = 0
+        self._send_lock = asyncio.Lock()
+        self._send_waiting = 0
         self._swept_away: set[tuple[str, int]] = set()
         """Slots deleted while a sweep works through its listing (so it skips them)."""
         self._inflight_refs: set[int] = set()
@@ -278,6 +284,7 @@ class ModemChannel:
         self.at = AtPort(reader, writer, self._urc, lambda exc: self._drop(f"port closed: {exc}"))
         self.at.start()
         self.connects += 1
+        self._cmms = False
 
     async def _cmd(self, command: str, timeout: float | None = None, expect: str | None = None) -> list[str]:  # noqa: ASYNC109
         at = self.at
@@ -605,18 +612,33 @@ class ModemChannel:
             raise PermanentSendError(str(exc)) from exc
         except ValueError as exc:
             raise PermanentSendError(str(exc), unreachable=True) from exc
+        self._send_waiting += 1
+        try:
+            await self._send_lock.acquire()
+        finally:
+            self._send_waiting -= 1
+        try:
+            return await self._send_locked(outbound, parts)
+        finally:
+            self._send_lock.release()
+
+    async def _send_locked(self, outbound: Outbound, parts: list[pdu.SubmitPdu]) -> SendResult:
+        cfg = self.config
         try:
             await asyncio.wait_for(self.ready.wait(), cfg.ready_wait)
         except TimeoutError:
             raise RetryableSendError("SMS modem not connected", retry_after=30.0) from None
-        refs = await self.store.sent_parts(outbound.id) if outbound.id is not None else {}
+        multipart = len(parts) > 1
+        refs = await self.store.sent_parts(outbound.id) if multipart and outbound.id is not None else {}
         at = self.at
         if at is None:
             raise RetryableSendError("SMS modem not connected", retry_after=30.0)
         todo = [p for p in parts if p.part not in refs]
-        if len(todo) > 1:
+        more = len(todo) > 1 or self._send_waiting > 0
+        if more != self._cmms:
             with contextlib.suppress(AtError):
-                await self._cmd("AT+CMMS=1")  # keep the radio link up between the parts
+                await self._cmd(f"AT+CMMS={1 if more else 0}")  # hold the radio link while more is queued
+                self._cmms = more
         try:
             await self._send_parts(at, outbound, todo, refs)
         finally:
@@ -647,7 +669,7 @@ class ModemChannel:
                 raise RetryableSendError(f"modem gave no message reference: {lines!r}")
             refs[part.part] = mr
             self._inflight_refs.add(mr)
-            if outbound.id is not None:
+            if outbound.id is not None and part is not todo[-1]:  # progress matters only if a later part fails
                 await self.store.record_sent(outbound.id, part.part, mr, self.clock.now())
 
     # -- the demo -------------------------------------------------------------------------------------------
