@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.model import Address, OutboundStatus
+from bot.model import Address, Outbound, OutboundStatus
+from channels.base import PermanentSendError
 from channels.sms import pdu
 from channels.sms.simulator import SimulatedModem
 from storage.sms import SmsRepo
@@ -126,13 +127,15 @@ async def test_reports_stored_in_sr_memory_are_read(sim: SimulatedModem) -> None
 
 
 async def test_too_long_is_refused_with_a_reason_never_truncated(sim: SimulatedModem) -> None:
-    flow, _ = await sms_flow(sim)
+    flow, channel = await sms_flow(sim)
     try:
         await flow.app.send(Address("sms", PHONE), "x" * 1600, key="k")
         await flow.settle()
         [row] = await flow.outbox_rows()
         assert row.status is OutboundStatus.FAILED
         assert "more than the limit of 10" in (row.reason or "")
+        with pytest.raises(PermanentSendError, match="no phone can show"):  # the core cannot even store one
+            await channel.send(Outbound(Address("sms", PHONE), "broken \ud83d"))
         assert sim.sent == []
     finally:
         await flow.close()

@@ -162,6 +162,24 @@ def test_gsm_texts_stay_seven_bit(text: str) -> None:
     assert "".join(p.text for p in parts) == text
 
 
+@settings(max_examples=200, deadline=None)
+@given(texts)
+def test_parts_never_split_a_character_and_stay_within_limits(text: str) -> None:
+    encoding, pieces = pdu.split_text(text)
+    assert "".join(pieces) == text
+    single = len(pieces) == 1
+    for piece in pieces:
+        if encoding is Encoding.GSM7:
+            assert len(pdu.gsm7_encode(piece)) <= (160 if single else 153)
+        else:
+            assert len(piece.encode("utf-16-be")) // 2 <= (70 if single else 67)  # strict: no lone surrogate
+
+
+def test_lone_surrogate_is_refused_not_mangled() -> None:
+    with pytest.raises(UnicodeEncodeError):
+        pdu.encode_submit("+15551234567", "bad \ud83d text")
+
+
 def test_five_thousand_emoji_and_control_characters() -> None:
     text = ("😀\x01\x07 ok\t" * 700)[:5000]
     hexes = pdu.encode_deliver("+15551234567", text, reference=3)

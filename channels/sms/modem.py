@@ -610,6 +610,8 @@ class ModemChannel:
                                       validity=cfg.validity, max_parts=cfg.max_parts)
         except pdu.TooLong as exc:
             raise PermanentSendError(str(exc)) from exc
+        except UnicodeEncodeError as exc:
+            raise PermanentSendError(f"text holds a character no phone can show (position {exc.start})") from exc
         except ValueError as exc:
             raise PermanentSendError(str(exc), unreachable=True) from exc
         self._send_waiting += 1
