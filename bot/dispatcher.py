@@ -214,7 +214,10 @@ class Dispatcher:
             name, args = split
             matches = [h for h in root.all("commands") if name in h.names]
             if matches:
-                allowed = next((h for h in matches if h.allows(person)), None)
+                # A handler for the sender's role wins over one open to anyone (a role's own /help).
+                allowed = next((h for h in matches if h.roles is not None and h.allows(person)), None) or next(
+                    (h for h in matches if h.allows(person)), None
+                )
                 if allowed is None:
                     await ctx.reply(REFUSED if person else self._stranger(ctx))
                     return IGNORED
@@ -248,6 +251,10 @@ class Dispatcher:
             if 1 <= n <= len(buttons):
                 ctx.inbound.callback_data = buttons[n - 1][1]
                 ctx.state.pop("_buttons", None)
+
+    def contact_text(self, person: Person | None) -> str:
+        s = self.app.settings
+        return f"{s.store_name}: {s.store_contact}"
 
     def _stranger(self, ctx: Context) -> str:
         return self.stranger_text.get(ctx.channel, STRANGER)

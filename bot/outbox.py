@@ -357,4 +357,4 @@ def _fields(msg: Outbound) -> dict[str, object]:
     return {f: getattr(msg, f) for f in msg.__dataclass_fields__}
 
 
-__all__ = ["Outbox", "OutboundStatus", "TokenBucket", "backoff", "in_quiet_hours"]
+__all__ = ["OutboundStatus", "Outbox", "TokenBucket", "backoff", "in_quiet_hours"]

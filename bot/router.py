@@ -24,7 +24,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin, get_type_hints
 
-from bot.model import Button, Inbound, OutboundKind, Person, Role
+from bot.model import Button, OutboundKind, Person, Role
 
 if TYPE_CHECKING:
     from bot.context import Context

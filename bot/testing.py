@@ -243,8 +243,8 @@ def test_database_url() -> str | None:
 
 
 __all__ = [
-    "Flow",
     "FakeChannel",
+    "Flow",
     "PermanentSendError",
     "RetryableSendError",
     "migrated_sqlite",

@@ -99,6 +99,10 @@ class Database:
 
         return await upgrade(self)
 
+    def describe(self) -> str:
+        """The URL without its password, for logs and `status`."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
     async def close(self) -> None:
         if self._flusher and not self._flusher.done():
             await self._flusher
