@@ -240,8 +240,7 @@ class Outbox:
         s = self.settings
         if channel.name == "telegram":
             burst = max(1, int(s.telegram_rate or 1))
-            return Pacing(s.telegram_rate, burst, s.telegram_per_chat_rate,
-                          p.per_recipient_burst, p.concurrency)
+            return Pacing(s.telegram_rate, burst, s.telegram_per_chat_rate, p.per_recipient_burst, p.concurrency)
         if channel.name == "slack":
             return Pacing(p.global_rate, p.global_burst, s.slack_per_channel_rate, p.per_recipient_burst, p.concurrency)
         if channel.name == "sms" and s.sms_rate is not None:
@@ -290,7 +289,9 @@ class Outbox:
     async def delivery(self, report: DeliveryReport) -> None:
         msg = await self.repo.delivery(report, self.clock.now())
         if msg is None:
-            log.info("delivery report for unknown message channel=%s provider_id=%s", report.channel, report.provider_id)
+            log.info(
+                "delivery report for unknown message channel=%s provider_id=%s", report.channel, report.provider_id
+            )
         else:
             log.info("delivery report outbox_id=%s status=%s", msg.id, msg.status)
 

@@ -226,7 +226,9 @@ class Router:
 
         return deco
 
-    def file(self, *filters: Filter, roles: Iterable[Role] | Role | None = ANYONE) -> Callable[[HandlerFunc], HandlerFunc]:
+    def file(
+        self, *filters: Filter, roles: Iterable[Role] | Role | None = ANYONE
+    ) -> Callable[[HandlerFunc], HandlerFunc]:
         """A message that carries files (a CSV dropped in a DM)."""
 
         def deco(func: HandlerFunc) -> HandlerFunc:

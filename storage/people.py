@@ -226,7 +226,9 @@ class PeopleRepo:
 async def opted_out_in(conn: AsyncConnection, address: Address) -> bool:
     row = (
         await conn.execute(
-            sa.select(opt_outs.c.opted_out).where(opt_outs.c.channel == address.channel, opt_outs.c.address == address.id)
+            sa.select(opt_outs.c.opted_out).where(
+                opt_outs.c.channel == address.channel, opt_outs.c.address == address.id
+            )
         )
     ).first()
     return bool(row and row.opted_out)
