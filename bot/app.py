@@ -61,6 +61,7 @@ class App:
         self.db = db or Database(self.settings.database_url, durable=self.settings.durable_commits)
         self.people = PeopleRepo(self.db)
         self.directory = Directory(self.people, self.clock, self.settings)
+        self.config_people = self.directory.people_from_config(self.config)  # a bad key fails before start
         self.router = Router("root")
         self.channels: dict[str, Channel] = {}
         self.outbox = Outbox(self.db, self.clock, self.settings, self.people)
@@ -199,7 +200,7 @@ class App:
         """
         await self.open_db()
         await self.seed_demo_if_empty()
-        added = await self.directory.load_config_people(self.config)
+        added = await self.directory.add_people(self.config_people)
         if added:
             log.info("added people from config count=%d", added)
         for hook in self._startup:

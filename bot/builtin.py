@@ -98,7 +98,8 @@ async def send(app: App, args: argparse.Namespace) -> int:
     from bot.cli import UserError
 
     try:
-        address = normalize_address(Address(args.channel, args.address))
+        ident = normalize_phone(args.address) if args.channel == "sms" else args.address
+        address = normalize_address(Address(args.channel, ident))
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if args.channel not in app.channels:

@@ -107,7 +107,11 @@ async def serve(app: App) -> int:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, on_signal)
     try:
-        await app.start()
+        try:
+            await app.start()
+        except (ConfigError, UserError) as exc:
+            print(f"huddle: {exc}", file=sys.stderr)
+            return USAGE_ERROR
         log.info(
             "huddle running database=%s channels=%s http=%s",
             app.db.describe(),

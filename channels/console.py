@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import phonenumbers
-from rapidfuzz import fuzz, process
+from rapidfuzz import fuzz, process, utils
 
 from bot.model import Address, Inbound, Outbound, Person
 from channels.base import Capabilities, Markup, Pacing, SendResult
@@ -182,8 +182,11 @@ class ConsoleUI:
         exact = [p for p in people if p.name.lower() == q]
         if exact:
             return exact[0]
+        starts = [p for p in people if any(w.startswith(q) for w in p.name.lower().split())]
+        if len(starts) == 1:
+            return starts[0]
         names = {p.id: p.name for p in people}
-        best = process.extractOne(query, names, scorer=fuzz.WRatio, score_cutoff=70)
+        best = process.extractOne(query, names, scorer=fuzz.WRatio, processor=utils.default_process, score_cutoff=80)
         if best is None:
             return None
         return next(p for p in people if p.id == best[2])
