@@ -58,13 +58,30 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 UNREACHABLE = frozenset(
-    {"channel_not_found", "not_in_channel", "account_inactive", "is_archived", "user_not_found", "user_disabled",
-     "cannot_dm_bot"}
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "account_inactive",
+        "is_archived",
+        "user_not_found",
+        "user_disabled",
+        "cannot_dm_bot",
+    }
 )
 """The address is dead for us: the outbox marks it unreachable and stops sending to it."""
 TRANSIENT = frozenset(
-    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout", "team_added_to_org",
-     "invalid_auth", "not_authed", "token_revoked", "token_expired"}
+    {
+        "ratelimited",
+        "internal_error",
+        "fatal_error",
+        "service_unavailable",
+        "request_timeout",
+        "team_added_to_org",
+        "invalid_auth",
+        "not_authed",
+        "token_revoked",
+        "token_expired",
+    }
 )
 """Worth another try later (auth errors too: an operator can fix the token without losing messages)."""
 MESSAGE_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
@@ -197,8 +214,9 @@ class SlackChannel:
         try:
             await asyncio.wait_for(self.socket.connect_async(), timeout=self.settings.slack_connect_timeout)
         except TimeoutError:
-            log.warning("slack socket not connected after %.0fs; the watchdog keeps trying",
-                        self.settings.slack_connect_timeout)
+            log.warning(
+                "slack socket not connected after %.0fs; the watchdog keeps trying", self.settings.slack_connect_timeout
+            )
         self.watchdog.start()
 
     async def stop_receiving(self) -> None:
@@ -363,9 +381,7 @@ class SlackChannel:
 
     async def simulate_inbound(self, address_id: str, text: str) -> None:
         """A message as if `address_id` (a Slack user id) had written it in a DM (console, demos)."""
-        await self._deliver(
-            Inbound(Address("slack", address_id), text, f"sim:{uuid.uuid4().hex}", self.clock.now())
-        )
+        await self._deliver(Inbound(Address("slack", address_id), text, f"sim:{uuid.uuid4().hex}", self.clock.now()))
 
     # -- outbound ----------------------------------------------------------------------------
 
@@ -452,8 +468,10 @@ def setup(app: App) -> None:
     settings = SlackSettings()
     mode = settings.resolved_mode()
     if mode is None:
-        log.info("slack not configured: set HUDDLE_SLACK_BOT_TOKEN with HUDDLE_SLACK_APP_TOKEN (socket mode) "
-                 "or HUDDLE_SLACK_SIGNING_SECRET (http mode)")
+        log.info(
+            "slack not configured: set HUDDLE_SLACK_BOT_TOKEN with HUDDLE_SLACK_APP_TOKEN (socket mode) "
+            "or HUDDLE_SLACK_SIGNING_SECRET (http mode)"
+        )
         return
     channel = SlackChannel(settings, app.clock)
     app.add_channel(channel)

@@ -78,8 +78,14 @@ async def test_empty_slash_command_asks_for_help(fake: FakeSlack, flow: Flow) ->
 
 
 async def test_mention_in_a_channel_is_answered_in_its_thread(fake: FakeSlack, flow: Flow) -> None:
-    event = {"type": "app_mention", "channel": "C0TEAM", "user": TIA, "ts": "1700000200.000200",
-             "text": f"<@{BOT_USER}> stale 7", "event_ts": "1700000200.000200"}
+    event = {
+        "type": "app_mention",
+        "channel": "C0TEAM",
+        "user": TIA,
+        "ts": "1700000200.000200",
+        "text": f"<@{BOT_USER}> stale 7",
+        "event_ts": "1700000200.000200",
+    }
     await fake.push_event(event)
     await flow.settle()
     [post] = fake.posted
@@ -99,8 +105,16 @@ async def test_redelivered_event_is_handled_once(fake: FakeSlack, flow: Flow) ->
 
 async def test_own_and_edited_messages_are_acknowledged_and_dropped(fake: FakeSlack, flow: Flow) -> None:
     await fake.push_event(dm("my own post", user=BOT_USER, ts="1700000400.000400", bot_id="B0001"))
-    await fake.push_event({"type": "message", "subtype": "message_changed", "channel": "D0TIA", "channel_type": "im",
-                           "ts": "1700000400.000401", "message": {"text": "edited"}})
+    await fake.push_event(
+        {
+            "type": "message",
+            "subtype": "message_changed",
+            "channel": "D0TIA",
+            "channel_type": "im",
+            "ts": "1700000400.000401",
+            "message": {"text": "edited"},
+        }
+    )
     await fake.push_event({"type": "reaction_added", "user": TIA, "reaction": "tada"})
     await flow.settle()
     assert fake.posted == []
@@ -183,3 +197,26 @@ async def test_proactive_to_a_channel_id_posts_directly(fake: FakeSlack, flow: F
     await flow.settle()
     assert posts_to(fake, "C0TEAM") == ["Briefing *today*: 3 people"]
     assert fake.calls_to("conversations.open") == []
+
+
+async def test_not_acknowledged_when_the_message_could_not_be_stored(fake: FakeSlack, flow: Flow) -> None:
+    channel = flow.app.channels["slack"]
+    assert isinstance(channel, SlackChannel)
+
+    async def broken(_inbound: object) -> None:
+        raise RuntimeError("database is down")
+
+    channel._on_inbound = broken
+    with pytest.raises(TimeoutError):
+        await fake.push_event(dm("hi", user=TIA, ts="1700001100.1"), within=0.5)
+
+
+async def test_health_check_reports_the_socket(fake: FakeSlack, flow: Flow) -> None:
+    assert await flow.app.http.health_checks["slack"]()
+    await fake.close()
+    channel = flow.app.channels["slack"]
+    assert isinstance(channel, SlackChannel) and channel.socket is not None
+    session = channel.socket.client.current_session
+    assert session is not None
+    await session.close()
+    assert not await flow.app.http.health_checks["slack"]()

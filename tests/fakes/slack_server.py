@@ -158,8 +158,16 @@ class FakeSlack:
         return web.json_response(handler(args))
 
     def _m_auth_test(self, _args: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True, "url": "https://fake.slack.com/", "team": "Fake", "user": "huddle", "team_id": "T0001",
-                "user_id": BOT_USER, "bot_id": "B0001", "is_enterprise_install": False}
+        return {
+            "ok": True,
+            "url": "https://fake.slack.com/",
+            "team": "Fake",
+            "user": "huddle",
+            "team_id": "T0001",
+            "user_id": BOT_USER,
+            "bot_id": "B0001",
+            "is_enterprise_install": False,
+        }
 
     def _m_conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
         users = str(args.get("users", ""))
@@ -262,15 +270,23 @@ class FakeSlack:
         body = event_callback(event, event_id=event_id or f"Ev{next(self._ts):08d}")
         return await self.push("events_api", body, retry_attempt=retry_attempt, within=within)
 
-    async def push_command(self, text: str, *, user: str, command: str = "/huddle", channel: str = "D1",
-                           within: float = 3.0) -> dict[str, Any]:
-        return await self.push("slash_commands", slash_command(text, user=user, command=command, channel=channel,
-                                                               trigger=f"trig-{next(self._ts)}"), within=within)
+    async def push_command(
+        self, text: str, *, user: str, command: str = "/huddle", channel: str = "D1", within: float = 3.0
+    ) -> dict[str, Any]:
+        return await self.push(
+            "slash_commands",
+            slash_command(text, user=user, command=command, channel=channel, trigger=f"trig-{next(self._ts)}"),
+            within=within,
+        )
 
-    async def push_click(self, value: str, *, user: str, channel: str = "D1", thread_ts: str | None = None,
-                         within: float = 3.0) -> dict[str, Any]:
-        return await self.push("interactive", block_action(value, user=user, channel=channel, thread_ts=thread_ts,
-                                                           trigger=f"trig-{next(self._ts)}"), within=within)
+    async def push_click(
+        self, value: str, *, user: str, channel: str = "D1", thread_ts: str | None = None, within: float = 3.0
+    ) -> dict[str, Any]:
+        return await self.push(
+            "interactive",
+            block_action(value, user=user, channel=channel, thread_ts=thread_ts, trigger=f"trig-{next(self._ts)}"),
+            within=within,
+        )
 
 
 def event_callback(event: dict[str, Any], *, event_id: str = "Ev0001", event_time: int = 1700000000) -> dict[str, Any]:
@@ -288,19 +304,39 @@ def event_callback(event: dict[str, Any], *, event_id: str = "Ev0001", event_tim
 
 def dm(text: str, *, user: str, ts: str, channel: str | None = None, **extra: Any) -> dict[str, Any]:
     """A message.im event as Slack sends it."""
-    return {"type": "message", "channel_type": "im", "channel": channel or "D" + user.lstrip("UW"), "user": user,
-            "text": text, "ts": ts, "event_ts": ts, "team": "T0001", **extra}
+    return {
+        "type": "message",
+        "channel_type": "im",
+        "channel": channel or "D" + user.lstrip("UW"),
+        "user": user,
+        "text": text,
+        "ts": ts,
+        "event_ts": ts,
+        "team": "T0001",
+        **extra,
+    }
 
 
-def slash_command(text: str, *, user: str, command: str = "/huddle", channel: str = "D1",
-                  trigger: str = "trig-1") -> dict[str, Any]:
-    return {"token": "verification-token", "team_id": "T0001", "channel_id": channel, "user_id": user,
-            "user_name": "tia", "command": command, "text": text, "api_app_id": "A0001",
-            "response_url": "https://hooks.slack.com/commands/1", "trigger_id": trigger}
+def slash_command(
+    text: str, *, user: str, command: str = "/huddle", channel: str = "D1", trigger: str = "trig-1"
+) -> dict[str, Any]:
+    return {
+        "token": "verification-token",
+        "team_id": "T0001",
+        "channel_id": channel,
+        "user_id": user,
+        "user_name": "tia",
+        "command": command,
+        "text": text,
+        "api_app_id": "A0001",
+        "response_url": "https://hooks.slack.com/commands/1",
+        "trigger_id": trigger,
+    }
 
 
-def block_action(value: str, *, user: str, channel: str = "D1", thread_ts: str | None = None,
-                 trigger: str = "trig-1") -> dict[str, Any]:
+def block_action(
+    value: str, *, user: str, channel: str = "D1", thread_ts: str | None = None, trigger: str = "trig-1"
+) -> dict[str, Any]:
     container: dict[str, Any] = {"type": "message", "message_ts": "1700000000.000001", "channel_id": channel}
     if thread_ts:
         container["thread_ts"] = thread_ts
@@ -314,6 +350,14 @@ def block_action(value: str, *, user: str, channel: str = "D1", thread_ts: str |
         "trigger_id": trigger,
         "channel": {"id": channel, "name": "directmessage"},
         "message": {"type": "message", "ts": "1700000000.000001", "text": "pick"},
-        "actions": [{"action_id": "huddle-0", "block_id": "huddle-actions-0", "type": "button", "value": value,
-                     "text": {"type": "plain_text", "text": "Pick"}, "action_ts": "1700000001.000001"}],
+        "actions": [
+            {
+                "action_id": "huddle-0",
+                "block_id": "huddle-actions-0",
+                "type": "button",
+                "value": value,
+                "text": {"type": "plain_text", "text": "Pick"},
+                "action_ts": "1700000001.000001",
+            }
+        ],
     }
