@@ -173,7 +173,11 @@ class SlackChannel:
         api_host = urlsplit(base).hostname if base else None
         self.fetcher = FileFetcher(self.session, self.token, api_host, self.settings.slack_max_file_bytes)
         self.bolt = self._build_bolt(self.client)
-        await self._identify()
+        try:
+            await self._identify()
+        except BaseException:
+            await self.session.close()
+            raise
         self.accepting = True
         if self.mode == "socket":
             await self._connect_socket()

@@ -220,3 +220,19 @@ async def test_health_check_reports_the_socket(fake: FakeSlack, flow: Flow) -> N
     assert session is not None
     await session.close()
     assert not await flow.app.http.health_checks["slack"]()
+
+
+async def test_simulated_inbound_goes_the_same_way(fake: FakeSlack, flow: Flow) -> None:
+    channel = flow.app.channels["slack"]
+    assert isinstance(channel, SlackChannel)
+    await channel.simulate_inbound(TIA, "ping")
+    await flow.settle()
+    assert posts_to(fake, "D0TIA") == ["pong"]
+
+
+async def test_a_rejected_bot_token_stops_the_start_with_a_plain_reason(
+    fake: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slack_env(monkeypatch, fake, HUDDLE_SLACK_BOT_TOKEN="xoxb-wrong")
+    with pytest.raises(RuntimeError, match="HUDDLE_SLACK_BOT_TOKEN"):
+        await slack_flow()
