@@ -21,11 +21,12 @@ MAX_BUTTON_LABEL = 75
 MAX_BUTTON_VALUE = 2_000
 
 _ENTITY = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
+_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'"})
 _KEEP = re.compile(r"<(?:[@#!]|https?://|mailto:)[^<>]*>")
 
 
 def inbound_text(text: str, bot_user_id: str | None = None) -> str:
-    """Plain words from a Slack message: the bot's own mention dropped, links and mentions unwrapped."""
+    """Plain words from a Slack message: the bot's mention dropped, links unwrapped, quotes straightened."""
     if bot_user_id:
         text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>:?", " ", text)
 
@@ -39,6 +40,7 @@ def inbound_text(text: str, bot_user_id: str | None = None) -> str:
 
     text = _ENTITY.sub(entity, text)
     text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    text = text.translate(_QUOTES)  # a phone's smart quotes must not break `alias "A" = "B"`
     return " ".join(text.split()) if "\n" not in text else text.strip()
 
 

@@ -230,9 +230,37 @@ async def test_simulated_inbound_goes_the_same_way(fake: FakeSlack, flow: Flow) 
     assert posts_to(fake, "D0TIA") == ["pong"]
 
 
-async def test_a_rejected_bot_token_stops_the_start_with_a_plain_reason(
-    fake: FakeSlack, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    slack_env(monkeypatch, fake, HUDDLE_SLACK_BOT_TOKEN="xoxb-wrong")
+async def test_a_rejected_bot_token_stops_the_start_with_a_plain_reason(fake: FakeSlack) -> None:
+    from bot.clock import FakeClock
+    from channels.slack import SlackSettings
+
+    settings = SlackSettings(  # type: ignore[call-arg]
+        _env_file=None, slack_bot_token="xoxb-wrong", slack_app_token=fake.app_token, slack_api_url=fake.api_url
+    )
+    channel = SlackChannel(settings, FakeClock())
+
+    async def ignore(_: object) -> None:
+        return None
+
     with pytest.raises(RuntimeError, match="HUDDLE_SLACK_BOT_TOKEN"):
-        await slack_flow()
+        await channel.start(ignore, ignore)
+    assert channel.session is None or channel.session.closed
+    assert fake.calls_to("apps.connections.open") == []
+
+
+async def test_threads_are_answered_in_their_thread(fake: FakeSlack, flow: Flow) -> None:
+    await fake.push_event(dm("ping", user=TIA, ts="1700002000.2", thread_ts="1700002000.1"))
+    mention = {"type": "app_mention", "channel": "C0TEAM", "user": TIA, "ts": "1700002001.2",
+               "thread_ts": "1700002001.1", "text": f"<@{BOT_USER}> ping"}  # fmt: skip
+    await fake.push_event(mention)
+    await flow.settle()
+    assert sorted((p["channel"], p.get("thread_ts"), p["text"]) for p in fake.posted) == [
+        ("C0TEAM", "1700002001.1", "pong"),
+        ("D0TIA", "1700002000.1", "pong"),
+    ]
+
+
+async def test_other_slash_commands_keep_their_name(fake: FakeSlack, flow: Flow) -> None:
+    await fake.push_command("5", user=TIA, command="/stale", channel="D0TIA")
+    await flow.settle()
+    assert posts_to(fake, "D0TIA") == ["stale 5"]

@@ -24,6 +24,7 @@ def test_inbound_text_drops_the_bot_mention_and_unwraps_links() -> None:
     )
     assert inbound_text('alias "Ajay Adedeji" = "Adedeji Oyeniran"') == 'alias "Ajay Adedeji" = "Adedeji Oyeniran"'
     assert inbound_text("log Maria\nkept the\nlines") == "log Maria\nkept the\nlines"
+    assert inbound_text("alias “Ajay Adedeji” = “Adedeji Oyeniran”") == 'alias "Ajay Adedeji" = "Adedeji Oyeniran"'
 
 
 def test_escape_keeps_links_and_mentions_written_on_purpose() -> None:
