@@ -99,3 +99,15 @@ async def test_watchdog_replaces_a_silent_socket(fake: FakeSlack, flow: Flow) ->
     await fake.push_event(dm("hi again", user=TIA, ts="1700001500.1"))
     await flow.settle()
     assert [p["text"] for p in fake.posted] == ["Hello Tia, you said: hi again"]
+
+
+async def test_file_slack_cannot_serve_right_now_is_left_for_redelivery(fake: FakeSlack, flow: Flow) -> None:
+    meta = fake.add_file("F0LATER", "later.csv", CSV)
+    fake.unavailable.add("F0LATER")
+    event = file_share([meta], "1700001600.1")
+    with pytest.raises(TimeoutError):  # not acknowledged: Slack will send it again
+        await fake.push_event(event, event_id="Ev0LATER", within=0.5)
+    fake.unavailable.clear()
+    await fake.push_event(event, event_id="Ev0LATER", retry_attempt=1)
+    await flow.settle()
+    assert [p["text"] for p in fake.posted] == ["got later.csv: 46 bytes, first line 'Chatter,Sales,CVR'"]

@@ -47,6 +47,8 @@ class FakeSlack:
     files: dict[str, tuple[dict[str, Any], bytes, str]] = field(default_factory=dict)
     redirects: dict[str, str] = field(default_factory=dict)
     """file id → where its download redirects (to test that the token stays with Slack's hosts)."""
+    unavailable: set[str] = field(default_factory=set)
+    """file ids whose download answers 503 (Slack having a bad minute)."""
     scripted: dict[str, list[Scripted]] = field(default_factory=dict)
     sockets: list[web.WebSocketResponse] = field(default_factory=list)
     connections: int = 0
@@ -197,6 +199,8 @@ class FakeSlack:
     async def _download(self, request: web.Request) -> web.Response:
         self.downloads.append({"path": request.path, "auth": request.headers.get("Authorization", "")})
         entry = self.files.get(request.match_info["file_id"])
+        if request.match_info["file_id"] in self.unavailable:
+            return web.Response(status=503, text="try again")
         if request.match_info["file_id"] in self.redirects:
             raise web.HTTPFound(self.redirects[request.match_info["file_id"]])
         if request.headers.get("Authorization") != f"Bearer {self.bot_token}" or entry is None:
