@@ -6,5 +6,6 @@ stands in for every channel that is not configured.
 
 DEFAULT_PLUGINS: list[str] = [
     "bot.builtin",
+    "channels.slack",
     "channels.console",
 ]
