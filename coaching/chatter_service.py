@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,6 +27,9 @@ from storage.chatters import COACHING, REPORT, ChatterRepo, LogEntry
 
 log = logging.getLogger(__name__)
 
+_PRECEDENCE = {How.ALIAS: 0, How.EXACT: 0, How.SWAPPED: 1, How.CONTAINED: 2, How.FUZZY: 3}
+"""When two rows name one chatter, the surer match wins."""
+
 _DATE_IN_NAME = re.compile(r"(\d{4})[-_.]?(\d{2})[-_.]?(\d{2})")
 
 
@@ -41,15 +44,19 @@ class IngestSummary:
     unplaced: list[NameMatch] = field(default_factory=list)
     loose: list[tuple[str, str]] = field(default_factory=list)
     """(name in the file, chatter) placed by fuzzy matching, shown so a wrong guess is noticed."""
+    doubles: list[tuple[str, str, str]] = field(default_factory=list)
+    """(chatter, name kept, name dropped) when two rows of one day land on the same chatter."""
 
     def text(self, source: str = "export") -> str:
         when = ", ".join(f"{d:%a %d %b}" for d in self.days[:3]) + (" …" if len(self.days) > 3 else "")
         lines = [f"Got the {source} for {when}: {self.saved} chatter{'s' if self.saved != 1 else ''} saved"
                  + (f" ({self.updated} updated from an earlier upload)" if self.updated else "") + "."]
         if self.day_off:
-            lines.append(f"{self.day_off} on a day off (under 1 hour in Hubstaff).")
+            lines.append(f"{self.day_off} on a day off (under 1 hour worked).")
         if self.ignored:
             lines.append(f"{self.ignored} not active, ignored.")
+        for chatter, kept, dropped in self.doubles[:5]:
+            lines.append(f"{chatter} is in the file twice (“{kept}” and “{dropped}”); I kept “{kept}”.")
         if self.loose:
             lines.append("Matched loosely: " + "; ".join(f"{a} → {b}" for a, b in self.loose[:5])
                          + (f" and {len(self.loose) - 5} more" if len(self.loose) > 5 else "") + ".")
@@ -156,7 +163,15 @@ class ChatterService:
             if match.how is How.FUZZY:
                 summary.loose.append((row.name, chatter.name))
             values = {c: getattr(row, c) for c in parsed.columns if c not in {"name", "day"}}
-            rows[(chatter.id, d)] = {"chatter_id": chatter.id, "day": d, **values}
+            key = (chatter.id, d)
+            if key in rows:
+                kept = rows[key]
+                if _PRECEDENCE[match.how] < _PRECEDENCE[kept["_how"]]:
+                    summary.doubles.append((chatter.name, row.name, kept["_name"]))
+                else:
+                    summary.doubles.append((chatter.name, kept["_name"], row.name))
+                    continue
+            rows[key] = {"chatter_id": chatter.id, "day": d, "_how": match.how, "_name": row.name, **values}
         columns = [c for c in parsed.columns if c not in {"name", "day"}]
         summary.days = sorted({d for _, d in rows}) or [day or self.default_day()]
         existing = await self.repo.days(summary.days[0], summary.days[-1], {cid for cid, _ in rows}) if rows else []
@@ -254,11 +269,12 @@ class ChatterService:
     def lead_for(self, slack_id: str | None) -> LeadConfig | None:
         return next((lead for lead in self.config.leads if lead.slack == slack_id), None)
 
-    async def briefing_for(self, lead: LeadConfig, lead_name: str) -> Briefing:
+    async def briefing_for(self, lead: LeadConfig, lead_name: str, shift_start: datetime | None = None) -> Briefing:
+        """The lead's briefing; `shift_start` (aware) names the shift, else the configured start."""
         views = await self.teams(lead.teams)
         cards = [c for v in views for c in v.cards]
-        shift = f"{lead.shift_start:%H:%M}"
-        return briefing(lead_name, lead.teams, cards, f"{shift} shift")
+        local = shift_start.astimezone(ZoneInfo(lead.timezone)).time() if shift_start else lead.shift_start
+        return briefing(lead_name, lead.teams, cards, f"{local:%H:%M} shift")
 
     # -- coaching log ----------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from bot.router import Greedy, Router
 from bot.scheduler import JobFunc, JobRun, ScheduleSpec, daily
 from coaching.briefings import pick, why
 from coaching.cards import STATUS_TEXT, Status, TeamView, card_text, fmt_kpi
-from coaching.chatter_config import DEFAULT_INGEST, ChattersConfig, LeadConfig
+from coaching.chatter_config import BRIEFING_LEAD, DEFAULT_INGEST, ChattersConfig, LeadConfig
 from coaching.chatter_metrics import Kpi
 from coaching.chatter_service import ChatterService, HoursSource
 from coaching.demo_chatters import DEMO_LEADS, seed_demo
@@ -209,7 +209,7 @@ def briefing_job(app: App, service: ChatterService, lead: LeadConfig) -> JobFunc
         if person is None:
             log.warning("briefing skipped: no person with this Slack id lead=%s", lead.slack)
             return
-        text = (await service.briefing_for(lead, person.name)).text
+        text = (await service.briefing_for(lead, person.name, job.fire_time + BRIEFING_LEAD)).text
         await app.send(address, text, kind=OutboundKind.PROACTIVE, key=f"briefing:{lead.slack}:{job.period}",
                        person=person)
 
