@@ -148,7 +148,7 @@ def funnel_svg(card: Card, width: int = 236) -> str:
     hi = max(v for _, v in stages) or 1.0
     parts = []
     for i, (label, v) in enumerate(stages):
-        bw = max(2.0, v / hi * (width - 90))
+        bw = max(2.0, v / hi * (width - 110))
         parts.append(f'<text x="0" y="{i * 22 + 13}" font-size="11">{label}</text>'
                      f'<rect x="70" y="{i * 22}" width="{bw:.1f}" height="16" rx="3" fill="#8ab4f8"/>'
                      f'<text x="{74 + bw:.1f}" y="{i * 22 + 13}" font-size="11">{v:.0f}</text>')
@@ -193,7 +193,8 @@ def card_html(card: Card) -> str:
         f"<tr><td>{KPI_LABELS[k]}</td><td>{fmt_kpi(k, card.metrics.kpi(k))}{_arrow(k, card.arrows.get(k))}</td></tr>"
         for k in Kpi if card.metrics.kpi(k) is not None
     )
-    coached = "Not coached yet" if card.days_since_coaching is None else f"Last coached {card.days_since_coaching}d ago"
+    since = card.days_since_coaching
+    coached = "Not coached yet" if since is None else "Coached today" if since == 0 else f"Last coached {since}d ago"
     flags = "".join(f'<span class="badge flag">{escape(f)}</span>' for f in card.red_flags)
     return (
         f'<div class="card" data-status="scored"><div class="top"><div><div class="name">{escape(c.name)}</div>'

@@ -1,4 +1,5 @@
-"""Demo data: one chat team, two team leads on Slack, eight chatters with three weeks of numbers.
+"""Demo data: one chat team, two team leads on Slack, eight chatters with three weeks of numbers
+(and a newcomer with none yet).
 
 The numbers are synthetic but shaped like real ones (a steady top seller, one improving, one
 declining, weekly days off, one chatter with twice the traffic) so that a briefing, a card and the
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 DEMO_TEAM = "Team North"
 DEMO_CHATTERS = ["Ana Ruiz", "Adedeji Oyeniran", "Bea Costa", "Carlos Mendes", "Dara Okafor", "Elif Yilmaz",
                  "Femi Adeyemi", "Grace Tan"]
+DEMO_NEWCOMER = "Hana Sato"
+"""On the roster, no numbers yet: shows "No data available"."""
 DEMO_LEADS = [
     LeadConfig(slack="U0TL0001", name="Ezekiel Mensah", teams=[DEMO_TEAM], timezone="Europe/Madrid",
                shift_start=time(9, 0)),
@@ -88,7 +91,7 @@ async def seed_demo(app: App, service: ChatterService) -> None:
         if await app.people.by_address(address) is None:
             await app.people.add(Person(None, lead.name or "Team lead", frozenset({Role.TEAM_LEAD}), [address],
                                         lead.timezone), now)
-    await service.repo.sync_roster({DEMO_TEAM: DEMO_CHATTERS}, now, deactivate_others=False)
+    await service.repo.sync_roster({DEMO_TEAM: [*DEMO_CHATTERS, DEMO_NEWCOMER]}, now, deactivate_others=False)
     chatters = {c.name: c.id for c in await service.repo.chatters()}
     ids = [chatters[n] for n in DEMO_CHATTERS]
     end = service.default_day()
