@@ -203,3 +203,36 @@ async def test_strangers_and_other_roles_reach_nothing(flow: Flow) -> None:
     stranger = Address("slack", "U0NOBODY")
     assert "don't know you" in (await flow.send(stranger, "chatter Ana"))[-1]
     assert await flow.app.deps["chatters"].repo.count_days() == 0
+
+
+async def test_scheduled_ingest_with_monday_exception_drop_folder_and_hubstaff(tmp_path: Path) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "inflow-2026-11-22.csv").write_text(EXPORT, encoding="utf-8")
+    dashboard = tmp_path / "out" / "dashboard.html"
+    config = {"chatters": {**CONFIG["chatters"], "drop_dir": str(drop), "dashboard_path": str(dashboard)}}
+    flow = await Flow.create(plugins=PLUGINS, config=config, start=START)
+    try:
+        service = flow.app.deps["chatters"]
+        asked: list[object] = []
+
+        async def hubstaff(day: object) -> dict[str, float]:
+            asked.append(day)
+            return {"Ana Ruiz": 7.5, "Bea Costa": 0.5, "Ajay Adedeji": 6.0}
+
+        service.hours_source = hubstaff
+        tl = await lead(flow)
+        await flow.advance(timedelta(hours=1, minutes=45))  # 07:45 UTC Monday: the ingest is deferred
+        assert (drop / "inflow-2026-11-22.csv").exists() and asked == []
+        await flow.advance(timedelta(hours=7, minutes=45))  # 15:30 UTC Monday
+        assert not (drop / "inflow-2026-11-22.csv").exists()
+        assert (drop / "processed" / "inflow-2026-11-22.csv").exists()
+        assert [str(d) for d in asked] == ["2026-11-22"]
+        assert dashboard.exists() and "Chatter coaching" in dashboard.read_text(encoding="utf-8")
+        assert "Day off" in (await flow.send(tl, "chatter bea costa"))[-1]  # Hubstaff's 0.5 h beats the CSV's 7
+        assert "Day off" in (await flow.send(tl, "chatter carlos"))[-1]  # absent from Hubstaff: 0 h
+        assert "Score" in (await flow.send(tl, "chatter ana"))[-1]
+        await flow.advance(timedelta(days=1))  # Tuesday 15:30: the ingest ran at 07:30 instead
+        assert len(asked) == 2
+    finally:
+        await flow.close()
