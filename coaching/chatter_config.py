@@ -45,6 +45,14 @@ WEEK = DAY_NAMES[1:]  # mon … sun
 BRIEFING_LEAD = timedelta(minutes=30)
 
 
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (KeyError, ValueError):
+        raise ValueError(f"unknown timezone {value!r} (use an IANA name like Europe/Madrid)") from None
+    return value
+
+
 def _days(value: list[str]) -> list[str]:
     out = [d.strip().lower()[:3] for d in value]
     bad = [d for d in out if d not in WEEK]
@@ -71,11 +79,7 @@ class LeadConfig(StrictModel):
 
     _check_days = field_validator("days")(classmethod(lambda cls, v: _days(v)))
 
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, value: str) -> str:
-        ZoneInfo(value)
-        return value
+    _check_tz = field_validator("timezone")(classmethod(lambda cls, v: _zone(v)))
 
     def briefing_trigger(self) -> BaseTrigger:
         """30 minutes before each shift start, in the lead's timezone, with the weekday exceptions."""
@@ -113,11 +117,7 @@ class ChattersConfig(StrictModel):
     drop_dir: Path | None = None
     """Optional folder: CSV exports saved here are ingested by the scheduled ingest."""
 
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, value: str) -> str:
-        ZoneInfo(value)
-        return value
+    _check_tz = field_validator("timezone")(classmethod(lambda cls, v: _zone(v)))
 
 
 DEFAULT_INGEST = ScheduleSpec(

@@ -61,20 +61,23 @@ def _lead_teams(service: ChatterService, ctx: Context) -> list[str] | None:
     return lead.teams if lead else None
 
 
-async def _pick_team(service: ChatterService, ctx: Context, team: str) -> list[str] | str:
+async def _views(service: ChatterService, ctx: Context, team: str) -> list[TeamView] | str:
+    """The teams asked for (by part of a name), else the lead's own, else all; or why not."""
     known = await service.repo.teams()
     if team:
         wanted = [t for t in known if normalize_name(team) in normalize_name(t)]
-        return wanted or f"I don't know a team called “{team}”. Teams: {', '.join(known) or 'none yet'}."
-    return _lead_teams(service, ctx) or known
+        if not wanted:
+            return f"I don't know a team called “{team}”. Teams: {', '.join(known) or 'none yet'}."
+    else:
+        wanted = _lead_teams(service, ctx) or known
+    return await service.teams(wanted)
 
 
 @router.command("who", roles=LEADS, help="the three chatters to coach today, and why")
 async def who(ctx: Context, chatters: ChatterService, team: Greedy = "") -> str:
-    teams = await _pick_team(chatters, ctx, team)
-    if isinstance(teams, str):
-        return teams
-    views = await chatters.teams(teams)
+    views = await _views(chatters, ctx, team)
+    if isinstance(views, str):
+        return views
     cards = [c for v in views for c in v.cards]
     chosen = pick(cards)
     if not cards or all(c.status is Status.NO_DATA for c in cards):
@@ -112,10 +115,9 @@ def team_text(view: TeamView) -> str:
 
 @router.command("team", roles=LEADS, help="team summary and every chatter's score")
 async def team(ctx: Context, chatters: ChatterService, name: Greedy = "") -> str:
-    teams = await _pick_team(chatters, ctx, name)
-    if isinstance(teams, str):
-        return teams
-    views = await chatters.teams(teams)
+    views = await _views(chatters, ctx, name)
+    if isinstance(views, str):
+        return views
     if not views:
         return "No teams yet: add `[[chatters.teams]]` to the config, or ask your admin."
     return "\n\n".join(team_text(v) for v in views)
