@@ -49,7 +49,8 @@ class IngestSummary:
 
     def text(self, source: str = "export") -> str:
         when = ", ".join(f"{d:%a %d %b}" for d in self.days[:3]) + (" …" if len(self.days) > 3 else "")
-        lines = [f"Got the {source} for {when}: {self.saved} chatter{'s' if self.saved != 1 else ''} saved"
+        noun = "chatter-day" if len(self.days) > 1 else "chatter"
+        lines = [f"Got the {source} for {when}: {self.saved} {noun}{'s' if self.saved != 1 else ''} saved"
                  + (f" ({self.updated} updated from an earlier upload)" if self.updated else "") + "."]
         if self.day_off:
             lines.append(f"{self.day_off} on a day off (under 1 hour worked).")

@@ -236,3 +236,13 @@ async def test_scheduled_ingest_with_monday_exception_drop_folder_and_hubstaff(t
         assert len(asked) == 2
     finally:
         await flow.close()
+
+
+async def test_multi_day_export_is_split_by_its_date_column(flow: Flow) -> None:
+    tl = await lead(flow)
+    text = ("Date,Name,Sales,Hours\n2026-11-21,Ana Ruiz,$10,8\n2026-11-22,Ana Ruiz,$20,8\n"
+            "11/22/2026,Bea Costa,$5,8\n")
+    reply = (await flow.send(tl, "", files=[csv_file(text, name="week.csv")]))[-1]
+    assert reply.startswith("Got the export for Sat 21 Nov, Sun 22 Nov: 3 chatter-days saved.")
+    repo: ChatterRepo = flow.app.deps["chatters"].repo
+    assert await repo.count_days() == 3

@@ -25,8 +25,9 @@ async def test_roster_days_aliases_and_log(db_url: str) -> None:
         assert not chatters["Old Timer"].active and chatters["Bea Costa"].team == "North"
         ana = chatters["ANA RUIZ"].id
 
-        row = {"chatter_id": ana, "day": DAY, "sales": Decimal("1234.56"), "cvr": 0.125, "hours": 3.0}
-        await repo.upsert_days([row], ["sales", "cvr", "hours"], NOW)
+        row = {"chatter_id": ana, "day": DAY, "sales": Decimal("1234.56"), "cvr": 0.125, "hours": 3.0,
+               "group": "North"}
+        await repo.upsert_days([row], ["sales", "cvr", "hours", "group"], NOW)
         await repo.upsert_days([{"chatter_id": ana, "day": DAY, "hours": 7.5}], ["hours"], NOW)
         again = {**row, "sales": Decimal("99.99"), "hours": 1.0}
         await repo.upsert_days([again], ["sales", "cvr", "hours"], NOW, keep_existing={"hours"})
@@ -35,6 +36,7 @@ async def test_roster_days_aliases_and_log(db_url: str) -> None:
         assert days[0].sales == Decimal("99.99") and days[0].cvr == 0.125
         assert days[0].hours == 7.5  # Hubstaff's hours stay
         assert await repo.latest_day() == DAY
+        assert days[0].group == "North" and await repo.teams() == ["North"]
 
         await repo.add_alias("Ajay Adedeji", ana, None, NOW)
         await repo.add_alias("ajay  ADEDEJI", chatters["Bea Costa"].id, None, NOW)  # a correction replaces
