@@ -165,8 +165,12 @@ async def alias(ctx: Context, chatters: ChatterService, text: Greedy) -> str:
     return await chatters.alias(m.group("a"), m.group("b"), ctx.person.id if ctx.person else None)
 
 
+_NOT_NAMES = frozenset({"it", "you", "things", "everyone", "everybody", "everything", "we", "they", "that", "this"})
+
+
 def _how_is(ctx: Context) -> bool:
-    return bool(_HOW_IS_RE.match(ctx.text))
+    m = _HOW_IS_RE.match(ctx.text)
+    return bool(m) and normalize_name(m.group("name")) not in _NOT_NAMES  # type: ignore[union-attr]
 
 
 @router.message(_how_is, roles=LEADS)

@@ -177,6 +177,7 @@ async def test_commands_cards_log_and_report(flow: Flow) -> None:
     assert "Score *" in card and "Funnel:" in card and "Not coached yet." in card
     assert (await flow.send(tl, "how is ana doing?"))[-1] == card
     assert (await flow.send(tl, "how's Ana Ruiz"))[-1] == card
+    assert "You can use:" in (await flow.send(tl, "how is it going?"))[-1]
 
     assert "Logged coaching for Ana Ruiz" in (await flow.send(tl, "log Ana: talked about PPV pricing"))[-1]
     assert "Logged coaching for Bea Costa" in (await flow.send(tl, "coached bea costa reply speed"))[-1]
