@@ -19,7 +19,7 @@ from bot.clock import Clock
 from coaching.briefings import Briefing, briefing
 from coaching.cards import NO_TEAM, STREAK_LOOKBACK, TREND_DAYS, Card, Scorer, TeamView, build_team
 from coaching.chatter_config import ChattersConfig, LeadConfig
-from coaching.chatter_metrics import Chatter, CsvRow, DayMetrics
+from coaching.chatter_metrics import DAY_OFF_HOURS, Chatter, CsvRow
 from coaching.dashboard import render_dashboard
 from coaching.names import How, NameMatch, NameMatcher, describe_unplaced, normalize_name
 from coaching.sources.inflow_csv import CsvError, ParsedCsv, parse_inflow_csv
@@ -92,7 +92,8 @@ class ChatterService:
 
     async def matcher(self, chatters: Sequence[Chatter] | None = None) -> NameMatcher:
         chatters = chatters if chatters is not None else await self.repo.chatters()
-        return NameMatcher({c.id: c.name for c in chatters}, await self.repo.aliases(), cutoff=self.config.name_cutoff)
+        aliases = {a: c.id for c in chatters for a in c.aliases}
+        return NameMatcher({c.id: c.name for c in chatters}, aliases, cutoff=self.config.name_cutoff)
 
     async def find(self, name: str) -> tuple[Chatter | None, str | None]:
         """A chatter by any name a lead might type; or None and a plain sentence saying why."""
@@ -176,12 +177,14 @@ class ChatterService:
         columns = [c for c in parsed.columns if c not in {"name", "day"}]
         summary.days = sorted({d for _, d in rows}) or [day or self.default_day()]
         existing = await self.repo.days(summary.days[0], summary.days[-1], {cid for cid, _ in rows}) if rows else []
-        before = {(m.chatter_id, m.day) for m in existing}
-        summary.updated = sum(1 for k in rows if k in before)
+        hours_before = {(m.chatter_id, m.day): m.hours for m in existing}
+        summary.updated = sum(1 for k in rows if k in hours_before)
         summary.saved = len(rows)
         await self.repo.upsert_days(list(rows.values()), columns, self.clock.now(), keep_existing={"hours"})
-        stored = await self.repo.days(summary.days[0], summary.days[-1], {cid for cid, _ in rows}) if rows else []
-        summary.day_off = sum(1 for m in stored if (m.chatter_id, m.day) in rows and m.day_off)
+        for key, row in rows.items():  # the hours now stored: Hubstaff's if it came first, else the file's
+            hours = hours_before.get(key)
+            hours = row.get("hours") if hours is None else hours
+            summary.day_off += hours is not None and hours < DAY_OFF_HOURS
         return summary
 
     @staticmethod
@@ -230,42 +233,36 @@ class ChatterService:
             return limit - timedelta(days=1)
         return min(latest, limit)
 
-    async def _scorer(self, on: date, chatters: Sequence[Chatter]) -> Scorer:
-        back = self.config.scoring.window_days + STREAK_LOOKBACK + TREND_DAYS
-        days: list[DayMetrics] = await self.repo.days(on - timedelta(days=back), on)
-        return Scorer(chatters, days, self.config.scoring)
+    async def _views(self, on: date, back: int, names: Sequence[str] | None,
+                     only: Chatter | None = None) -> tuple[list[TeamView], Scorer]:
+        snap = await self.repo.snapshot(on - timedelta(days=back), on, include_inactive=only is not None)
+        chatters = [c for c in snap.chatters if c.active or c == only]
+        scorer = Scorer(chatters, snap.days, self.config.scoring)
+        now = self.clock.now()
+        if only is not None:
+            return [build_team(only.team or NO_TEAM, scorer, [only], on, snap.last_coached, now)], scorer
+        team_names = list(names) if names else sorted({c.team for c in chatters if c.team})
+        views = [build_team(t, scorer, [c for c in chatters if c.team == t], on, snap.last_coached, now)
+                 for t in team_names]
+        return views, scorer
+
+    def _lookback(self) -> int:
+        return self.config.scoring.window_days + STREAK_LOOKBACK + TREND_DAYS
 
     async def card(self, name: str, on: date | None = None) -> tuple[Card | None, str | None]:
         chatter, problem = await self.find(name)
         if chatter is None:
             return None, problem
-        day = await self.as_of(on)
-        chatters = [c for c in await self.repo.chatters() if c.team == chatter.team]
-        scorer = await self._scorer(day, chatters)
-        team = build_team(chatter.team or NO_TEAM, scorer, [chatter], day, await self.repo.last_coached(),
-                          self.clock.now())
-        return team.cards[0], None
+        views, _ = await self._views(await self.as_of(on), self._lookback(), None, only=chatter)
+        return views[0].cards[0], None
 
     async def teams(self, names: Sequence[str] | None = None, on: date | None = None) -> list[TeamView]:
-        day = await self.as_of(on)
-        chatters = await self.repo.chatters(include_inactive=False)
-        scorer = await self._scorer(day, chatters)
-        coached = await self.repo.last_coached()
-        now = self.clock.now()
-        team_names = list(names) if names else sorted({c.team for c in chatters if c.team})
-        return [build_team(t, scorer, [c for c in chatters if c.team == t], day, coached, now) for t in team_names]
+        views, _ = await self._views(await self.as_of(on), self._lookback(), names)
+        return views
 
     async def history(self, days: int, names: Sequence[str] | None = None) -> tuple[list[TeamView], Scorer]:
         """Team views for the latest day plus a scorer covering `days` back (the dashboard)."""
-        day = await self.as_of()
-        chatters = await self.repo.chatters(include_inactive=False)
-        back = max(days, self.config.scoring.window_days + STREAK_LOOKBACK + TREND_DAYS)
-        scorer = Scorer(chatters, await self.repo.days(day - timedelta(days=back), day), self.config.scoring)
-        coached = await self.repo.last_coached()
-        team_names = list(names) if names else sorted({c.team for c in chatters if c.team})
-        views = [build_team(t, scorer, [c for c in chatters if c.team == t], day, coached, self.clock.now())
-                 for t in team_names]
-        return views, scorer
+        return await self._views(await self.as_of(), max(days, self._lookback()), names)
 
     def lead_for(self, slack_id: str | None) -> LeadConfig | None:
         return next((lead for lead in self.config.leads if lead.slack == slack_id), None)

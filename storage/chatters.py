@@ -141,6 +141,13 @@ class Chatter:
     aliases: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    chatters: list[Chatter]
+    days: list[DayMetrics]
+    last_coached: dict[int, datetime]
+
+
 COACHING = "coaching"
 REPORT = "report"
 
@@ -211,6 +218,11 @@ class ChatterRepo:
             return list((await conn.execute(sa.select(chat_teams.c.name).order_by(chat_teams.c.name))).scalars())
 
     async def chatters(self, *, include_inactive: bool = True) -> list[Chatter]:
+        """Chatters with their remembered aliases, by name."""
+        async with self.db.read() as conn:
+            return await self._chatters_in(conn, include_inactive)
+
+    async def _chatters_in(self, conn: AsyncConnection, include_inactive: bool) -> list[Chatter]:
         query = (
             sa.select(chatters.c.id, chatters.c.name, chatters.c.active, chat_teams.c.name.label("team"))
             .select_from(chatters.outerjoin(chat_teams, chatters.c.team_id == chat_teams.c.id))
@@ -218,13 +230,21 @@ class ChatterRepo:
         )
         if not include_inactive:
             query = query.where(chatters.c.active.is_(True))
-        async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
-            alias_rows = (await conn.execute(sa.select(chatter_aliases.c.alias, chatter_aliases.c.chatter_id))).all()
+        rows = (await conn.execute(query)).all()
+        alias_rows = (await conn.execute(sa.select(chatter_aliases.c.alias, chatter_aliases.c.chatter_id))).all()
         by_chatter: dict[int, list[str]] = {}
         for a in alias_rows:
             by_chatter.setdefault(a.chatter_id, []).append(a.alias)
         return [Chatter(r.id, r.name, r.team, bool(r.active), by_chatter.get(r.id, [])) for r in rows]
+
+    async def snapshot(self, since: date, until: date, *, include_inactive: bool = False) -> Snapshot:
+        """Chatters, their days in [since, until] and last coaching times, in one read."""
+        async with self.db.read() as conn:
+            return Snapshot(
+                await self._chatters_in(conn, include_inactive),
+                await self._days_in(conn, since, until, None),
+                await self._last_coached_in(conn),
+            )
 
     # -- aliases ---------------------------------------------------------------------------------
 
@@ -279,6 +299,11 @@ class ChatterRepo:
         return await self.db.run(unit)
 
     async def days(self, since: date, until: date, chatter_ids: Iterable[int] | None = None) -> list[DayMetrics]:
+        async with self.db.read() as conn:
+            return await self._days_in(conn, since, until, chatter_ids)
+
+    async def _days_in(self, conn: AsyncConnection, since: date, until: date,
+                       chatter_ids: Iterable[int] | None) -> list[DayMetrics]:
         query = (
             sa.select(chatter_days)
             .where(chatter_days.c.day >= since, chatter_days.c.day <= until)
@@ -286,8 +311,7 @@ class ChatterRepo:
         )
         if chatter_ids is not None:
             query = query.where(chatter_days.c.chatter_id.in_(list(chatter_ids)))
-        async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = (await conn.execute(query)).all()
         return [
             DayMetrics(chatter_id=r.chatter_id, day=r.day, **{c: getattr(r, c) for c in METRIC_COLUMNS})
             for r in rows
@@ -312,13 +336,16 @@ class ChatterRepo:
         await self.db.run(unit)
 
     async def last_coached(self) -> dict[int, datetime]:
+        async with self.db.read() as conn:
+            return await self._last_coached_in(conn)
+
+    async def _last_coached_in(self, conn: AsyncConnection) -> dict[int, datetime]:
         query = (
             sa.select(coaching_log.c.chatter_id, sa.func.max(coaching_log.c.at).label("at"))
             .where(coaching_log.c.kind == COACHING)
             .group_by(coaching_log.c.chatter_id)
         )
-        async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = (await conn.execute(query)).all()
         dialect = self.db.engine.dialect
         return {r.chatter_id: UTCDateTime().process_result_value(r.at, dialect) for r in rows}
 
