@@ -15,6 +15,7 @@ from storage.chatters import DAY_OFF_HOURS, Chatter, DayMetrics
 
 __all__ = ["DAY_OFF_HOURS", "Chatter", "CsvRow", "DayMetrics", "Kpi"]
 
+
 class Kpi(StrEnum):
     SALES_PER_HR = "sales_per_hr"
     CVR = "cvr"

@@ -22,6 +22,7 @@ from coaching.chatter_config import ChattersConfig, LeadConfig
 from coaching.chatter_metrics import DAY_OFF_HOURS, Chatter, CsvRow
 from coaching.dashboard import render_dashboard
 from coaching.names import How, NameMatch, NameMatcher, describe_unplaced, normalize_name
+from coaching.sources.hubstaff import looks_like_hubstaff, parse_hubstaff_csv
 from coaching.sources.inflow_csv import CsvError, ParsedCsv, parse_inflow_csv
 from storage.chatters import COACHING, REPORT, ChatterRepo, LogEntry
 
@@ -44,10 +45,12 @@ class IngestSummary:
     unplaced: list[NameMatch] = field(default_factory=list)
     loose: list[tuple[str, str]] = field(default_factory=list)
     """(name in the file, chatter) placed by fuzzy matching, shown so a wrong guess is noticed."""
+    source: str = "export"
     doubles: list[tuple[str, str, str]] = field(default_factory=list)
     """(chatter, name kept, name dropped) when two rows of one day land on the same chatter."""
 
-    def text(self, source: str = "export") -> str:
+    def text(self) -> str:
+        source = self.source
         when = ", ".join(f"{d:%a %d %b}" for d in self.days[:3]) + (" …" if len(self.days) > 3 else "")
         noun = "chatter-day" if len(self.days) > 1 else "chatter"
         lines = [f"Got the {source} for {when}: {self.saved} {noun}{'s' if self.saved != 1 else ''} saved"
@@ -136,6 +139,23 @@ class ChatterService:
                     pass
         return self.default_day()
 
+    async def ingest_file(
+        self, data: bytes | str, day: date | None = None, filename: str | None = None
+    ) -> IngestSummary:
+        """An Inflow export, or a Hubstaff time export (its hours then replace any others)."""
+        if not looks_like_hubstaff(data, filename):
+            return await self.ingest_csv(data, day, filename)
+        by_day = parse_hubstaff_csv(data)
+        total = IngestSummary(days=[], source="Hubstaff hours")
+        for when, hours in sorted(by_day.items(), key=lambda kv: kv[0] or date.min):
+            part = await self.ingest_hours(hours, day or when or self.default_day())
+            total.days += part.days
+            total.saved += part.saved
+            total.day_off += part.day_off
+            total.ignored += part.ignored
+            total.unplaced += part.unplaced
+        return total
+
     async def ingest_csv(
         self, data: bytes | str, day: date | None = None, filename: str | None = None
     ) -> IngestSummary:
@@ -203,7 +223,7 @@ class ChatterService:
         matcher = await self.matcher(chatters)
         by_id = {c.id: c for c in chatters}
         found: dict[int, float] = {}
-        summary = IngestSummary(days=[day])
+        summary = IngestSummary(days=[day], source="Hubstaff hours")
         for name, h in hours.items():
             match = matcher.match(name)
             if match.chatter_id is None:

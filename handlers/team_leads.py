@@ -197,7 +197,7 @@ async def upload(ctx: Context, chatters: ChatterService) -> str:
     except ValueError:
         return f"“{given.group(1) if given else ''}” isn't a date I can read; use YYYY-MM-DD."
     try:
-        summary = await chatters.ingest_csv(f.content, day, filename=name)
+        summary = await chatters.ingest_file(f.content, day, filename=name)
     except CsvError as exc:
         return f"I couldn't use “{name}”: {exc}"
     await chatters.write_dashboard_if_configured()
@@ -308,7 +308,7 @@ def setup(app: App) -> None:
             print(f"can't read {args.file}: {exc.strerror}", file=sys.stderr)
             return 2
         try:
-            summary = await service.ingest_csv(data, args.date, filename=args.file.name)
+            summary = await service.ingest_file(data, args.date, filename=args.file.name)
         except CsvError as exc:
             print(f"{args.file.name}: {exc}", file=sys.stderr)
             return 1

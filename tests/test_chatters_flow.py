@@ -247,3 +247,26 @@ async def test_multi_day_export_is_split_by_its_date_column(flow: Flow) -> None:
     assert reply.startswith("Got the export for Sat 21 Nov, Sun 22 Nov: 3 chatter-days saved.")
     repo: ChatterRepo = flow.app.deps["chatters"].repo
     assert await repo.count_days() == 3
+
+
+async def test_hubstaff_export_uploaded_in_slack_sets_hours(flow: Flow) -> None:
+    tl = await lead(flow)
+    await flow.send(tl, "", files=[csv_file()])
+    hubstaff = "Member,Date,Time\nAna Ruiz,2026-11-22,7:30:00\nBea Costa,2026-11-22,0:40:00\nNobody,2026-11-22,1:00\n"
+    reply = (await flow.send(tl, "", files=[csv_file(hubstaff, name="hubstaff-export.csv")]))[-1]
+    assert reply.startswith("Got the Hubstaff hours for Sun 22 Nov")
+    assert "1 name I couldn't place: Nobody" in reply
+    assert "Day off" in (await flow.send(tl, "chatter bea costa"))[-1]  # Hubstaff beats the export's 7 hours
+
+
+async def test_hubstaff_csv_fallback_from_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    export = tmp_path / "hubstaff.csv"
+    export.write_text("Member;Date;Duration\nAna Ruiz;2026-11-23;0:20:00\n", encoding="utf-8")
+    monkeypatch.setenv("HUDDLE_HUBSTAFF_CSV", str(export))
+    flow = await Flow.create(plugins=PLUGINS, config=CONFIG, start=START + timedelta(days=1))  # a Tuesday
+    try:
+        tl = await lead(flow)
+        await flow.advance(timedelta(hours=1, minutes=30))  # 07:30 UTC: the ingest
+        assert "Day off" in (await flow.send(tl, "chatter ana"))[-1]
+    finally:
+        await flow.close()

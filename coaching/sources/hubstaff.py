@@ -201,6 +201,23 @@ class HubstaffClient:
         return {name: s / 3600 for name, s in seconds.items()}
 
 
+_HUBSTAFF_HEADERS = {"member": "name", "time": "hours", "duration": "hours", "total time": "hours",
+                     "tracked": "hours", "time tracked": "hours"}
+
+
+def looks_like_hubstaff(data: bytes | str, filename: str | None = None) -> bool:
+    """A time export (Member/Time columns, or named after Hubstaff) with no sales numbers in it."""
+    try:
+        text = decode(data) if isinstance(data, bytes) else data.lstrip("\ufeff")
+    except CsvError:
+        return False
+    first = next(iter(text.splitlines()), "")
+    headers = {normalize_header(h) for h in next(csv.reader([first], delimiter=sniff_delimiter(text)), [])}
+    metrics = {HEADER_LOOKUP.get(h) for h in headers} - {None, "name", "day", "hours", "group"}
+    named = bool(filename and "hubstaff" in filename.lower())
+    return not metrics and (named or bool(headers & _HUBSTAFF_HEADERS.keys()))
+
+
 def parse_hubstaff_csv(data: bytes | str) -> dict[date | None, dict[str, float]]:
     """A Hubstaff time export (Member/Name, Date, Time/Duration/Hours) → {day: {name: hours}}."""
     text = decode(data) if isinstance(data, bytes) else data.lstrip("\ufeff")
@@ -208,9 +225,7 @@ def parse_hubstaff_csv(data: bytes | str) -> dict[date | None, dict[str, float]]
         raise CsvError("The Hubstaff export is empty.")
     rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=sniff_delimiter(text)))
     header = [normalize_header(h) for h in rows[0]]
-    aliases = {"member": "name", "time": "hours", "duration": "hours", "total time": "hours", "tracked": "hours",
-               "time tracked": "hours"}
-    keys = [aliases.get(h) or HEADER_LOOKUP.get(h) for h in header]
+    keys = [_HUBSTAFF_HEADERS.get(h) or HEADER_LOOKUP.get(h) for h in header]
     if "name" not in keys or "hours" not in keys:
         raise CsvError("The Hubstaff export needs a Member (or Name) column and a Time (or Hours) column.")
     out: dict[date | None, dict[str, float]] = defaultdict(lambda: defaultdict(float))
