@@ -7,11 +7,13 @@ store. Handlers, scheduled jobs and the CLI all go through this one class, so an
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -329,11 +331,7 @@ class ChatterService:
         path = self.config.dashboard_path
         if path is None:
             return
-        html = await self.dashboard_html()
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(html, encoding="utf-8")
-        tmp.replace(path)
+        await asyncio.to_thread(_write_atomically, path, await self.dashboard_html())
 
     async def scheduled_ingest(self) -> list[str]:
         """The morning job: exports saved in `drop_dir`, then Hubstaff hours, then the dashboard."""
@@ -341,16 +339,15 @@ class ChatterService:
         drop = self.config.drop_dir
         if drop is not None and drop.is_dir():
             processed = drop / "processed"
-            for path in sorted(drop.glob("*.csv")):
+            for path in await asyncio.to_thread(lambda: sorted(drop.glob("*.csv"))):
                 try:
-                    summary = await self.ingest_csv(path.read_bytes(), filename=path.name)
+                    summary = await self.ingest_file(await asyncio.to_thread(path.read_bytes), filename=path.name)
                     done.append(f"{path.name}: {summary.saved} saved")
                 except CsvError as exc:
                     log.warning("export rejected file=%s reason=%s", path.name, exc)
                     done.append(f"{path.name}: {exc}")
                     continue
-                processed.mkdir(exist_ok=True)
-                path.replace(processed / path.name)
+                await asyncio.to_thread(_move_into, path, processed)
         if self.hours_source is not None:
             day = self.default_day()
             try:
@@ -364,3 +361,16 @@ class ChatterService:
         await self.write_dashboard_if_configured()
         log.info("chatter ingest done: %s", "; ".join(done) or "nothing new")
         return done
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Readers (a web server, a browser refresh) never see a half-written dashboard."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _move_into(path: Path, folder: Path) -> None:
+    folder.mkdir(exist_ok=True)
+    path.replace(folder / path.name)

@@ -16,6 +16,7 @@ doing" gets Maria's card. Briefings go out 30 minutes before each lead's shift.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import re
 import sys
@@ -257,9 +258,11 @@ def hours_source(app: App) -> HoursSource | None:
         path = settings.hubstaff_csv
 
         async def from_csv(day: date) -> dict[str, float] | None:
-            if not path.exists():
+            try:
+                data = await asyncio.to_thread(path.read_bytes)
+            except FileNotFoundError:
                 return None
-            by_day = parse_hubstaff_csv(path.read_bytes())
+            by_day = parse_hubstaff_csv(data)
             return by_day.get(day) or by_day.get(None)
 
         return from_csv
