@@ -25,7 +25,7 @@ from coaching.chatter_metrics import DAY_OFF_HOURS, Chatter, CsvRow
 from coaching.dashboard import render_dashboard
 from coaching.names import How, NameMatch, NameMatcher, describe_unplaced, normalize_name
 from coaching.sources.hubstaff import looks_like_hubstaff, parse_hubstaff_csv
-from coaching.sources.inflow_csv import CsvError, ParsedCsv, parse_inflow_csv
+from coaching.sources.inflow_csv import CsvError, parse_inflow_csv
 from storage.chatters import COACHING, REPORT, ChatterRepo, LogEntry
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ class ChatterService:
         """Yesterday in the operations timezone: the day a morning export covers."""
         return (self.clock.now().astimezone(ZoneInfo(self.config.timezone)) - timedelta(days=1)).date()
 
-    def day_for(self, parsed: ParsedCsv, row: CsvRow, given: date | None, filename: str | None) -> date:
+    def day_for(self, row: CsvRow, given: date | None, filename: str | None) -> date:
         if given is not None:
             return given
         if row.day is not None:
@@ -171,7 +171,7 @@ class ChatterService:
         summary = IngestSummary(days=[])
         seen_unplaced: set[str] = set()
         for row in parsed.rows:
-            d = self.day_for(parsed, row, day, filename)
+            d = self.day_for(row, day, filename)
             match = matcher.match(row.name)
             if match.chatter_id is None:
                 if self._worth_listing(row, match, our_teams) and normalize_name(row.name) not in seen_unplaced:
