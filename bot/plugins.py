@@ -7,5 +7,6 @@ stands in for every channel that is not configured.
 DEFAULT_PLUGINS: list[str] = [
     "bot.builtin",
     "channels.slack",
+    "handlers.team_leads",
     "channels.console",
 ]
