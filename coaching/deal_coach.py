@@ -15,18 +15,17 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
 from coaching.deal_rules_text import RULE_TEXT, lang, money
 from coaching.deals import Assessment, DealMetrics, EventKind, Priority, Reason
+from coaching.prompts import load_prompt
 
 log = logging.getLogger(__name__)
 
 PROMPT_VERSION = "deal_coach/1"
-PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
 LANGUAGE_NAMES = {"en": "English", "ru": "Russian"}
 MAX_EVENTS_IN_PROMPT = 60
 
@@ -78,7 +77,8 @@ class StructuredAI(Protocol):
     enabled: bool
 
     async def structured(
-        self, schema: type[BaseModel], system: str, user: str, timeout: float | None = None  # noqa: ASYNC109
+        self, schema: type[BaseModel], system: str, user: str, *, timeout: float | None = None,  # noqa: ASYNC109
+        label: str = "structured",
     ) -> BaseModel | None: ...
 
 
@@ -150,15 +150,6 @@ def deal_facts(a: Assessment, now: datetime) -> str:
             state = "done" if e.done else ("OVERDUE" if e.due_at and e.due_at < now else "open")
             lines.append(f"- {when} task due {due} [{state}]: {(e.text or '')[:200]}")
     return "\n".join(lines)
-
-
-def load_prompt(name: str, **values: Any) -> str:
-    """`prompts/<name>.txt` filled with `values` (the shared loader when the AI module has one)."""
-    try:
-        from coaching.prompts import load_prompt as shared  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return (PROMPTS / f"{name}.txt").read_text(encoding="utf-8").format(**values)
-    return str(shared(name, **values))
 
 
 # -- the rules -----------------------------------------------------------------------------------
@@ -304,7 +295,7 @@ class DealCoach:
         user = load_prompt("deal_coach_user", language=language, facts=deal_facts(a, now))
         async with self._limit:
             try:
-                result = await self.ai.structured(DealAnalysis, system, user, timeout=self.timeout)
+                result = await self.ai.structured(DealAnalysis, system, user, timeout=self.timeout, label="deal_coach")
             except Exception:  # the client promises None, but a coach must never take a handler down
                 log.exception("AI client failed deal_id=%s", a.deal.id)
                 return None

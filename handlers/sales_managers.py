@@ -24,6 +24,7 @@ from bot.context import Context
 from bot.model import Button, OutboundKind, Person, Role
 from bot.router import Reply, Router, UsageError
 from bot.scheduler import JobRun
+from coaching.ai import ai_client_for
 from coaching.deal_coach import DealCoach
 from coaching.deal_desk import DETAIL_PREFIX, DealDesk, DealSettings
 from coaching.deal_rules_text import lang
@@ -207,20 +208,10 @@ async def help_(ctx: Context) -> str:
 # -- wiring ----------------------------------------------------------------------------------------
 
 
-def _make_ai() -> object | None:
-    """The shared AI client when the AI module is installed; None means rule-based analysis."""
-    try:
-        from coaching.ai import AiClient, AiSettings  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        log.info("coaching.ai not available: deal analysis is rule-based")
-        return None
-    return AiClient(AiSettings())
-
-
 def setup(app: App) -> None:
     settings = DealSettings()
     repo = DealRepo(app.db)
-    coach = DealCoach(_make_ai(), repo, concurrency=settings.deals_ai_concurrency,  # type: ignore[arg-type]
+    coach = DealCoach(ai_client_for(app), repo, concurrency=settings.deals_ai_concurrency,
                       timeout=settings.deals_ai_timeout)
 
     async def send(person: Person, text: str, key: str, buttons: list[Button]) -> None:
