@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.db import metadata
+from storage.db import Database, metadata
 from storage.types import Money, UTCDateTime
 
 products = sa.Table(
@@ -43,3 +45,47 @@ class Product:
     price: Decimal | None = None
     in_stock: bool = True
     store_id: int | None = None
+
+
+def _product(r: Any) -> Product:
+    return Product(r.id, r.external_id, r.name, r.category, r.brand, bool(r.house_brand), r.price_tier, r.price,
+                   bool(r.in_stock), r.store_id)
+
+
+class CatalogRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def upsert_in(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        stmt = self.db.insert(products)
+        updatable = [c for c in rows[0] if c != "external_id"]
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["external_id"], set_={c: getattr(stmt.excluded, c) for c in updatable}
+        )
+        await conn.execute(stmt, rows)
+
+    @staticmethod
+    async def ids_by_external_in(conn: AsyncConnection) -> dict[str, int]:
+        rows = (await conn.execute(sa.select(products.c.external_id, products.c.id))).all()
+        return {r.external_id: r.id for r in rows}
+
+    @staticmethod
+    async def in_stock_in(conn: AsyncConnection, store_id: int | None = None, limit: int = 200) -> list[Product]:
+        """In-stock products (of the store, or of no store in particular), house brands and top tiers first."""
+        query = sa.select(products).where(products.c.in_stock.is_(True))
+        if store_id is not None:
+            query = query.where(sa.or_(products.c.store_id == store_id, products.c.store_id.is_(None)))
+        query = query.order_by(products.c.house_brand.desc(), products.c.price_tier.desc(), products.c.name)
+        query = query.limit(limit)
+        return [_product(r) for r in (await conn.execute(query)).all()]
+
+    async def in_stock(self, store_id: int | None = None, limit: int = 200) -> list[Product]:
+        async with self.db.read() as conn:
+            return await self.in_stock_in(conn, store_id, limit)
+
+    async def get(self, external_id: str) -> Product | None:
+        async with self.db.read() as conn:
+            row = (await conn.execute(sa.select(products).where(products.c.external_id == external_id))).first()
+        return _product(row) if row else None

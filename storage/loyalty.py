@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.db import metadata
+from storage.db import Database, metadata
 from storage.types import UTCDateTime
 
 loyalty_ledger = sa.Table(
@@ -42,3 +43,85 @@ class LedgerEntry:
     person_id: int | None = None
     order_external_id: str | None = None
     note: str | None = None
+
+
+class LoyaltyRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add_in(self, conn: AsyncConnection, entries: list[LedgerEntry], *, replace: bool = False) -> None:
+        """Record entries; an existing key is kept (awarding twice is a no-op) unless `replace`.
+
+        `replace` updates the delta of an existing key: an order whose total changed, a CRM
+        balance re-imported.
+        """
+        if not entries:
+            return
+        rows = [
+            {
+                "key": e.key,
+                "customer_id": e.customer_id,
+                "person_id": e.person_id,
+                "delta": e.delta,
+                "reason": e.reason,
+                "order_external_id": e.order_external_id,
+                "note": e.note,
+                "created_at": e.created_at,
+            }
+            for e in entries
+        ]
+        stmt = self.db.insert(loyalty_ledger)
+        if replace:
+            stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={"delta": stmt.excluded.delta})
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=["key"])
+        await conn.execute(stmt, rows)
+
+    async def remove_in(self, conn: AsyncConnection, keys: list[str]) -> None:
+        await conn.execute(loyalty_ledger.delete().where(loyalty_ledger.c.key.in_(keys)))
+
+    @staticmethod
+    async def deltas_in(conn: AsyncConnection, keys: list[str]) -> dict[str, int]:
+        rows = (await conn.execute(sa.select(loyalty_ledger.c.key, loyalty_ledger.c.delta)
+                                   .where(loyalty_ledger.c.key.in_(keys)))).all()
+        return {r.key: r.delta for r in rows}
+
+    @staticmethod
+    async def customer_balance_in(conn: AsyncConnection, customer_id: int) -> int:
+        total = (
+            await conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(loyalty_ledger.c.delta), 0)).where(
+                    loyalty_ledger.c.customer_id == customer_id
+                )
+            )
+        ).scalar_one()
+        return int(total)
+
+    async def customer_balance(self, customer_id: int) -> int:
+        async with self.db.read() as conn:
+            return await self.customer_balance_in(conn, customer_id)
+
+    async def person_balance(self, person_id: int) -> int:
+        """Staff points (the budtender bonus)."""
+        async with self.db.read() as conn:
+            total = (
+                await conn.execute(
+                    sa.select(sa.func.coalesce(sa.func.sum(loyalty_ledger.c.delta), 0)).where(
+                        loyalty_ledger.c.person_id == person_id
+                    )
+                )
+            ).scalar_one()
+        return int(total)
+
+    async def entries(self, *, customer_id: int | None = None, person_id: int | None = None) -> list[LedgerEntry]:
+        query = sa.select(loyalty_ledger).order_by(loyalty_ledger.c.id)
+        if customer_id is not None:
+            query = query.where(loyalty_ledger.c.customer_id == customer_id)
+        if person_id is not None:
+            query = query.where(loyalty_ledger.c.person_id == person_id)
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            LedgerEntry(r.key, r.delta, r.reason, r.created_at, r.customer_id, r.person_id, r.order_external_id, r.note)
+            for r in rows
+        ]
