@@ -124,9 +124,13 @@ CSV_EVENT = ("kind", "at", "duration_s", "direction", "text", "from_stage", "to_
              "key")
 
 
-def parse_csv(text: str, source: str = "import") -> list[Deal]:
+def parse_csv(text: str, source: str = "import", columns: dict[str, str] | None = None) -> list[Deal]:
+    """`columns` maps our field names to the file's column names (`{"deal_id": "Lead ID"}`)."""
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    fields = {f.strip() for f in reader.fieldnames or []}
+    rename = {v.strip(): k for k, v in (columns or {}).items()}
+    if reader.fieldnames:
+        reader.fieldnames = [rename.get(f.strip(), f.strip()) for f in reader.fieldnames]
+    fields = set(reader.fieldnames or [])
     missing = {"deal_id", "deal_name", "created_at"} - fields
     if missing:
         raise DealFileError(f"CSV is missing the column(s): {', '.join(sorted(missing))}")
@@ -167,8 +171,8 @@ def _validate(items: list[Any], places: list[str], source: str) -> list[Deal]:
     return out
 
 
-def load_file(path: Path, source: str = "import") -> list[Deal]:
-    """Parse by extension (.json or .csv)."""
+def load_file(path: Path, source: str = "import", columns: dict[str, str] | None = None) -> list[Deal]:
+    """Parse by extension (.json or .csv); `columns` renames CSV columns."""
     if not path.exists():
         raise DealFileError(f"{path}: no such file")
     try:
@@ -177,7 +181,9 @@ def load_file(path: Path, source: str = "import") -> list[Deal]:
         raise DealFileError(f"{path}: not UTF-8 text") from None
     suffix = path.suffix.lower()
     if suffix == ".json":
+        if columns:
+            raise DealFileError("--map applies to CSV files only")
         return parse_json(text, source)
     if suffix == ".csv":
-        return parse_csv(text, source)
+        return parse_csv(text, source, columns)
     raise DealFileError(f"{path}: expected a .json or .csv file")

@@ -1,26 +1,42 @@
-"""CLI for deals: `python main.py import-deals FILE.json|FILE.csv` (and amoCRM sync when configured).
+"""CLI for deals: `python main.py import deals FILE.json|FILE.csv` and `python main.py amocrm-sync`.
 
-`import-deals` stands in for `python main.py import deals FILE` until the shared import-kind
-registry exists; both read the same formats (see coaching/deal_import.py).
+`import deals` is a kind of the shared `import` command (coaching/sources/imports.py), with its
+common options: `--map FIELD=COLUMN` renames CSV columns, `--dry-run` validates only, `--report`
+gets the reason a file was refused. A file is loaded whole or not at all (formats in
+coaching/deal_import.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 from pathlib import Path
 
 from bot.app import App
 from coaching.deal_import import DealFileError, load_file
+from coaching.sources.imports import ImportKind, parse_map, register_import
 from storage.deals import DealRepo
 
 
-async def import_deals(app: App, path: Path) -> int:
+def _write_report(report: Path, path: Path, reason: str) -> None:
+    with report.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([["file", "reason"], [str(path), reason]])
+
+
+async def import_deals(
+    app: App, path: Path, *, columns: dict[str, str] | None = None, dry_run: bool = False, report: Path | None = None
+) -> int:
     try:
-        deals = load_file(path)
+        deals = load_file(path, columns=columns)
     except DealFileError as exc:
         print(f"import failed: {exc}", file=sys.stderr)
+        if report is not None:
+            _write_report(report, path, str(exc))
         return 2
+    if dry_run:
+        print(f"{path}: {len(deals)} deals and {sum(len(d.events) for d in deals)} events are valid (dry run)")
+        return 0
     result = await DealRepo(app.db).upsert(deals, app.clock.now())
     print(f"imported {result.deals} deals and {result.events} events from {path}")
     if result.unassigned:
@@ -30,12 +46,14 @@ async def import_deals(app: App, path: Path) -> int:
     return 0
 
 
-def _configure_import(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=Path, help="a .json or .csv file of deals and their events")
-
-
 async def _run_import(app: App, args: argparse.Namespace) -> int:
-    return await import_deals(app, args.file)
+    try:
+        columns = parse_map(getattr(args, "map", []) or [])
+    except ValueError as exc:
+        print(f"import failed: {exc}", file=sys.stderr)
+        return 2
+    return await import_deals(app, args.file, columns=columns, dry_run=getattr(args, "dry_run", False),
+                              report=getattr(args, "report", None))
 
 
 def _configure_sync(parser: argparse.ArgumentParser) -> None:
@@ -60,5 +78,5 @@ async def _run_sync(app: App, args: argparse.Namespace) -> int:
 
 
 def setup(app: App) -> None:
-    app.add_cli("import-deals", "load deals and their events from a JSON or CSV file", _configure_import, _run_import)
+    register_import(app, ImportKind("deals", "deals and their events from a JSON or CSV file", _run_import))
     app.add_cli("amocrm-sync", "pull leads, calls, stage changes and tasks from amoCRM", _configure_sync, _run_sync)

@@ -6,9 +6,11 @@ import argparse
 import json
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bot.testing import Flow
 from coaching.deal_import import DealFileError, load_file, parse_csv, parse_json
 from coaching.deals import DealStatus, EventKind
 from storage.deals import DealRepo
@@ -106,18 +108,23 @@ def test_files_by_extension(tmp_path: Path) -> None:
         load_file(emoji)
 
 
-async def test_import_cli_loads_deals_for_the_managers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _cli(flow: Flow) -> tuple[argparse.ArgumentParser, Any]:
+    cli = flow.app.cli_commands["import"]
+    parser = argparse.ArgumentParser()
+    cli.configure(parser)
+    return parser, cli
+
+
+async def test_import_deals_loads_deals_for_the_managers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     flow, ann, boris = await make_flow()
     try:
-        cli = flow.app.cli_commands["import-deals"]
-        parser = argparse.ArgumentParser()
-        cli.configure(parser)
+        parser, cli = _cli(flow)
         path = tmp_path / "deals.json"
         path.write_text(json.dumps(GOOD_JSON), encoding="utf-8")
-        assert await cli.run(flow.app, parser.parse_args([str(path)])) == 0
+        assert await cli.run(flow.app, parser.parse_args(["deals", str(path)])) == 0
         csv_path = tmp_path / "deals.csv"
         csv_path.write_text(GOOD_CSV, encoding="utf-8")
-        assert await cli.run(flow.app, parser.parse_args([str(csv_path)])) == 0
+        assert await cli.run(flow.app, parser.parse_args(["deals", str(csv_path)])) == 0
         out = capsys.readouterr().out
         assert "imported 2 deals and 3 events" in out and "1 deal(s) have no matching manager" in out
         repo = DealRepo(flow.app.db)
@@ -127,7 +134,29 @@ async def test_import_cli_loads_deals_for_the_managers(tmp_path: Path, capsys: p
         assert "Acme &lt;fleet&gt;" in reply
         broken = tmp_path / "broken.json"
         broken.write_text("{", encoding="utf-8")
-        assert await cli.run(flow.app, parser.parse_args([str(broken)])) == 2
+        report = tmp_path / "report.csv"
+        assert await cli.run(flow.app, parser.parse_args(["deals", str(broken), "--report", str(report)])) == 2
         assert "import failed: not valid JSON" in capsys.readouterr().err
+        assert "not valid JSON" in report.read_text()
+    finally:
+        await flow.close()
+
+
+async def test_import_deals_map_and_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    flow, _, _ = await make_flow()
+    try:
+        parser, cli = _cli(flow)
+        path = tmp_path / "export.csv"
+        path.write_text("Lead ID,Title,Created\n9001,From amo,2026-02-01T00:00:00Z\n", encoding="utf-8")
+        args = ["deals", str(path), "--map", "deal_id=Lead ID", "--map", "deal_name=Title", "--map",
+                "created_at=Created"]
+        assert await cli.run(flow.app, parser.parse_args([*args, "--dry-run"])) == 0
+        assert "1 deals and 0 events are valid (dry run)" in capsys.readouterr().out
+        repo = DealRepo(flow.app.db)
+        assert await repo.get(9001) is None
+        assert await cli.run(flow.app, parser.parse_args(args)) == 0
+        assert (await repo.get(9001)).name == "From amo"  # type: ignore[union-attr]
+        assert await cli.run(flow.app, parser.parse_args(["deals", str(path), "--map", "oops"])) == 2
+        assert "FIELD=COLUMN" in capsys.readouterr().err
     finally:
         await flow.close()
