@@ -208,6 +208,22 @@ async def help_(ctx: Context) -> str:
 # -- wiring ----------------------------------------------------------------------------------------
 
 
+def _schedule_amocrm_sync(app: App, repo: DealRepo) -> None:
+    """Pull deals from amoCRM every `HUDDLE_AMOCRM_SYNC_MINUTES` when amoCRM is configured."""
+    from coaching.sources.amocrm import AmoSettings, sync_amocrm
+
+    amo = AmoSettings()
+    if not (amo.configured and amo.amocrm_sync_minutes):
+        return
+
+    async def sync(_run: JobRun) -> None:
+        result = await sync_amocrm(amo, repo, app.clock.now())
+        log.info("amoCRM sync deals=%s events=%s unassigned=%s", result.deals, result.events, len(result.unassigned))
+
+    trigger = IntervalTrigger(minutes=amo.amocrm_sync_minutes, start_date=app.clock.now(), timezone=UTC)
+    app.scheduler.add("amocrm_sync", trigger, sync)
+
+
 def setup(app: App) -> None:
     settings = DealSettings()
     repo = DealRepo(app.db)
@@ -231,6 +247,7 @@ def setup(app: App) -> None:
         await control.restore()
 
     app.on_startup(restore)
+    _schedule_amocrm_sync(app, repo)
 
     from handlers import deals_api, deals_cli
     from handlers.deals_demo import seed_demo

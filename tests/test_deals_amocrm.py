@@ -158,3 +158,24 @@ def test_not_configured_is_an_error(tmp_path: Path) -> None:
 
     with pytest.raises(AmoCrmError, match="not configured"):
         AmoCrmClient(AmoSettings(_env_file=None, amocrm_token_file=tmp_path / "t.json"))  # type: ignore[call-arg]
+
+
+async def test_scheduled_sync_feeds_the_commands(amo: FakeAmoCrm, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import timedelta
+
+    from tests.deals_support import make_flow
+
+    for key, value in {"BASE_URL": amo.base_url, "CLIENT_ID": "cid", "CLIENT_SECRET": "shh", "REFRESH_TOKEN": "r0",
+                       "TOKEN_FILE": str(tmp_path / "tokens.json"), "SYNC_MINUTES": "30", "RATE": "7"}.items():
+        monkeypatch.setenv(f"HUDDLE_AMOCRM_{key}", value)
+    amo.leads = amo.leads[:2]
+    flow, ann, _ = await make_flow(start=datetime.fromtimestamp(T0 + 86400 * 5, UTC))
+    try:
+        await DealRepo(flow.app.db).map_owner("amocrm", "7", ann.id)  # type: ignore[arg-type]
+        assert "#1 " not in (await flow.send(ann, "/deals"))[0]
+        await flow.advance(timedelta(minutes=30))
+        [reply] = await flow.send(ann, "/deals")
+        assert "<b>#1</b> Acme &lt;fleet&gt;" in reply and "Negotiation" in reply
+    finally:
+        await flow.close()

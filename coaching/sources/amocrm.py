@@ -55,6 +55,7 @@ class AmoSettings(HuddleSettings):
     amocrm_token_file: Path = Field(Path("amocrm_tokens.json"), description="where rotated tokens live (mode 0600)")
     amocrm_rate: float = Field(6.0, gt=0, le=7, description="requests per second (amoCRM allows 7)")
     amocrm_timeout: float = Field(30.0, gt=0)
+    amocrm_sync_minutes: float | None = Field(None, gt=0, description="pull from amoCRM this often (off when unset)")
 
     @property
     def configured(self) -> bool:
