@@ -201,3 +201,22 @@ async def test_ai_failure_falls_back_to_labelled_rules() -> None:
         assert "🤖 AI analysis" in reply and len(ai.requests) == 3
     finally:
         await flow.close()
+
+
+async def test_demo_managers_have_realistic_deals() -> None:
+    from bot.model import Address
+    from bot.testing import Flow
+
+    flow = await Flow.create(plugins=["handlers.sales_managers"], demo=True, start=NOW)
+    try:
+        alex = await flow.app.people.by_address(Address("telegram", "100001"))
+        irina = await flow.app.people.by_address(Address("telegram", "100002"))
+        assert alex is not None and irina is not None and irina.locale == "ru"
+        [deals] = await flow.send(alex, "/deals")
+        assert deals.startswith("📊 <b>Your deals</b>: 4 active — 🔴 1") and "#5005" not in deals
+        [stale] = await flow.send(alex, "/stale")
+        assert "#5001" in stale and "#5003" in stale and "#5002" not in stale
+        [ru] = await flow.send(irina, "/deals")
+        assert "🔴 <b>#6001</b>" in ru and "4 500 000 ₽" in ru
+    finally:
+        await flow.close()
