@@ -31,11 +31,12 @@ def make_deals(n: int, seed: int = 7) -> list[Deal]:
     deals = []
     for i in range(n):
         created = NOW - timedelta(days=rnd.uniform(1, 60))
-        span = (NOW - created).total_seconds()
+        quiet = min((NOW - created).total_seconds(), rnd.expovariate(1 / 3) * 86400)  # most deals talked recently
+        span = (NOW - created).total_seconds() - quiet
         events: list[DealEvent] = []
         stage_i = 0
         for _ in range(rnd.randint(5, 35)):
-            at = created + timedelta(seconds=rnd.uniform(0, span) * rnd.uniform(0.5, 1))
+            at = created + timedelta(seconds=span * rnd.random() ** 0.5)
             kind = rnd.choice([EventKind.CALL, EventKind.CALL, EventKind.MESSAGE, EventKind.MESSAGE, EventKind.TASK,
                                EventKind.STAGE_CHANGE])
             if kind is EventKind.CALL:
@@ -43,15 +44,15 @@ def make_deals(n: int, seed: int = 7) -> list[Deal]:
             elif kind is EventKind.MESSAGE:
                 events.append(DealEvent(kind, at, direction="in", text="hi"))
             elif kind is EventKind.TASK:
-                done = rnd.random() < 0.6
-                due = at + timedelta(days=rnd.uniform(0, 5))
+                done = rnd.random() < 0.8
+                due = at + timedelta(days=rnd.uniform(0, 7))
                 events.append(DealEvent(kind, at, text="follow up", due_at=due, done=done,
                                         done_at=due if done else None))
             else:
                 nxt = min(stage_i + 1, len(STAGES) - 1)
                 events.append(DealEvent(kind, at, from_stage=STAGES[stage_i], to_stage=STAGES[nxt]))
                 stage_i = nxt
-        deals.append(Deal(i + 1, f"Deal {i + 1}", created, STAGES[stage_i], Decimal(rnd.randint(1, 500) * 1000),
+        deals.append(Deal(i + 1, f"Deal {i + 1}", created, STAGES[stage_i], Decimal(rnd.randint(1, 150) * 1000),
                           "USD", DealStatus.ACTIVE, owner_ref=f"m{i % 50}", events=events))
     return deals
 
@@ -132,7 +133,7 @@ def main() -> None:
     print(f"{'rule_analysis text for every deal':<44}{t_text:>10.3f}{args.deals / t_text:>12,.0f}")
     print(f"{'total rules path (assess + text)':<44}{t_ours + t_text:>10.3f}")
     print(f"speed-up vs baseline: {t_naive / t_ours:.2f}x; target < 2 s: {'met' if t_ours + t_text < 2 else 'MISSED'}")
-    print(f"priority agreement with baseline: {agree}/{len(ours)} (high: {high})")
+    print(f"priority agreement with baseline: {agree}/{len(ours)} (high: {high}; baseline lacks medium-only rules)")
 
     rows = asyncio.run(ai_path(args.ai_deals, args.latency, [1, 4, 16]))
     print(f"\nAI path: {args.ai_deals} deals, fake model answers in {args.latency * 1000:.0f} ms")

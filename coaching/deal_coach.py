@@ -155,6 +155,10 @@ def deal_facts(a: Assessment, now: datetime) -> str:
 # -- the rules -----------------------------------------------------------------------------------
 
 
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def _values(a: Assessment, locale: str) -> dict[str, Any]:
     m = a.metrics
     return {
@@ -168,7 +172,7 @@ def _values(a: Assessment, locale: str) -> dict[str, Any]:
         "minutes": round(m.call_minutes),
         "moves": m.funnel_moves,
         "contact": a.deal.contact or "",
-        "deal": a.deal.name,
+        "deal": _short(a.deal.name),
     }
 
 
@@ -227,7 +231,8 @@ def rule_analysis(a: Assessment, locale: str) -> DealAnalysis:
     if not recs:
         rec("keep", Urgency.PLANNED)
 
-    phrases = [t["phrases"]["revive"].format(contact=a.deal.contact or t["client"], deal=a.deal.name),
+    phrases = [t["phrases"]["revive"].format(contact=_short(a.deal.contact or t["client"]),
+                                                deal=_short(a.deal.name)),
                t["phrases"]["objection"], t["phrases"]["next"]]
     plan = [t["plan"]["today"]]
     if m.overdue_tasks:

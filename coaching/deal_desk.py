@@ -138,14 +138,16 @@ class DealDesk:
         await self.send(person, format_summary(items, person.locale, with_hint=True),
                         f"dealmon:{person_id}:{period}:summary", [])
         report.messages += 1
-        for a in items:
-            if a.priority is not Priority.HIGH:
-                continue
-            await self._send_detailed(person, a, f"dealmon:{person_id}:{period}:deal:{a.deal.id}", report)
+        high = [a for a in items if a.priority is Priority.HIGH]
+        results = await self.coach.analyze_many(high, person.locale, self.now())  # concurrently, bounded
+        for a, r in zip(high, results, strict=True):
+            await self._send_result(person, a, r, f"dealmon:{person_id}:{period}:deal:{a.deal.id}", report)
         return report
 
     async def _send_detailed(self, person: Person, a: Assessment, key: str, report: RunReport) -> None:
-        r = await self.analyze(person, a)
+        await self._send_result(person, a, await self.analyze(person, a), key, report)
+
+    async def _send_result(self, person: Person, a: Assessment, r: CoachResult, key: str, report: RunReport) -> None:
         report.ai += r.source == "ai"
         report.rules += r.source == "rules"
         await self.send(person, format_detailed(a, r, person.locale, person.timezone, person.name), key, [])

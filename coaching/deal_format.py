@@ -99,9 +99,17 @@ def labels(locale: str) -> dict[str, Any]:
     return LABELS[lang(locale)] if lang(locale) in LABELS else LABELS["en"]
 
 
-def e(text: object) -> str:
-    """Escape for Telegram HTML (only &, < and > are special outside attributes)."""
-    return escape(str(text), quote=False)
+MAX_ITEM = 800
+"""Longest single item shown (a deal name, one recommendation): one line never nears 4,096 chars."""
+MAX_NAME = 200
+
+
+def e(text: object, limit: int = MAX_ITEM) -> str:
+    """Clip to `limit` characters, then escape for Telegram HTML (&, < and > outside attributes)."""
+    s = " ".join(str(text).split()) if "\n" in str(text) else str(text)
+    if len(s) > limit:
+        s = s[: limit - 1].rstrip() + "…"
+    return escape(s, quote=False)
 
 
 def local_time(at: datetime, tz: str) -> str:
@@ -131,7 +139,7 @@ def _header(a: Assessment, r: CoachResult, locale: str, manager: str | None) -> 
     lines = [
         f"{ICON[r.analysis.priority]} <b>{lb['title']}</b> #{d.id}",
         "",
-        f"📋 {lb['deal']}: <b>{e(d.name)}</b>",
+        f"📋 {lb['deal']}: <b>{e(d.name, MAX_NAME)}</b>",
         f"💰 {lb['budget']}: {e(money(d.budget, d.currency, locale))}",
         f"📊 {lb['probability']}: {r.analysis.conversion_probability}%",
     ]
@@ -208,7 +216,7 @@ def deal_line(a: Assessment, locale: str) -> str:
         parts.append(lb["line_overdue"].format(n=m.overdue_tasks))
     if d.stage:
         parts.append(e(d.stage))
-    return f"{ICON[a.priority]} <b>#{d.id}</b> {e(d.name)} — {' · '.join(parts)}"
+    return f"{ICON[a.priority]} <b>#{d.id}</b> {e(d.name, MAX_NAME)} — {' · '.join(parts)}"
 
 
 def format_summary(items: list[Assessment], locale: str, *, with_hint: bool = False) -> str:
