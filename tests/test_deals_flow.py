@@ -220,3 +220,20 @@ async def test_demo_managers_have_realistic_deals() -> None:
         assert "🔴 <b>#6001</b>" in ru and "4 500 000 ₽" in ru
     finally:
         await flow.close()
+
+
+async def test_monitor_runs_use_ai_for_high_deals_and_the_cache_between_runs() -> None:
+    flow, ann, _ = await make_flow()
+    ai = ScriptedAI([good_analysis(), good_analysis()])
+    set_ai(flow, ai)
+    try:
+        await flow.send(ann, "/monitor 1")
+        await flow.advance(timedelta(hours=1))
+        first = flow.sent_to(ann)[-2:]
+        assert first[0].startswith("📊") and "🤖 AI analysis" in first[1]
+        assert len(ai.requests) == 1  # only the one high-priority deal went to the model
+        await flow.advance(timedelta(hours=1))
+        assert len(flow.sent_to(ann)) == 5 and "🤖 AI analysis" in flow.sent_to(ann)[-1]
+        assert len(ai.requests) == 1  # nothing changed: the cached analysis was reused
+    finally:
+        await flow.close()
