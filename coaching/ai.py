@@ -97,10 +97,15 @@ class AiClient:
         system: str,
         user: str,
         *,
-        timeout: float | None = None,  # noqa: ASYNC109 - a per-call deadline, also passed to the HTTP client
+        timeout: float | None = None,
         label: str = "structured",
     ) -> M | None:
-        """Ask for a JSON object matching `schema` (strict JSON schema) and validate it; None on any failure."""
+        """Ask for a JSON object matching `schema` (strict JSON schema) and validate it; None on any failure.
+
+        Strict mode makes every field required: write schema models without defaults, use `X | None`
+        for "may be absent", `Literal[...]` for choices, and int/str rather than Decimal or datetime.
+        Field constraints (`Field(ge=0, le=100)`) are sent and also enforced on the way back.
+        """
         if self._client is None:
             log.debug("ai skipped (disabled) label=%s", label)
             return None
@@ -132,7 +137,7 @@ class AiClient:
         user: str,
         *,
         max_tokens: int,
-        timeout: float | None = None,  # noqa: ASYNC109 - a per-call deadline, also passed to the HTTP client
+        timeout: float | None = None,
         label: str = "text",
     ) -> str | None:
         """Ask for free text of at most `max_tokens`; None on any failure, a refusal, or a cut-off answer."""
@@ -167,7 +172,7 @@ class AiClient:
     def _timeout(self, timeout: float | None) -> float:
         return timeout if timeout is not None else self.settings.openai_timeout
 
-    async def _run(self, call: Any, label: str, timeout: float | None) -> Any:  # noqa: ASYNC109
+    async def _run(self, call: Any, label: str, timeout: float | None) -> Any:
         """Run one API call under the concurrency limit and an overall deadline; log usage or the failure."""
         self.usage.calls += 1
         deadline = self._timeout(timeout)
@@ -235,15 +240,16 @@ def _first_error(exc: pydantic.ValidationError) -> str:
     return f"{where}: {err.get('msg', '')}"[:200]
 
 
-def ai_client_for(app: App) -> AiClient:
-    """The process-wide client, created on first use in a plugin's `setup` and closed on shutdown.
+def ai_client_for(app: App, settings: AiSettings | None = None) -> AiClient:
+    """The process-wide client: created by the first plugin that asks (in `setup`), closed on shutdown.
 
-    Shared so that every feature counts against one concurrency limit; also injectable as `ai`.
+    Shared so that every feature counts against one concurrency limit; handlers also get it injected
+    as a parameter named `ai`. `settings` only matters to the first caller (tests pass the fake's).
     """
     existing = app.deps.get("ai")
     if isinstance(existing, AiClient):
         return existing
-    client = AiClient()
+    client = AiClient(settings)
     app.provide("ai", client)
 
     async def close(_app: App) -> None:

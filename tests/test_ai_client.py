@@ -165,3 +165,47 @@ async def test_text_failures_are_none(server: FakeOpenAI, ai: AiClient) -> None:
     assert await ai.text("s", "u", max_tokens=5) is None
     server.hang(5, times=2)
     assert await ai.text("s", "u", max_tokens=5, timeout=0.2) is None
+
+
+async def test_concurrency_is_limited(server: FakeOpenAI) -> None:
+    import asyncio
+
+    client = AiClient(server.settings(openai_max_concurrency=2))
+    server.reply_json(GOOD, delay=0.05, times=6)
+    results = await asyncio.gather(*(client.structured(Verdict, "s", f"deal {i}") for i in range(6)))
+    await client.aclose()
+    assert results == [Verdict(**GOOD)] * 6
+    assert server.max_in_flight == 2
+
+
+async def test_shared_client_is_injected_as_ai_and_closed(server: FakeOpenAI) -> None:
+    from bot.router import Router
+    from bot.testing import Flow
+    from coaching.ai import ai_client_for
+
+    flow = await Flow.create()
+    try:
+        client = ai_client_for(flow.app, server.settings())
+        assert ai_client_for(flow.app) is client
+
+        router = Router("ai_probe")
+
+        @router.command("probe")
+        async def probe(ctx: object, ai: AiClient) -> str:
+            verdict = await ai.structured(Verdict, "coach", "deal")
+            return verdict.summary if verdict else "rules"
+
+        flow.app.include_router(router)
+        ann = await flow.person("Ann", set(), telegram="42")
+        server.reply_json(GOOD)
+        assert "Solid deal" in str(await flow.send(ann, "probe"))
+        assert "rules" in str(await flow.send(ann, "probe"))  # the fake ran out: a 500, then the fallback
+    finally:
+        await flow.close()
+
+
+def test_settings_accept_the_prefixed_key_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("HUDDLE_OPENAI_API_KEY", "sk-prefixed")
+    settings = AiSettings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.openai_api_key is not None and settings.openai_api_key.get_secret_value() == "sk-prefixed"

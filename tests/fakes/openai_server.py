@@ -89,7 +89,9 @@ class FakeOpenAI:
         self.model = model
         self.requests: list[RecordedRequest] = []
         self.default: Responder = lambda _req: Step(
-            status=500, body={"error": _error("fake server: no scripted response left", "server_error")}
+            status=500,
+            body={"error": _error("fake server: no scripted response left", "server_error")},
+            headers={"retry-after-ms": "10"},
         )
         self.in_flight = 0
         self.max_in_flight = 0
