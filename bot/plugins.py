@@ -7,4 +7,5 @@ stands in for every channel that is not configured.
 DEFAULT_PLUGINS: list[str] = [
     "bot.builtin",
     "handlers.store",
+    "handlers.customers",
 ]
