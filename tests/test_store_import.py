@@ -143,11 +143,15 @@ async def test_transactions_items_products_staff(flow: Flow, tmp_path: Path) -> 
     ("Name,Phone\nAnn,6195550101\n", "missing column(s): external_id"),
     ("Customer ID,Email\nC1,a@b.c\n", "first_name or name or phone"),
 ])
-async def test_unusable_files_are_refused(flow: Flow, tmp_path: Path, text: str, message: str) -> None:
-    with pytest.raises(FileRefused) as err:
-        await importer(flow).run("customers", write(tmp_path, "bad.csv", text), OPTS)
-    assert message in str(err.value)
-    assert await services(flow.app).customers.count() == 0
+async def test_unusable_files_are_refused(tmp_path: Path, text: str, message: str) -> None:
+    flow = await Flow.create(plugins=["handlers.store"], start=START)  # refused before any SQL: SQLite only
+    try:
+        with pytest.raises(FileRefused) as err:
+            await importer(flow).run("customers", write(tmp_path, "bad.csv", text), OPTS)
+        assert message in str(err.value)
+        assert await services(flow.app).customers.count() == 0
+    finally:
+        await flow.close()
 
 
 async def test_binary_file_and_map_override(flow: Flow, tmp_path: Path) -> None:
