@@ -6,6 +6,8 @@ stands in for every channel that is not configured.
 
 DEFAULT_PLUGINS: list[str] = [
     "bot.builtin",
+    "handlers.store",
+    "handlers.customers",
     "handlers.sales_managers",
     "channels.console",
 ]
