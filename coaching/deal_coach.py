@@ -77,7 +77,7 @@ class StructuredAI(Protocol):
     enabled: bool
 
     async def structured(
-        self, schema: type[BaseModel], system: str, user: str, *, timeout: float | None = None,  # noqa: ASYNC109
+        self, schema: type[BaseModel], system: str, user: str, *, timeout: float | None = None,
         label: str = "structured",
     ) -> BaseModel | None: ...
 

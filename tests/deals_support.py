@@ -72,7 +72,7 @@ class ScriptedAI:
     requests: list[tuple[str, str]] = field(default_factory=list)
 
     async def structured(self, schema: type[BaseModel], system: str, user: str, *,
-                         timeout: float | None = None, label: str = "") -> BaseModel | None:  # noqa: ASYNC109
+                         timeout: float | None = None, label: str = "") -> BaseModel | None:
         self.requests.append((system, user))
         item = self.script.pop(0) if self.script else good_analysis()
         if isinstance(item, Exception):
