@@ -7,6 +7,9 @@ stands in for every channel that is not configured.
 DEFAULT_PLUGINS: list[str] = [
     "bot.builtin",
     "channels.slack",
+    "handlers.store",
+    "handlers.customers",
     "handlers.team_leads",
+    "handlers.sales_managers",
     "channels.console",
 ]
