@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import itertools
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -61,12 +63,23 @@ class StandInChannel:
         return None
 
 
+_TAG = re.compile(r"<[^>]+>")
+
+
+def plain(body: str, markup: Markup) -> str:
+    """What the recipient would read: Telegram HTML shown without its tags."""
+    if markup is Markup.TELEGRAM_HTML:
+        return html.unescape(_TAG.sub("", body))
+    return body
+
+
 def render(outbound: Outbound, name: str | None) -> str:
     who = f"{name} " if name else ""
+    markup = PROVIDER_CHANNELS.get(outbound.address.channel, Capabilities()).markup
     head = f"── to {who}[{outbound.address.channel} {outbound.address.id}]"
     if outbound.resent:
         head += " (possibly repeated after a restart)"
-    return f"{head}\n{outbound.body}\n"
+    return f"{head}\n{plain(outbound.body, markup)}\n"
 
 
 class ConsoleUI:
