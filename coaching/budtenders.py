@@ -26,10 +26,13 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
+from storage.budtenders import Sent, Shift, Watermark
 from storage.sales import Transaction
 
 ZERO = Decimal("0")
 CENT = Decimal("0.01")
+
+__all__ = ["Sent", "Shift", "Watermark"]  # re-exported: the shapes storage keeps
 
 
 class Kind:
@@ -59,47 +62,6 @@ class CoachingRules:
     watermark_weeks: int = 4
     late_grace: timedelta = timedelta(minutes=30)
     """A scheduled check found later than this after its time is skipped (no stale coaching)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Shift:
-    id: int
-    person_id: int
-    starts_at: datetime
-    ends_at: datetime
-    store_code: str | None = None
-    muted_until: datetime | None = None
-
-    def covers(self, when: datetime) -> bool:
-        return self.starts_at <= when < self.ends_at
-
-    def muted(self, now: datetime) -> bool:
-        return self.muted_until is not None and now < self.muted_until
-
-    @property
-    def length(self) -> timedelta:
-        return self.ends_at - self.starts_at
-
-
-@dataclass(frozen=True, slots=True)
-class Watermark:
-    """A budtender's own recent averages and bests (recomputed nightly)."""
-
-    person_id: int
-    days: int = 0
-    avg_ticket: Decimal = ZERO
-    avg_day_sales: Decimal = ZERO
-    avg_signups: Decimal = ZERO
-    avg_upsell_rate: Decimal = ZERO
-    avg_house_share: Decimal = ZERO
-    best_day_sales: Decimal = ZERO
-    best_avg_ticket: Decimal = ZERO
-    best_signups: int = 0
-    computed_at: datetime | None = None
-
-    @property
-    def known(self) -> bool:
-        return self.days > 0 and self.avg_ticket > 0
 
 
 @dataclass(slots=True)
@@ -302,16 +264,6 @@ class Coaching:
     text: str
     person_id: int
     shift_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Sent:
-    """A coaching message already recorded (what the trigger rules look back at)."""
-
-    key: str
-    kind: str
-    sent_at: datetime
-    orders_at_send: int = 0
 
 
 # -- triggers --------------------------------------------------------------------------------------
