@@ -7,5 +7,6 @@ stands in for every channel that is not configured.
 DEFAULT_PLUGINS: list[str] = [
     "bot.builtin",
     "handlers.store",
+    "handlers.customers",
     "handlers.budtenders",  # after the store: subscribes to its orders, seeds demo data after it
 ]

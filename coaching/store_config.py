@@ -30,6 +30,7 @@ class StoreSettings(HuddleSettings):
         None, description="CHANNEL:ID for customer handoffs, e.g. slack:C0STAFF (default: console:staff)"
     )
     concierge_ai: bool = Field(True, description="let the model answer free text when OPENAI_API_KEY is set")
+    concierge_ai_timeout: float = Field(8.0, gt=0, description="seconds to wait for the model before the rules answer")
 
     @property
     def loyalty(self) -> LoyaltyRules:

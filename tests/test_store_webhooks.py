@@ -56,6 +56,19 @@ def order(event_id: str, order_id: str, total: str, *, status: str = "completed"
 @pytest.fixture
 async def store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str) -> AsyncIterator[tuple[Flow, Pos]]:
     """The store plugin on each backend, with a budtender (E1) and a rewards customer (C1)."""
+    async for pair in _store(monkeypatch, tmp_path, db_url):
+        yield pair
+
+
+@pytest.fixture
+async def gate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[tuple[Flow, Pos]]:
+    """The same on SQLite only: for requests refused at the door (nothing reaches the database)."""
+    async for pair in _store(monkeypatch, tmp_path, None):
+        yield pair
+
+
+async def _store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str | None
+                 ) -> AsyncIterator[tuple[Flow, Pos]]:
     monkeypatch.setenv("HUDDLE_POS_WEBHOOK_SECRET", SECRET)
     stores = [{"code": "main", "name": "Main St", "timezone": "America/Los_Angeles"}]
     flow = await Flow.create(plugins=["handlers.store"], start=START, database_url=db_url, config={"stores": stores})
@@ -130,16 +143,16 @@ async def test_refund_reverses_points_exactly(store: tuple[Flow, Pos]) -> None:
 
 
 @pytest.mark.parametrize("signature", ["", "sha256=" + "0" * 64, "md5=abc", "garbage"])
-async def test_bad_or_missing_signature_is_401_and_stores_nothing(store: tuple[Flow, Pos], signature: str) -> None:
-    flow, pos = store
+async def test_bad_or_missing_signature_is_401_and_stores_nothing(gate: tuple[Flow, Pos], signature: str) -> None:
+    flow, pos = gate
     status, body = await pos.post(order("evt-x", "TX", "99.00"), signature=signature)
     assert status == 401 and "Signature" in body["error"]
     assert await services(flow.app).ingest.events.count() == 0
     assert await services(flow.app).sales.get("TX") is None
 
 
-async def test_wrong_secret_and_stale_timestamp_are_401(store: tuple[Flow, Pos]) -> None:
-    flow, pos = store
+async def test_wrong_secret_and_stale_timestamp_are_401(gate: tuple[Flow, Pos]) -> None:
+    flow, pos = gate
     status, _ = await pos.post(order("evt-x", "TX", "99.00"), secret="not-the-secret")
     assert status == 401
     status, body = await pos.post(order("evt-y", "TY", "9.00"), timestamp=START.timestamp() - 301)
@@ -149,8 +162,8 @@ async def test_wrong_secret_and_stale_timestamp_are_401(store: tuple[Flow, Pos])
     assert await services(flow.app).ingest.events.count() == 1
 
 
-async def test_body_over_one_megabyte_is_413(store: tuple[Flow, Pos]) -> None:
-    flow, pos = store
+async def test_body_over_one_megabyte_is_413(gate: tuple[Flow, Pos]) -> None:
+    flow, pos = gate
     big = order("evt-big", "TB", "1.00", note="x" * (1024 * 1024))
     status, _ = await pos.post(big)
     assert status == 413
@@ -167,8 +180,8 @@ async def test_body_over_one_megabyte_is_413(store: tuple[Flow, Pos]) -> None:
     (json.dumps(order("e", "T", "abc")).encode(), "data.total"),
     (json.dumps(order("e", "T", "1.001")).encode(), "data.total"),
 ])
-async def test_malformed_events_are_400_with_reason(store: tuple[Flow, Pos], raw: bytes, reason: str) -> None:
-    flow, pos = store
+async def test_malformed_events_are_400_with_reason(gate: tuple[Flow, Pos], raw: bytes, reason: str) -> None:
+    flow, pos = gate
     status, body = await pos.post(None, raw=raw)
     assert status == 400 and reason in body["error"]
     assert await services(flow.app).ingest.events.count() == 0

@@ -98,6 +98,7 @@ class ImportReport:
 
     def summary(self, limit: int = 20) -> str:
         lines = [f"{self.kind}: {self.read} rows read, {self.written} imported, {len(self.skipped)} skipped"]
+        self.skipped.sort()
         for line, reason in self.skipped[:limit]:
             lines.append(f"  line {line}: {reason}")
         if len(self.skipped) > limit:
@@ -109,7 +110,7 @@ class ImportReport:
         with path.open("w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(["line", "reason"])
-            w.writerows(self.skipped)
+            w.writerows(sorted(self.skipped))
 
 
 def count_lines(path: Path) -> int:
