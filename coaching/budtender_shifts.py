@@ -59,6 +59,7 @@ class BudtenderConfig(StrictModel):
     watermark_weeks: int = Field(4, ge=1, le=52)
     answer_window_hours: float = Field(2, gt=0)
     late_grace_minutes: float = Field(30, ge=1)
+    ai_timeout_seconds: float = Field(8, gt=0)
     tick_cron: str = "*/5 * * * *"
     weekly_review: str = "0 10 * * 1"
     watermark_refresh: str = "30 3 * * *"

@@ -464,6 +464,21 @@ def board_text(rows: Sequence[tuple[int, str, ShiftTally]], me: int) -> str:
     return fit_sms("Today: " + ", ".join(parts) + "." + tail)
 
 
+def coach_context(name: str, t: ShiftTally, wm: Watermark, rules: CoachingRules) -> dict[str, object]:
+    """What the AI coach may see: this budtender's own numbers, nothing about anyone else."""
+    g = goals(t, wm, rules)
+    return {
+        "budtender": short_name(name),
+        "today": {"sales": str(t.sales), "orders": t.orders, "customers": t.customer_count,
+                  "avg_ticket": str(t.avg_ticket), "rewards_signups": t.signups, "upsells": t.upsells,
+                  "house_brand_share_percent": pct(t.house_share), "top_category": t.top_category()},
+        "usual": {"avg_ticket": str(wm.avg_ticket), "day_sales": str(wm.avg_day_sales),
+                  "signups_per_day": str(wm.avg_signups), "best_day_sales": str(wm.best_day_sales)}
+        if wm.known else None,
+        "goals": {"rewards_signups_per_shift": g.signups, "avg_ticket": str(g.avg_ticket)},
+    }
+
+
 TIPS = (
     "Ask every customer if they're in rewards - sign-ups take 20 seconds and bring them back.",
     "Pair flower with a house pre-roll: an easy add-on that lifts the ticket.",

@@ -7,8 +7,10 @@ Commands (role budtender; any channel, e.g. `STATS` by SMS):
   BOARD          today's leaderboard by sales, with your place
   PAUSE          no coaching until the end of your shift; RESUME turns it back on
   HELP           the list (the core's compliance HELP)
-Any other text gets a coaching tip. Any message within `answer_window_hours` of a coaching message
-marks that message answered (the feedback loop behind `python main.py report coaching`).
+Any other text goes to the AI coach (with only this budtender's own numbers) when OPENAI_API_KEY
+is set; else, or when the model fails or is slow, a deterministic coaching tip. Any message within
+`answer_window_hours` of a coaching message marks that message answered (the feedback loop behind
+`python main.py report coaching`).
 
 Hook for order producers: the store's POS ingest calls every `on_order` hook after an order is
 committed; this plugin subscribes there. Anything else that creates live orders calls
@@ -18,6 +20,7 @@ committed; this plugin subscribes there. Anything else that creates live orders 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -29,8 +32,10 @@ from bot.model import Role
 from bot.router import HandlerResult, Router
 from bot.scheduler import JobRun, cron, daily, weekly
 from coaching import budtenders as bt
+from coaching.ai import AiClient, ai_client_for
 from coaching.budtender_coach import BudtenderCoach
 from coaching.budtender_shifts import BudtenderConfig, ShiftPattern
+from coaching.prompts import load_prompt
 from coaching.reports import register_report
 from coaching.sources.imports import ImportKind, register_import
 from coaching.sources.pos import OrderProcessed, on_order
@@ -39,6 +44,7 @@ from storage.sales import Transaction
 log = logging.getLogger(__name__)
 
 router = Router("budtenders")
+AI_MAX_CHARS = 306  # two SMS segments at most for a conversational answer
 BUDTENDER = {Role.BUDTENDER}
 
 
@@ -124,12 +130,24 @@ async def resume(ctx: Context, budtender_coach: BudtenderCoach) -> str:
 
 
 @router.message(roles=BUDTENDER)
-async def chat(ctx: Context, budtender_coach: BudtenderCoach) -> str:
-    """Free text from a budtender: a coaching tip (deterministic; no model needed)."""
+async def chat(ctx: Context, budtender_coach: BudtenderCoach, ai: AiClient) -> str:
+    """Free text from a budtender: the AI coach with only their own numbers, else a deterministic tip."""
     text = ctx.text.strip()
     if not text:
         return "Text STATS, WEEK, GOAL, BOARD or PAUSE."
-    return bt.fit_sms(f"Tip: {bt.tip(ctx.now(), _pid(ctx))}")
+    pid = _pid(ctx)
+    person = ctx.person
+    assert person is not None
+    if ai.enabled:
+        t = await budtender_coach.today_tally(pid)
+        wm = await budtender_coach.watermark(pid)
+        system = load_prompt("budtender_coach", store_name=ctx.app.settings.store_name, max_chars=AI_MAX_CHARS,
+                             context=json.dumps(bt.coach_context(person.name, t, wm, budtender_coach.rules), indent=1))
+        answer = await ai.text(system, text[:1000], max_tokens=160, timeout=budtender_coach.config.ai_timeout_seconds,
+                               label="budtender_coach")
+        if answer:
+            return bt.fit_sms(answer, AI_MAX_CHARS)
+    return bt.fit_sms(f"Tip: {bt.tip(ctx.now(), pid)}")
 
 
 # -- CLI: report coaching, import shifts -----------------------------------------------------------
@@ -163,6 +181,7 @@ def setup(app: App) -> None:
     config = app.config.section("budtenders", BudtenderConfig, default={})
     patterns = app.config.section("shifts", list[ShiftPattern], default=[])
     coach = app.provide("budtender_coach", BudtenderCoach(app, config, patterns))
+    ai_client_for(app)
     app.include_router(router)
 
     async def hook(done: OrderProcessed) -> None:

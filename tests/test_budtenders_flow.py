@@ -249,3 +249,34 @@ async def test_demo_seed_runs_after_the_store(tmp_path: Path) -> None:
         assert any("into your shift" in m.body for m in flow.channels["sms"].sent)
     finally:
         await flow.close()
+
+
+async def test_ai_coach_sees_only_this_budtenders_numbers_and_falls_back(monkeypatch: pytest.MonkeyPatch,
+                                                                         tmp_path: Path) -> None:
+    from tests.fakes.openai_server import FakeOpenAI
+
+    async with FakeOpenAI() as ai:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-fake-key")
+        monkeypatch.setenv("HUDDLE_OPENAI_BASE_URL", ai.base_url)
+        monkeypatch.setenv("HUDDLE_OPENAI_TIMEOUT", "2")
+        flow, store, pid = await open_store(await migrated_sqlite(tmp_path))
+        try:
+            john = await flow.person("John Reyes", {Role.BUDTENDER}, sms="+13235550112")
+            sarah = await flow.app.people.get(pid)
+            assert sarah is not None and john.id is not None
+            await flow.advance(timedelta(minutes=10))
+            await store.order("45.00", signup=True)
+            ai.reply_text("Sarah, nice start! Ask the next customer if they'd like to join rewards.")
+            reply = await flow.send(sarah, "how am I doing? and how is John doing?")
+            assert reply == ["Sarah, nice start! Ask the next customer if they'd like to join rewards."]
+            request = ai.requests[-1]
+            assert '"avg_ticket": "45.00"' in request.system and '"rewards_signups": 1' in request.system
+            assert "John" not in request.system and "Reyes" not in request.system
+            ai.reply_status(500, times=2)
+            assert (await flow.send(sarah, "any ideas?"))[0].startswith("Tip: ")
+            flow.app.deps["budtender_coach"].config = flow.app.deps["budtender_coach"].config.model_copy(
+                update={"ai_timeout_seconds": 0.3})
+            ai.hang(2)
+            assert (await flow.send(sarah, "any ideas?"))[0].startswith("Tip: ")
+        finally:
+            await flow.close()
