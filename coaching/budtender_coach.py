@@ -48,6 +48,9 @@ class BudtenderCoach:
         self._marks: dict[int, Watermark] = {}
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._materialised: set[date] = set()
+        self._shifts: dict[int, tuple[Shift, datetime]] = {}
+        self._people: dict[int, tuple[Person, datetime]] = {}
+        self._history: dict[int, list[bt.Sent]] = {}
         self.link_for: object = None
         """Set by the HTTP plugin part: `(person_id, week_label) -> url | None` for the weekly trend."""
 
@@ -75,6 +78,8 @@ class BudtenderCoach:
         new = await self.repo.record(key=message.key, person_id=message.person_id, shift_id=message.shift_id,
                                      kind=message.kind, variant=message.variant, text=message.text, sent_at=now,
                                      orders=orders)
+        if new and message.shift_id is not None and message.shift_id in self._history:
+            self._history[message.shift_id].append(bt.Sent(message.key, message.kind, now, orders))
         # Queued even when recorded before: a crash between the two must not lose it; the outbox key dedupes.
         await self.app.send(address, message.text, kind=OutboundKind.PROACTIVE, key=message.key, person=person)
         if new:
@@ -104,6 +109,45 @@ class BudtenderCoach:
     def forget(self, shift_id: int) -> None:
         self._tallies.pop(shift_id, None)
 
+    # Small read-through caches for the per-order path (the database stays the truth: a miss, an
+    # expiry or a restart reads it again, and the coaching keys dedupe across processes anyway).
+    CACHE_TTL = timedelta(minutes=5)
+
+    async def shift_at(self, person_id: int, when: datetime) -> Shift | None:
+        now = self.app.clock.now()
+        hit = self._shifts.get(person_id)
+        if hit is not None and hit[0].covers(when) and now - hit[1] < self.CACHE_TTL:
+            return hit[0]
+        shift = await self.repo.shift_at(person_id, when)
+        if shift is not None:
+            self._shifts[person_id] = (shift, now)
+        return shift
+
+    async def person(self, person_id: int) -> Person | None:
+        now = self.app.clock.now()
+        hit = self._people.get(person_id)
+        if hit is not None and now - hit[1] < self.CACHE_TTL:
+            return hit[0]
+        person = await self.app.people.get(person_id)
+        if person is not None:
+            self._people[person_id] = (person, now)
+        return person
+
+    async def history(self, person_id: int, shift_id: int) -> list[bt.Sent]:
+        found = self._history.get(shift_id)
+        if found is None:
+            found = self._history[shift_id] = await self.repo.history(person_id, shift_id)
+        return found
+
+    def drop_caches(self) -> None:
+        """Forget everything cached (the benchmark's recompute-from-scratch baseline uses it)."""
+        for cache in (self._tallies, self._shifts, self._people, self._history):
+            cache.clear()
+
+    async def mute(self, shift: Shift, until: datetime | None) -> None:
+        await self.repo.mute(shift.id, until)
+        self._shifts.pop(shift.person_id, None)
+
     # -- after an order ----------------------------------------------------------------------
 
     async def on_transaction(self, txn: Transaction, *, changed: bool = False) -> list[bt.Coaching]:
@@ -115,7 +159,7 @@ class BudtenderCoach:
         if pid is None:
             return []
         async with self._locks[pid]:
-            shift = await self.repo.shift_at(pid, txn.occurred_at)
+            shift = await self.shift_at(pid, txn.occurred_at)
             if shift is None:
                 return []
             if changed:
@@ -130,10 +174,10 @@ class BudtenderCoach:
             now = self.app.clock.now()
             if not shift.covers(now) and now - shift.ends_at > self.rules.late_grace:
                 return []  # an order that arrived long after its shift: counted, no live coaching
-            person = await self.app.people.get(pid)
+            person = await self.person(pid)
             if person is None:
                 return []
-            history = await self.repo.history(pid, shift.id)
+            history = await self.history(pid, shift.id)
             found = bt.after_order(person.name, shift, t, await self.watermark(pid), history, now, self.rules)
             for message in found:
                 await self.deliver(message, person, t.orders)
@@ -171,6 +215,7 @@ class BudtenderCoach:
                 t = await self.shift_tally(shift, fresh=True)
                 message = bt.summary(person.name, shift, t, wm, self.rules)
                 self.forget(shift.id)
+                self._history.pop(shift.id, None)
             if await self.deliver(message, person, t.orders):
                 sent.append(message)
         return sent

@@ -113,19 +113,19 @@ async def board(ctx: Context, budtender_coach: BudtenderCoach) -> str:
 
 @router.command("pause", "mute", roles=BUDTENDER, help="no coaching until your shift ends")
 async def pause(ctx: Context, budtender_coach: BudtenderCoach) -> str:
-    shift = await budtender_coach.current(_pid(ctx))
+    shift = await budtender_coach.repo.shift_at(_pid(ctx), ctx.now())
     if shift is None:
         return "You're not on a shift right now, so there is nothing to pause."
-    await budtender_coach.repo.mute(shift.id, shift.ends_at)
+    await budtender_coach.mute(shift, shift.ends_at)
     ends = shift.ends_at.astimezone(ZoneInfo(budtender_coach.tz))
     return f"Coaching paused until your shift ends at {ends:%I:%M %p}. Text RESUME to turn it back on."
 
 
 @router.command("resume", "unmute", roles=BUDTENDER, help="coaching back on")
 async def resume(ctx: Context, budtender_coach: BudtenderCoach) -> str:
-    shift = await budtender_coach.current(_pid(ctx))
+    shift = await budtender_coach.repo.shift_at(_pid(ctx), ctx.now())
     if shift is not None and shift.muted(ctx.now()):
-        await budtender_coach.repo.mute(shift.id, None)
+        await budtender_coach.mute(shift, None)
     return "Coaching is on. Text PAUSE to mute it until your shift ends."
 
 
