@@ -280,3 +280,73 @@ async def test_ai_coach_sees_only_this_budtenders_numbers_and_falls_back(monkeyp
             assert (await flow.send(sarah, "any ideas?"))[0].startswith("Tip: ")
         finally:
             await flow.close()
+
+
+async def test_weekly_review_with_a_signed_trend_link(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    import aiohttp
+
+    monkeypatch.setenv("HUDDLE_PUBLIC_URL", "https://huddle.example")
+    monkeypatch.setenv("HUDDLE_BUDTENDER_LINK_SECRET", "link-secret")
+    flow, store, pid = await open_store(await migrated_sqlite(tmp_path))
+    try:
+        for d, total in ((2, "60.00"), (3, "60.00"), (5, "90.00"), (9, "50.00"), (10, "50.00")):
+            await store.order(total, at=START - timedelta(days=d), signup=d == 5)
+        await flow.advance(timedelta(minutes=5))  # Monday 10:00
+        texts = sarah_texts(flow)
+        assert len(texts) == 1, texts
+        review = texts[0]
+        assert "Sarah" in review and "+40% vs last week" in review and "1 sign-ups" in review
+        link = review.split()[-1]
+        assert link.startswith("https://huddle.example/budtenders/trend/")
+        assert len(review) <= 306
+        await flow.advance(timedelta(days=7))
+        assert len([t for t in sarah_texts(flow) if "vs last week" in t or "your week" in t]) == 1  # a quiet week
+
+        port = await flow.app.http.start("127.0.0.1", 0)
+        path = link.removeprefix("https://huddle.example")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}{path}") as resp:
+                assert resp.status == 200
+                html = await resp.text()
+            forged = path[:-1] + ("0" if path[-1] != "0" else "1")
+            async with http.get(f"http://127.0.0.1:{port}{forged}") as resp:
+                assert resp.status == 404
+            other = path.replace(f"/trend/{pid}-", f"/trend/{pid + 1}-")
+            async with http.get(f"http://127.0.0.1:{port}{other}") as resp:
+                assert resp.status == 404
+        await flow.app.http.stop()
+        assert "<svg" in html and "Sarah Kim" in html and "$310" in html and "src=" not in html and "<script" not in html
+        chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+        if chromium is None:
+            pytest.skip("chromium not installed: the page's rendering is not checked")
+        page = tmp_path / "trend.html"
+        page.write_text(html)
+        shot = tmp_path / "trend.png"
+        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
+                        "--window-size=1100,700", page.as_uri()], check=True, capture_output=True, timeout=60)
+        assert shot.stat().st_size > 5000
+    finally:
+        await flow.close()
+
+
+async def test_nightly_watermarks_job_and_coaching_report(shop: tuple[Flow, Store, int],
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from handlers.budtenders import report_coaching
+
+    flow, store, pid = shop
+    for d in (1, 2):
+        await store.order("80.00", at=START - timedelta(days=d))
+    assert (await coach_of(flow.app).repo.watermark(pid)).avg_ticket == Decimal("50.00")
+    await flow.advance(timedelta(minutes=5))
+    for _ in range(18):  # hour by hour to 04:00 the next night
+        await flow.advance(timedelta(hours=1))
+    assert (await coach_of(flow.app).repo.watermark(pid)).avg_ticket == Decimal("80.00")
+
+    await report_coaching(flow.app, argparse.Namespace())
+    out = capsys.readouterr().out
+    assert all(kind in out for kind in ("midshift", "summary", "weekly")) and "0.0%" in out
