@@ -26,6 +26,7 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
+from coaching.sms_text import is_gsm, plain, units
 from storage.budtenders import Sent, Shift, Watermark
 from storage.sales import Transaction
 
@@ -198,38 +199,27 @@ def watermark(person_id: int, transactions: Iterable[Transaction], tz: str, now:
 
 # -- texts -----------------------------------------------------------------------------------------
 
-GSM7 = set(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
-    "¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM7_EXT = set("^{}\\[~]|€\f")
 SEGMENT = 160
 
 
 def gsm7_length(text: str) -> int | None:
     """Septets the text takes in GSM-7, or None if it needs UCS-2 (then a segment holds 70)."""
-    n = 0
-    for ch in text:
-        if ch in GSM7:
-            n += 1
-        elif ch in GSM7_EXT:
-            n += 2
-        else:
-            return None
-    return n
-
-
-_PLAIN = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-", "…": "..."})
+    n, gsm = units(text)
+    return n if gsm else None
 
 
 def fit_sms(text: str, limit: int = SEGMENT) -> str:
-    """One segment when possible: plain punctuation, drop trailing sentences, then cut."""
-    text = " ".join(text.translate(_PLAIN).split())
-    text = "".join(ch if ch in GSM7 or ch in GSM7_EXT else "?" for ch in text)
-    while (gsm7_length(text) or 0) > limit and ". " in text.rstrip("."):
+    """Always GSM-7 (a stray emoji or curly quote would cut the room to 70): plain punctuation,
+    anything else as "?", then whole trailing sentences dropped until it fits, then a cut."""
+    text = " ".join(plain(text).split())
+    text = "".join(ch if is_gsm(ch) else "?" for ch in text)
+    while units(text)[0] > limit and ". " in text.rstrip("."):
         text = text.rstrip(".").rsplit(". ", 1)[0] + "."
-    while (gsm7_length(text) or 0) > limit:
-        text = text[: limit - 3].rstrip() + "..."
+    if units(text)[0] > limit:
+        cut = limit - 3
+        while units(text[:cut])[0] > limit - 3:  # extension characters take two septets
+            cut -= 1
+        text = text[:cut].rstrip() + "..."
     return text
 
 
@@ -292,7 +282,10 @@ def midshift(name: str, shift: Shift, n: int, t: ShiftTally, wm: Watermark, rule
              else f"{int(elapsed.total_seconds() // 3600)}h into your shift")
     variant = variant_for(shift.person_id, Kind.MIDSHIFT)
     usual = f" (your usual {money(wm.avg_ticket)})" if wm.known else ""
-    if variant == "A":
+    if variant == "A" and t.signups >= rules.signup_target:
+        text = (f"Hey {first}, {where} - {t.signups} rewards sign-ups, target hit! "
+                f"Avg ticket {money(t.avg_ticket)}{usual}.")
+    elif variant == "A":
         text = (f"Hey {first}, {where} - you've signed up {t.signups} customers to rewards. "
                 f"Target is {rules.signup_target}. Avg ticket {money(t.avg_ticket)}{usual}.")
     else:

@@ -159,6 +159,8 @@ def test_fit_sms_plain_punctuation_and_cut() -> None:
     assert bt.fit_sms(long) == "First sentence here."
     assert len(bt.fit_sms("y" * 500)) == 160
     assert bt.fit_sms("curly {} costs two") == "curly {} costs two"
+    braces = bt.fit_sms("{" * 200)
+    assert bt.gsm7_length(braces) == 159 and braces.endswith("...")
 
 
 def test_variants_are_stable_and_both_used() -> None:
