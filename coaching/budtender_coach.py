@@ -333,10 +333,15 @@ class BudtenderCoach:
                                           budtender_person_id=person_id)
         return bt.tally(orders, self.rules), len(bt.by_local_day(orders, self.tz))
 
-    async def board(self) -> list[tuple[int, str, bt.ShiftTally]]:
+    async def board(self, person_id: int | None = None) -> list[tuple[int, str, bt.ShiftTally]]:
+        """Today's sales per budtender, in the store where `person_id` sold last today (all stores if none)."""
         start, end = self.day_span(self.today())
+        orders = await self.sales.between(start, end, with_items=False)
+        mine = [o.store_id for o in orders if o.budtender_person_id == person_id and o.store_id is not None]
+        if mine:
+            orders = [o for o in orders if o.store_id == mine[-1]]
         by_person: dict[int, list[Transaction]] = defaultdict(list)
-        for order in await self.sales.between(start, end):
+        for order in orders:
             if order.budtender_person_id is not None:
                 by_person[order.budtender_person_id].append(order)
         rows = []

@@ -108,7 +108,8 @@ async def goal(ctx: Context, budtender_coach: BudtenderCoach) -> str:
 
 @router.command("board", "leaderboard", roles=BUDTENDER, help="today's leaderboard")
 async def board(ctx: Context, budtender_coach: BudtenderCoach) -> str:
-    return bt.board_text(await budtender_coach.board(), _pid(ctx))
+    pid = _pid(ctx)
+    return bt.board_text(await budtender_coach.board(pid), pid)
 
 
 @router.command("pause", "mute", roles=BUDTENDER, help="no coaching until your shift ends")
