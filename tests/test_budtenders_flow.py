@@ -353,3 +353,21 @@ async def test_nightly_watermarks_job_and_coaching_report(shop: tuple[Flow, Stor
     await report_coaching(flow.app, argparse.Namespace())
     out = capsys.readouterr().out
     assert all(kind in out for kind in ("midshift", "summary", "weekly")) and "0.0%" in out
+
+
+async def test_refund_drops_out_of_the_numbers_and_bad_input_gets_usage(shop: tuple[Flow, Store, int]) -> None:
+    flow, store, pid = shop
+    sarah = await flow.app.people.get(pid)
+    assert sarah is not None
+    await flow.advance(timedelta(minutes=10))
+    await store.order("45.00", order_id="R1")
+    await store.order("30.00", order_id="R2")
+    assert "today: $75.00" in (await flow.send(sarah, "stats"))[0]
+    await store.order("45.00", order_id="R1", event_type="order.updated", status="refunded")
+    assert "today: $30.00, 1 customers" in (await flow.send(sarah, "STATS"))[0]
+    assert (await flow.send(sarah, "pause now please"))[0].startswith("Too many arguments. Usage: PAUSE")
+    unknown = (await flow.send(sarah, "/frobnicate"))[0]
+    assert "frobnicate" in unknown and "STATS" in unknown and "BOARD" in unknown
+    help_text = (await flow.send(sarah, "HELP"))[0]
+    assert "STATS" in help_text and "PAUSE" in help_text
+    assert (await flow.send(sarah, "🌿" * 5000))[0].startswith("Tip: ")
