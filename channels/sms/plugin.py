@@ -47,7 +47,7 @@ def modem_config(s: SmsSettings) -> ModemConfig:
 
 
 def setup(app: App) -> None:
-    settings = SmsSettings()
+    settings = app.use_settings(SmsSettings)
     config = modem_config(settings)
     store = SmsRepo(app.db)
     app.add_cli("modem", "check the SMS modem: SIM, network, signal, storage", _configure_modem, _run_modem,
