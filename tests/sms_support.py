@@ -71,7 +71,7 @@ async def sms_flow(
     return Flow(app, clock, {}, tmp), channel
 
 
-async def eventually(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> None:  # noqa: ASYNC109
+async def eventually(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> None:
     """Wait (for real I/O on the pty) until `predicate()` is truthy."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

@@ -15,6 +15,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,19 @@ class Urc:
         return f"{self.name}: {self.args}" if self.args else self.name
 
 
+async def cancel_and_wait(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel tasks and wait until they are done, without swallowing our own cancellation.
+
+    Cancels again while waiting: on Python 3.11 `wait_for` can lose a cancellation that arrives
+    just as the awaited future completes, leaving a task running after one `cancel()`.
+    """
+    pending = {t for t in tasks if not t.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.5)
+
+
 def parse_urc(line: str, pdu: str | None = None) -> Urc:
     name, sep, args = line.partition(":")
     return Urc(name.strip(), args.strip() if sep else "", pdu)
@@ -123,17 +137,15 @@ class AtPort:
         self._task = asyncio.create_task(self._read_loop(), name="at-reader")
 
     async def close(self) -> None:
-        if self._task and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        if self._task is not None:
+            await cancel_and_wait([self._task])
         self._mark_closed(None)
         with contextlib.suppress(Exception):
             self.writer.close()
 
     # -- commands ------------------------------------------------------------------------------
 
-    async def command(self, command: str, timeout: float = 5.0, expect: str | None = None) -> list[str]:  # noqa: ASYNC109
+    async def command(self, command: str, timeout: float = 5.0, expect: str | None = None) -> list[str]:
         """Send `command` and return its information lines; raise a typed error otherwise.
 
         `expect` is the response prefix this command produces (e.g. "+CPIN") when that prefix
@@ -147,7 +159,7 @@ class AtPort:
             finally:
                 self._pending = None
 
-    async def send_pdu(self, tpdu_length: int, pdu_hex: str, timeout: float = 60.0) -> list[str]:  # noqa: ASYNC109
+    async def send_pdu(self, tpdu_length: int, pdu_hex: str, timeout: float = 60.0) -> list[str]:
         """`AT+CMGS=<length>`, wait for `> `, write the PDU and Ctrl-Z, wait for `+CMGS: <mr>`."""
         command = f"AT+CMGS={tpdu_length}"
         async with self._lock:
@@ -185,7 +197,7 @@ class AtPort:
             self._mark_closed(exc)
             raise PortClosed("write", str(exc)) from exc
 
-    async def _wait(self, pending: _Pending, timeout: float) -> list[str]:  # noqa: ASYNC109
+    async def _wait(self, pending: _Pending, timeout: float) -> list[str]:
         try:
             return await asyncio.wait_for(asyncio.shield(pending.done), timeout)
         except TimeoutError:

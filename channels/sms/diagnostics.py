@@ -36,7 +36,7 @@ REG_STATES = {
 }
 
 
-async def diagnose(port: str, baud: int = 115200, opener: Opener = open_serial, timeout: float = 5.0) -> list[Check]:  # noqa: ASYNC109
+async def diagnose(port: str, baud: int = 115200, opener: Opener = open_serial, timeout: float = 5.0) -> list[Check]:
     checks: list[Check] = []
     try:
         reader, writer = await asyncio.wait_for(opener(port, baud), timeout)

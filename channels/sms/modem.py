@@ -33,7 +33,7 @@ from channels.base import (
     SendResult,
 )
 from channels.sms import pdu
-from channels.sms.at import AtError, AtPort, AtTimeout, CmeError, CmsError, PortClosed, Urc
+from channels.sms.at import AtError, AtPort, AtTimeout, CmeError, CmsError, PortClosed, Urc, cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -230,14 +230,8 @@ class ModemChannel:
 
     async def stop(self) -> None:
         self._stopping = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait([*self._tasks, *self._report_tasks])
         self._tasks = []
-        for t in list(self._report_tasks):
-            t.cancel()
         await self._close_port()
 
     async def _close_port(self) -> None:
@@ -286,7 +280,7 @@ class ModemChannel:
         self.connects += 1
         self._cmms = False
 
-    async def _cmd(self, command: str, timeout: float | None = None, expect: str | None = None) -> list[str]:  # noqa: ASYNC109
+    async def _cmd(self, command: str, timeout: float | None = None, expect: str | None = None) -> list[str]:
         at = self.at
         if at is None:
             raise PortClosed(command, "not connected")
@@ -358,7 +352,7 @@ class ModemChannel:
         self._events.put_nowait(urc)
 
     async def _process_events(self) -> None:
-        while True:
+        while not self._stopping:
             urc = await self._events.get()
             try:
                 if not self._receiving:
@@ -539,7 +533,7 @@ class ModemChannel:
         """Reassembly timeouts (every minute) and the slow sweep, on the injected clock."""
         tick = max(1.0, min(60.0, self.config.reassembly_timeout / 4))
         since_sweep = 0.0
-        while True:
+        while not self._stopping:
             await self.clock.sleep(tick)
             since_sweep += tick
             if not self._receiving:
@@ -588,7 +582,7 @@ class ModemChannel:
         loop = asyncio.get_running_loop()
         await asyncio.sleep(self.config.report_grace / 10)  # let a send that just got its +CMGS resume
         deadline = loop.time() + self.config.cmgs_timeout
-        while report.reference in self._inflight_refs and loop.time() < deadline:  # noqa: ASYNC110
+        while report.reference in self._inflight_refs and loop.time() < deadline:
             await asyncio.sleep(0.02)
         done = self._sent_at.get(report.reference, loop.time())
         if (wait := done + self.config.report_grace - loop.time()) > 0:

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from channels.sms import pdu
+from channels.sms.at import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -128,12 +129,7 @@ class SimulatedModem:
         return self.port
 
     async def stop(self) -> None:
-        if self._worker:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-        for t in list(self._tasks):
-            t.cancel()
+        await cancel_and_wait([t for t in (self._worker, *self._tasks) if t is not None])
         self._close_pty()
         with contextlib.suppress(FileNotFoundError):
             self.link.unlink()
