@@ -275,10 +275,16 @@ class ModemChannel:
         self._lost.clear()
         self._sms_done.clear()
         self._booting = False
-        self.at = AtPort(reader, writer, self._urc, lambda exc: self._drop(f"port closed: {exc}"))
+        self.at = AtPort(reader, writer, self._urc, self._port_closed)
         self.at.start()
         self.connects += 1
         self._cmms = False
+
+    def _port_closed(self, exc: BaseException | None) -> None:
+        if self._stopping:
+            self.ready.clear()
+            return
+        self._drop(f"port closed: {exc or 'by us'}")
 
     async def _cmd(self, command: str, timeout: float | None = None, expect: str | None = None) -> list[str]:
         at = self.at

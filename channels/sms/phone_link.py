@@ -117,6 +117,7 @@ async def run_phone(state_file: Path, phone: str, lines: list[str] | None = None
             while True:
                 text = await asyncio.to_thread(sys.stdin.readline)
                 if not text:
+                    await asyncio.sleep(wait)  # piped input: stay a moment for the answers
                     break
                 if text.strip():
                     writer.write((json.dumps({"text": text.rstrip("\n")}) + "\n").encode())

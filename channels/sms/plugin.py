@@ -100,7 +100,8 @@ async def _run_modem(app: App, args: argparse.Namespace) -> int:
 
 def _configure_phone(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("number", help="the phone number you pretend to be, e.g. +15551234567")
+    parser.add_argument("--wait", type=float, default=10.0, help="seconds to wait for answers after the input ends")
 
 
 async def _run_phone(app: App, args: argparse.Namespace) -> int:
-    return await run_phone(SmsSettings().sms_sim_state, args.number)
+    return await run_phone(SmsSettings().sms_sim_state, args.number, wait=args.wait)
