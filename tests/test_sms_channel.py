@@ -319,6 +319,32 @@ async def test_incomplete_set_delivered_after_timeout(sim: SimulatedModem) -> No
         await flow.close()
 
 
+async def test_locked_sim_is_unlocked_with_the_pin(sim: SimulatedModem) -> None:
+    sim.lock_sim("4321")
+    rec = Recorder()
+    flow, channel = await sms_flow(sim, rec, pin="4321")
+    try:
+        assert channel.ready.is_set() and sim.unlocked
+        sim.deliver(PHONE, "after unlock")
+        await eventually(lambda: rec.texts == ["after unlock"], what="receive after PIN")
+        assert 'AT+CPIN="4321"' in sim.commands
+    finally:
+        await flow.close()
+
+
+async def test_locked_sim_without_a_pin_keeps_trying_and_sends_wait(sim: SimulatedModem) -> None:
+    sim.lock_sim("4321")
+    flow, channel = await sms_flow(sim, ready_wait=0.2)
+    try:
+        assert not channel.ready.is_set()
+        await flow.app.send(Address("sms", PHONE), "queued", key="q")
+        await flow.settle()
+        [row] = await flow.outbox_rows()
+        assert row.status is OutboundStatus.QUEUED and "not connected" in (row.reason or "")
+    finally:
+        await flow.close()
+
+
 async def test_simulate_inbound_goes_through_the_stack(sim: SimulatedModem) -> None:
     rec = Recorder(answer=lambda t: f"got {t}")
     flow, channel = await sms_flow(sim, rec)

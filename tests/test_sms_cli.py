@@ -63,6 +63,18 @@ async def test_diagnostics_against_the_simulator() -> None:
     assert by_name["storage"].value.startswith("ME 0/")
 
 
+async def test_diagnostics_hint_for_a_locked_sim() -> None:
+    sim = SimulatedModem()
+    sim.lock_sim("1234")
+    port = await sim.start()
+    try:
+        checks = await diagnose(port)
+    finally:
+        await sim.stop()
+    sim_check = next(c for c in checks if c.name == "SIM")
+    assert not sim_check.ok and "HUDDLE_SMS_PIN" in sim_check.hint
+
+
 async def test_diagnostics_explain_a_missing_port() -> None:
     checks = await diagnose("/nonexistent/ttyUSB9", timeout=1)
     assert not checks[0].ok

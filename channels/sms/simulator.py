@@ -85,6 +85,9 @@ class SimulatedModem:
         self.smsc = smsc
         self.cnmi_ds_options = cnmi_ds
         self.rng = random.Random(seed)
+        self.pin: str | None = None
+        """A PIN the SIM asks for (after each boot) before SMS works; None: an unlocked SIM."""
+        self.unlocked = True
         self.faults = Faults()
         self.storage: dict[str, dict[int, StoredSms]] = {"ME": {}, "SM": {}, "SR": {}}
         self.sent: list[SentSms] = []
@@ -282,6 +285,9 @@ class SimulatedModem:
             self._cms(code)
             return
         sms_cmd = upper.startswith(("AT+CMGS", "AT+CMGR", "AT+CMGL", "AT+CMGD", "AT+CPMS"))
+        if sms_cmd and not self.unlocked:
+            self._cms(311)
+            return
         if sms_cmd and not self.sms_ready:
             self._cms(515)
             return
@@ -294,9 +300,17 @@ class SimulatedModem:
             self.cmee = int(upper.split("=")[1] or 0)
             self._final("OK")
         elif upper == "AT+CPIN?":
-            self._respond(["+CPIN: READY"])
+            self._respond(["+CPIN: READY" if self.unlocked else "+CPIN: SIM PIN"])
         elif upper.startswith("AT+CPIN="):
-            self._cme(3)  # operation not allowed: no PIN is asked for
+            if self.unlocked:
+                self._cme(3)  # operation not allowed: no PIN is asked for
+            elif line.split("=", 1)[1].strip().strip('"') == self.pin:
+                self.unlocked = True
+                self.sms_ready = False
+                self._final("OK")
+                self._spawn(self._sms_done_later())
+            else:
+                self._cme(16)  # incorrect password
         elif upper.startswith("AT+CMGF="):
             self.cmgf = int(upper.split("=")[1])
             self._final("OK")
@@ -511,14 +525,24 @@ class SimulatedModem:
         self._close_pty()
         self._reset_state()
         self.sms_ready = False
+        self.unlocked = self.pin is None
         await asyncio.sleep(boot_delay)
         self._open_pty()
         self.urc("RDY")
-        self.urc("+CPIN: READY")
+        self.urc("+CPIN: READY" if self.unlocked else "+CPIN: SIM PIN")
         await asyncio.sleep(sms_done_after)
         self.sms_ready = True
         self.urc("SMS DONE")
         self.urc("PB DONE")
+
+    async def _sms_done_later(self) -> None:
+        await asyncio.sleep(0.05)
+        self.sms_ready = True
+        self.urc("SMS DONE")
+
+    def lock_sim(self, pin: str) -> None:
+        self.pin = pin
+        self.unlocked = False
 
     def stored(self, mem: str = "ME") -> dict[int, StoredSms]:
         return self.storage[mem]
