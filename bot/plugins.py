@@ -6,4 +6,6 @@ stands in for every channel that is not configured.
 
 DEFAULT_PLUGINS: list[str] = [
     "bot.builtin",
+    "channels.telegram",
+    "handlers.enrollment",
 ]
