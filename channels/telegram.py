@@ -149,6 +149,7 @@ class TelegramChannel:
         self.secret = settings.webhook_secret()
         self.groups = GroupGate(settings.telegram_group_per_minute, clock)
         self.backoff = backoff
+        self.username: str | None = (settings.telegram_bot_username or "").lstrip("@") or None
         self.offset: int | None = None
         """The next update id to ask for: every update below it is stored."""
         self.healthy = False
@@ -199,12 +200,16 @@ class TelegramChannel:
             try:
                 if not prepared:
                     await self.bot.delete_webhook(drop_pending_updates=False)  # polling is refused while one is set
+                    await self._learn_username()
                     prepared = self.healthy = True
                 updates = await self.bot.get_updates(
                     offset=self.offset, timeout=timeout, allowed_updates=ALLOWED_UPDATES, request_timeout=timeout + 10
                 )
             except asyncio.CancelledError:
                 raise
+            except TelegramRetryAfter as exc:
+                delay = max(delay, float(exc.retry_after))
+                log.warning("telegram flood control on getUpdates, waiting %.0fs", delay)
             except TelegramConflictError as exc:
                 log.error("telegram getUpdates conflict (another poller or a webhook?): %s", exc.message)
             except TelegramUnauthorizedError:
@@ -255,14 +260,27 @@ class TelegramChannel:
             return self._callback(update.update_id, update.callback_query)
         return None
 
+    async def _learn_username(self) -> None:
+        if self.username is None:
+            self.username = (await self.bot.me()).username
+
+    def _for_another_bot(self, text: str) -> bool:
+        """`/cmd@other_bot` in a group is someone else's command."""
+        head = text.split(maxsplit=1)[0] if text.startswith("/") else ""
+        _, at, target = head.partition("@")
+        return bool(at) and self.username is not None and target.lower() != self.username.lower()
+
     def _message(self, update_id: int, message: Message) -> Inbound | None:
         user = message.from_user
         if user is not None and user.is_bot:
             return None
+        text = message.text or message.caption or ""
+        if self._for_another_bot(text):
+            return None
         chat_id = message.chat.id
         return Inbound(
             address=Address(self.name, str(chat_id)),
-            text=message.text or message.caption or "",
+            text=text,
             # update ids may restart at random after a week of silence: the message id keeps
             # the key unique while the update id still names the redelivery.
             provider_id=f"{update_id}:{chat_id}:{message.message_id}",
@@ -312,6 +330,7 @@ class TelegramChannel:
         delay = base
         while self._receiving:
             try:
+                await self._learn_username()
                 await self.bot.set_webhook(
                     url=str(self.settings.telegram_webhook_url),
                     secret_token=self.secret,

@@ -322,6 +322,25 @@ async def test_offset_moves_past_an_update_only_after_it_is_stored(fake: FakeTel
     assert fake.confirmed == update["update_id"] + 1  # confirmed on stop
 
 
+async def test_commands_for_another_bot_in_a_group_are_left_alone(tg: Flow, fake: FakeTelegram) -> None:
+    fake.message(ANN, "/echo@some_other_bot hi", chat_id=-100500)
+    fake.message(ANN, "/echo@huddle_test_bot mine", chat_id=-100500)
+    sent = await fake.wait_sent(1, -100500)
+    last = max(u for _, u in fake.served)
+    await until(tg, lambda: (_channel(tg).offset or 0) > last)
+    await tg.settle()
+    assert [s.text for s in sent] == [NOT_ENROLLED.format(start="/start")]  # the group itself is no one we know
+    assert [r.text for r in await _inbox(tg)] == ["/echo@huddle_test_bot mine"]
+
+
+async def test_html_telegram_refuses_is_sent_again_as_plain_text(tg: Flow, fake: FakeTelegram) -> None:
+    fake.fail_next("sendMessage", 400, 'Bad Request: can\'t parse entities: Unsupported start tag "x" at byte offset 0')
+    fake.message(ANN, "/bold")
+    [sent] = await fake.wait_sent(1, ANN)
+    assert sent.parse_mode is None
+    assert sent.text == "Deal 17 is 🔴 stale: 5 < 7 days & no calls"
+
+
 # -- webhook mode ----------------------------------------------------------------------------------
 
 
