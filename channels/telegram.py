@@ -155,6 +155,7 @@ class TelegramChannel:
         self.healthy = False
         self._on_inbound: InboundHandler | None = None
         self._receiving = False
+        self._accepting = False
         self._task: asyncio.Task[None] | None = None
         self._progress: dict[object, list[str]] = {}
 
@@ -171,6 +172,8 @@ class TelegramChannel:
         """Stop taking updates and confirm to Telegram those already stored."""
         self._receiving = False
         if self._task is not None:
+            if self._accepting:  # let the update being stored finish; the loop then ends by itself
+                await asyncio.wait({self._task}, timeout=10)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -228,6 +231,9 @@ class TelegramChannel:
     async def _accept_all(self, updates: list[Update]) -> bool:
         """Store each update in order, moving the offset past it; False if one could not be stored."""
         for update in updates:
+            if not self._receiving:
+                return True  # stopping: the rest comes again next time
+            self._accepting = True
             try:
                 await self.accept(update)
             except asyncio.CancelledError:
@@ -235,6 +241,8 @@ class TelegramChannel:
             except Exception:
                 log.exception("could not store telegram update update_id=%s; fetching it again", update.update_id)
                 return False
+            finally:
+                self._accepting = False
             self.offset = max(self.offset or 0, update.update_id + 1)
         return True
 

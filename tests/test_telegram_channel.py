@@ -341,6 +341,29 @@ async def test_html_telegram_refuses_is_sent_again_as_plain_text(tg: Flow, fake:
     assert sent.text == "Deal 17 is 🔴 stale: 5 < 7 days & no calls"
 
 
+async def test_stopping_lets_the_update_being_stored_finish(fake: FakeTelegram) -> None:
+    settings = TelegramSettings(
+        telegram_token=fake.token,
+        telegram_api_url=fake.url,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    channel = TelegramChannel(settings, SystemClock())
+    storing = asyncio.Event()
+    stored: list[str] = []
+
+    async def slow_store(message: Inbound) -> None:
+        storing.set()
+        await asyncio.sleep(0.2)
+        stored.append(message.text)
+
+    update = fake.message(ANN, "in flight at shutdown")
+    await channel.start(slow_store, lambda _r: asyncio.sleep(0))
+    await asyncio.wait_for(storing.wait(), 5)
+    await channel.stop()
+    assert stored == ["in flight at shutdown"]
+    assert fake.confirmed == update["update_id"] + 1
+
+
 # -- webhook mode ----------------------------------------------------------------------------------
 
 
