@@ -6,6 +6,12 @@ stands in for every channel that is not configured.
 
 DEFAULT_PLUGINS: list[str] = [
     "bot.builtin",
+    "channels.slack",
     "channels.telegram",
     "handlers.enrollment",
+    "handlers.store",
+    "handlers.customers",
+    "handlers.team_leads",
+    "handlers.sales_managers",
+    "channels.console",
 ]

@@ -24,6 +24,7 @@ from bot.model import Address, Role
 from bot.router import ANYONE, Greedy, Router
 from bot.settings import HuddleSettings
 from storage.invites import Invite, InviteRepo, Outcome, Redemption, normalize_code
+from storage.people import PeopleRepo
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,11 @@ class EnrollmentSettings(HuddleSettings):
 class Enrollment:
     """Redeems codes, and slows down anyone guessing them (a per-address count, in memory)."""
 
-    def __init__(self, invites: InviteRepo, clock: Clock, max_failures: int = 5, window: float = 3600.0) -> None:
+    def __init__(
+        self, invites: InviteRepo, people: PeopleRepo, clock: Clock, max_failures: int = 5, window: float = 3600.0
+    ) -> None:
         self.invites = invites
+        self.people = people
         self.clock = clock
         self.max_failures = max_failures
         self.window = window
@@ -74,6 +78,8 @@ class Enrollment:
         result = await self.invites.redeem(code, address, display_name, self.clock.now())
         if result.outcome is Outcome.INVALID:
             self.failures.setdefault(address, self._recent(address)).append(self.clock.monotonic())
+        if result.outcome is Outcome.ENROLLED:
+            self.people.forget()  # the directory cached this sender as a stranger a moment ago
         return result
 
 
@@ -207,7 +213,7 @@ def invite_text(invite: Invite, code: str, expires: datetime, bot_username: str 
 
 def setup(app: App) -> None:
     settings = EnrollmentSettings()
-    app.provide("enrollment", Enrollment(InviteRepo(app.db), app.clock, settings.invite_max_failures))
+    app.provide("enrollment", Enrollment(InviteRepo(app.db), app.people, app.clock, settings.invite_max_failures))
     app.include_router(router)
     for channel in ("telegram", "slack"):
         label = app.dispatcher.command_label("start", channel)

@@ -26,7 +26,7 @@ class ConversationRepo:
         self.db = db
 
     async def load(self, person_id: int, channel: str) -> dict[str, Any]:
-        async with self.db.read() as conn:
+        async def unit(conn: AsyncConnection) -> dict[str, Any]:
             row = (
                 await conn.execute(
                     sa.select(conversations.c.state).where(
@@ -34,7 +34,9 @@ class ConversationRepo:
                     )
                 )
             ).first()
-        return dict(row.state) if row else {}
+            return dict(row.state) if row else {}
+
+        return await self.db.query(unit)
 
     async def save(self, person_id: int, channel: str, state: dict[str, Any], now: datetime) -> None:
         async def unit(conn: AsyncConnection) -> None:

@@ -263,7 +263,13 @@ class OutboxRepo:
                     outbox.c.channel.in_(channels),
                     sa.or_(outbox.c.claimed_by == worker, outbox.c.claimed_at < expired),
                 )
-                .values(status=OutboundStatus.QUEUED.value, resent=True, claimed_by=None, next_attempt_at=now, updated_at=now)
+                .values(
+                    status=OutboundStatus.QUEUED.value,
+                    resent=True,
+                    claimed_by=None,
+                    next_attempt_at=now,
+                    updated_at=now,
+                )
             )
             return int(result.rowcount or 0)
 
@@ -293,7 +299,9 @@ class OutboxRepo:
                 .values(status=part_status.value, reason=report.reason, updated_at=now)
             )
             parts = (
-                await conn.execute(sa.select(receipts.c.status, receipts.c.reason).where(receipts.c.outbox_id == found.outbox_id))
+                await conn.execute(
+                    sa.select(receipts.c.status, receipts.c.reason).where(receipts.c.outbox_id == found.outbox_id)
+                )
             ).all()
             failed = [p for p in parts if p.status == OutboundStatus.FAILED.value]
             values: dict[str, Any] = {"updated_at": now}
@@ -330,7 +338,9 @@ class OutboxRepo:
         async with self.db.read() as conn:
             rows = (
                 await conn.execute(
-                    sa.select(outbox.c.channel, outbox.c.status, sa.func.count()).group_by(outbox.c.channel, outbox.c.status)
+                    sa.select(outbox.c.channel, outbox.c.status, sa.func.count()).group_by(
+                        outbox.c.channel, outbox.c.status
+                    )
                 )
             ).all()
         return {(r[0], r[1]): int(r[2]) for r in rows}

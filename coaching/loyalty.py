@@ -1,0 +1,68 @@
+"""Loyalty rules (pure): what an order is worth in points, and the ledger entries it produces.
+
+Points are whole numbers: `floor(total × points_per_dollar)`. The budtender on the order earns
+`multiplier ×` the order's points (10× in the predecessor system). Refunds and voids add
+reversing entries, so a balance is always the plain sum of the ledger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_FLOOR, Decimal
+
+from storage.loyalty import LedgerEntry
+
+
+@dataclass(frozen=True, slots=True)
+class LoyaltyRules:
+    points_per_dollar: Decimal = Decimal("1")
+    budtender_multiplier: Decimal = Decimal("10")
+
+
+def order_points(total: Decimal, rules: LoyaltyRules) -> int:
+    if total <= 0:
+        return 0
+    return int((total * rules.points_per_dollar).to_integral_value(rounding=ROUND_FLOOR))
+
+
+def award_keys(order_external_id: str) -> tuple[str, str]:
+    return f"order:{order_external_id}:customer", f"order:{order_external_id}:budtender"
+
+
+def refund_keys(order_external_id: str) -> tuple[str, str]:
+    return f"refund:{order_external_id}:customer", f"refund:{order_external_id}:budtender"
+
+
+def order_entries(
+    order_external_id: str,
+    total: Decimal,
+    *,
+    customer_id: int | None,
+    customer_earns: bool,
+    budtender_person_id: int | None,
+    rules: LoyaltyRules,
+    now: datetime,
+) -> list[LedgerEntry]:
+    """The awards for a completed order (an entry with 0 points is left out)."""
+    points = order_points(total, rules)
+    entries: list[LedgerEntry] = []
+    c_key, b_key = award_keys(order_external_id)
+    if customer_id is not None and customer_earns and points:
+        entries.append(LedgerEntry(c_key, points, "purchase", now, customer_id=customer_id,
+                                   order_external_id=order_external_id))
+    bonus = int((Decimal(points) * rules.budtender_multiplier).to_integral_value(rounding=ROUND_FLOOR))
+    if budtender_person_id is not None and bonus:
+        entries.append(LedgerEntry(b_key, bonus, "budtender_bonus", now, person_id=budtender_person_id,
+                                   order_external_id=order_external_id))
+    return entries
+
+
+def reversal_entries(awarded: list[LedgerEntry], now: datetime) -> list[LedgerEntry]:
+    """Entries that cancel the awards of a refunded or voided order."""
+    out = []
+    for e in awarded:
+        key = e.key.replace("order:", "refund:", 1)
+        out.append(LedgerEntry(key, -e.delta, "refund", now, customer_id=e.customer_id, person_id=e.person_id,
+                               order_external_id=e.order_external_id))
+    return out

@@ -1,0 +1,66 @@
+"""`python main.py import customers|transactions|items|products|staff FILE.csv`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from zoneinfo import ZoneInfo
+
+from bot.app import App
+from coaching.sources.csv_rows import FileRefused
+from coaching.sources.imports import ImportKind, ImportRun, parse_map, register_import
+from coaching.sources.store_csv import KINDS, ImportOptions, StoreImporter
+
+ORDER = "customers → products → staff → transactions → items"
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timezone", default=None,
+                        help="zone of times without one (default: the first store's timezone)")
+    parser.add_argument("--store", default=None, help="store code for rows without a store column")
+    parser.add_argument("--house-brand", action="append", default=[], metavar="BRAND",
+                        help="products: brands that are the store's own (repeatable)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _runner(kind: str) -> ImportRun:
+    async def run(app: App, args: argparse.Namespace) -> int:
+        from handlers.store import services
+
+        svc = services(app)
+        try:
+            overrides = parse_map(args.map)
+            tz = ZoneInfo(args.timezone or svc.default_store.timezone)
+        except (ValueError, KeyError) as exc:
+            print(f"huddle: {exc}", file=sys.stderr)
+            return 2
+        options = ImportOptions(
+            timezone=tz,
+            default_store=args.store or svc.default_store.code,
+            dry_run=args.dry_run,
+            progress=False if args.no_progress else None,
+            house_brands=tuple(b.lower() for b in args.house_brand),
+        )
+        importer = StoreImporter(app.db, app.people, app.clock.now)
+        started = time.perf_counter()
+        try:
+            report = await importer.run(kind, args.file, options, overrides)
+        except FileRefused as exc:
+            print(f"huddle: import {kind}: {exc}", file=sys.stderr)
+            return 2
+        elapsed = time.perf_counter() - started
+        print(report.summary())
+        print(f"{'validated' if args.dry_run else 'done'} in {elapsed:.1f} s"
+              f"{' (dry run: nothing written)' if args.dry_run else ''}. Order for a full load: {ORDER}.")
+        if args.report:
+            report.write(args.report)
+            print(f"skipped rows written to {args.report}")
+        return 0 if report.written or not report.read else 1
+
+    return run
+
+
+def setup(app: App) -> None:
+    for kind, help_text in KINDS.items():
+        register_import(app, ImportKind(kind, help_text, _runner(kind), _configure))

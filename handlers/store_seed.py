@@ -1,0 +1,94 @@
+"""Demo data: one store, a small catalogue, and three customers with history and points."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.app import App
+from bot.model import Address, Person, Role
+from coaching.loyalty import order_points
+from storage.customers import Store, customers
+from storage.loyalty import LedgerEntry
+from storage.sales import transaction_items, transactions
+
+PRODUCTS = [
+    # sku, name, category, brand, house, tier, price, in stock
+    ("MOTA-OG35", "MOTA House OG 3.5g", "flower", "MOTA", True, 2, "35.00", True),
+    ("MOTA-PR5", "MOTA Sunset Pre-Roll 5-pack", "pre-rolls", "MOTA", True, 1, "25.00", True),
+    ("GLS-GG35", "Glass House Gorilla Glue 3.5g", "flower", "Glass House", False, 1, "28.00", True),
+    ("CNX-RES1", "Connected Live Resin 1g", "concentrates", "Connected", False, 3, "60.00", True),
+    ("KIVA-CB", "Kiva Camino Gummies 100mg", "edibles", "Kiva", False, 2, "22.00", True),
+    ("STIIIZY-PD", "STIIIZY Pod 1g", "vapes", "STIIIZY", False, 2, "45.00", True),
+    ("ALIEN-35", "Alien Labs Atomic Apple 3.5g", "flower", "Alien Labs", False, 3, "65.00", False),
+]
+
+CUSTOMERS = [
+    # external id, first, last, phone, tier, favourites, days since signup, orders [(days ago, [(sku, qty)])]
+    ("C1001", "Maria", "Lopez", "+13235550101", "Gold", ["flower", "pre-rolls"], 400,
+     [(3, [("MOTA-OG35", 1), ("MOTA-PR5", 1)]), (17, [("GLS-GG35", 2)]), (40, [("MOTA-OG35", 1)])]),
+    ("C1002", "Devon", "Price", "+13235550102", "Silver", ["edibles"], 120,
+     [(9, [("KIVA-CB", 2)]), (30, [("KIVA-CB", 1), ("MOTA-PR5", 1)])]),
+    ("C1003", "Aiko", "Tanaka", "+13235550103", "Platinum", ["concentrates", "vapes"], 700,
+     [(1, [("CNX-RES1", 1), ("STIIIZY-PD", 1)]), (12, [("CNX-RES1", 2)])]),
+]
+
+
+async def seed(app: App) -> None:
+    from handlers.store import services
+
+    svc = services(app)
+    now = app.clock.now()
+    s = svc.default_store
+    ids = await svc.customers.ensure_stores([Store(None, s.code, s.name, s.timezone, s.address, s.phone, s.hours)],
+                                            now)
+    store_id = ids[s.code]
+    prices = {p[0]: Decimal(p[6]) for p in PRODUCTS}
+    rules = svc.settings.loyalty
+
+    async def unit(conn: AsyncConnection) -> None:
+        await svc.catalog.upsert_in(conn, [
+            {"external_id": sku, "store_id": store_id, "name": name, "category": cat, "brand": brand,
+             "house_brand": house, "price_tier": tier, "price": Decimal(price), "in_stock": stock, "updated_at": now}
+            for sku, name, cat, brand, house, tier, price, stock in PRODUCTS
+        ])
+        product_ids = await svc.catalog.ids_by_external_in(conn)
+        for ext, first, last, phone, tier, favs, age, orders in CUSTOMERS:
+            person = Person(None, f"{first} {last}", frozenset({Role.CUSTOMER}), [Address("sms", phone)],
+                            timezone=s.timezone, attributes={"demo": True})
+            person_id = await app.people.add_in(conn, person, now)
+            spend = Decimal("0")
+            last_visit = None
+            result = await conn.execute(customers.insert().values(
+                external_id=ext, person_id=person_id, store_id=store_id, first_name=first, last_name=last,
+                phone=phone, vip_tier=tier, signup_date=date.fromordinal(now.date().toordinal() - age),
+                rewards_member=True, favourite_categories=favs, attributes={"demo": True}, created_at=now,
+                updated_at=now))
+            customer_id = int(result.inserted_primary_key[0])
+            entries = []
+            for n, (days_ago, lines) in enumerate(orders, 1):
+                at = now - timedelta(days=days_ago, hours=2)
+                total = sum((prices[sku] * qty for sku, qty in lines), Decimal("0"))
+                order_ext = f"DEMO-{ext}-{n}"
+                tid = int((await conn.execute(transactions.insert().values(
+                    external_id=order_ext, store_id=store_id, customer_id=customer_id, customer_external_id=ext,
+                    occurred_at=at, total=total, status="completed", source="demo", created_at=now,
+                    updated_at=now))).inserted_primary_key[0])
+                await conn.execute(transaction_items.insert(), [
+                    {"external_id": f"{order_ext}:{i}", "transaction_id": tid, "product_id": product_ids[sku],
+                     "product_external_id": sku, "name": next(p[1] for p in PRODUCTS if p[0] == sku),
+                     "category": next(p[2] for p in PRODUCTS if p[0] == sku), "quantity": qty,
+                     "unit_price": prices[sku], "line_total": prices[sku] * qty}
+                    for i, (sku, qty) in enumerate(lines, 1)
+                ])
+                spend += total
+                last_visit = max(last_visit or at, at)
+                entries.append(LedgerEntry(f"order:{order_ext}:customer", order_points(total, rules), "purchase",
+                                           at, customer_id=customer_id, order_external_id=order_ext))
+            await svc.loyalty.add_in(conn, entries)
+            await conn.execute(customers.update().where(customers.c.id == customer_id).values(
+                lifetime_spend=spend, visits=len(orders), last_visit_at=last_visit))
+
+    await app.db.run(unit)

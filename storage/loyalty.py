@@ -1,0 +1,127 @@
+"""The loyalty ledger: points as signed entries; a balance is the sum, never a stored number.
+
+Each entry has a unique `key` (e.g. `order:123:customer`, `refund:123:customer`) so awarding
+or reversing the same order twice is a no-op.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.db import Database, metadata
+from storage.types import UTCDateTime
+
+loyalty_ledger = sa.Table(
+    "loyalty_ledger",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("key", sa.String(200), nullable=False, unique=True),
+    sa.Column("customer_id", sa.Integer, sa.ForeignKey("customers.id", ondelete="CASCADE")),
+    sa.Column("person_id", sa.Integer, sa.ForeignKey("persons.id", ondelete="CASCADE")),
+    sa.Column("delta", sa.Integer, nullable=False),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("order_external_id", sa.String(100)),
+    sa.Column("note", sa.String(300)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_loyalty_ledger_customer", "customer_id"),
+    sa.Index("ix_loyalty_ledger_person", "person_id"),
+)
+"""`customer_id` for a customer's points; `person_id` for staff points (the budtender bonus)."""
+
+
+@dataclass(slots=True)
+class LedgerEntry:
+    key: str
+    delta: int
+    reason: str
+    created_at: datetime
+    customer_id: int | None = None
+    person_id: int | None = None
+    order_external_id: str | None = None
+    note: str | None = None
+
+
+class LoyaltyRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add_in(self, conn: AsyncConnection, entries: list[LedgerEntry], *, replace: bool = False) -> None:
+        """Record entries; an existing key is kept (awarding twice is a no-op) unless `replace`.
+
+        `replace` updates the delta of an existing key: an order whose total changed, a CRM
+        balance re-imported.
+        """
+        if not entries:
+            return
+        rows = [
+            {
+                "key": e.key,
+                "customer_id": e.customer_id,
+                "person_id": e.person_id,
+                "delta": e.delta,
+                "reason": e.reason,
+                "order_external_id": e.order_external_id,
+                "note": e.note,
+                "created_at": e.created_at,
+            }
+            for e in entries
+        ]
+        stmt = self.db.insert(loyalty_ledger)
+        if replace:
+            stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={"delta": stmt.excluded.delta})
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=["key"])
+        await conn.execute(stmt, rows)
+
+    async def remove_in(self, conn: AsyncConnection, keys: list[str]) -> None:
+        await conn.execute(loyalty_ledger.delete().where(loyalty_ledger.c.key.in_(keys)))
+
+    @staticmethod
+    async def deltas_in(conn: AsyncConnection, keys: list[str]) -> dict[str, int]:
+        rows = (await conn.execute(sa.select(loyalty_ledger.c.key, loyalty_ledger.c.delta)
+                                   .where(loyalty_ledger.c.key.in_(keys)))).all()
+        return {r.key: r.delta for r in rows}
+
+    @staticmethod
+    async def customer_balance_in(conn: AsyncConnection, customer_id: int) -> int:
+        total = (
+            await conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(loyalty_ledger.c.delta), 0)).where(
+                    loyalty_ledger.c.customer_id == customer_id
+                )
+            )
+        ).scalar_one()
+        return int(total)
+
+    async def customer_balance(self, customer_id: int) -> int:
+        async with self.db.read() as conn:
+            return await self.customer_balance_in(conn, customer_id)
+
+    async def person_balance(self, person_id: int) -> int:
+        """Staff points (the budtender bonus)."""
+        async with self.db.read() as conn:
+            total = (
+                await conn.execute(
+                    sa.select(sa.func.coalesce(sa.func.sum(loyalty_ledger.c.delta), 0)).where(
+                        loyalty_ledger.c.person_id == person_id
+                    )
+                )
+            ).scalar_one()
+        return int(total)
+
+    async def entries(self, *, customer_id: int | None = None, person_id: int | None = None) -> list[LedgerEntry]:
+        query = sa.select(loyalty_ledger).order_by(loyalty_ledger.c.id)
+        if customer_id is not None:
+            query = query.where(loyalty_ledger.c.customer_id == customer_id)
+        if person_id is not None:
+            query = query.where(loyalty_ledger.c.person_id == person_id)
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            LedgerEntry(r.key, r.delta, r.reason, r.created_at, r.customer_id, r.person_id, r.order_external_id, r.note)
+            for r in rows
+        ]
