@@ -7,6 +7,8 @@ stands in for every channel that is not configured. Demo seeders run in this ord
 DEFAULT_PLUGINS: list[str] = [
     "bot.builtin",
     "channels.slack",
+    "channels.telegram",
+    "handlers.enrollment",
     "handlers.store",
     "handlers.customers",
     "handlers.budtenders",
