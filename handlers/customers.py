@@ -46,7 +46,10 @@ async def _context(ctx: Context, svc: StoreServices) -> CustomerContext:
     """This sender's own context; links an imported CRM record to the person on first contact."""
     person = ctx.person
     assert person is not None and person.id is not None
-    context = await load_context(ctx.app.db, person.id, ctx.address.id if ctx.channel == "sms" else None)
+    store_id = svc.store_ids.get(svc.default_store.code)
+    stock = await svc.in_stock(store_id, ctx.now())
+    context = await load_context(ctx.app.db, person.id, ctx.address.id if ctx.channel == "sms" else None,
+                                 in_stock=stock)
     c = context.customer
     if c is not None and c.id is not None and c.person_id is None:
         await svc.customers.link_person(c.id, person.id, ctx.now())

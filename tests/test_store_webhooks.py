@@ -209,7 +209,7 @@ async def test_failed_processing_is_recorded_and_retried(store: tuple[Flow, Pos]
                                                          ) -> None:
     flow, pos = store
     ingest = services(flow.app).ingest
-    real = ingest.apply_order
+    real = ingest.apply_orders
     calls = 0
 
     async def flaky(*args: Any) -> Any:
@@ -219,7 +219,7 @@ async def test_failed_processing_is_recorded_and_retried(store: tuple[Flow, Pos]
             raise RuntimeError("database hiccup")
         return await real(*args)
 
-    monkeypatch.setattr(ingest, "apply_order", flaky)
+    monkeypatch.setattr(ingest, "apply_orders", flaky)
     status, _ = await pos.post(order("evt-1", "T1", "8.00"))
     assert status == 200
     await ingest.idle()
