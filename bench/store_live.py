@@ -228,19 +228,26 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--lookups", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=500, help="offered events/s for the latency run")
+    parser.add_argument("--postgres", action="store_true",
+                        help="run on a throwaway PostgreSQL database (needs HUDDLE_TEST_DATABASE_URL)")
     args = parser.parse_args()
     os.environ["HUDDLE_POS_WEBHOOK_SECRET"] = SECRET
     tmp = Path(tempfile.mkdtemp(prefix="huddle-bench-live-"))
     try:
         files = generate(tmp / "data")
-        path = str(tmp / "live.db")
+        if args.postgres:
+            from bot import testing_pg
+
+            path = await testing_pg.fresh_postgres()
+        else:
+            path = str(tmp / "live.db")
         db = Database(path, durable=True)
         await db.upgrade()
         importer = StoreImporter(db, PeopleRepo(db), lambda: datetime.now(UTC))
         for kind in ("customers", "products", "staff", "transactions", "items"):
             await importer.run(kind, files[kind], ImportOptions(progress=False, default_store="bench"))
         await db.close()
-        print("data loaded: 10,047 customers, 186,394 transactions, 114,136 items (SQLite, durable commits)\n")
+        print(f"data loaded: 10,047 customers, 186,394 transactions, 114,136 items ({db.dialect}, durable commits)")
 
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other processes share them)\n")
         print(f"{'customer-context lookup':<32}{'n':>6}{'p50 ms':>9}{'p99 ms':>9}")
@@ -268,6 +275,11 @@ async def main() -> None:
               f"on {os.cpu_count()} CPUs)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if args.postgres:
+            from bot import testing_pg
+
+            await testing_pg.drop_postgres(path)
+            await testing_pg.drop_template()
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ import importlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic_settings import BaseSettings
 
 from bot.clock import Clock, SystemClock
 from bot.config_file import ConfigFile
@@ -32,6 +34,7 @@ from storage.people import PeopleRepo
 log = logging.getLogger(__name__)
 
 Hook = Callable[["App"], Awaitable[None]]
+S = TypeVar("S", bound=BaseSettings)
 
 
 @dataclass(slots=True)
@@ -58,6 +61,7 @@ class App:
         self.db = db or Database(self.settings.database_url, durable=self.settings.durable_commits)
         self.people = PeopleRepo(self.db)
         self.directory = Directory(self.people, self.clock, self.settings)
+        self.config_people = self.directory.people_from_config(self.config)  # a bad key fails before start
         self.router = Router("root")
         self.channels: dict[str, Channel] = {}
         self.outbox = Outbox(self.db, self.clock, self.settings, self.people)
@@ -67,8 +71,11 @@ class App:
         self.deps: dict[str, Any] = {"app": self, "db": self.db, "clock": self.clock, "people": self.people}
         self.cli_commands: dict[str, CliCommand] = {}
         self.plugins: list[str] = []
+        self.settings_objects: list[BaseSettings] = []
+        """Plugins' settings, registered with `use_settings` so their secrets are redacted from logs."""
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
+        self._ready: list[Hook] = []
         self._seeders: list[Hook] = []
         self._stopping = asyncio.Event()
         self.started = False
@@ -80,6 +87,15 @@ class App:
             module = importlib.import_module(name)
             module.setup(self)
             self.plugins.append(name)
+
+    def use_settings(self, cls: type[S]) -> S:
+        """Load a plugin's settings class (validated now, so a bad value fails at start)."""
+        for existing in self.settings_objects:
+            if type(existing) is cls:
+                return existing  # type: ignore[return-value]
+        settings = cls()
+        self.settings_objects.append(settings)
+        return settings
 
     def include_router(self, router: Router) -> None:
         self.router.include(router)
@@ -94,6 +110,11 @@ class App:
 
     def on_startup(self, hook: Hook) -> Hook:
         self._startup.append(hook)
+        return hook
+
+    def on_ready(self, hook: Hook) -> Hook:
+        """Runs at the end of `start`, when channels, outbox and HTTP are up."""
+        self._ready.append(hook)
         return hook
 
     def on_shutdown(self, hook: Hook) -> Hook:
@@ -179,6 +200,9 @@ class App:
         """
         await self.open_db()
         await self.seed_demo_if_empty()
+        added = await self.directory.add_people(self.config_people)
+        if added:
+            log.info("added people from config count=%d", added)
         for hook in self._startup:
             await hook(self)
         for channel in self.channels.values():
@@ -194,6 +218,8 @@ class App:
         if self.settings.http_enabled:
             await self.http.start()
         self.started = True
+        for hook in self._ready:
+            await hook(self)
 
     async def inbound(self, message: Inbound) -> None:
         """Channels call this; it returns once the message is committed."""

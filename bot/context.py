@@ -47,6 +47,10 @@ class Context:
         """
         self._replies += 1
         key = f"in:{self.inbound.id}:{self._replies}" if self.inbound.id is not None else None
+        channel = self.app.channels.get(self.channel)
+        if buttons and channel is not None and not channel.capabilities.buttons:
+            # The channel shows numbered lines; remember them so "2" means the second button.
+            self.state["_buttons"] = [(b.text, b.data) for b in buttons]
         return await self.app.send(
             self.address,
             text,

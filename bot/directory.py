@@ -89,11 +89,14 @@ class Directory:
         except ValueError:  # another message from the same number won the race
             return await self.people.by_address(address)
 
-    async def load_config_people(self, config: ConfigFile) -> int:
+    @staticmethod
+    def people_from_config(config: ConfigFile) -> list[Person]:
+        return [item.to_person() for item in config.section("people", list[PersonConfig], default=[])]
+
+    async def add_people(self, people: list[Person]) -> int:
         """Add the `[[people]]` of the TOML file that are not known yet (matched by address)."""
         added = 0
-        for item in config.section("people", list[PersonConfig], default=[]):
-            person = item.to_person()
+        for person in people:
             known = [await self.people.by_address(a) for a in person.addresses]
             if any(known):
                 continue

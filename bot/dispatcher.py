@@ -64,7 +64,9 @@ class Dispatcher:
         message.address = normalize_address(message.address)
         inbound_id = await self.inbox.store(message, self.app.clock.now())
         if inbound_id is None:
-            log.info("duplicate inbound ignored channel=%s provider_id=%s", message.address.channel, message.provider_id)
+            log.info(
+                "duplicate inbound ignored channel=%s provider_id=%s", message.address.channel, message.provider_id
+            )
             return None
         message.id = inbound_id
         self._schedule(message)
@@ -117,7 +119,9 @@ class Dispatcher:
         try:
             person = await app.directory.resolve(message.address, message.display_name)
             if await self._compliance(message, person):
-                await self.inbox.finish(message.id, HANDLED, app.clock.now(), person_id=_pid(person), handler="compliance")
+                await self.inbox.finish(
+                    message.id, HANDLED, app.clock.now(), person_id=_pid(person), handler="compliance"
+                )
                 return
             state = await self.conversations.load(person.id, message.address.channel) if person and person.id else {}
             before = json.dumps(state, sort_keys=True, default=str)
@@ -186,7 +190,12 @@ class Dispatcher:
             if commands and person is not None and not person.roles <= {Role.CUSTOMER}:
                 text = "\n".join([*commands, "", text])
             await self.app.send(
-                message.address, text, key=f"in:{message.id}:help", person=person, compliance=True, kind=OutboundKind.REPLY
+                message.address,
+                text,
+                key=f"in:{message.id}:help",
+                person=person,
+                compliance=True,
+                kind=OutboundKind.REPLY,
             )
             return True
         return False
@@ -214,7 +223,10 @@ class Dispatcher:
             name, args = split
             matches = [h for h in root.all("commands") if name in h.names]
             if matches:
-                allowed = next((h for h in matches if h.allows(person)), None)
+                # A handler for the sender's role wins over one open to anyone (a role's own /help).
+                allowed = next((h for h in matches if h.roles is not None and h.allows(person)), None) or next(
+                    (h for h in matches if h.allows(person)), None
+                )
                 if allowed is None:
                     await ctx.reply(REFUSED if person else self._stranger(ctx))
                     return IGNORED
@@ -248,6 +260,10 @@ class Dispatcher:
             if 1 <= n <= len(buttons):
                 ctx.inbound.callback_data = buttons[n - 1][1]
                 ctx.state.pop("_buttons", None)
+
+    def contact_text(self, person: Person | None) -> str:
+        s = self.app.settings
+        return f"{s.store_name}: {s.store_contact}"
 
     def _stranger(self, ctx: Context) -> str:
         return self.stranger_text.get(ctx.channel, STRANGER)
@@ -299,4 +315,3 @@ class Dispatcher:
 
 def _pid(person: Person | None) -> int | None:
     return person.id if person else None
-

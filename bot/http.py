@@ -70,7 +70,9 @@ class HttpServer:
     async def start(self, host: str | None = None, port: int | None = None) -> int:
         self.runner = web.AppRunner(self.web, access_log=None)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, host or self.settings.http_host, self.settings.http_port if port is None else port)
+        site = web.TCPSite(
+            self.runner, host or self.settings.http_host, self.settings.http_port if port is None else port
+        )
         await site.start()
         server = site._server
         sockets = getattr(server, "sockets", None) or []

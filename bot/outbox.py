@@ -17,12 +17,14 @@ from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from bot.clock import Clock
 from bot.model import Address, DeliveryReport, Outbound, OutboundKind, OutboundStatus
 from channels.base import Channel, Pacing, PermanentSendError, RetryableSendError, degrade_buttons
 from storage.db import Database
 from storage.outbox import OutboxRepo
-from storage.people import PeopleRepo, opted_out_in, unreachable_in
+from storage.people import PeopleRepo, consent_in
 
 if TYPE_CHECKING:
     from bot.settings import CoreSettings
@@ -107,6 +109,7 @@ class ChannelSender:
         self.running = False
         self.in_flight = 0
         self.pacing_waits = 0
+        self.claiming = False
         self.unsent: list[Outbound] = []
 
     @property
@@ -143,9 +146,13 @@ class ChannelSender:
         while self.running:
             try:
                 limit = max(1, self.pacing.concurrency * 4 - self.backlog)
-                claimed = await o.repo.claim(self.channel.name, o.settings.worker_id, o.clock.now(), limit)
-                for msg in claimed:
-                    self._enqueue_lane(msg)
+                self.claiming = True
+                try:
+                    claimed = await o.repo.claim(self.channel.name, o.settings.worker_id, o.clock.now(), limit)
+                    for msg in claimed:
+                        self._enqueue_lane(msg)
+                finally:
+                    self.claiming = False
                 if len(claimed) >= limit:
                     await asyncio.sleep(0)
                     continue
@@ -240,8 +247,7 @@ class Outbox:
         s = self.settings
         if channel.name == "telegram":
             burst = max(1, int(s.telegram_rate or 1))
-            return Pacing(s.telegram_rate, burst, s.telegram_per_chat_rate,
-                          p.per_recipient_burst, p.concurrency)
+            return Pacing(s.telegram_rate, burst, s.telegram_per_chat_rate, p.per_recipient_burst, p.concurrency)
         if channel.name == "slack":
             return Pacing(p.global_rate, p.global_burst, s.slack_per_channel_rate, p.per_recipient_burst, p.concurrency)
         if channel.name == "sms" and s.sms_rate is not None:
@@ -275,7 +281,7 @@ class Outbox:
         while True:
             busy = False
             for name, sender in self.senders.items():
-                if sender.in_flight or len(sender.lane_tasks) > sender.pacing_waits:
+                if sender.claiming or sender.in_flight or len(sender.lane_tasks) > sender.pacing_waits:
                     busy = True
                     break
                 due = await self.repo.next_due(name)
@@ -290,7 +296,9 @@ class Outbox:
     async def delivery(self, report: DeliveryReport) -> None:
         msg = await self.repo.delivery(report, self.clock.now())
         if msg is None:
-            log.info("delivery report for unknown message channel=%s provider_id=%s", report.channel, report.provider_id)
+            log.info(
+                "delivery report for unknown message channel=%s provider_id=%s", report.channel, report.provider_id
+            )
         else:
             log.info("delivery report outbox_id=%s status=%s", msg.id, msg.status)
 
@@ -300,9 +308,10 @@ class Outbox:
         Returns when the message will be tried again, if it will.
         """
         now = self.clock.now()
-        async with self.db.read() as conn:
-            opted_out = await opted_out_in(conn, msg.address)
-            unreachable = await unreachable_in(conn, msg.address)
+        async def check(conn: AsyncConnection) -> tuple[bool, str | None]:
+            return await consent_in(conn, msg.address)
+
+        opted_out, unreachable = await self.db.query(check)
         if opted_out and not msg.compliance:
             await self.repo.mark_failed(msg, "opted out", now, refused=True)
             log.info("not sent: recipient opted out outbox_id=%s", msg.id)
@@ -357,4 +366,4 @@ def _fields(msg: Outbound) -> dict[str, object]:
     return {f: getattr(msg, f) for f in msg.__dataclass_fields__}
 
 
-__all__ = ["Outbox", "OutboundStatus", "TokenBucket", "backoff", "in_quiet_hours"]
+__all__ = ["OutboundStatus", "Outbox", "TokenBucket", "backoff", "in_quiet_hours"]

@@ -24,7 +24,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin, get_type_hints
 
-from bot.model import Button, Inbound, OutboundKind, Person, Role
+from bot.model import Button, OutboundKind, Person, Role
 
 if TYPE_CHECKING:
     from bot.context import Context
@@ -226,7 +226,9 @@ class Router:
 
         return deco
 
-    def file(self, *filters: Filter, roles: Iterable[Role] | Role | None = ANYONE) -> Callable[[HandlerFunc], HandlerFunc]:
+    def file(
+        self, *filters: Filter, roles: Iterable[Role] | Role | None = ANYONE
+    ) -> Callable[[HandlerFunc], HandlerFunc]:
         """A message that carries files (a CSV dropped in a DM)."""
 
         def deco(func: HandlerFunc) -> HandlerFunc:
@@ -302,19 +304,30 @@ def _convert(value: str, kind: type) -> Any:
     raise TypeError(kind)
 
 
+_WORD = re.compile(r"""\s*(?:"[^"]*"|'[^']*'|\S+)""")
+
+
+def _rest_after(args: str, words: int) -> str:
+    """The raw text after the first `words` words, quotes and spacing kept as typed."""
+    pos = 0
+    for _ in range(words):
+        m = _WORD.match(args, pos)
+        if not m:
+            return ""
+        pos = m.end()
+    return args[pos:].strip()
+
+
 def parse_args(handler: Handler, args: str) -> dict[str, Any]:
     """Match the words after the command to the handler's parameters, or raise UsageError."""
     tokens = tokenize(args)
     values: dict[str, Any] = {}
     for i, p in enumerate(handler.params):
         if p.greedy:
-            rest = " ".join(tokens[i:]) if i < len(tokens) else ""
-            if i == 0 and args:
-                rest = args.strip()
+            rest = _rest_after(args, i)
             if not rest and p.required:
                 raise UsageError()
             values[p.name] = rest or p.default
-            tokens = tokens[: i + 1] if rest else tokens
             return values
         if i >= len(tokens):
             if p.required:

@@ -65,7 +65,15 @@ class CoreSettings(HuddleSettings):
     @field_validator("default_timezone")
     @classmethod
     def _tz(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo
+        return check_timezone(value)
 
+
+def check_timezone(value: str) -> str:
+    """A validator for IANA zone names: a clear ValueError instead of zoneinfo's KeyError."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
         ZoneInfo(value)
-        return value
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown timezone {value!r} (use an IANA name like America/New_York)") from None
+    return value

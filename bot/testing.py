@@ -158,7 +158,11 @@ class Flow:
         locale: str = "en",
         **attributes: Any,
     ) -> Person:
-        addrs = [Address(c, v) for c, v in (("sms", sms), ("slack", slack), ("telegram", telegram), ("console", console)) if v]
+        addrs = [
+            Address(c, v)
+            for c, v in (("sms", sms), ("slack", slack), ("telegram", telegram), ("console", console))
+            if v
+        ]
         person = Person(None, name, frozenset(roles), addrs, timezone, locale, attributes=attributes)
         return await self.app.people.add(person, self.clock.now())
 
@@ -243,8 +247,8 @@ def test_database_url() -> str | None:
 
 
 __all__ = [
-    "Flow",
     "FakeChannel",
+    "Flow",
     "PermanentSendError",
     "RetryableSendError",
     "migrated_sqlite",

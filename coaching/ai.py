@@ -97,7 +97,7 @@ class AiClient:
         system: str,
         user: str,
         *,
-        timeout: float | None = None,  # noqa: ASYNC109 - a per-call deadline, also passed to the HTTP client
+        timeout: float | None = None,
         label: str = "structured",
     ) -> M | None:
         """Ask for a JSON object matching `schema` (strict JSON schema) and validate it; None on any failure.
@@ -137,7 +137,7 @@ class AiClient:
         user: str,
         *,
         max_tokens: int,
-        timeout: float | None = None,  # noqa: ASYNC109 - a per-call deadline, also passed to the HTTP client
+        timeout: float | None = None,
         label: str = "text",
     ) -> str | None:
         """Ask for free text of at most `max_tokens`; None on any failure, a refusal, or a cut-off answer."""
@@ -172,7 +172,7 @@ class AiClient:
     def _timeout(self, timeout: float | None) -> float:
         return timeout if timeout is not None else self.settings.openai_timeout
 
-    async def _run(self, call: Any, label: str, timeout: float | None) -> Any:  # noqa: ASYNC109
+    async def _run(self, call: Any, label: str, timeout: float | None) -> Any:
         """Run one API call under the concurrency limit and an overall deadline; log usage or the failure."""
         self.usage.calls += 1
         deadline = self._timeout(timeout)

@@ -76,6 +76,8 @@ class JobRunRepo:
         async with self.db.read() as conn:
             return (
                 await conn.execute(
-                    sa.select(sa.func.max(job_runs.c.started_at)).where(job_runs.c.job == job, job_runs.c.scope == scope)
+                    sa.select(sa.func.max(job_runs.c.started_at)).where(
+                        job_runs.c.job == job, job_runs.c.scope == scope
+                    )
                 )
             ).scalar_one()

@@ -79,9 +79,13 @@ def row_to_outbound(row: Any) -> Outbound:
     )
 
 
+_SET_BY_ID = outbox.update().where(outbox.c.id == sa.bindparam("row_id"))
+
+
 class OutboxRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._insert: Any = None
 
     async def enqueue(self, msg: Outbound, now: datetime) -> tuple[Outbound, bool]:
         """Store a message; with a key already queued on that channel, return the first one."""
@@ -105,13 +109,13 @@ class OutboxRepo:
                 "created_at": now,
                 "updated_at": now,
             }
-            stmt = (
-                self.db.insert(outbox)
-                .values(**values)
-                .on_conflict_do_nothing(index_elements=["channel", "idempotency_key"])
-                .returning(*outbox.c)
-            )
-            row = (await conn.execute(stmt)).first()
+            if self._insert is None:  # built once: construction is most of a hot insert's cost
+                self._insert = (
+                    self.db.insert(outbox)
+                    .on_conflict_do_nothing(index_elements=["channel", "idempotency_key"])
+                    .returning(*outbox.c)
+                )
+            row = (await conn.execute(self._insert, values)).first()
             if row is not None:
                 return row_to_outbound(row), True
             existing = (
@@ -178,18 +182,9 @@ class OutboxRepo:
 
         async def unit(conn: AsyncConnection) -> None:
             status = OutboundStatus.DELIVERED if delivered else OutboundStatus.SENT
-            await conn.execute(
-                outbox.update()
-                .where(outbox.c.id == msg.id)
-                .values(
-                    status=status.value,
-                    sent_at=now,
-                    delivered_at=now if delivered else None,
-                    reason=None,
-                    claimed_by=None,
-                    updated_at=now,
-                )
-            )
+            values = {"row_id": msg.id, "status": status.value, "sent_at": now, "reason": None, "claimed_by": None}
+            values |= {"delivered_at": now if delivered else None, "updated_at": now}
+            await conn.execute(_SET_BY_ID, values)
             if provider_ids:
                 await conn.execute(
                     receipts.insert(),
@@ -263,7 +258,13 @@ class OutboxRepo:
                     outbox.c.channel.in_(channels),
                     sa.or_(outbox.c.claimed_by == worker, outbox.c.claimed_at < expired),
                 )
-                .values(status=OutboundStatus.QUEUED.value, resent=True, claimed_by=None, next_attempt_at=now, updated_at=now)
+                .values(
+                    status=OutboundStatus.QUEUED.value,
+                    resent=True,
+                    claimed_by=None,
+                    next_attempt_at=now,
+                    updated_at=now,
+                )
             )
             return int(result.rowcount or 0)
 
@@ -293,7 +294,9 @@ class OutboxRepo:
                 .values(status=part_status.value, reason=report.reason, updated_at=now)
             )
             parts = (
-                await conn.execute(sa.select(receipts.c.status, receipts.c.reason).where(receipts.c.outbox_id == found.outbox_id))
+                await conn.execute(
+                    sa.select(receipts.c.status, receipts.c.reason).where(receipts.c.outbox_id == found.outbox_id)
+                )
             ).all()
             failed = [p for p in parts if p.status == OutboundStatus.FAILED.value]
             values: dict[str, Any] = {"updated_at": now}
@@ -330,7 +333,9 @@ class OutboxRepo:
         async with self.db.read() as conn:
             rows = (
                 await conn.execute(
-                    sa.select(outbox.c.channel, outbox.c.status, sa.func.count()).group_by(outbox.c.channel, outbox.c.status)
+                    sa.select(outbox.c.channel, outbox.c.status, sa.func.count()).group_by(
+                        outbox.c.channel, outbox.c.status
+                    )
                 )
             ).all()
         return {(r[0], r[1]): int(r[2]) for r in rows}

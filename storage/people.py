@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import time
 from datetime import datetime
 from typing import Any
 
@@ -57,21 +60,36 @@ def _roles(text: str) -> frozenset[Role]:
 
 
 class PeopleRepo:
+    CACHE_SECONDS = 10.0
+    """How long a looked-up person is reused; writes through this repo clear it at once, so only a
+    change made by another process (PostgreSQL scale-out) can take this long to be seen."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._cache = db.person_cache
+
+    def forget(self) -> None:
+        """Drop cached lookups (writes through any repo on this database do this themselves)."""
+        self._cache.clear()
 
     # -- reads -------------------------------------------------------------------------------
 
     async def by_address(self, address: Address) -> Person | None:
-        async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(addresses.c.person_id).where(
-                        addresses.c.channel == address.channel, addresses.c.address == address.id
-                    )
-                )
-            ).first()
-            return await self._load(conn, row.person_id) if row else None
+        hit = self._cache.get(address)
+        if hit is not None and hit[0] > time.monotonic():
+            return _copy(hit[1])
+
+        async def unit(conn: AsyncConnection) -> Person | None:
+            rows = (await conn.execute(_BY_ADDRESS, {"channel": address.channel, "address": address.id})).all()
+            if not rows:
+                return None
+            return self._person(rows[0], [Address(r.a_channel, r.a_address) for r in rows])
+
+        person = await self.db.query(unit)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[address] = (time.monotonic() + self.CACHE_SECONDS, _copy(person))
+        return person
 
     async def get(self, person_id: int) -> Person | None:
         async with self.db.read() as conn:
@@ -127,6 +145,7 @@ class PeopleRepo:
             return await self.add_in(conn, person, now)
 
         person.id = await self.db.run(unit)
+        self.forget()
         return person
 
     async def add_in(self, conn: AsyncConnection, person: Person, now: datetime) -> int:
@@ -180,6 +199,7 @@ class PeopleRepo:
             )
 
         await self.db.run(unit)
+        self.forget()
 
     async def add_address(self, person_id: int, address: Address) -> None:
         async def unit(conn: AsyncConnection) -> None:
@@ -187,6 +207,7 @@ class PeopleRepo:
             await conn.execute(stmt.on_conflict_do_nothing(index_elements=["channel", "address"]))
 
         await self.db.run(unit)
+        self.forget()
 
     async def count(self) -> int:
         async with self.db.read() as conn:
@@ -203,6 +224,7 @@ class PeopleRepo:
             )
 
         await self.db.run(unit)
+        self.forget()
 
     async def set_opt_out(self, address: Address, opted_out: bool, keyword: str, now: datetime) -> None:
         async def unit(conn: AsyncConnection) -> None:
@@ -217,16 +239,58 @@ class PeopleRepo:
             )
 
         await self.db.run(unit)
+        self.forget()
 
     async def is_opted_out(self, address: Address) -> bool:
         async with self.db.read() as conn:
             return await opted_out_in(conn, address)
 
 
+def _copy(person: Person | None) -> Person | None:
+    """A copy a caller may change without changing the cached one."""
+    if person is None:
+        return None
+    return dataclasses.replace(person, addresses=list(person.addresses), attributes=copy.deepcopy(person.attributes))
+
+
+_a1 = addresses.alias("a1")
+_a2 = addresses.alias("a2")
+_BY_ADDRESS = (
+    sa.select(persons, _a2.c.channel.label("a_channel"), _a2.c.address.label("a_address"))
+    .select_from(_a1.join(persons, persons.c.id == _a1.c.person_id).join(_a2, _a2.c.person_id == persons.c.id))
+    .where(_a1.c.channel == sa.bindparam("channel"), _a1.c.address == sa.bindparam("address"))
+    .order_by(_a2.c.id)
+)
+
+_CAN_SEND = sa.select(
+    sa.select(opt_outs.c.opted_out)
+    .where(opt_outs.c.channel == sa.bindparam("channel"), opt_outs.c.address == sa.bindparam("address"))
+    .scalar_subquery()
+    .label("opted_out"),
+    sa.select(addresses.c.unreachable_reason)
+    .where(
+        addresses.c.channel == sa.bindparam("channel"),
+        addresses.c.address == sa.bindparam("address"),
+        addresses.c.unreachable_at.is_not(None),
+    )
+    .limit(1)
+    .scalar_subquery()
+    .label("unreachable"),
+)
+
+
+async def consent_in(conn: AsyncConnection, address: Address) -> tuple[bool, str | None]:
+    """(opted out?, why unreachable) in one statement: the outbox asks this before every send."""
+    row = (await conn.execute(_CAN_SEND, {"channel": address.channel, "address": address.id})).one()
+    return bool(row.opted_out), row.unreachable
+
+
 async def opted_out_in(conn: AsyncConnection, address: Address) -> bool:
     row = (
         await conn.execute(
-            sa.select(opt_outs.c.opted_out).where(opt_outs.c.channel == address.channel, opt_outs.c.address == address.id)
+            sa.select(opt_outs.c.opted_out).where(
+                opt_outs.c.channel == address.channel, opt_outs.c.address == address.id
+            )
         )
     ).first()
     return bool(row and row.opted_out)

@@ -1,0 +1,286 @@
+"""The console: talk to Huddle from the terminal as any person, and see what they would receive.
+
+With no accounts configured, every provider channel that is missing gets a stand-in here, so
+`python main.py` runs the whole product in one terminal:
+
+    /who                  people and their roles
+    /as Ann               act as Ann (a name, part of one, a phone number or any address)
+    stale 5               sent as Ann, on her first channel
+    /quit                 stop Huddle
+
+Messages are shown as they would arrive on the recipient's channel. A channel that can simulate
+inbound traffic itself (the SMS simulator) carries the text, so the demo exercises the same stack
+as production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import itertools
+import re
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import phonenumbers
+from rapidfuzz import fuzz, process, utils
+
+from bot.model import Address, Inbound, Outbound, Person
+from channels.base import Capabilities, Markup, Pacing, SendResult
+
+PROVIDER_CHANNELS: dict[str, Capabilities] = {
+    "sms": Capabilities(max_length=1530, markup=Markup.PLAIN),
+    "slack": Capabilities(max_length=40000, markup=Markup.SLACK_MRKDWN, buttons=False, files=False),
+    "telegram": Capabilities(max_length=4096, markup=Markup.TELEGRAM_HTML, buttons=False),
+}
+"""Channels the console stands in for when they are not configured (buttons shown as numbers)."""
+
+STAFF_ADDRESS = Address("console", "staff")
+"""Where staff notices go when no real staff destination is configured."""
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class StandInChannel:
+    """A provider channel that is not configured: sends are shown in the terminal."""
+
+    name: str
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    pacing: Pacing = field(default_factory=lambda: Pacing(concurrency=4))
+    stand_in: bool = True
+
+    async def start(self, on_inbound: Any, on_delivery: Any) -> None:
+        return None
+
+    async def send(self, outbound: Outbound) -> SendResult:
+        return SendResult([f"{self.name}-console-{next(_ids)}"], delivered=True)
+
+    async def stop(self) -> None:
+        return None
+
+
+_TAG = re.compile(r"<[^>]+>")
+
+
+def plain(body: str, markup: Markup) -> str:
+    """What the recipient would read: Telegram HTML shown without its tags."""
+    if markup is Markup.TELEGRAM_HTML:
+        return html.unescape(_TAG.sub("", body))
+    return body
+
+
+def render(outbound: Outbound, name: str | None) -> str:
+    who = f"{name} " if name else ""
+    markup = PROVIDER_CHANNELS.get(outbound.address.channel, Capabilities()).markup
+    head = f"── to {who}[{outbound.address.channel} {outbound.address.id}]"
+    if outbound.resent:
+        head += " (possibly repeated after a restart)"
+    return f"{head}\n{plain(outbound.body, markup)}\n"
+
+
+class ConsoleUI:
+    """Reads lines from the terminal and turns them into inbound messages of the acting person."""
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        stdin: TextIO | None = None,
+        stdout: TextIO | None = None,
+    ) -> None:
+        self.app = app
+        self.stdin = stdin or sys.stdin
+        self.stdout = stdout or sys.stdout
+        self.acting: Person | None = None
+        self.task: asyncio.Task[None] | None = None
+        self._names: dict[int, str] = {}
+
+    # -- output --------------------------------------------------------------------------------
+
+    def write(self, text: str) -> None:
+        self.stdout.write(text if text.endswith("\n") else text + "\n")
+        self.stdout.flush()
+
+    async def show(self, outbound: Outbound) -> None:
+        """Outbox hook: print every message as it leaves, named by its recipient."""
+        name = None
+        if outbound.person_id is not None:
+            name = self._names.get(outbound.person_id)
+            if name is None:
+                person = await self.app.people.get(outbound.person_id)
+                name = person.name if person else None
+                if name:
+                    self._names[outbound.person_id] = name
+        self.write(render(outbound, name))
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.app.outbox.on_sent.append(self.show)
+        self.task = asyncio.create_task(self._read_loop(), name="console")
+        self.write(
+            f"Huddle console — talking to {self.app.settings.store_name}. "
+            "/who lists people, /as NAME acts as one, /help, /quit."
+        )
+
+    async def stop(self) -> None:
+        if self.show in self.app.outbox.on_sent:
+            self.app.outbox.on_sent.remove(self.show)
+        if self.task:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    async def _read_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            line = await loop.run_in_executor(None, self.stdin.readline)
+            if line == "":  # end of input: keep serving, just stop reading
+                if self.stdin.isatty():
+                    self.app.request_stop()
+                return
+            try:
+                await self.handle_line(line.rstrip("\r\n"))
+            except Exception as exc:  # the console must survive anything typed into it
+                self.write(f"! {type(exc).__name__}: {exc}")
+
+    async def handle_line(self, line: str) -> None:
+        text = line.strip()
+        if not text:
+            return
+        word, _, rest = text.partition(" ")
+        commands: dict[str, Callable[[str], Awaitable[None]]] = {
+            "/as": self.act_as,
+            "/who": self.who,
+            "/quit": self.quit,
+            "/exit": self.quit,
+        }
+        if word.lower() in commands:
+            await commands[word.lower()](rest.strip())
+            return
+        if word.lower() == "/help" and self.acting is None:
+            self.write("/who — list people · /as NAME — act as someone · /quit — stop Huddle")
+            return
+        if self.acting is None:
+            self.write("Pick someone first: /as NAME (see /who).")
+            return
+        await self.say(text)
+
+    async def who(self, _rest: str = "") -> None:
+        people = await self.app.people.all()
+        if not people:
+            self.write("Nobody yet. Add people with `python main.py people add` or enable demo data.")
+            return
+        for p in people:
+            roles = ", ".join(sorted(r.value for r in p.roles)) or "-"
+            addrs = " ".join(f"{a.channel}:{a.id}" for a in p.addresses)
+            marker = "*" if self.acting and self.acting.id == p.id else " "
+            self.write(f"{marker} {p.name:<24} {roles:<28} {addrs}")
+
+    async def find(self, query: str) -> Person | None:
+        people = await self.app.people.all()
+        q = query.strip().lower()
+        for p in people:
+            if any(q == a.id.lower() or q == f"{a.channel}:{a.id}".lower() for a in p.addresses):
+                return p
+        digits = "".join(c for c in q if c.isdigit())
+        if len(digits) >= 7:
+            for p in people:
+                if any(a.channel == "sms" and a.id.endswith(digits[-10:]) for a in p.addresses):
+                    return p
+        exact = [p for p in people if p.name.lower() == q]
+        if exact:
+            return exact[0]
+        starts = [p for p in people if any(w.startswith(q) for w in p.name.lower().split())]
+        if len(starts) == 1:
+            return starts[0]
+        names = {p.id: p.name for p in people}
+        best = process.extractOne(query, names, scorer=fuzz.WRatio, processor=utils.default_process, score_cutoff=80)
+        if best is None:
+            return None
+        return next(p for p in people if p.id == best[2])
+
+    async def act_as(self, query: str) -> None:
+        if not query:
+            self.write("Usage: /as NAME (or a phone number or an address like telegram:100001)")
+            return
+        person = await self.find(query)
+        if person is None:
+            address = _address_from(query)
+            if address is None:
+                self.write(f"No one matches “{query}”. /who lists people.")
+                return
+            self.acting = Person(None, address.id, frozenset(), [address])
+            self.write(f"Acting as a stranger at {address.channel}:{address.id}.")
+            return
+        self.acting = person
+        address = self.address_for(person)
+        self.write(f"Acting as {person.name} on {address.channel} ({address.id}).")
+
+    def address_for(self, person: Person) -> Address:
+        for a in person.addresses:
+            if a.channel in self.app.channels:
+                return a
+        return Address("console", f"person-{person.id}")
+
+    async def say(self, text: str) -> None:
+        assert self.acting is not None
+        address = self.address_for(self.acting)
+        channel = self.app.channels.get(address.channel)
+        simulate = getattr(channel, "simulate_inbound", None)
+        if simulate is not None:
+            await simulate(address.id, text)
+            return
+        await self.app.inbound(
+            Inbound(
+                address=address,
+                text=text,
+                provider_id=f"console-{id(self)}-{next(_ids)}",
+                received_at=self.app.clock.now(),
+                display_name=self.acting.name,
+            )
+        )
+
+    async def quit(self, _rest: str = "") -> None:
+        self.write("Stopping…")
+        self.app.request_stop()
+
+
+def _address_from(text: str) -> Address | None:
+    if ":" in text:
+        channel, _, ident = text.partition(":")
+        if channel in PROVIDER_CHANNELS or channel == "console":
+            return Address(channel, ident)
+    digits = "".join(c for c in text if c.isdigit())
+    if text.strip().startswith("+") and len(digits) >= 8:
+        try:
+            number = phonenumbers.parse(text.strip(), None)
+        except phonenumbers.NumberParseException:
+            return None
+        return Address("sms", phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+    return None
+
+
+def setup(app: Any) -> None:
+    """Stand in for every provider channel that no plugin configured, and add the console itself."""
+    for name, caps in PROVIDER_CHANNELS.items():
+        if name not in app.channels:
+            app.add_channel(StandInChannel(name, caps))
+    if "console" not in app.channels:
+        app.add_channel(StandInChannel("console", Capabilities(markup=Markup.PLAIN)))
+    if not app.settings.console:
+        return
+    ui = ConsoleUI(app)
+
+    async def start_ui(_app: Any) -> None:
+        ui.start()
+
+    async def stop_ui(_app: Any) -> None:
+        await ui.stop()
+
+    app.on_ready(start_ui)
+    app.on_shutdown(stop_ui)

@@ -1,0 +1,265 @@
+"""A chatter's card and a team's summary for one day, from stored days (pure, no I/O).
+
+The card is what a team lead asks for ("chatter Ana"), what a briefing explains and what the
+dashboard draws: status (scored, day off, no data), score and tier, KPI trend arrows, a 7-day
+Sales/hr sparkline, streak, traffic, funnel, days since the last coaching, and red flags.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+
+from coaching.chatter_metrics import KPI_LABELS, LOWER_IS_BETTER, Chatter, DayMetrics, Kpi
+from coaching.scoring import References, Score, ScoringConfig, Tier, references, score_day, window
+from coaching.trends import (
+    Arrow,
+    Funnel,
+    Streak,
+    Traffic,
+    funnel,
+    funnel_rates,
+    imbalance,
+    streak,
+    traffic,
+    trend,
+)
+
+TREND_DAYS = 7
+SPARK_DAYS = 7
+STREAK_LOOKBACK = 10
+COACHING_OVERDUE_DAYS = 14
+NO_TEAM = "No team"
+
+
+class Status(StrEnum):
+    SCORED = "scored"
+    DAY_OFF = "day_off"
+    NO_DATA = "no_data"
+
+
+STATUS_TEXT = {Status.DAY_OFF: "Day off", Status.NO_DATA: "No data available"}
+
+
+@dataclass(slots=True)
+class Card:
+    chatter: Chatter
+    day: date
+    status: Status
+    metrics: DayMetrics | None = None
+    score: Score | None = None
+    arrows: dict[Kpi, Arrow] = field(default_factory=dict)
+    spark: list[tuple[date, float | None]] = field(default_factory=list)
+    streak: Streak | None = None
+    traffic: Traffic | None = None
+    funnel: Funnel | None = None
+    days_since_coaching: int | None = None
+    red_flags: list[str] = field(default_factory=list)
+    refs: References = field(default_factory=dict)
+
+    @property
+    def tier(self) -> Tier | None:
+        return self.score.tier if self.score else None
+
+    def weakest(self) -> list[Kpi]:
+        """KPIs ordered from the weakest sub-score up."""
+        return sorted(self.score.parts, key=lambda k: self.score.parts[k]) if self.score else []
+
+
+@dataclass(slots=True)
+class TeamView:
+    name: str
+    day: date
+    cards: list[Card]
+    total_sales: Decimal
+    avg_sales_per_hr: float | None
+    """Total sales ÷ total hours of the chatters who worked."""
+    avg_cvr: float | None
+    total_fans: int
+    worked: int
+    total: int
+    avg_fans_per_hr: float | None
+    imbalance: float | None
+
+
+class Scorer:
+    """Scores days against their team's rolling references, caching one reference per (team, day)."""
+
+    def __init__(self, chatters: Iterable[Chatter], days: Iterable[DayMetrics], config: ScoringConfig) -> None:
+        self.config = config
+        self.team_of = {c.id: c.team or NO_TEAM for c in chatters}
+        self.by_chatter: dict[int, dict[date, DayMetrics]] = defaultdict(dict)
+        self.by_team: dict[str, list[DayMetrics]] = defaultdict(list)
+        for d in days:
+            if d.chatter_id not in self.team_of:
+                continue
+            self.by_chatter[d.chatter_id][d.day] = d
+            self.by_team[self.team_of[d.chatter_id]].append(d)
+        self._refs: dict[tuple[str, date], References] = {}
+        self._scores: dict[tuple[int, date], Score | None] = {}
+
+    def refs(self, team: str, on: date) -> References:
+        key = (team, on)
+        if key not in self._refs:
+            self._refs[key] = references(window(self.by_team[team], on, self.config.window_days), self.config.weights)
+        return self._refs[key]
+
+    def score(self, chatter_id: int, on: date) -> Score | None:
+        key = (chatter_id, on)
+        if key not in self._scores:
+            d = self.by_chatter[chatter_id].get(on)
+            self._scores[key] = score_day(d, self.refs(self.team_of[chatter_id], on), self.config) if d else None
+        return self._scores[key]
+
+    def team_days(self, team: str, on: date) -> list[DayMetrics]:
+        return [d for d in self.by_team[team] if d.day == on]
+
+
+def _team_funnel_rates(days: Iterable[DayMetrics]) -> tuple[float | None, float | None, float | None]:
+    fans = sent = unlocked = 0
+    sales = Decimal(0)
+    for d in days:
+        if d.day_off or None in (d.fans_chatted, d.ppvs_sent, d.ppvs_unlocked, d.sales):
+            continue
+        fans += d.fans_chatted or 0
+        sent += d.ppvs_sent or 0
+        unlocked += d.ppvs_unlocked or 0
+        sales += d.sales or 0
+    return funnel_rates(fans or None, sent or None, unlocked or None, sales if unlocked else None)
+
+
+def build_card(scorer: Scorer, chatter: Chatter, on: date, last_coached: datetime | None, now: datetime,
+               team_fans_avg: float | None = None, team_rates: tuple[float | None, ...] | None = None) -> Card:
+    days = scorer.by_chatter.get(chatter.id, {})
+    today = days.get(on)
+    since = (now.date() - last_coached.date()).days if last_coached else None
+    if today is None:
+        return Card(chatter, on, Status.NO_DATA, days_since_coaching=since)
+    if today.day_off:
+        return Card(chatter, on, Status.DAY_OFF, today, days_since_coaching=since)
+    team = scorer.team_of[chatter.id]
+    score = scorer.score(chatter.id, on)
+    previous = [days.get(on - timedelta(days=i)) for i in range(1, TREND_DAYS + 1)]
+    worked_before = [d for d in previous if d is not None and not d.day_off]
+    arrows = {}
+    for kpi in Kpi:
+        a = trend(today.kpi(kpi), [d.kpi(kpi) for d in worked_before])
+        if a is not None:
+            arrows[kpi] = a
+    spark = []
+    for i in range(SPARK_DAYS - 1, -1, -1):
+        d = days.get(on - timedelta(days=i))
+        spark.append((on - timedelta(days=i), d.sales_per_hr if d and not d.day_off else None))
+    history = []
+    for i in range(STREAK_LOOKBACK - 1, -1, -1):
+        s = scorer.score(chatter.id, on - timedelta(days=i))
+        if s is not None:
+            history.append(s.value)
+    card = Card(
+        chatter, on, Status.SCORED, today, score, arrows, spark, streak(history),
+        traffic(today.fans_per_hr, team_fans_avg),
+        funnel(today.fans_chatted, today.ppvs_sent, today.ppvs_unlocked, today.sales,
+               team_rates or _team_funnel_rates(window(scorer.by_team[team], on, scorer.config.window_days))),
+        since, refs=scorer.refs(team, on),
+    )
+    card.red_flags = red_flags(card)
+    return card
+
+
+def red_flags(card: Card) -> list[str]:
+    flags: list[str] = []
+    if card.score and card.score.tier in (Tier.LOW, Tier.CRITICAL):
+        flags.append(f"score {card.score.rounded} ({card.score.tier.value})")
+    if card.streak and not card.streak.improving:
+        flags.append(f"{card.streak.days} days declining")
+    if card.arrows.get(Kpi.SALES_PER_HR) is Arrow.DOWN:
+        flags.append("Sales/hr down more than 10% on the week")
+    reply, ref = (card.metrics.reply_time_s if card.metrics else None), card.refs.get(Kpi.REPLY_TIME)
+    if reply is not None and ref and reply > 1.5 * ref:
+        flags.append(f"slow replies ({fmt_duration(reply)} vs team {fmt_duration(ref)})")
+    if card.days_since_coaching is None:
+        flags.append("never coached")
+    elif card.days_since_coaching >= COACHING_OVERDUE_DAYS:
+        flags.append(f"not coached in {card.days_since_coaching} days")
+    return flags
+
+
+def build_team(name: str, scorer: Scorer, chatters: Sequence[Chatter], on: date,
+               last_coached: Mapping[int, datetime], now: datetime) -> TeamView:
+    today = [d for d in scorer.team_days(name, on) if not d.day_off]
+    fans_hr = [d.fans_per_hr for d in today]
+    known = [v for v in fans_hr if v is not None]
+    fans_avg = sum(known) / len(known) if known else None
+    rates = _team_funnel_rates(window(scorer.by_team[name], on, scorer.config.window_days))
+    cards = [build_card(scorer, c, on, last_coached.get(c.id), now, fans_avg, rates) for c in chatters]
+    hours = sum(d.hours or 0 for d in today if d.sales is not None)
+    sales = sum((d.sales or Decimal(0) for d in today), Decimal(0))
+    cvrs = [d.cvr for d in today if d.cvr is not None]
+    return TeamView(
+        name, on, cards, sales, float(sales) / hours if hours else None,
+        sum(cvrs) / len(cvrs) if cvrs else None, sum(d.fans_chatted or 0 for d in today),
+        sum(1 for c in cards if c.status is Status.SCORED), len(cards), fans_avg, imbalance(fans_hr),
+    )
+
+
+# -- words ---------------------------------------------------------------------------------------
+
+
+def fmt_duration(seconds: float) -> str:
+    s = round(seconds)
+    return f"{s // 60}m {s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def fmt_kpi(kpi: Kpi, value: float | None) -> str:
+    if value is None:
+        return "–"
+    if kpi is Kpi.SALES_PER_HR:
+        return f"${value:,.2f}"
+    if kpi in (Kpi.CVR, Kpi.UNLOCK_RATE, Kpi.GOLDEN_RATIO):
+        return f"{value * 100:.1f}%"
+    if kpi is Kpi.REPLY_TIME:
+        return fmt_duration(value)
+    return f"{value:.0f}"
+
+
+def arrow_text(kpi: Kpi, arrow: Arrow | None) -> str:
+    if arrow is None:
+        return ""
+    good = (arrow is Arrow.UP) != (kpi in LOWER_IS_BETTER)
+    return (" ↑" if arrow is Arrow.UP else " ↓") + ("" if good else "!")
+
+
+def card_text(card: Card) -> str:
+    """The card in Slack mrkdwn: what `chatter NAME` answers."""
+    c = card.chatter
+    head = f"*{c.name}*" + (f" · {c.team}" if c.team else "") + f" · {card.day:%a %d %b}"
+    if card.status is not Status.SCORED:
+        return f"{head}\n{STATUS_TEXT[card.status]}."
+    assert card.metrics is not None
+    lines = [head]
+    if card.score:
+        lines.append(f"Score *{card.score.rounded}* ({card.score.tier.value})"
+                     + (f" · {card.streak.label}" if card.streak else ""))
+    kpis = [f"{KPI_LABELS[k]} {fmt_kpi(k, card.metrics.kpi(k))}{arrow_text(k, card.arrows.get(k))}"
+            for k in Kpi if card.metrics.kpi(k) is not None]
+    if kpis:
+        lines.append(" · ".join(kpis))
+    if card.traffic:
+        lines.append(f"Traffic {card.traffic.value} ({card.metrics.fans_per_hr:.1f} fans/hr)")
+    if card.funnel and card.funnel.fans:
+        f = card.funnel
+        lines.append(f"Funnel: {f.fans} fans → {f.ppvs_sent or 0} PPVs sent → {f.ppvs_unlocked or 0} unlocked → "
+                     f"${f.sales or 0:,.2f}" + (f" · bottleneck: {f.bottleneck}" if f.bottleneck else ""))
+    if card.days_since_coaching is None:
+        lines.append("Not coached yet.")
+    elif card.days_since_coaching == 0:
+        lines.append("Coached today.")
+    else:
+        lines.append(f"Last coached {card.days_since_coaching} day{'s' if card.days_since_coaching != 1 else ''} ago.")
+    if card.red_flags:
+        lines.append("Watch: " + "; ".join(card.red_flags))
+    return "\n".join(lines)

@@ -1,0 +1,252 @@
+"""Deal messages for Telegram (HTML parse mode): summary, brief, detailed and stale-alert formats.
+
+Every piece of text that came from a CRM, an import or the model is escaped, so a deal called
+`<b>Acme & Co</b>` shows as written and cannot break the markup. Labels follow the manager's
+language (English and Russian; anything else reads English). The adapter splits long messages.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from html import escape
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from coaching.deal_coach import CoachResult, Source, Urgency
+from coaching.deal_rules_text import lang, money
+from coaching.deals import Assessment, DealMetrics, Priority
+
+ICON = {Priority.HIGH: "🔴", Priority.MEDIUM: "🟡", Priority.LOW: "🟢"}
+
+LABELS: dict[str, dict[str, Any]] = {
+    "en": {
+        "title": "DEAL ANALYSIS",
+        "deal": "Deal",
+        "budget": "Budget",
+        "probability": "Win probability",
+        "manager": "Manager",
+        "stage": "Stage",
+        "age": "In progress: {d} d",
+        "calls": "Calls: {n} ({m} min)",
+        "touches": "Contacts: {n}",
+        "silent": "Days without activity: {d}",
+        "overdue": "Overdue tasks: {n}",
+        "in_stage": "In this stage: {d} d",
+        "assessment": "ASSESSMENT",
+        "strengths": "WHAT'S GOOD",
+        "concerns": "CONCERNS",
+        "critical": "CRITICAL",
+        "recs": "RECOMMENDATIONS",
+        "urgency": {Urgency.TODAY: "🔥 TODAY", Urgency.THIS_WEEK: "⏰ THIS WEEK", Urgency.PLANNED: "📅 PLAN"},
+        "why": "Why",
+        "how": "How",
+        "phrases": "WHAT TO SAY TO THE CLIENT",
+        "plan": "ACTION PLAN (2–3 days)",
+        "ai": "🤖 AI analysis of {t}",
+        "rules": "📏 Rule-based analysis (AI unavailable) of {t}",
+        "summary": "📊 <b>Your deals</b>: {n} active — 🔴 {h} · 🟡 {m} · 🟢 {l}",
+        "summary_none": "📊 You have no active deals.",
+        "line_silent": "{d} d silent",
+        "line_overdue": "{n} overdue",
+        "more": "…and {n} more",
+        "stale_title": "⚠️ <b>Stale deals</b> (no activity ≥ {d} d or overdue tasks): {n}",
+        "stale_none": "✅ No stale deals (no activity ≥ {d} d).",
+        "next": "Next",
+        "details_hint": "Detailed analysis follows for high-priority deals.",
+    },
+    "ru": {
+        "title": "АНАЛИЗ СДЕЛКИ",
+        "deal": "Сделка",
+        "budget": "Бюджет",
+        "probability": "Вероятность закрытия",
+        "manager": "Менеджер",
+        "stage": "Этап",
+        "age": "В работе: {d} дн.",
+        "calls": "Звонков: {n} ({m} мин)",
+        "touches": "Касаний: {n}",
+        "silent": "Дней без активности: {d}",
+        "overdue": "Просроченных задач: {n}",
+        "in_stage": "На этапе: {d} дн.",
+        "assessment": "ОЦЕНКА",
+        "strengths": "ЧТО ХОРОШО",
+        "concerns": "ЧТО ВЫЗЫВАЕТ БЕСПОКОЙСТВО",
+        "critical": "КРИТИЧНО",
+        "recs": "РЕКОМЕНДАЦИИ",
+        "urgency": {Urgency.TODAY: "🔥 СРОЧНО", Urgency.THIS_WEEK: "⏰ НА ЭТОЙ НЕДЕЛЕ",
+                    Urgency.PLANNED: "📅 ЗАПЛАНИРОВАТЬ"},
+        "why": "Почему",
+        "how": "Как",
+        "phrases": "ЧТО СКАЗАТЬ КЛИЕНТУ",
+        "plan": "ПЛАН ДЕЙСТВИЙ (2–3 дня)",
+        "ai": "🤖 Анализ ИИ от {t}",
+        "rules": "📏 Анализ по правилам (ИИ недоступен) от {t}",
+        "summary": "📊 <b>Ваши сделки</b>: активных {n} — 🔴 {h} · 🟡 {m} · 🟢 {l}",
+        "summary_none": "📊 У вас нет активных сделок.",
+        "line_silent": "{d} дн. тишины",
+        "line_overdue": "просрочено: {n}",
+        "more": "…и ещё {n}",
+        "stale_title": "⚠️ <b>Зависшие сделки</b> (нет активности ≥ {d} дн. или просрочены задачи): {n}",
+        "stale_none": "✅ Зависших сделок нет (без активности ≥ {d} дн.).",
+        "next": "Дальше",
+        "details_hint": "Подробный анализ — для сделок с высоким приоритетом.",
+    },
+}
+
+MAX_LINES = 30
+
+
+def labels(locale: str) -> dict[str, Any]:
+    return LABELS[lang(locale)] if lang(locale) in LABELS else LABELS["en"]
+
+
+MAX_ITEM = 800
+"""Longest single item shown (a deal name, one recommendation): one line never nears 4,096 chars."""
+MAX_NAME = 200
+
+
+def e(text: object, limit: int = MAX_ITEM) -> str:
+    """Clip to `limit` characters, then escape for Telegram HTML (&, < and > outside attributes)."""
+    s = " ".join(str(text).split()) if "\n" in str(text) else str(text)
+    if len(s) > limit:
+        s = s[: limit - 1].rstrip() + "…"
+    return escape(s, quote=False)
+
+
+def local_time(at: datetime, tz: str) -> str:
+    try:
+        zone = ZoneInfo(tz)
+    except Exception:
+        zone = ZoneInfo("UTC")
+    return at.astimezone(zone).strftime("%d.%m.%Y %H:%M")
+
+
+def _metrics_block(m: DealMetrics, lb: dict[str, Any]) -> list[str]:
+    lines = [
+        "⏱ " + lb["age"].format(d=int(m.age_days)),
+        "📞 " + lb["calls"].format(n=m.calls, m=round(m.call_minutes)),
+        "💬 " + lb["touches"].format(n=m.communications),
+        ("⚠️ " if m.days_since_activity >= 3 else "🕒 ") + lb["silent"].format(d=int(m.days_since_activity)),
+        "📌 " + lb["in_stage"].format(d=int(m.days_in_stage)),
+    ]
+    if m.overdue_tasks:
+        lines.append("⛔️ " + lb["overdue"].format(n=m.overdue_tasks))
+    return lines
+
+
+def _header(a: Assessment, r: CoachResult, locale: str, manager: str | None) -> list[str]:
+    lb = labels(locale)
+    d = a.deal
+    lines = [
+        f"{ICON[r.analysis.priority]} <b>{lb['title']}</b> #{d.id}",
+        "",
+        f"📋 {lb['deal']}: <b>{e(d.name, MAX_NAME)}</b>",
+        f"💰 {lb['budget']}: {e(money(d.budget, d.currency, locale))}",
+        f"📊 {lb['probability']}: {r.analysis.conversion_probability}%",
+    ]
+    if d.stage:
+        lines.append(f"🗂 {lb['stage']}: {e(d.stage)}")
+    if manager:
+        lines.append(f"👤 {lb['manager']}: {e(manager)}")
+    return lines
+
+
+def _footer(r: CoachResult, locale: str, tz: str) -> str:
+    lb = labels(locale)
+    return lb["ai" if r.source is Source.AI else "rules"].format(t=local_time(r.analyzed_at, tz))
+
+
+def _bullets(items: list[str], mark: str = "•") -> list[str]:
+    return [f"  {mark} {e(x)}" for x in items]
+
+
+def format_detailed(a: Assessment, r: CoachResult, locale: str, tz: str = "UTC", manager: str | None = None) -> str:
+    """Everything: metrics, assessment, strengths, concerns, critical, recommendations by urgency, phrases, plan."""
+    lb = labels(locale)
+    an = r.analysis
+    lines = _header(a, r, locale, manager)
+    lines += ["", *_metrics_block(a.metrics, lb), "", f"📝 <b>{lb['assessment']}:</b>", e(an.assessment)]
+    if an.strengths:
+        lines += ["", f"✅ <b>{lb['strengths']}:</b>", *_bullets(an.strengths)]
+    if an.concerns:
+        lines += ["", f"⚠️ <b>{lb['concerns']}:</b>", *_bullets(an.concerns)]
+    if an.red_flags:
+        lines += ["", f"🚨 <b>{lb['critical']}:</b>", *_bullets(an.red_flags, "⛔️")]
+    if an.recommendations:
+        lines += ["", f"💡 <b>{lb['recs']}:</b>"]
+        n = 0
+        for urgency in Urgency:
+            group = [x for x in an.recommendations if x.urgency is urgency]
+            if not group:
+                continue
+            lines += ["", f"<b>{lb['urgency'][urgency]}</b>"]
+            for rec in group:
+                n += 1
+                lines += [f"{n}. {e(rec.action)}", f"   {lb['why']}: {e(rec.why)}", f"   {lb['how']}: {e(rec.how)}"]
+    if an.phrases:
+        lines += ["", f"💬 <b>{lb['phrases']}:</b>", *_bullets(an.phrases)]
+    if an.plan:
+        lines += ["", f"🎯 <b>{lb['plan']}:</b>", *_bullets(an.plan, "✓")]
+    lines += ["", f"<i>{_footer(r, locale, tz)}</i>"]
+    return "\n".join(lines)
+
+
+def format_brief(a: Assessment, r: CoachResult, locale: str, tz: str = "UTC") -> str:
+    """The answer to /analyze: the header, metrics, assessment and the most urgent actions."""
+    lb = labels(locale)
+    an = r.analysis
+    lines = _header(a, r, locale, None)
+    lines += ["", *_metrics_block(a.metrics, lb), "", f"📝 {e(an.assessment)}"]
+    if an.red_flags:
+        lines += ["", *[f"🚨 {e(x)}" for x in an.red_flags[:3]]]
+    if an.recommendations:
+        lines += ["", f"💡 <b>{lb['recs']}:</b>"]
+        for i, rec in enumerate(an.recommendations[:3], 1):
+            lines.append(f"{i}. {lb['urgency'][rec.urgency].split(' ', 1)[0]} {e(rec.action)}")
+    lines += ["", f"<i>{_footer(r, locale, tz)}</i>"]
+    return "\n".join(lines)
+
+
+def deal_line(a: Assessment, locale: str) -> str:
+    lb = labels(locale)
+    d, m = a.deal, a.metrics
+    parts = [e(money(d.budget, d.currency, locale))]
+    if m.days_since_activity >= 1:
+        parts.append(lb["line_silent"].format(d=int(m.days_since_activity)))
+    if m.overdue_tasks:
+        parts.append(lb["line_overdue"].format(n=m.overdue_tasks))
+    if d.stage:
+        parts.append(e(d.stage))
+    return f"{ICON[a.priority]} <b>#{d.id}</b> {e(d.name, MAX_NAME)} — {' · '.join(parts)}"
+
+
+def format_summary(items: list[Assessment], locale: str, *, with_hint: bool = False) -> str:
+    """Active deals, most urgent first, one line each (the /deals answer and each monitor run)."""
+    lb = labels(locale)
+    if not items:
+        return lb["summary_none"]
+    counts = {p: sum(1 for a in items if a.priority is p) for p in Priority}
+    lines = [lb["summary"].format(n=len(items), h=counts[Priority.HIGH], m=counts[Priority.MEDIUM],
+                                  l=counts[Priority.LOW]), ""]
+    lines += [deal_line(a, locale) for a in items[:MAX_LINES]]
+    if len(items) > MAX_LINES:
+        lines.append(lb["more"].format(n=len(items) - MAX_LINES))
+    if with_hint and counts[Priority.HIGH]:
+        lines += ["", f"<i>{lb['details_hint']}</i>"]
+    return "\n".join(lines)
+
+
+def format_alert(items: list[Assessment], days: float, locale: str, next_steps: dict[int, str] | None = None) -> str:
+    """Stale deals with the first thing to do on each (the /stale answer and stale-check alerts)."""
+    lb = labels(locale)
+    shown = int(days) if float(days).is_integer() else days
+    if not items:
+        return lb["stale_none"].format(d=shown)
+    lines = [lb["stale_title"].format(d=shown, n=len(items)), ""]
+    for a in items[:MAX_LINES]:
+        lines.append(deal_line(a, locale))
+        step = (next_steps or {}).get(a.deal.id)
+        if step:
+            lines.append(f"   👉 {lb['next']}: {e(step)}")
+    if len(items) > MAX_LINES:
+        lines.append(lb["more"].format(n=len(items) - MAX_LINES))
+    return "\n".join(lines)

@@ -1,0 +1,154 @@
+"""Place the names an export uses onto the chatters we know.
+
+Exports are typed by people: case, spacing, accents, first/last order and nicknames drift
+("Ajay Adedeji" for "Adedeji Oyeniran"). Matching goes from the surest rule to the loosest —
+remembered alias, exact, swapped, containment, then rapidfuzz `token_sort_ratio` above a cutoff —
+and stops at the first rule that gives exactly one chatter. Two or more at the same rule is
+*ambiguous*, none at all is *unknown*; both go back to the uploader in plain words, and one alias
+confirmed by a team lead settles the name for good.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from rapidfuzz import fuzz, process, utils
+
+DEFAULT_CUTOFF = 85.0
+AMBIGUITY_MARGIN = 5.0
+"""Two fuzzy candidates closer than this are not told apart automatically."""
+
+
+def normalize_name(text: str) -> str:
+    """Case, accents, punctuation and spacing removed: `" José  O'Neil-Ruiz "` → `"jose o neil ruiz"`."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    lowered = stripped.casefold()
+    return " ".join(re.sub(r"[^\w]+|_", " ", lowered).split())
+
+
+class How(StrEnum):
+    ALIAS = "alias"
+    EXACT = "exact"
+    SWAPPED = "swapped"
+    CONTAINED = "contained"
+    FUZZY = "fuzzy"
+    AMBIGUOUS = "ambiguous"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class NameMatch:
+    raw: str
+    how: How
+    chatter_id: int | None = None
+    candidates: tuple[str, ...] = ()
+    """For ambiguous names: the chatters it could be; for unknown names: the closest, if any."""
+    score: float | None = None
+
+    @property
+    def placed(self) -> bool:
+        return self.chatter_id is not None
+
+
+@dataclass(slots=True)
+class NameMatcher:
+    """An index over the known chatters (id → canonical name) and the remembered aliases."""
+
+    names: Mapping[int, str]
+    aliases: Mapping[str, int] = field(default_factory=dict)
+    cutoff: float = DEFAULT_CUTOFF
+    _exact: dict[str, list[int]] = field(init=False)
+    _sorted: dict[tuple[str, ...], list[int]] = field(init=False)
+    _tokens: dict[int, frozenset[str]] = field(init=False)
+    _alias: dict[str, int] = field(init=False)
+    _choices: dict[int, str] = field(init=False)
+    _by_token: dict[str, set[int]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._exact = defaultdict(list)
+        self._sorted = defaultdict(list)
+        self._tokens = {}
+        self._by_token = defaultdict(set)
+        for cid, name in self.names.items():
+            norm = normalize_name(name)
+            self._exact[norm].append(cid)
+            tokens = norm.split()
+            self._sorted[tuple(sorted(tokens))].append(cid)
+            self._tokens[cid] = frozenset(tokens)
+            for t in tokens:
+                self._by_token[t].add(cid)
+        self._alias = {normalize_name(a): cid for a, cid in self.aliases.items()}
+        self._choices = {cid: normalize_name(name) for cid, name in self.names.items()}
+
+    def _result(self, raw: str, how: How, ids: Iterable[int], score: float | None = None) -> NameMatch | None:
+        found = sorted(set(ids))
+        if not found:
+            return None
+        if len(found) == 1:
+            return NameMatch(raw, how, found[0], score=score)
+        return NameMatch(raw, How.AMBIGUOUS, None, tuple(sorted(self.names[i] for i in found)), score)
+
+    def match(self, raw: str) -> NameMatch:
+        norm = normalize_name(raw)
+        if not norm:
+            return NameMatch(raw, How.UNKNOWN)
+        if norm in self._alias:
+            return NameMatch(raw, How.ALIAS, self._alias[norm])
+        tokens = norm.split()
+        found = (
+            self._result(raw, How.EXACT, self._exact.get(norm, ()))
+            or self._result(raw, How.SWAPPED, self._sorted.get(tuple(sorted(tokens)), ()))
+            or self._result(raw, How.CONTAINED, self._contained(frozenset(tokens)))
+            or self._fuzzy(raw, norm)
+        )
+        return found or NameMatch(raw, How.UNKNOWN, None, self._closest(frozenset(tokens)))
+
+    def _contained(self, tokens: frozenset[str]) -> set[int]:
+        """Chatters whose name holds every word given, or whose every word is in the name given."""
+        candidates: set[int] = set()
+        for t in tokens:
+            candidates |= self._by_token.get(t, set())
+        return {cid for cid in candidates if tokens <= self._tokens[cid] or self._tokens[cid] <= tokens}
+
+    def _fuzzy(self, raw: str, norm: str) -> NameMatch | None:
+        hits = process.extract(
+            norm, self._choices, scorer=fuzz.token_sort_ratio, processor=utils.default_process,
+            score_cutoff=self.cutoff, limit=3,
+        )
+        if not hits:
+            return None
+        best = hits[0][1]
+        close = [key for _, score, key in hits if best - score < AMBIGUITY_MARGIN]
+        return self._result(raw, How.FUZZY, close, best)
+
+    def _closest(self, tokens: frozenset[str]) -> tuple[str, ...]:
+        """A hint for an unknown name: chatters sharing a word with it (e.g. a surname)."""
+        shared: set[int] = set()
+        for t in tokens:
+            if len(t) > 2:
+                shared |= self._by_token.get(t, set())
+        return tuple(sorted(self.names[i] for i in shared))[:3]
+
+
+def describe_unplaced(matches: Iterable[NameMatch], limit: int = 10) -> str:
+    """`3 names I couldn't place: Ajay Adedeji (maybe Adedeji Oyeniran?), …` — plain words."""
+    items = list(matches)
+    if not items:
+        return ""
+    parts = []
+    for m in items[:limit]:
+        if m.how is How.AMBIGUOUS:
+            parts.append(f"{m.raw} (could be {' or '.join(m.candidates)})")
+        elif m.candidates:
+            parts.append(f"{m.raw} (maybe {' or '.join(m.candidates)}?)")
+        else:
+            parts.append(m.raw)
+    more = f", and {len(items) - limit} more" if len(items) > limit else ""
+    noun = "name" if len(items) == 1 else "names"
+    return f"{len(items)} {noun} I couldn't place: " + "; ".join(parts) + more

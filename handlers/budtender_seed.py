@@ -1,0 +1,93 @@
+"""Demo budtenders: three on today's shift, three weeks of history (for watermarks), today's orders.
+
+Runs after the store's demo seed (the plugin is listed after `handlers.store`), so it sells the
+store's demo catalogue; without it the orders carry plain lines. Sarah's shift started 1 h 45 min
+ago, so her first mid-shift check arrives 15 minutes after the demo starts; John's recent tickets
+are weak enough for a nudge on his next small order.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.app import App
+from bot.model import Address, Person, Role
+from storage.budtenders import ShiftRow
+from storage.catalog import products
+from storage.sales import staff, transaction_items, transactions
+
+BUDTENDERS = [
+    # POS id, name, phone, typical ticket, sign-up rate
+    ("E101", "Sarah Kim", "+13235550111", Decimal("52"), 0.15),
+    ("E102", "John Reyes", "+13235550112", Decimal("48"), 0.10),
+    ("E103", "Maria Ortiz", "+13235550113", Decimal("60"), 0.20),
+]
+FALLBACK = [("DEMO-FLOWER", "flower", 2, False), ("DEMO-HOUSE", "pre-rolls", 1, True), ("DEMO-TOP", "flower", 3, False)]
+
+
+async def seed(app: App) -> None:
+    from handlers.budtenders import coach_of
+
+    coach = coach_of(app)
+    now = app.clock.now()
+    rng = random.Random(7)
+    tz = coach.tz
+
+    async def unit(conn: AsyncConnection) -> list[int]:
+        rows = (await conn.execute(sa.select(products.c.id, products.c.external_id, products.c.name,
+                                             products.c.category, products.c.price_tier, products.c.price))).all()
+        catalogue = [(r.id, r.external_id, r.name, r.category, r.price) for r in rows if r.price is not None]
+        store_id = (await conn.execute(sa.text("SELECT id FROM stores ORDER BY id LIMIT 1"))).scalar()
+        ids = []
+        for pos_id, name, phone, ticket, signup_rate in BUDTENDERS:
+            person = Person(None, name, frozenset({Role.BUDTENDER}), [Address("sms", phone)], timezone=tz,
+                            external_id=f"pos-staff:{pos_id}", attributes={"demo": True})
+            pid = await app.people.add_in(conn, person, now)
+            ids.append(pid)
+            await conn.execute(staff.insert().values(external_id=pos_id, person_id=pid, store_id=store_id, name=name,
+                                                     phone=phone, role="budtender", active=True, updated_at=now))
+            orders = []
+            for days_ago in range(1, 22):
+                if days_ago % 7 in (3, 4):
+                    continue  # two days off a week
+                day_start = now - timedelta(days=days_ago, hours=6)
+                for k in range(rng.randint(10, 16)):
+                    orders.append((day_start + timedelta(minutes=25 * k), ticket, signup_rate))
+            shift_start = now - timedelta(hours=1, minutes=45)
+            # today's orders so far; John's last five are weak
+            for k in range(6):
+                scale = Decimal("0.55") if pos_id == "E102" and k >= 2 else Decimal("1")
+                orders.append((shift_start + timedelta(minutes=15 * k + 5), ticket * scale, signup_rate))
+            for n, (at, typical, rate) in enumerate(orders, 1):
+                ext = f"DEMO-{pos_id}-{n}"
+                lines = []
+                target = typical * Decimal(str(round(rng.uniform(0.7, 1.3), 2)))
+                if catalogue:
+                    pid_, sku, pname, cat, price = rng.choice(catalogue)
+                    qty = max(1, int(target // price)) if price else 1
+                    lines.append((pid_, sku, pname, cat, qty, price))
+                else:
+                    sku, cat, _tier, _house = rng.choice(FALLBACK)
+                    lines.append((None, sku, sku.title(), cat, 1, target.quantize(Decimal("0.01"))))
+                total = sum((q * p for *_, q, p in lines), Decimal("0"))
+                tid = (await conn.execute(transactions.insert().values(
+                    external_id=ext, store_id=store_id, budtender_person_id=pid, budtender_external_id=pos_id,
+                    occurred_at=at, total=total, status="completed", rewards_signup=rng.random() < rate,
+                    source="demo", created_at=now, updated_at=now))).inserted_primary_key[0]
+                await conn.execute(transaction_items.insert(), [
+                    {"external_id": f"{ext}:{i}", "transaction_id": tid, "product_id": p, "product_external_id": s,
+                     "name": nm, "category": c, "quantity": q, "unit_price": pr, "line_total": q * pr}
+                    for i, (p, s, nm, c, q, pr) in enumerate(lines, 1)
+                ])
+        return ids
+
+    ids = await app.db.run(unit)
+    shift_start = now - timedelta(hours=1, minutes=45)
+    rows = [ShiftRow(pid, shift_start + timedelta(days=d), shift_start + timedelta(days=d, hours=8), None, "demo")
+            for pid in ids for d in range(7)]
+    await coach.repo.upsert_shifts(rows, now)

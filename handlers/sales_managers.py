@@ -1,0 +1,257 @@
+"""Sales managers on Telegram: their deals, stale alerts, AI coaching and periodic monitoring.
+
+    /deals              my active deals, most urgent first
+    /analyze DEAL_ID    coaching for one deal, with a "Detailed analysis" button
+    /stale [DAYS]       deals without activity for DAYS days (default 3) or with overdue tasks
+    /monitor HOURS      a summary every HOURS hours (1–168), details for high-priority deals
+    /monitor_stop       stop it
+    /status             monitoring, deal counts and whether AI is on
+
+A deal that is unknown and a deal of someone else get the same plain "not found". Monitoring is
+stored per manager and rescheduled at start, on the same grid, so a restart neither loses nor
+repeats a run (job runs and outbox keys are both per run).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, timedelta
+
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.app import App
+from bot.context import Context
+from bot.model import Button, OutboundKind, Person, Role
+from bot.router import Reply, Router, UsageError
+from bot.scheduler import JobRun
+from coaching.ai import ai_client_for
+from coaching.deal_coach import DealCoach
+from coaching.deal_desk import DETAIL_PREFIX, DealDesk, DealSettings
+from coaching.deal_rules_text import lang
+from storage.deals import DealRepo, Monitor
+
+log = logging.getLogger(__name__)
+
+router = Router("sales_managers")
+SM = {Role.SALES_MANAGER}
+MONITOR_JOB = "deal_monitor"
+MIN_HOURS, MAX_HOURS = 1, 168
+MAX_STALE_DAYS = 365
+
+TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "not_found": "Deal {id} not found.",
+        "monitor_on": "✅ Monitoring is on: a summary every {h} h, details for high-priority deals. "
+                      "Next report: {next}.",
+        "monitor_off": "⏹ Monitoring stopped.",
+        "monitor_none": "Monitoring was not running.",
+        "status": "<b>Status</b>\nMonitoring: {mon}\nActive deals: {n} (🔴 {h} high, stale: {s})\nAnalysis: {ai}",
+        "mon_on": "every {h} h, next report {next}",
+        "mon_off": "off (start with /monitor HOURS)",
+        "ai_on": "AI coach",
+        "ai_off": "rule-based (AI is not configured)",
+        "help": "<b>Deal coaching</b> — what you can ask:",
+    },
+    "ru": {
+        "not_found": "Сделка {id} не найдена.",
+        "monitor_on": "✅ Мониторинг включён: сводка каждые {h} ч, подробный анализ по сделкам с высоким "
+                      "приоритетом. Следующий отчёт: {next}.",
+        "monitor_off": "⏹ Мониторинг остановлен.",
+        "monitor_none": "Мониторинг не был включён.",
+        "status": "<b>Статус</b>\nМониторинг: {mon}\nАктивных сделок: {n} (🔴 {h} срочных, зависших: {s})\n"
+                  "Анализ: {ai}",
+        "mon_on": "каждые {h} ч, следующий отчёт {next}",
+        "mon_off": "выключен (включить: /monitor ЧАСЫ)",
+        "ai_on": "ИИ-коуч",
+        "ai_off": "по правилам (ИИ не настроен)",
+        "help": "<b>Коучинг по сделкам</b> — команды:",
+    },
+}
+
+
+def t(person: Person | None, key: str, **values: object) -> str:
+    return TEXTS[lang(person.locale if person else "en")][key].format(**values)
+
+
+# -- monitoring control (used by the commands and the admin API) ----------------------------------
+
+
+class MonitorControl:
+    """Starts, stops and restores per-manager monitoring: stored first, then scheduled."""
+
+    def __init__(self, app: App, desk: DealDesk) -> None:
+        self.app = app
+        self.desk = desk
+
+    def trigger(self, m: Monitor) -> IntervalTrigger:
+        return IntervalTrigger(hours=m.interval_hours, start_date=m.started_at, timezone=UTC)
+
+    def schedule(self, m: Monitor) -> None:
+        desk = self.desk
+
+        async def run(job: JobRun) -> None:
+            await desk.monitor_run(m.person_id, job.period)
+
+        self.app.scheduler.add(MONITOR_JOB, self.trigger(m), run, scope=str(m.person_id))
+
+    async def start(self, person_id: int, hours: int) -> Monitor:
+        if not MIN_HOURS <= hours <= MAX_HOURS:
+            raise ValueError(f"interval_hours must be between {MIN_HOURS} and {MAX_HOURS}")
+        m = await self.desk.repo.set_monitor(person_id, hours, self.app.clock.now())
+        self.app.scheduler.remove(MONITOR_JOB, str(person_id))
+        self.schedule(m)
+        return m
+
+    async def stop(self, person_id: int) -> bool:
+        self.app.scheduler.remove(MONITOR_JOB, str(person_id))
+        return await self.desk.repo.stop_monitor(person_id, self.app.clock.now())
+
+    async def restore(self) -> int:
+        monitors = await self.desk.repo.monitors()
+        for m in monitors:
+            self.schedule(m)
+        if monitors:
+            log.info("deal monitoring restored managers=%s", len(monitors))
+        return len(monitors)
+
+    def next_run(self, m: Monitor) -> str:
+        now = self.app.clock.now()
+        nxt = self.trigger(m).get_next_fire_time(None, now + timedelta(microseconds=1))
+        return nxt.strftime("%Y-%m-%d %H:%M UTC") if nxt else "-"
+
+
+# -- commands --------------------------------------------------------------------------------------
+
+
+def _me(ctx: Context) -> Person:
+    assert ctx.person is not None and ctx.person.id is not None  # roles are checked by the core
+    return ctx.person
+
+
+@router.command("deals", roles=SM, help="my active deals, most urgent first")
+async def deals(ctx: Context, deal_desk: DealDesk) -> str:
+    from coaching.deal_format import format_summary
+
+    me = _me(ctx)
+    return format_summary(await deal_desk.my_deals(me), me.locale)
+
+
+@router.command("analyze", roles=SM, help="coaching for one deal")
+async def analyze(ctx: Context, deal_id: int, deal_desk: DealDesk) -> str | Reply:
+    me = _me(ctx)
+    got = await deal_desk.brief(me, deal_id)
+    if got is None:
+        return t(me, "not_found", id=deal_id)
+    text, buttons = got
+    return Reply(text, buttons=buttons)
+
+
+@router.callback(DETAIL_PREFIX, roles=SM)
+async def detail(ctx: Context, deal_desk: DealDesk) -> str:
+    me = _me(ctx)
+    raw = ctx.args.strip()
+    if not raw.isdigit():
+        return t(me, "not_found", id=raw[:20] or "?")
+    text = await deal_desk.detailed(me, int(raw))
+    return text if text is not None else t(me, "not_found", id=raw)
+
+
+@router.command("stale", roles=SM, help="deals with no activity for DAYS days (default 3) or overdue tasks")
+async def stale(ctx: Context, deal_desk: DealDesk, days: int = 3) -> str:
+    if not 1 <= days <= MAX_STALE_DAYS:
+        raise UsageError(f"DAYS must be between 1 and {MAX_STALE_DAYS}.")
+    return await deal_desk.stale_text(_me(ctx), days)
+
+
+@router.command("monitor", roles=SM, help=f"a deal summary every HOURS hours ({MIN_HOURS}–{MAX_HOURS})")
+async def monitor(ctx: Context, hours: int, deal_monitor: MonitorControl) -> str:
+    if not MIN_HOURS <= hours <= MAX_HOURS:
+        raise UsageError(f"HOURS must be between {MIN_HOURS} and {MAX_HOURS}.")
+    me = _me(ctx)
+    assert me.id is not None
+    m = await deal_monitor.start(me.id, hours)
+    return t(me, "monitor_on", h=hours, next=deal_monitor.next_run(m))
+
+
+@router.command("monitor_stop", roles=SM, help="stop the periodic deal summary")
+async def monitor_stop(ctx: Context, deal_monitor: MonitorControl) -> str:
+    me = _me(ctx)
+    assert me.id is not None
+    return t(me, "monitor_off" if await deal_monitor.stop(me.id) else "monitor_none")
+
+
+@router.command("status", roles=SM, help="monitoring, deal counts and AI status")
+async def status(ctx: Context, deal_desk: DealDesk, deal_monitor: MonitorControl) -> str:
+    from coaching.deals import Priority, is_stale
+
+    me = _me(ctx)
+    assert me.id is not None
+    items = await deal_desk.my_deals(me)
+    m = await deal_desk.repo.monitor(me.id)
+    mon = (t(me, "mon_on", h=m.interval_hours, next=deal_monitor.next_run(m)) if m and m.active
+           else t(me, "mon_off"))
+    return t(
+        me, "status", mon=mon, n=len(items), h=sum(a.priority is Priority.HIGH for a in items),
+        s=sum(is_stale(a.metrics, deal_desk.rules.stale_days) for a in items),
+        ai=t(me, "ai_on" if deal_desk.coach.ai_enabled else "ai_off"),
+    )
+
+
+@router.command("help", roles=SM, help="this list")
+async def help_(ctx: Context) -> str:
+    lines = ctx.app.dispatcher.help_lines(ctx.person, ctx.channel)
+    from coaching.deal_format import e
+
+    return "\n".join([t(ctx.person, "help"), *(e(line) for line in lines)])
+
+
+# -- wiring ----------------------------------------------------------------------------------------
+
+
+def _schedule_amocrm_sync(app: App, repo: DealRepo) -> None:
+    """Pull deals from amoCRM every `HUDDLE_AMOCRM_SYNC_MINUTES` when amoCRM is configured."""
+    from coaching.sources.amocrm import AmoSettings, sync_amocrm
+
+    amo = AmoSettings()
+    if not (amo.configured and amo.amocrm_sync_minutes):
+        return
+
+    async def sync(_run: JobRun) -> None:
+        result = await sync_amocrm(amo, repo, app.clock.now())
+        log.info("amoCRM sync deals=%s events=%s unassigned=%s", result.deals, result.events, len(result.unassigned))
+
+    trigger = IntervalTrigger(minutes=amo.amocrm_sync_minutes, start_date=app.clock.now(), timezone=UTC)
+    app.scheduler.add("amocrm_sync", trigger, sync)
+
+
+def setup(app: App) -> None:
+    settings = DealSettings()
+    repo = DealRepo(app.db)
+    coach = DealCoach(ai_client_for(app), repo, concurrency=settings.deals_ai_concurrency,
+                      timeout=settings.deals_ai_timeout)
+
+    async def send(person: Person, text: str, key: str, buttons: list[Button]) -> None:
+        address = person.address_on("telegram") or (person.addresses[0] if person.addresses else None)
+        if address is None:
+            log.warning("deal message not sent: person has no address person_id=%s key=%s", person.id, key)
+            return
+        await app.send(address, text, kind=OutboundKind.PROACTIVE, key=key, buttons=buttons, person=person)
+
+    desk = DealDesk(repo, app.people, coach, app.clock.now, send, settings.rules())
+    control = MonitorControl(app, desk)
+    app.provide("deal_desk", desk)
+    app.provide("deal_monitor", control)
+    app.include_router(router)
+
+    async def restore(_app: App) -> None:
+        await control.restore()
+
+    app.on_startup(restore)
+    _schedule_amocrm_sync(app, repo)
+
+    from handlers import deals_api, deals_cli
+    from handlers.deals_demo import seed_demo
+
+    deals_api.setup(app, desk, control)
+    deals_cli.setup(app)
+    app.on_seed_demo(seed_demo)
