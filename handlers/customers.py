@@ -280,9 +280,14 @@ def setup(app: App) -> None:
     ai_client_for(app)
     app.include_router(router)
 
+    default_contact = type(app.settings).model_fields["store_contact"].default
+
     def contact(_person: Person | None) -> str:
+        """HELP: the store's name and number, the keywords, and HUDDLE_STORE_CONTACT when it is set."""
         s = svc.default_store
         phone = f" {s.phone}" if s.phone else ""
-        return f"{s.name}{phone}: text POINTS, HOURS, ADDRESS, JOIN or HUMAN. Reply STOP to opt out."
+        custom = app.settings.store_contact != default_contact
+        extra = app.settings.store_contact if custom else "Reply STOP to opt out."
+        return f"{s.name}{phone}: text POINTS, HOURS, ADDRESS, JOIN or HUMAN. {extra}"
 
     app.dispatcher.contact_text = contact  # type: ignore[method-assign]
