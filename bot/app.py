@@ -199,7 +199,6 @@ class App:
         Tests pass `run_scheduler=False` and fire jobs with `scheduler.run_due()` on a fake clock.
         """
         await self.open_db()
-        self.db.start_maintenance()
         await self.seed_demo_if_empty()
         added = await self.directory.add_people(self.config_people)
         if added:

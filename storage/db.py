@@ -14,7 +14,6 @@ and COMMIT, which may wait for a lock or an fsync, run in a worker thread. Units
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -117,7 +116,6 @@ class Database:
             event.listen(sync, "after_cursor_execute", self._watch_people_writes)
         self._pending: list[tuple[Unit[Any], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._maintenance: asyncio.Task[None] | None = None
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -141,9 +139,6 @@ class Database:
             cur.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
-            # Checkpoints run in the background (start_maintenance); this only bounds the WAL when
-            # nothing runs them, so a commit rarely pays for a checkpoint.
-            cur.execute("PRAGMA wal_autocheckpoint=20000")
             cur.close()
 
         @event.listens_for(self.sync_engine, "begin")
@@ -185,28 +180,7 @@ class Database:
         """The URL without its password, for logs and `status`."""
         return make_url(self.url).render_as_string(hide_password=True)
 
-    def start_maintenance(self, interval: float = 5.0) -> None:
-        """Checkpoint SQLite's WAL off the commit path, every `interval` seconds."""
-        if self.dialect != "sqlite" or self._maintenance is not None:
-            return
-        self._maintenance = asyncio.create_task(self._checkpoints(interval), name="sqlite-checkpoint")
-
-    async def _checkpoints(self, interval: float) -> None:
-        assert self.sync_engine is not None
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                with self.sync_engine.connect() as conn:
-                    await asyncio.to_thread(conn.exec_driver_sql, "PRAGMA wal_checkpoint(PASSIVE)")
-            except Exception:
-                log.warning("WAL checkpoint failed; will retry", exc_info=True)
-
     async def close(self) -> None:
-        if self._maintenance is not None:
-            self._maintenance.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._maintenance
-            self._maintenance = None
         if self._flusher and not self._flusher.done():
             await self._flusher
         await self.engine.dispose()
