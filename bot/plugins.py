@@ -8,6 +8,8 @@ DEFAULT_PLUGINS: list[str] = [
     "bot.builtin",
     "channels.sms.plugin",
     "channels.slack",
+    "channels.telegram",
+    "handlers.enrollment",
     "handlers.store",
     "handlers.customers",
     "handlers.budtenders",

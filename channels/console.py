@@ -198,6 +198,8 @@ class ConsoleUI:
         starts = [p for p in people if any(w.startswith(q) for w in p.name.lower().split())]
         if len(starts) == 1:
             return starts[0]
+        if len(starts) > 1:
+            raise LookupError(f"{len(starts)} people match “{query}”: {', '.join(p.name for p in starts)}")
         names = {p.id: p.name for p in people}
         best = process.extractOne(query, names, scorer=fuzz.WRatio, processor=utils.default_process, score_cutoff=80)
         if best is None:
@@ -208,7 +210,11 @@ class ConsoleUI:
         if not query:
             self.write("Usage: /as NAME (or a phone number or an address like telegram:100001)")
             return
-        person = await self.find(query)
+        try:
+            person = await self.find(query)
+        except LookupError as exc:
+            self.write(f"{exc}. Be more specific.")
+            return
         if person is None:
             address = _address_from(query)
             if address is None:

@@ -46,7 +46,10 @@ async def _context(ctx: Context, svc: StoreServices) -> CustomerContext:
     """This sender's own context; links an imported CRM record to the person on first contact."""
     person = ctx.person
     assert person is not None and person.id is not None
-    context = await load_context(ctx.app.db, person.id, ctx.address.id if ctx.channel == "sms" else None)
+    store_id = svc.store_ids.get(svc.default_store.code)
+    stock = await svc.in_stock(store_id, ctx.now())
+    context = await load_context(ctx.app.db, person.id, ctx.address.id if ctx.channel == "sms" else None,
+                                 in_stock=stock)
     c = context.customer
     if c is not None and c.id is not None and c.person_id is None:
         await svc.customers.link_person(c.id, person.id, ctx.now())
@@ -277,9 +280,14 @@ def setup(app: App) -> None:
     ai_client_for(app)
     app.include_router(router)
 
+    default_contact = type(app.settings).model_fields["store_contact"].default
+
     def contact(_person: Person | None) -> str:
+        """HELP: the store's name and number, the keywords, and HUDDLE_STORE_CONTACT when it is set."""
         s = svc.default_store
         phone = f" {s.phone}" if s.phone else ""
-        return f"{s.name}{phone}: text POINTS, HOURS, ADDRESS, JOIN or HUMAN. Reply STOP to opt out."
+        custom = app.settings.store_contact != default_contact
+        extra = app.settings.store_contact if custom else "Reply STOP to opt out."
+        return f"{s.name}{phone}: text POINTS, HOURS, ADDRESS, JOIN or HUMAN. {extra}"
 
     app.dispatcher.contact_text = contact  # type: ignore[method-assign]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from aiohttp import web
 from apscheduler.triggers.interval import IntervalTrigger
@@ -19,7 +20,7 @@ from bot.scheduler import JobRun
 from coaching.pos import MAX_BODY, SIGNATURE_HEADER, TIMESTAMP_HEADER, PayloadError, signature_ok, timestamp_ok
 from coaching.sources.pos import PosIngest, order_hooks
 from coaching.store_config import DEMO_STORE, StoreConfig, StoreSettings
-from storage.catalog import CatalogRepo
+from storage.catalog import CatalogRepo, Product
 from storage.customers import CustomerRepo, Store
 from storage.loyalty import LoyaltyRepo
 from storage.sales import SalesRepo
@@ -37,6 +38,16 @@ class StoreServices:
     loyalty: LoyaltyRepo
     ingest: PosIngest
     store_ids: dict[str, int] = field(default_factory=dict)
+    _stock: dict[int | None, tuple[datetime, list[Product]]] = field(default_factory=dict)
+
+    async def in_stock(self, store_id: int | None, now: datetime, ttl: float = 60.0) -> list[Product]:
+        """In-stock products of a store, cached for `ttl` seconds (the same for every customer)."""
+        cached = self._stock.get(store_id)
+        if cached is not None and (now - cached[0]).total_seconds() < ttl:
+            return cached[1]
+        found = await self.catalog.in_stock(store_id, limit=40)
+        self._stock[store_id] = (now, found)
+        return found
 
     @property
     def default_store(self) -> StoreConfig:

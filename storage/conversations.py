@@ -21,19 +21,18 @@ conversations = sa.Table(
 )
 
 
+_LOAD = sa.select(conversations.c.state).where(
+    conversations.c.person_id == sa.bindparam("person_id"), conversations.c.channel == sa.bindparam("channel")
+)
+
+
 class ConversationRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
 
     async def load(self, person_id: int, channel: str) -> dict[str, Any]:
         async def unit(conn: AsyncConnection) -> dict[str, Any]:
-            row = (
-                await conn.execute(
-                    sa.select(conversations.c.state).where(
-                        conversations.c.person_id == person_id, conversations.c.channel == channel
-                    )
-                )
-            ).first()
+            row = (await conn.execute(_LOAD, {"person_id": person_id, "channel": channel})).first()
             return dict(row.state) if row else {}
 
         return await self.db.query(unit)

@@ -110,10 +110,20 @@ class Database:
             kwargs.update(pool_size=10, max_overflow=20, pool_recycle=1800)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         self._write_lock = asyncio.Lock()
+        self.person_cache: dict[Any, tuple[float, Any]] = {}
+        """PeopleRepo's lookups; cleared by any write to persons or addresses through this handle."""
+        for sync in {self.engine.sync_engine, self.sync_engine} - {None}:
+            event.listen(sync, "after_cursor_execute", self._watch_people_writes)
         self._pending: list[tuple[Unit[Any], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
     # -- set-up -----------------------------------------------------------------------------
+
+    def _watch_people_writes(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if self.person_cache and statement[:6].upper() in {"INSERT", "UPDATE", "DELETE"}:
+            head = statement[:80].lower()
+            if " persons" in head or " addresses" in head:
+                self.person_cache.clear()
 
     def _install_sqlite_pragmas(self) -> None:
         durable = self.durable

@@ -1,4 +1,9 @@
-"""Match a handoff's staff post to the provider's message id once it is sent (Slack thread replies)."""
+"""Match a handoff's staff post to the provider's message id once it is sent (Slack thread replies).
+
+A handoff is opened before its staff post is sent, so it first records `outbox:<id>`; the provider's
+id of that message (Slack: `CHANNEL:ts`, which is also the `thread` of replies in that thread) is
+looked up when a staff message arrives in a thread nobody recognises yet.
+"""
 
 from __future__ import annotations
 
@@ -12,18 +17,22 @@ from storage.outbox import receipts
 
 async def resolve_threads(db: Database) -> int:
     """Replace `outbox:<id>` placeholders of open handoffs by the first provider id of that message."""
-
-    async def unit(conn: AsyncConnection) -> int:
+    async with db.read() as conn:
         rows = (await conn.execute(sa.select(handoffs.c.id, handoffs.c.staff_thread).where(
             handoffs.c.closed_at.is_(None), handoffs.c.staff_thread.like("outbox:%")))).all()
-        changed = 0
+        found: dict[int, str] = {}
         for row in rows:
             outbox_id = int(row.staff_thread.split(":", 1)[1])
             provider = (await conn.execute(sa.select(receipts.c.provider_id).where(receipts.c.outbox_id == outbox_id)
                                            .order_by(receipts.c.id).limit(1))).scalar()
             if provider:
-                await conn.execute(handoffs.update().where(handoffs.c.id == row.id).values(staff_thread=provider))
-                changed += 1
-        return changed
+                found[row.id] = provider
+    if not found:
+        return 0
 
-    return await db.run(unit)
+    async def unit(conn: AsyncConnection) -> None:
+        for handoff_id, thread in found.items():
+            await conn.execute(handoffs.update().where(handoffs.c.id == handoff_id).values(staff_thread=thread))
+
+    await db.run(unit)
+    return len(found)

@@ -57,9 +57,13 @@ def _row_to_inbound(row: Any) -> Inbound:
     )
 
 
+_FINISH = inbound.update().where(inbound.c.id == sa.bindparam("row_id"))
+
+
 class InboxRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._insert: Any = None
 
     async def store(self, message: Inbound, now: datetime) -> int | None:
         """Insert the message; None when the provider id was seen before (a redelivery)."""
@@ -70,25 +74,30 @@ class InboxRepo:
         return await self.db.run(unit)
 
     async def store_in(self, conn: AsyncConnection, message: Inbound, now: datetime) -> int | None:
-        stmt = (
-            self.db.insert(inbound)
-            .values(
-                channel=message.address.channel,
-                address=message.address.id,
-                provider_id=message.provider_id,
-                text=message.text,
-                thread=message.thread,
-                callback_data=message.callback_data,
-                files=_files(message.files),
-                display_name=message.display_name,
-                status=RECEIVED,
-                received_at=message.received_at,
-                stored_at=now,
+        if self._insert is None:  # built once: statement construction is most of a hot insert's cost
+            self._insert = (
+                self.db.insert(inbound)
+                .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
+                .returning(inbound.c.id)
             )
-            .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
-            .returning(inbound.c.id)
-        )
-        row = (await conn.execute(stmt)).first()
+        values = {
+            "channel": message.address.channel,
+            "address": message.address.id,
+            "provider_id": message.provider_id,
+            "text": message.text,
+            "thread": message.thread,
+            "callback_data": message.callback_data,
+            "files": _files(message.files),
+            "display_name": message.display_name,
+            "status": RECEIVED,
+            "person_id": None,
+            "handler": None,
+            "error": None,
+            "received_at": message.received_at,
+            "stored_at": now,
+            "handled_at": None,
+        }
+        row = (await conn.execute(self._insert, values)).first()
         return None if row is None else int(row.id)
 
     async def finish(
@@ -101,12 +110,11 @@ class InboxRepo:
         handler: str | None = None,
         error: str | None = None,
     ) -> None:
+        values = {"row_id": inbound_id, "status": status, "handled_at": now}
+        values |= {"person_id": person_id, "handler": handler, "error": error}
+
         async def unit(conn: AsyncConnection) -> None:
-            await conn.execute(
-                inbound.update()
-                .where(inbound.c.id == inbound_id)
-                .values(status=status, handled_at=now, person_id=person_id, handler=handler, error=error)
-            )
+            await conn.execute(_FINISH, values)
 
         await self.db.run(unit)
 

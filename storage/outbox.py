@@ -79,9 +79,13 @@ def row_to_outbound(row: Any) -> Outbound:
     )
 
 
+_SET_BY_ID = outbox.update().where(outbox.c.id == sa.bindparam("row_id"))
+
+
 class OutboxRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._insert: Any = None
 
     async def enqueue(self, msg: Outbound, now: datetime) -> tuple[Outbound, bool]:
         """Store a message; with a key already queued on that channel, return the first one."""
@@ -105,13 +109,13 @@ class OutboxRepo:
                 "created_at": now,
                 "updated_at": now,
             }
-            stmt = (
-                self.db.insert(outbox)
-                .values(**values)
-                .on_conflict_do_nothing(index_elements=["channel", "idempotency_key"])
-                .returning(*outbox.c)
-            )
-            row = (await conn.execute(stmt)).first()
+            if self._insert is None:  # built once: construction is most of a hot insert's cost
+                self._insert = (
+                    self.db.insert(outbox)
+                    .on_conflict_do_nothing(index_elements=["channel", "idempotency_key"])
+                    .returning(*outbox.c)
+                )
+            row = (await conn.execute(self._insert, values)).first()
             if row is not None:
                 return row_to_outbound(row), True
             existing = (
@@ -178,18 +182,9 @@ class OutboxRepo:
 
         async def unit(conn: AsyncConnection) -> None:
             status = OutboundStatus.DELIVERED if delivered else OutboundStatus.SENT
-            await conn.execute(
-                outbox.update()
-                .where(outbox.c.id == msg.id)
-                .values(
-                    status=status.value,
-                    sent_at=now,
-                    delivered_at=now if delivered else None,
-                    reason=None,
-                    claimed_by=None,
-                    updated_at=now,
-                )
-            )
+            values = {"row_id": msg.id, "status": status.value, "sent_at": now, "reason": None, "claimed_by": None}
+            values |= {"delivered_at": now if delivered else None, "updated_at": now}
+            await conn.execute(_SET_BY_ID, values)
             if provider_ids:
                 await conn.execute(
                     receipts.insert(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from datetime import datetime
 from typing import Any
@@ -65,9 +66,10 @@ class PeopleRepo:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._cache: dict[Address, tuple[float, Person | None]] = {}
+        self._cache = db.person_cache
 
     def forget(self) -> None:
+        """Drop cached lookups (writes through any repo on this database do this themselves)."""
         self._cache.clear()
 
     # -- reads -------------------------------------------------------------------------------
@@ -75,7 +77,7 @@ class PeopleRepo:
     async def by_address(self, address: Address) -> Person | None:
         hit = self._cache.get(address)
         if hit is not None and hit[0] > time.monotonic():
-            return copy.deepcopy(hit[1])
+            return _copy(hit[1])
 
         async def unit(conn: AsyncConnection) -> Person | None:
             rows = (await conn.execute(_BY_ADDRESS, {"channel": address.channel, "address": address.id})).all()
@@ -86,7 +88,7 @@ class PeopleRepo:
         person = await self.db.query(unit)
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[address] = (time.monotonic() + self.CACHE_SECONDS, copy.deepcopy(person))
+        self._cache[address] = (time.monotonic() + self.CACHE_SECONDS, _copy(person))
         return person
 
     async def get(self, person_id: int) -> Person | None:
@@ -242,6 +244,13 @@ class PeopleRepo:
     async def is_opted_out(self, address: Address) -> bool:
         async with self.db.read() as conn:
             return await opted_out_in(conn, address)
+
+
+def _copy(person: Person | None) -> Person | None:
+    """A copy a caller may change without changing the cached one."""
+    if person is None:
+        return None
+    return dataclasses.replace(person, addresses=list(person.addresses), attributes=copy.deepcopy(person.attributes))
 
 
 _a1 = addresses.alias("a1")

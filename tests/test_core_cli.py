@@ -119,3 +119,20 @@ async def test_console_acts_as_a_person_and_shows_replies() -> None:
         assert "No one matches" in out.getvalue()
     finally:
         await flow.close()
+
+
+async def test_console_asks_which_one_when_a_name_is_ambiguous() -> None:
+    flow = await Flow.create(plugins=["bot.builtin"])
+    try:
+        await flow.person("Maria Lopez", {Role.CUSTOMER}, sms="+13235550101")
+        await flow.person("Maria Ortiz", {Role.BUDTENDER}, sms="+13235550113")
+        out = io.StringIO()
+        ui = ConsoleUI(flow.app, stdin=io.StringIO(""), stdout=out)
+        await ui.handle_line("/as maria")
+        assert "2 people match" in out.getvalue() and ui.acting is None
+        await ui.handle_line("/as maria ortiz")
+        assert ui.acting is not None and ui.acting.name == "Maria Ortiz"
+        await ui.handle_line("/as 3235550101")
+        assert ui.acting.name == "Maria Lopez"
+    finally:
+        await flow.close()

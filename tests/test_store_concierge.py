@@ -223,3 +223,10 @@ async def test_model_failures_fall_back_to_rules(monkeypatch: pytest.MonkeyPatch
         assert 2 < segments(reply) <= 4
     finally:
         await flow.close()
+
+
+async def test_help_and_stop_come_from_the_core_with_store_contact(flow: Flow) -> None:
+    reply = await say(flow, MARIA, "HELP")
+    assert reply.startswith("MOTA Silverlake +13235550142: text POINTS, HOURS, ADDRESS, JOIN or HUMAN.")
+    assert "unsubscribed" in await say(flow, MARIA, "STOP")
+    assert await flow.send(MARIA, "points") == []  # opted out: nothing is sent

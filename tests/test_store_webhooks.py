@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.testing import Flow
+from bot.testing import Flow, migrated_sqlite
 from coaching.pos import sign
 from coaching.sources.pos import OrderProcessed, on_order
 from coaching.sources.store_csv import ImportOptions, StoreImporter
@@ -209,7 +209,7 @@ async def test_failed_processing_is_recorded_and_retried(store: tuple[Flow, Pos]
                                                          ) -> None:
     flow, pos = store
     ingest = services(flow.app).ingest
-    real = ingest.apply_order
+    real = ingest.apply_orders
     calls = 0
 
     async def flaky(*args: Any) -> Any:
@@ -219,7 +219,7 @@ async def test_failed_processing_is_recorded_and_retried(store: tuple[Flow, Pos]
             raise RuntimeError("database hiccup")
         return await real(*args)
 
-    monkeypatch.setattr(ingest, "apply_order", flaky)
+    monkeypatch.setattr(ingest, "apply_orders", flaky)
     status, _ = await pos.post(order("evt-1", "T1", "8.00"))
     assert status == 200
     await ingest.idle()
@@ -241,4 +241,24 @@ async def test_webhooks_off_without_secret(monkeypatch: pytest.MonkeyPatch) -> N
         assert status == 503
     finally:
         await flow.app.http.stop()
+        await flow.close()
+
+
+async def test_event_acknowledged_before_a_crash_is_processed_on_restart(monkeypatch: pytest.MonkeyPatch,
+                                                                         tmp_path: Path) -> None:
+    monkeypatch.setenv("HUDDLE_POS_WEBHOOK_SECRET", SECRET)
+    url = await migrated_sqlite(tmp_path)
+    flow = await Flow.create(plugins=["handlers.store"], start=START, database_url=url)
+    ingest = services(flow.app).ingest
+    monkeypatch.setattr(ingest, "_ensure_worker", lambda: None)  # the process dies right after the 200
+    row_id, _ = await ingest.accept(json.dumps(order("evt-1", "T1", "12.00", customer=None)).encode())
+    assert row_id is not None
+    await flow.close()
+    flow = await Flow.create(plugins=["handlers.store"], start=START, database_url=url)
+    try:
+        txn = await services(flow.app).sales.get("T1")
+        assert txn is not None and txn.total == Decimal("12.00")
+        event = await services(flow.app).ingest.events.by_event_id("evt-1")
+        assert event and event.processed_at is not None
+    finally:
         await flow.close()

@@ -28,8 +28,16 @@ from storage.catalog import products
 from storage.customers import CustomerRepo, customers
 from storage.db import Database
 from storage.loyalty import LedgerEntry, LoyaltyRepo
-from storage.pos_events import PosEvent, PosEventRepo
-from storage.sales import SalesRepo, Transaction, TransactionStatus, staff, transactions
+from storage.pos_events import PosEvent, PosEventRepo, pos_events
+from storage.sales import (
+    SalesRepo,
+    Transaction,
+    TransactionItem,
+    TransactionStatus,
+    staff,
+    transaction_items,
+    transactions,
+)
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -90,6 +98,8 @@ class PosIngest:
         self.loyalty = LoyaltyRepo(db)
         self._queue: asyncio.Queue[tuple[int, Envelope, OrderData | CustomerData]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        self._stores: dict[str, int] = {}
+        self.batch_size = 64
         self._busy = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -114,10 +124,12 @@ class PosIngest:
     async def _work(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            while not self._queue.empty() and len(batch) < 500:
+            while not self._queue.empty() and len(batch) < self.batch_size:
                 batch.append(self._queue.get_nowait())
-            # Submitted in arrival order: the database's group commit keeps that order.
-            await asyncio.gather(*(self._process(*item) for item in batch), return_exceptions=True)
+            try:
+                await self._process_batch(batch)
+            except Exception:  # never let the worker die; the sweep retries what is left
+                log.exception("POS batch failed")
             self._busy -= len(batch)
             if self._busy <= 0:
                 self._busy = 0
@@ -151,156 +163,267 @@ class PosIngest:
             return
         await self._process(event.id, envelope, data)
 
-    async def _process(self, row_id: int, envelope: Envelope, data: OrderData | CustomerData) -> None:
-        try:
+    async def _process_batch(self, batch: list[tuple[int, Envelope, OrderData | CustomerData]]) -> None:
+        """Runs of orders are applied together (one transaction); an order seen twice starts a new run."""
+        run: list[tuple[int, Envelope, OrderData]] = []
+        ids: set[str] = set()
+        for row_id, envelope, data in batch:
+            if isinstance(data, OrderData) and data.id not in ids:
+                run.append((row_id, envelope, data))
+                ids.add(data.id)
+                continue
+            await self._orders(run)
+            run, ids = [], set()
             if isinstance(data, OrderData):
-                done = await self.apply_order(row_id, envelope, data)
-                for hook in list(self.hooks):
-                    try:
-                        await hook(done)
-                    except Exception:
-                        log.exception("order hook failed order=%s hook=%s", data.id, getattr(hook, "__name__", hook))
+                run, ids = [(row_id, envelope, data)], {data.id}
             else:
-                await self.apply_customer(row_id, data)
+                await self._process(row_id, envelope, data)
+        await self._orders(run)
+
+    async def _orders(self, run: list[tuple[int, Envelope, OrderData]]) -> None:
+        if not run:
+            return
+        try:
+            done = await self.apply_orders(run)
+        except Exception as exc:
+            if len(run) == 1:
+                row_id, envelope, _ = run[0]
+                log.exception("POS event failed event_id=%s type=%s", envelope.id, envelope.type)
+                await self.events.fail(row_id, f"{type(exc).__name__}: {exc}", self.clock.now())
+                return
+            for item in run:  # find the bad one: each alone
+                await self._orders([item])
+            return
+        await self._run_hooks(done)
+
+    async def _run_hooks(self, done: list[OrderProcessed]) -> None:
+        for processed in done:
+            for hook in list(self.hooks):
+                try:
+                    await hook(processed)
+                except Exception:
+                    log.exception("order hook failed order=%s hook=%s", processed.transaction.external_id,
+                                  getattr(hook, "__name__", hook))
+
+    async def _process(self, row_id: int, envelope: Envelope, data: OrderData | CustomerData) -> None:
+        if isinstance(data, OrderData):
+            await self._orders([(row_id, envelope, data)])
+            return
+        try:
+            await self.apply_customer(row_id, data)
         except Exception as exc:
             log.exception("POS event failed event_id=%s type=%s", envelope.id, envelope.type)
             await self.events.fail(row_id, f"{type(exc).__name__}: {exc}", self.clock.now())
 
     # -- the work ----------------------------------------------------------------------------
 
-    async def _store_id(self, conn: AsyncConnection, code: str | None, now: datetime) -> int | None:
-        code = code or self.default_store
-        if not code:
-            return None
-        return (await self.customers.store_ids_in(conn, [code], now)).get(code)
-
-    async def _customer(self, conn: AsyncConnection, data: OrderData, store_id: int | None,
-                        now: datetime) -> tuple[int | None, bool]:
-        """(customer id, is a rewards member) — a stub CRM record is made for an unknown POS customer."""
-        phone = phone_or_none(data.customer_phone)
-        row = None
-        if data.customer_id:
-            row = (await conn.execute(sa.select(customers.c.id, customers.c.rewards_member)
-                                      .where(customers.c.external_id == data.customer_id))).first()
-        if row is None and phone:
-            row = (await conn.execute(sa.select(customers.c.id, customers.c.rewards_member)
-                                      .where(customers.c.phone == phone).order_by(customers.c.id).limit(1))).first()
-        if row is not None:
-            return int(row.id), bool(row.rewards_member)
-        if not data.customer_id and not phone:
-            return None, False
-        first, _, last = (data.customer_name or "").partition(" ")
-        result = await conn.execute(customers.insert().values(
-            external_id=data.customer_id, phone=phone, store_id=store_id, first_name=first or None,
-            last_name=last or None, rewards_member=data.rewards_signup,
-            signup_date=now.date() if data.rewards_signup else None,
-            favourite_categories=[], attributes={"source": "pos"}, created_at=now, updated_at=now))
-        return int(result.inserted_primary_key[0]), data.rewards_signup
+    async def _store_ids(self, conn: AsyncConnection, codes: set[str], now: datetime) -> dict[str, int]:
+        missing = codes - self._stores.keys()
+        if missing:
+            self._stores = await self.customers.store_ids_in(conn, sorted(missing), now)
+        return self._stores
 
     async def apply_order(self, row_id: int, envelope: Envelope, data: OrderData) -> OrderProcessed:
-        now = self.clock.now()
+        return (await self.apply_orders([(row_id, envelope, data)]))[0]
 
-        async def unit(conn: AsyncConnection) -> TransactionStatus | None:
-            store_id = await self._store_id(conn, data.store, now)
-            customer_id, member = await self._customer(conn, data, store_id, now)
-            budtender = None
-            if data.budtender_id:
-                budtender = (await conn.execute(sa.select(staff.c.person_id)
-                                                .where(staff.c.external_id == data.budtender_id))).scalar()
-            before = (await conn.execute(sa.select(transactions.c.id, transactions.c.status, transactions.c.total)
-                                         .where(transactions.c.external_id == data.id))).first()
-            values = {
-                "store_id": store_id, "customer_id": customer_id, "customer_external_id": data.customer_id,
-                "budtender_person_id": budtender, "budtender_external_id": data.budtender_id,
-                "occurred_at": data.occurred_at, "total": data.total, "discount": data.discount,
-                "status": data.status, "rewards_signup": data.rewards_signup, "source": "webhook", "updated_at": now,
-            }
-            if before is None:
-                txn_id = int((await conn.execute(transactions.insert().values(
-                    external_id=data.id, created_at=now, **values))).inserted_primary_key[0])
-            else:
-                txn_id = int(before.id)
-                await conn.execute(transactions.update().where(transactions.c.id == txn_id).values(**values))
-            await self._items(conn, txn_id, data)
-            was_counting = before is not None and before.status in COUNTING
-            counting = data.status in COUNTING
-            await self._customer_totals(conn, customer_id, data, before, was_counting, counting, now)
-            if data.rewards_signup and customer_id is not None:
-                await conn.execute(customers.update().where(customers.c.id == customer_id,
+    async def apply_orders(self, run: list[tuple[int, Envelope, OrderData]]) -> list[OrderProcessed]:
+        """Apply orders (distinct order ids) in one transaction with set-based statements."""
+        now = self.clock.now()
+        orders = [d for _, _, d in run]
+
+        async def unit(conn: AsyncConnection) -> list[OrderProcessed]:
+            codes = {d.store or self.default_store for d in orders} - {None}
+            stores = await self._store_ids(conn, codes, now) if codes else {}  # type: ignore[arg-type]
+            who = await self._customers(conn, orders, stores, now)
+            budtender_ids = {d.budtender_id for d in orders if d.budtender_id}
+            staff_map: dict[str, int | None] = {}
+            if budtender_ids:
+                rows = (await conn.execute(sa.select(staff.c.external_id, staff.c.person_id)
+                                           .where(staff.c.external_id.in_(budtender_ids)))).all()
+                staff_map = {r.external_id: r.person_id for r in rows}
+            before = {r.external_id: r for r in (await conn.execute(
+                sa.select(transactions.c.id, transactions.c.external_id, transactions.c.status, transactions.c.total)
+                .where(transactions.c.external_id.in_([d.id for d in orders])))).all()}
+            values = []
+            for d in orders:
+                cid, _member = who[d.id]
+                values.append({
+                    "external_id": d.id, "store_id": stores.get(d.store or self.default_store or ""),
+                    "customer_id": cid, "customer_external_id": d.customer_id,
+                    "budtender_person_id": staff_map.get(d.budtender_id or ""),
+                    "budtender_external_id": d.budtender_id, "occurred_at": d.occurred_at, "total": d.total,
+                    "discount": d.discount, "status": d.status, "rewards_signup": d.rewards_signup,
+                    "source": "webhook", "created_at": now, "updated_at": now,
+                })
+            txn_ids = {d.id: before[d.id].id for d in orders if d.id in before}
+            new = [v for v in values if v["external_id"] not in before]
+            if new:
+                result = await conn.execute(transactions.insert().returning(transactions.c.id,
+                                                                            transactions.c.external_id), new)
+                txn_ids.update({r.external_id: r.id for r in result.all()})
+            old = [{**{k: v for k, v in row.items() if k not in ("external_id", "created_at")},
+                    "b_id": txn_ids[row["external_id"]]} for row in values if row["external_id"] in before]
+            if old:
+                await conn.execute(transactions.update().where(transactions.c.id == sa.bindparam("b_id")), old)
+            products_info = await self._items(conn, orders, txn_ids, [txn_ids[d] for d in before])
+            await self._customer_totals(conn, orders, who, before, now)
+            signups = [who[d.id][0] for d in orders if d.rewards_signup and who[d.id][0] is not None]
+            if signups:
+                await conn.execute(customers.update().where(customers.c.id.in_(signups),
                                                             customers.c.rewards_member.is_(False))
                                    .values(rewards_member=True, signup_date=now.date(), updated_at=now))
-                member = True
-            await self._points(conn, data, customer_id, member, budtender, counting, now)
-            await self.events.finish_in(conn, row_id, now)
-            return TransactionStatus(before.status) if before is not None else None
+            await self._points(conn, orders, who, staff_map, now)
+            await conn.execute(pos_events.update().where(pos_events.c.id.in_([r for r, _, _ in run])).values(
+                processed_at=now, error=None, attempts=pos_events.c.attempts + 1))
+            done = []
+            for (_, envelope, d), v in zip(run, values, strict=True):
+                txn = Transaction(
+                    id=txn_ids[d.id], external_id=d.id, store_id=v["store_id"], customer_id=v["customer_id"],
+                    budtender_person_id=v["budtender_person_id"], occurred_at=d.occurred_at, total=d.total,
+                    status=TransactionStatus(d.status), rewards_signup=d.rewards_signup,
+                    customer_external_id=d.customer_id, budtender_external_id=d.budtender_id,
+                    items=[TransactionItem(i.sku, i.name, i.category, i.quantity, i.unit_price, i.line_total,
+                                           *products_info.get(i.sku or "", (None, None, False))) for i in d.items],
+                )
+                prev = before.get(d.id)
+                done.append(OrderProcessed(txn, TransactionStatus(prev.status) if prev is not None else None,
+                                           envelope.type, now))
+            return done
 
-        previous = await self.db.run(unit)
-        txn = await self.sales.get(data.id)
-        assert txn is not None
-        return OrderProcessed(txn, previous, envelope.type, now)
+        return await self.db.run(unit)
+
+    async def _customers(self, conn: AsyncConnection, orders: list[OrderData], stores: dict[str, int],
+                         now: datetime) -> dict[str, tuple[int | None, bool]]:
+        """order id → (customer id, is a rewards member); a stub record is made for an unknown POS customer."""
+        exts = {d.customer_id for d in orders if d.customer_id}
+        phones = {p for p in (phone_or_none(d.customer_phone) for d in orders) if p}
+        by_ext: dict[str, tuple[int, bool]] = {}
+        by_phone: dict[str, tuple[int, bool]] = {}
+        if exts:
+            rows = (await conn.execute(sa.select(customers.c.id, customers.c.external_id, customers.c.rewards_member)
+                                       .where(customers.c.external_id.in_(exts)))).all()
+            by_ext = {r.external_id: (r.id, bool(r.rewards_member)) for r in rows}
+        if phones:
+            rows = (await conn.execute(sa.select(customers.c.id, customers.c.phone, customers.c.rewards_member)
+                                       .where(customers.c.phone.in_(phones)).order_by(customers.c.id.desc()))).all()
+            by_phone = {r.phone: (r.id, bool(r.rewards_member)) for r in rows}  # the oldest record wins
+        out: dict[str, tuple[int | None, bool]] = {}
+        for d in orders:
+            phone = phone_or_none(d.customer_phone)
+            found = (by_ext.get(d.customer_id) if d.customer_id else None) or (by_phone.get(phone) if phone else None)
+            if found is None and (d.customer_id or phone):
+                first, _, last = (d.customer_name or "").partition(" ")
+                result = await conn.execute(customers.insert().values(
+                    external_id=d.customer_id, phone=phone, store_id=stores.get(d.store or self.default_store or ""),
+                    first_name=first or None, last_name=last or None, rewards_member=d.rewards_signup,
+                    signup_date=now.date() if d.rewards_signup else None, favourite_categories=[],
+                    attributes={"source": "pos"}, created_at=now, updated_at=now))
+                found = (int(result.inserted_primary_key[0]), d.rewards_signup)
+                if d.customer_id:
+                    by_ext[d.customer_id] = found
+                if phone:
+                    by_phone[phone] = found
+            if found is None:
+                out[d.id] = (None, False)
+            else:
+                out[d.id] = (found[0], found[1] or d.rewards_signup)
+        return out
 
     @staticmethod
-    async def _items(conn: AsyncConnection, txn_id: int, data: OrderData) -> None:
-        skus = [i.sku for i in data.items if i.sku]
-        known: dict[str, int] = {}
+    async def _items(conn: AsyncConnection, orders: list[OrderData], txn_ids: dict[str, int],
+                     replaced: list[int]) -> dict[str, tuple[int, int, bool]]:
+        """Replace the orders' items; returns sku → (product id, price tier, house brand)."""
+        skus = {i.sku for d in orders for i in d.items if i.sku}
+        known: dict[str, tuple[int, int, bool]] = {}
         if skus:
-            rows = (await conn.execute(sa.select(products.c.external_id, products.c.id)
-                                       .where(products.c.external_id.in_(skus)))).all()
-            known = {r.external_id: r.id for r in rows}
-        from storage.sales import transaction_items
-
-        await conn.execute(transaction_items.delete().where(transaction_items.c.transaction_id == txn_id))
+            rows = (await conn.execute(sa.select(products.c.external_id, products.c.id, products.c.price_tier,
+                                                 products.c.house_brand).where(products.c.external_id.in_(skus)))).all()
+            known = {r.external_id: (r.id, r.price_tier, bool(r.house_brand)) for r in rows}
+        if replaced:
+            await conn.execute(transaction_items.delete().where(transaction_items.c.transaction_id.in_(replaced)))
         rows_out = [
-            {"external_id": item.id or f"{data.id}:{n}", "transaction_id": txn_id,
-             "product_id": known.get(item.sku or ""), "product_external_id": item.sku, "name": item.name,
-             "category": item.category, "quantity": item.quantity, "unit_price": item.unit_price,
-             "line_total": item.line_total}
-            for n, item in enumerate(data.items, 1)
+            {"external_id": item.id or f"{d.id}:{n}", "transaction_id": txn_ids[d.id],
+             "product_id": known.get(item.sku or "", (None,))[0], "product_external_id": item.sku,
+             "name": item.name, "category": item.category, "quantity": item.quantity,
+             "unit_price": item.unit_price, "line_total": item.line_total}
+            for d in orders for n, item in enumerate(d.items, 1)
         ]
         if rows_out:
             await conn.execute(transaction_items.insert(), rows_out)
+        return known
 
     @staticmethod
-    async def _customer_totals(conn: AsyncConnection, customer_id: int | None, data: OrderData, before: Any,
-                               was_counting: bool, counting: bool, now: datetime) -> None:
-        if customer_id is None:
+    async def _customer_totals(conn: AsyncConnection, orders: list[OrderData],
+                               who: dict[str, tuple[int | None, bool]], before: dict[str, Any],
+                               now: datetime) -> None:
+        deltas: dict[int, list[Any]] = {}
+        for d in orders:
+            cid = who[d.id][0]
+            if cid is None:
+                continue
+            prev = before.get(d.id)
+            was = prev is not None and prev.status in COUNTING
+            counting = d.status in COUNTING
+            old = Decimal(prev.total) if was else Decimal("0")
+            new = d.total if counting else Decimal("0")
+            visits = (1 if counting else 0) - (1 if was else 0)
+            if old == new and visits == 0:
+                continue
+            acc = deltas.setdefault(cid, [Decimal("0"), 0, None])
+            acc[0] += new - old
+            acc[1] += visits
+            if counting and (acc[2] is None or d.occurred_at > acc[2]):
+                acc[2] = d.occurred_at
+        if not deltas:
             return
-        old = Decimal(before.total) if before is not None and was_counting else Decimal("0")
-        new = data.total if counting else Decimal("0")
-        visits = (1 if counting else 0) - (1 if was_counting else 0)
-        if old == new and visits == 0:
-            return
-        row = (await conn.execute(sa.select(customers.c.lifetime_spend, customers.c.visits, customers.c.last_visit_at)
-                                  .where(customers.c.id == customer_id))).one()
-        values: dict[str, Any] = {"lifetime_spend": (row.lifetime_spend or Decimal("0")) + new - old,
-                  "visits": max(0, (row.visits or 0) + visits), "updated_at": now}
-        if counting and (row.last_visit_at is None or row.last_visit_at < data.occurred_at):
-            values["last_visit_at"] = data.occurred_at
-        await conn.execute(customers.update().where(customers.c.id == customer_id).values(**values))
+        rows = (await conn.execute(sa.select(customers.c.id, customers.c.lifetime_spend, customers.c.visits,
+                                             customers.c.last_visit_at).where(customers.c.id.in_(deltas)))).all()
+        updates = []
+        for r in rows:
+            spend, visits, last = deltas[r.id]
+            latest = r.last_visit_at if last is None or (r.last_visit_at and r.last_visit_at >= last) else last
+            updates.append({"c_id": r.id, "c_spend": (r.lifetime_spend or Decimal("0")) + spend,
+                            "c_visits": max(0, (r.visits or 0) + visits), "c_last": latest})
+        await conn.execute(customers.update().where(customers.c.id == sa.bindparam("c_id")).values(
+            lifetime_spend=sa.bindparam("c_spend"), visits=sa.bindparam("c_visits"),
+            last_visit_at=sa.bindparam("c_last"), updated_at=now), updates)
 
-    async def _points(self, conn: AsyncConnection, data: OrderData, customer_id: int | None, member: bool,
-                      budtender: int | None, counting: bool, now: datetime) -> None:
-        award = order_entries(data.id, data.total, customer_id=customer_id, customer_earns=member,
-                              budtender_person_id=budtender, rules=self.rules, now=now)
-        c_key, b_key = award_keys(data.id)
+    async def _points(self, conn: AsyncConnection, orders: list[OrderData], who: dict[str, tuple[int | None, bool]],
+                      staff_map: dict[str, int | None], now: datetime) -> None:
+        counting = [d for d in orders if d.status in COUNTING]
+        reversed_ = [d for d in orders if d.status not in COUNTING]
         if counting:
-            await self.loyalty.remove_in(conn, list(refund_keys(data.id)))
-            await self.loyalty.add_in(conn, award, replace=True)
-            stale = {c_key, b_key} - {e.key for e in award}
-            if stale:  # e.g. a total corrected down to zero points
-                await self.loyalty.remove_in(conn, list(stale))
-            return
-        existing = await self.loyalty.deltas_in(conn, [c_key, b_key])
-        awarded = [LedgerEntry(k, d, "purchase", now, customer_id=customer_id if k == c_key else None,
-                               person_id=budtender if k == b_key else None, order_external_id=data.id)
-                   for k, d in existing.items()]
-        await self.loyalty.add_in(conn, reversal_entries(awarded, now))
+            awards: list[LedgerEntry] = []
+            stale: list[str] = []
+            for d in counting:
+                cid, member = who[d.id]
+                entries = order_entries(d.id, d.total, customer_id=cid, customer_earns=member,
+                                        budtender_person_id=staff_map.get(d.budtender_id or ""), rules=self.rules,
+                                        now=now)
+                awards += entries
+                stale += sorted(set(award_keys(d.id)) - {e.key for e in entries})
+            await self.loyalty.remove_in(conn, [k for d in counting for k in refund_keys(d.id)] + stale)
+            await self.loyalty.add_in(conn, awards, replace=True)
+        if reversed_:
+            keys = [k for d in reversed_ for k in award_keys(d.id)]
+            existing = await self.loyalty.deltas_in(conn, keys)
+            awarded = []
+            for d in reversed_:
+                c_key, b_key = award_keys(d.id)
+                if c_key in existing:
+                    awarded.append(LedgerEntry(c_key, existing[c_key], "purchase", now, customer_id=who[d.id][0],
+                                               order_external_id=d.id))
+                if b_key in existing:
+                    awarded.append(LedgerEntry(b_key, existing[b_key], "purchase", now,
+                                               person_id=staff_map.get(d.budtender_id or ""), order_external_id=d.id))
+            await self.loyalty.add_in(conn, reversal_entries(awarded, now))
 
     async def apply_customer(self, row_id: int, data: CustomerData) -> None:
         now = self.clock.now()
 
         async def unit(conn: AsyncConnection) -> None:
-            store_id = await self._store_id(conn, data.store, now)
+            code = data.store or self.default_store
+            store_id = (await self._store_ids(conn, {code}, now)).get(code) if code else None
             row = {
                 "external_id": data.id, "store_id": store_id, "first_name": data.first_name,
                 "last_name": data.last_name, "phone": phone_or_none(data.phone), "email": data.email,

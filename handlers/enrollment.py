@@ -1,0 +1,224 @@
+"""Who may use Huddle on Telegram or Slack: people who redeemed an invite code made by an admin.
+
+An admin runs `python main.py invite sales_manager --name "Ann"` and passes the printed code on;
+`/start CODE` (Telegram, also through a t.me deep link) or `start CODE` (Slack DM, SMS) links the
+sender's address to a person with that role. Everyone else gets a polite "not enrolled" from the
+dispatcher and no data. Nothing here depends on the channel, except that a Telegram group chat
+cannot enrol (a group is not a person).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections import deque
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field
+
+from bot.app import App
+from bot.clock import Clock
+from bot.context import Context
+from bot.model import Address, Role
+from bot.router import ANYONE, Greedy, Router
+from bot.settings import HuddleSettings
+from storage.invites import Invite, InviteRepo, Outcome, Redemption, normalize_code
+from storage.people import PeopleRepo
+
+log = logging.getLogger(__name__)
+
+router = Router("enrollment")
+
+NOT_ENROLLED = (
+    "Hi! You're not enrolled yet, so I can't share anything here. "
+    "If your admin gave you an invite code, send {start} CODE."
+)
+NEED_CODE = "Hi! To use this bot you need an invite code from your Huddle admin. Send it as {start} CODE."
+INVALID = (
+    "Sorry, that invite code isn't valid: it may have expired or been used already. "
+    "Please ask your admin for a new one."
+)
+TOO_MANY = "Too many codes tried from this account. Please wait an hour, or ask your admin for help."
+TAKEN = "This account is already linked to someone else, so the code can't be used here. Please ask your admin."
+GROUP = "Please send your invite code to me in a private chat, not in a group."
+
+
+class EnrollmentSettings(HuddleSettings):
+    invite_ttl_hours: float = Field(168.0, gt=0, description="how long a new invite code stays valid")
+    invite_max_failures: int = Field(5, ge=1, description="wrong codes per address per hour before a pause")
+
+
+class Enrollment:
+    """Redeems codes, and slows down anyone guessing them (a per-address count, in memory)."""
+
+    def __init__(
+        self, invites: InviteRepo, people: PeopleRepo, clock: Clock, max_failures: int = 5, window: float = 3600.0
+    ) -> None:
+        self.invites = invites
+        self.people = people
+        self.clock = clock
+        self.max_failures = max_failures
+        self.window = window
+        self.failures: dict[Address, deque[float]] = {}
+
+    def _recent(self, address: Address) -> deque[float]:
+        now = self.clock.monotonic()
+        recent = self.failures.get(address, deque())
+        while recent and now - recent[0] >= self.window:
+            recent.popleft()
+        if not recent:
+            self.failures.pop(address, None)
+        return recent
+
+    def locked(self, address: Address) -> bool:
+        return len(self._recent(address)) >= self.max_failures
+
+    async def redeem(self, code: str, address: Address, display_name: str | None) -> Redemption:
+        result = await self.invites.redeem(code, address, display_name, self.clock.now())
+        if result.outcome is Outcome.INVALID:
+            self.failures.setdefault(address, self._recent(address)).append(self.clock.monotonic())
+        if result.outcome is Outcome.ENROLLED:
+            self.people.forget()  # the directory cached this sender as a stranger a moment ago
+        return result
+
+
+def _start_label(ctx: Context) -> str:
+    return ctx.app.dispatcher.command_label("start", ctx.channel)
+
+
+def _role_text(role: Role) -> str:
+    return role.value.replace("_", " ")
+
+
+@router.command("start", roles=ANYONE, usage="start CODE", help="enrol with an invite code", hidden=True)
+async def start(ctx: Context, enrollment: Enrollment, code: Greedy = "") -> str:
+    person = ctx.person
+    label = _start_label(ctx)
+    help_label = ctx.app.dispatcher.command_label("help", ctx.channel)
+    if not normalize_code(code or ""):
+        if person is not None and person.roles:
+            return f"Welcome back, {person.first_name or 'there'}! Send {help_label} to see what you can do."
+        return NEED_CODE.format(start=label)
+    if ctx.channel == "telegram" and ctx.address.id.startswith("-"):
+        return GROUP
+    if enrollment.locked(ctx.address):
+        return TOO_MANY
+    result = await enrollment.redeem(code, ctx.address, ctx.inbound.display_name)
+    if result.outcome is Outcome.INVALID:
+        log.info("invite code refused channel=%s", ctx.channel)
+        return INVALID
+    if result.outcome is Outcome.TAKEN:
+        return TAKEN
+    assert result.person_id is not None and result.role is not None
+    if result.outcome is Outcome.ALREADY:
+        return f"You're already enrolled as {_role_text(result.role)}. Send {help_label} to see what you can do."
+    enrolled = await ctx.app.people.get(result.person_id)
+    assert enrolled is not None
+    ctx.person = enrolled
+    log.info("enrolled person_id=%s role=%s channel=%s new=%s", enrolled.id, result.role, ctx.channel, result.created)
+    lines = ctx.app.dispatcher.help_lines(enrolled, ctx.channel)
+    text = f"Welcome, {enrolled.first_name or 'there'}! You're enrolled as {_role_text(result.role)}."
+    if lines:
+        text += "\n\nYou can use:\n" + "\n".join(lines)
+    return text
+
+
+# -- the admin's side: python main.py invite ... ------------------------------------------------
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("role", nargs="?", choices=[r.value for r in Role], help="role the code grants")
+    parser.add_argument("--name", help="the person's name; an existing person with this name gets the address")
+    parser.add_argument("--person-id", type=int, help="attach the address to this existing person")
+    parser.add_argument("--hours", type=float, help="hours the code stays valid (default HUDDLE_INVITE_TTL_HOURS)")
+    parser.add_argument("--locale", help="language for a new person, e.g. en or ru")
+    parser.add_argument("--timezone", help="IANA timezone for a new person, e.g. Europe/Moscow")
+    parser.add_argument("--list", action="store_true", help="list invites not yet used")
+    parser.add_argument("--revoke", type=int, metavar="ID", help="revoke an unused invite")
+
+
+def _describe(invite: Invite) -> str:
+    who = invite.name or (f"person #{invite.person_id}" if invite.person_id else "new person")
+    return f"#{invite.id}  {invite.role.value:<14} {who:<24} expires {invite.expires_at:%Y-%m-%d %H:%M} UTC"
+
+
+async def _run(app: App, args: argparse.Namespace) -> int:
+    repo = InviteRepo(app.db)
+    now = app.clock.now()
+    if args.list:
+        pending = await repo.open(now)
+        print("\n".join(_describe(i) for i in pending) if pending else "No open invites.")
+        return 0
+    if args.revoke is not None:
+        ok = await repo.revoke(args.revoke, now)
+        print(f"Invite #{args.revoke} revoked." if ok else f"No unused invite #{args.revoke}.")
+        return 0 if ok else 1
+    if not args.role:
+        print("Say which role the code grants, e.g.: python main.py invite sales_manager --name Ann")
+        return 2
+    if args.timezone:
+        try:
+            ZoneInfo(args.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            print(f"Unknown timezone: {args.timezone}")
+            return 2
+    person_id = args.person_id
+    name = args.name.strip() if args.name else None
+    if person_id is not None:
+        known = await app.people.get(person_id)
+        if known is None:
+            print(f"No person #{person_id}.")
+            return 2
+        name = name or known.name
+    elif name:
+        same = [p for p in await app.people.all() if p.name.casefold() == name.casefold()]
+        if len(same) > 1:
+            ids = ", ".join(f"#{p.id}" for p in same)
+            print(f"{len(same)} people are called {name!r} ({ids}): use --person-id.")
+            return 2
+        if same:
+            person_id = same[0].id
+    hours = args.hours if args.hours is not None else EnrollmentSettings().invite_ttl_hours
+    if hours <= 0:
+        print("--hours must be positive.")
+        return 2
+    expires = now + timedelta(hours=hours)
+    invite, code = await repo.create(
+        Role(args.role), now, expires, name=name, person_id=person_id, locale=args.locale, timezone=args.timezone
+    )
+    print(invite_text(invite, code, expires, _bot_username(app)))
+    return 0
+
+
+def _bot_username(app: App) -> str | None:
+    settings = app.deps.get("telegram_settings")
+    username = getattr(settings, "telegram_bot_username", None)
+    return username.lstrip("@") if username else None
+
+
+def invite_text(invite: Invite, code: str, expires: datetime, bot_username: str | None = None) -> str:
+    who = f" for {invite.name}" if invite.name else ""
+    lines = [
+        f"Invite #{invite.id}{who}: role {invite.role.value}, valid once, until {expires:%Y-%m-%d %H:%M} UTC.",
+        "",
+        f"    {code}",
+        "",
+        f"Telegram: send  /start {code}  to the bot"
+        + (f", or open https://t.me/{bot_username}?start={normalize_code(code)}" if bot_username else ""),
+        f"Slack: send  start {code}  to the bot in a direct message",
+    ]
+    return "\n".join(lines)
+
+
+def setup(app: App) -> None:
+    settings = EnrollmentSettings()
+    app.provide("enrollment", Enrollment(InviteRepo(app.db), app.people, app.clock, settings.invite_max_failures))
+    app.include_router(router)
+    for channel in ("telegram", "slack"):
+        label = app.dispatcher.command_label("start", channel)
+        app.dispatcher.stranger_text.setdefault(channel, NOT_ENROLLED.format(start=label))
+    app.add_cli("invite", "make a one-time code that enrols a Telegram/Slack user with a role", _configure, _run)
+
+
+__all__ = ["Enrollment", "EnrollmentSettings", "invite_text", "router", "setup"]
