@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+LATE_REPORT_RETRIES = (0.5, 2.0, 5.0)
+"""Seconds between tries to match a delivery report that arrived before its send was recorded."""
+
+
 class TokenBucket:
     """`rate` tokens per second up to `burst`; `pause` empties it for a provider's retry_after."""
 
@@ -236,6 +240,7 @@ class Outbox:
         self.senders: dict[str, ChannelSender] = {}
         self.rng = random.Random()
         self.on_sent: list[Callable[[Outbound], Awaitable[None]]] = []
+        self._late: set[asyncio.Task[None]] = set()
 
     def register(self, channel: Channel) -> None:
         pacing = self.pacing_for(channel)
@@ -267,6 +272,8 @@ class Outbox:
 
     async def stop(self, timeout: float | None = None) -> None:
         await asyncio.gather(*(s.stop(timeout) for s in self.senders.values()))
+        for task in list(self._late):
+            task.cancel()
 
     async def recover(self) -> int:
         count = await self.repo.recover(
@@ -295,12 +302,23 @@ class Outbox:
 
     async def delivery(self, report: DeliveryReport) -> None:
         msg = await self.repo.delivery(report, self.clock.now())
-        if msg is None:
-            log.info(
-                "delivery report for unknown message channel=%s provider_id=%s", report.channel, report.provider_id
-            )
-        else:
+        if msg is not None:
             log.info("delivery report outbox_id=%s status=%s", msg.id, msg.status)
+            return
+        # A report can overtake the send's own return (an SMS status report often does): the
+        # provider id is not recorded yet. Try again shortly rather than lose the report.
+        task = asyncio.create_task(self._late_delivery(report))
+        self._late.add(task)
+        task.add_done_callback(self._late.discard)
+
+    async def _late_delivery(self, report: DeliveryReport) -> None:
+        for delay in LATE_REPORT_RETRIES:
+            await self.clock.sleep(delay)
+            msg = await self.repo.delivery(report, self.clock.now())
+            if msg is not None:
+                log.info("late delivery report matched outbox_id=%s status=%s", msg.id, msg.status)
+                return
+        log.info("delivery report for unknown message channel=%s provider_id=%s", report.channel, report.provider_id)
 
     async def deliver(self, channel: Channel, msg: Outbound, sender: ChannelSender) -> datetime | None:
         """The last step: consent, reachability and quiet hours, then the provider call.

@@ -62,3 +62,27 @@ async def test_order_is_kept_for_one_recipient_across_a_retry(flow: Flow) -> Non
     assert flow.channels["telegram"].bodies(chat) == []
     await flow.advance(6)
     assert flow.channels["telegram"].bodies(chat) == ["m0", "m1", "m2"]
+
+
+async def test_a_delivery_report_that_overtakes_its_send_is_not_lost(flow: Flow) -> None:
+    from bot.model import DeliveryReport, OutboundStatus
+
+    chat = Address("sms", "+16195550100")
+    sms = flow.channels["sms"]
+    await flow.app.outbox.delivery(DeliveryReport("sms", "sms-early", True))  # before the send is recorded
+    original = sms.send
+
+    async def send_with_known_id(outbound):  # type: ignore[no-untyped-def]
+        from channels.base import SendResult
+
+        await original(outbound)
+        return SendResult(["sms-early"])
+
+    sms.send = send_with_known_id  # type: ignore[method-assign]
+    await flow.app.send(chat, "Your order is ready", key="ready")
+    await flow.settle()
+    [row] = await flow.outbox_rows()
+    assert row.status is OutboundStatus.SENT
+    await flow.advance(1)
+    [row] = await flow.outbox_rows()
+    assert row.status is OutboundStatus.DELIVERED
