@@ -178,7 +178,10 @@ class Database:
 
     def describe(self) -> str:
         """The URL without its password, for logs and `status`."""
-        return make_url(self.url).render_as_string(hide_password=True)
+        url = make_url(self.url)
+        if self.dialect == "sqlite":
+            return f"sqlite:///{url.database}"
+        return url.set(drivername="postgresql").render_as_string(hide_password=True)
 
     async def close(self) -> None:
         if self._flusher and not self._flusher.done():
