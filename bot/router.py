@@ -337,7 +337,8 @@ def parse_args(handler: Handler, args: str) -> dict[str, Any]:
         try:
             values[p.name] = _convert(tokens[i], p.kind)
         except (ValueError, TypeError):
-            raise UsageError(f"{tokens[i]!r} is not a valid {p.name.upper()}.") from None
+            shown = tokens[i] if len(tokens[i]) <= 24 else tokens[i][:20] + "…"
+            raise UsageError(f"“{shown}” is not a valid {p.name.upper()}.") from None
     if len(tokens) > len(handler.params):
         raise UsageError("Too many arguments.")
     return values

@@ -255,3 +255,9 @@ async def test_five_thousand_character_emoji_text_is_handled(flow: Flow) -> None
     assert await flow.send(cus, text) == ["message 1"]
     stored = await flow.app.dispatcher.inbox.get(1)
     assert stored is not None and stored[0].text == text
+
+
+async def test_a_huge_bad_argument_is_not_echoed_whole(flow: Flow) -> None:
+    ann = await flow.person("Ann", {Role.SALES_MANAGER}, telegram="42")
+    [reply] = await flow.send(ann, "/stale " + "🔥" * 5000)
+    assert len(reply) < 120 and "Usage: /stale [DAYS]" in reply
