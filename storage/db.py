@@ -109,6 +109,8 @@ class Database:
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_recycle=1800)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        """Same pool; no BEGIN/COMMIT round trips for the hot single-statement reads of query()."""
         self._write_lock = asyncio.Lock()
         self.person_cache: dict[Any, tuple[float, Any]] = {}
         """PeopleRepo's lookups; cleared by any write to persons or addresses through this handle."""
@@ -222,7 +224,7 @@ class Database:
         if self.dialect == "sqlite":
             async with self._sqlite("NONE") as conn:
                 return await unit(conn)
-        async with self.read() as conn:
+        async with self._autocommit.connect() as conn:
             return await unit(conn)
 
     async def run(self, unit: Unit[T]) -> T:
