@@ -21,14 +21,12 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
-
 from bot.directory import normalize_phone
 from bot.model import Address, OutboundKind, Person, Role
 from coaching import budtenders as bt
 from coaching.budtender_shifts import BudtenderConfig, ShiftPattern, expand
 from storage.budtenders import BudtenderRepo, Shift, ShiftRow, Watermark
-from storage.sales import SalesRepo, Transaction, staff
+from storage.sales import SalesRepo, Transaction
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -284,10 +282,9 @@ class BudtenderCoach:
                 return person.id
         except ValueError:
             pass
-        async with self.app.db.read() as conn:
-            found = (await conn.execute(sa.select(staff.c.person_id).where(staff.c.external_id == ref))).scalar()
+        found = await self.sales.staff_person(ref)
         if found is not None:
-            return int(found)
+            return found
         person = await self.app.people.by_external_id(ref)
         if person is not None:
             return person.id

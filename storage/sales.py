@@ -187,6 +187,13 @@ class SalesRepo:
         async with self.db.read() as conn:
             return await self.staff_persons_in(conn)
 
+    async def staff_person(self, external_id: str) -> int | None:
+        """The person id of the staff member with this POS employee id, if linked."""
+        async with self.db.read() as conn:
+            query = sa.select(staff.c.person_id).where(staff.c.external_id == external_id)
+            found = (await conn.execute(query)).scalar()
+        return None if found is None else int(found)
+
     async def get(self, external_id: str) -> Transaction | None:
         async with self.db.read() as conn:
             return await self.get_in(conn, external_id)
