@@ -57,14 +57,7 @@ class CatalogRepo:
         self.db = db
 
     async def upsert_in(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        stmt = self.db.insert(products)
-        updatable = [c for c in rows[0] if c != "external_id"]
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["external_id"], set_={c: getattr(stmt.excluded, c) for c in updatable}
-        )
-        await conn.execute(stmt, rows)
+        await self.db.upsert_in(conn, products, rows)
 
     @staticmethod
     async def ids_by_external_in(conn: AsyncConnection) -> dict[str, int]:

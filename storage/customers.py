@@ -193,14 +193,7 @@ class CustomerRepo:
 
     async def upsert_in(self, conn: AsyncConnection, rows: list[dict[str, Any]], keep: tuple[str, ...] = ()) -> None:
         """Insert or update by `external_id` in one executemany; `keep` columns are not overwritten."""
-        if not rows:
-            return
-        stmt = self.db.insert(customers)
-        updatable = [c for c in rows[0] if c not in {"external_id", "created_at", *keep}]
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["external_id"], set_={c: getattr(stmt.excluded, c) for c in updatable}
-        )
-        await conn.execute(stmt, rows)
+        await self.db.upsert_in(conn, customers, rows, keep=("created_at", *keep))
 
     @staticmethod
     async def ids_by_external_in(conn: AsyncConnection, external_ids: list[str] | None = None) -> dict[str, int]:

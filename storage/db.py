@@ -284,6 +284,23 @@ class Database:
         """An INSERT that supports `.on_conflict_do_nothing()` / `.on_conflict_do_update()`."""
         return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
 
+    async def upsert_in(
+        self,
+        conn: AsyncConnection,
+        table: Table,
+        rows: list[dict[str, Any]],
+        *,
+        key: str = "external_id",
+        keep: tuple[str, ...] = (),
+    ) -> None:
+        """Insert `rows` or update them by `key` in one executemany; `keep` columns are not overwritten."""
+        if not rows:
+            return
+        stmt = self.insert(table)
+        updatable = [c for c in rows[0] if c not in {key, *keep}]
+        stmt = stmt.on_conflict_do_update(index_elements=[key], set_={c: stmt.excluded[c] for c in updatable})
+        await conn.execute(stmt, rows)
+
 
 def make_test_database(url: str) -> Database:
     """A database for tests: durable commits off for SQLite speed, same code otherwise."""

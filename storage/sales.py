@@ -133,24 +133,10 @@ class SalesRepo:
 
     async def upsert_transactions_in(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
         """Insert or update by `external_id` (one executemany); rows carry every column but `id`."""
-        if not rows:
-            return
-        stmt = self.db.insert(transactions)
-        updatable = [c for c in rows[0] if c not in {"external_id", "created_at"}]
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["external_id"], set_={c: getattr(stmt.excluded, c) for c in updatable}
-        )
-        await conn.execute(stmt, rows)
+        await self.db.upsert_in(conn, transactions, rows, keep=("created_at",))
 
     async def upsert_items_in(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        stmt = self.db.insert(transaction_items)
-        updatable = [c for c in rows[0] if c != "external_id"]
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["external_id"], set_={c: getattr(stmt.excluded, c) for c in updatable}
-        )
-        await conn.execute(stmt, rows)
+        await self.db.upsert_in(conn, transaction_items, rows)
 
     async def replace_items_in(self, conn: AsyncConnection, transaction_id: int, rows: list[dict[str, Any]]) -> None:
         """A webhook carries the whole order: its items replace the stored ones."""
@@ -159,14 +145,7 @@ class SalesRepo:
             await conn.execute(transaction_items.insert(), rows)
 
     async def upsert_staff_in(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        stmt = self.db.insert(staff)
-        updatable = [c for c in rows[0] if c != "external_id"]
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["external_id"], set_={c: getattr(stmt.excluded, c) for c in updatable}
-        )
-        await conn.execute(stmt, rows)
+        await self.db.upsert_in(conn, staff, rows)
 
     # -- reads -------------------------------------------------------------------------------
 
