@@ -12,14 +12,14 @@ import random
 from datetime import timedelta
 from decimal import Decimal
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.app import App
 from bot.model import Address, Person, Role
 from storage.budtenders import ShiftRow
-from storage.catalog import products
-from storage.sales import staff, transaction_items, transactions
+from storage.catalog import CatalogRepo
+from storage.customers import CustomerRepo
+from storage.sales import SalesRepo
 
 BUDTENDERS = [
     # POS id, name, phone, typical ticket, sign-up rate
@@ -38,19 +38,21 @@ async def seed(app: App) -> None:
     rng = random.Random(7)
     tz = coach.tz
 
+    sales = SalesRepo(app.db)
+
     async def unit(conn: AsyncConnection) -> list[int]:
-        rows = (await conn.execute(sa.select(products.c.id, products.c.external_id, products.c.name,
-                                             products.c.category, products.c.price_tier, products.c.price))).all()
-        catalogue = [(r.id, r.external_id, r.name, r.category, r.price) for r in rows if r.price is not None]
-        store_id = (await conn.execute(sa.text("SELECT id FROM stores ORDER BY id LIMIT 1"))).scalar()
+        rows = await CatalogRepo.priced_in(conn)
+        catalogue = [(r.id, r.external_id, r.name, r.category, r.price) for r in rows]
+        store_id = await CustomerRepo.first_store_id_in(conn)
         ids = []
         for pos_id, name, phone, ticket, signup_rate in BUDTENDERS:
             person = Person(None, name, frozenset({Role.BUDTENDER}), [Address("sms", phone)], timezone=tz,
                             external_id=f"pos-staff:{pos_id}", attributes={"demo": True})
             pid = await app.people.add_in(conn, person, now)
             ids.append(pid)
-            await conn.execute(staff.insert().values(external_id=pos_id, person_id=pid, store_id=store_id, name=name,
-                                                     phone=phone, role="budtender", active=True, updated_at=now))
+            await sales.upsert_staff_in(conn, [{"external_id": pos_id, "person_id": pid, "store_id": store_id,
+                                                "name": name, "phone": phone, "role": "budtender", "active": True,
+                                                "updated_at": now}])
             orders = []
             for days_ago in range(1, 22):
                 if days_ago % 7 in (3, 4):
@@ -75,12 +77,11 @@ async def seed(app: App) -> None:
                     sku, cat, _tier, _house = rng.choice(FALLBACK)
                     lines.append((None, sku, sku.title(), cat, 1, target.quantize(Decimal("0.01"))))
                 total = sum((q * p for *_, q, p in lines), Decimal("0"))
-                tid = (await conn.execute(transactions.insert().values(
-                    external_id=ext, store_id=store_id, budtender_person_id=pid, budtender_external_id=pos_id,
-                    occurred_at=at, total=total, status="completed", rewards_signup=rng.random() < rate,
-                    source="demo", created_at=now, updated_at=now))).inserted_primary_key[0]
-                await conn.execute(transaction_items.insert(), [
-                    {"external_id": f"{ext}:{i}", "transaction_id": tid, "product_id": p, "product_external_id": s,
+                order = {"external_id": ext, "store_id": store_id, "budtender_person_id": pid,
+                         "budtender_external_id": pos_id, "occurred_at": at, "total": total, "status": "completed",
+                         "rewards_signup": rng.random() < rate, "source": "demo", "created_at": now, "updated_at": now}
+                await SalesRepo.add_in(conn, order, [
+                    {"external_id": f"{ext}:{i}", "product_id": p, "product_external_id": s,
                      "name": nm, "category": c, "quantity": q, "unit_price": pr, "line_total": q * pr}
                     for i, (p, s, nm, c, q, pr) in enumerate(lines, 1)
                 ])

@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.app import App
 from bot.model import Address, Person, Role
 from coaching.loyalty import order_points
-from storage.customers import Store, customers
+from storage.customers import Store
 from storage.loyalty import LedgerEntry
-from storage.sales import transaction_items, transactions
+from storage.sales import SalesRepo
 
 PRODUCTS = [
     # sku, name, category, brand, house, tier, price, in stock
@@ -61,23 +61,21 @@ async def seed(app: App) -> None:
             person_id = await app.people.add_in(conn, person, now)
             spend = Decimal("0")
             last_visit = None
-            result = await conn.execute(customers.insert().values(
-                external_id=ext, person_id=person_id, store_id=store_id, first_name=first, last_name=last,
+            customer_id = await svc.customers.add_in(
+                conn, external_id=ext, person_id=person_id, store_id=store_id, first_name=first, last_name=last,
                 phone=phone, vip_tier=tier, signup_date=date.fromordinal(now.date().toordinal() - age),
                 rewards_member=True, favourite_categories=favs, attributes={"demo": True}, created_at=now,
-                updated_at=now))
-            customer_id = int(result.inserted_primary_key[0])
+                updated_at=now)
             entries = []
             for n, (days_ago, lines) in enumerate(orders, 1):
                 at = now - timedelta(days=days_ago, hours=2)
                 total = sum((prices[sku] * qty for sku, qty in lines), Decimal("0"))
                 order_ext = f"DEMO-{ext}-{n}"
-                tid = int((await conn.execute(transactions.insert().values(
-                    external_id=order_ext, store_id=store_id, customer_id=customer_id, customer_external_id=ext,
-                    occurred_at=at, total=total, status="completed", source="demo", created_at=now,
-                    updated_at=now))).inserted_primary_key[0])
-                await conn.execute(transaction_items.insert(), [
-                    {"external_id": f"{order_ext}:{i}", "transaction_id": tid, "product_id": product_ids[sku],
+                order = {"external_id": order_ext, "store_id": store_id, "customer_id": customer_id,
+                         "customer_external_id": ext, "occurred_at": at, "total": total, "status": "completed",
+                         "source": "demo", "created_at": now, "updated_at": now}
+                await SalesRepo.add_in(conn, order, [
+                    {"external_id": f"{order_ext}:{i}", "product_id": product_ids[sku],
                      "product_external_id": sku, "name": next(p[1] for p in PRODUCTS if p[0] == sku),
                      "category": next(p[2] for p in PRODUCTS if p[0] == sku), "quantity": qty,
                      "unit_price": prices[sku], "line_total": prices[sku] * qty}
@@ -88,7 +86,7 @@ async def seed(app: App) -> None:
                 entries.append(LedgerEntry(f"order:{order_ext}:customer", order_points(total, rules), "purchase",
                                            at, customer_id=customer_id, order_external_id=order_ext))
             await svc.loyalty.add_in(conn, entries)
-            await conn.execute(customers.update().where(customers.c.id == customer_id).values(
-                lifetime_spend=spend, visits=len(orders), last_visit_at=last_visit))
+            await svc.customers.update_in(
+                conn, customer_id, lifetime_spend=spend, visits=len(orders), last_visit_at=last_visit)
 
     await app.db.run(unit)

@@ -60,6 +60,12 @@ class CatalogRepo:
         await self.db.upsert_in(conn, products, rows)
 
     @staticmethod
+    async def priced_in(conn: AsyncConnection) -> list[Any]:
+        """Every product with a price: rows of (id, external_id, name, category, price)."""
+        query = sa.select(products.c.id, products.c.external_id, products.c.name, products.c.category, products.c.price)
+        return [r for r in (await conn.execute(query)).all() if r.price is not None]
+
+    @staticmethod
     async def ids_by_external_in(conn: AsyncConnection) -> dict[str, int]:
         rows = (await conn.execute(sa.select(products.c.external_id, products.c.id))).all()
         return {r.external_id: r.id for r in rows}

@@ -196,6 +196,19 @@ class CustomerRepo:
         await self.db.upsert_in(conn, customers, rows, keep=("created_at", *keep))
 
     @staticmethod
+    async def first_store_id_in(conn: AsyncConnection) -> int | None:
+        return (await conn.execute(sa.select(stores.c.id).order_by(stores.c.id).limit(1))).scalar()
+
+    @staticmethod
+    async def add_in(conn: AsyncConnection, **values: Any) -> int:
+        result = await conn.execute(customers.insert().values(**values))
+        return int(result.inserted_primary_key[0])
+
+    @staticmethod
+    async def update_in(conn: AsyncConnection, customer_id: int, **values: Any) -> None:
+        await conn.execute(customers.update().where(customers.c.id == customer_id).values(**values))
+
+    @staticmethod
     async def ids_by_external_in(conn: AsyncConnection, external_ids: list[str] | None = None) -> dict[str, int]:
         query = sa.select(customers.c.external_id, customers.c.id).where(customers.c.external_id.is_not(None))
         if external_ids is not None:

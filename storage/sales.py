@@ -144,6 +144,15 @@ class SalesRepo:
         if rows:
             await conn.execute(transaction_items.insert(), rows)
 
+    @staticmethod
+    async def add_in(conn: AsyncConnection, row: dict[str, Any], items: list[dict[str, Any]]) -> int:
+        """Insert one transaction and its items (rows without `transaction_id`); its id."""
+        result = await conn.execute(transactions.insert().values(**row))
+        transaction_id = int(result.inserted_primary_key[0])
+        if items:
+            await conn.execute(transaction_items.insert(), [{**i, "transaction_id": transaction_id} for i in items])
+        return transaction_id
+
     async def upsert_staff_in(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
         await self.db.upsert_in(conn, staff, rows)
 
