@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.db import Database, metadata
+from storage.prepared import Prepared
 from storage.types import UTCDateTime
 
 conversations = sa.Table(
@@ -21,8 +22,10 @@ conversations = sa.Table(
 )
 
 
-_LOAD = sa.select(conversations.c.state).where(
-    conversations.c.person_id == sa.bindparam("person_id"), conversations.c.channel == sa.bindparam("channel")
+_LOAD = Prepared(
+    sa.select(conversations.c.state).where(
+        conversations.c.person_id == sa.bindparam("person_id"), conversations.c.channel == sa.bindparam("channel")
+    )
 )
 
 
@@ -32,7 +35,7 @@ class ConversationRepo:
 
     async def load(self, person_id: int, channel: str) -> dict[str, Any]:
         async def unit(conn: AsyncConnection) -> dict[str, Any]:
-            row = (await conn.execute(_LOAD, {"person_id": person_id, "channel": channel})).first()
+            row = await _LOAD.first(conn, {"person_id": person_id, "channel": channel})
             return dict(row.state) if row else {}
 
         return await self.db.query(unit)

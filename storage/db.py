@@ -45,9 +45,21 @@ Unit = Callable[[AsyncConnection], Awaitable[T]]
 class InlineConnection:
     """The `AsyncConnection` surface units use, over a synchronous SQLite connection."""
 
-    def __init__(self, sync: Connection) -> None:
+    def __init__(self, sync: Connection, on_driver_write: Callable[[str], None]) -> None:
         self.sync_connection = sync
         self.dialect = sync.dialect
+        self._driver: Any = sync.connection.driver_connection
+        self._on_driver_write = on_driver_write
+
+    def driver_execute(self, sql: str, parameters: list[Any]) -> Any:
+        """Run compiled SQL on the sqlite3 connection itself (see storage.prepared); the cursor."""
+        cursor = self._driver.execute(sql, parameters)
+        self._on_driver_write(sql)
+        return cursor
+
+    def driver_execute_many(self, sql: str, rows: list[list[Any]]) -> None:
+        self._driver.executemany(sql, rows).close()
+        self._on_driver_write(sql)
 
     async def execute(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Any:
         if isinstance(parameters, list) and len(parameters) > BULK_IN_THREAD:
@@ -122,6 +134,9 @@ class Database:
     # -- set-up -----------------------------------------------------------------------------
 
     def _watch_people_writes(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        self._forget_people_on_write(statement)
+
+    def _forget_people_on_write(self, statement: str) -> None:
         if self.person_cache and statement[:6].upper() in {"INSERT", "UPDATE", "DELETE"}:
             head = statement[:80].lower()
             if " persons" in head or " addresses" in head:
@@ -159,7 +174,7 @@ class Database:
             else:
                 trans = conn.begin()
             try:
-                yield InlineConnection(conn)  # type: ignore[misc]
+                yield InlineConnection(conn, self._forget_people_on_write)  # type: ignore[misc]
             except BaseException:
                 trans.rollback()
                 raise

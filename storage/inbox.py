@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.model import Address, Inbound, InboundFile
 from storage.db import Database, metadata
+from storage.prepared import Prepared
 from storage.types import UTCDateTime
 
 inbound = sa.Table(
@@ -57,13 +58,22 @@ def _row_to_inbound(row: Any) -> Inbound:
     )
 
 
-_FINISH = inbound.update().where(inbound.c.id == sa.bindparam("row_id"))
+_FINISH = Prepared(inbound.update().where(inbound.c.id == sa.bindparam("row_id")))
 
 
 class InboxRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._insert: Any = None
+        self._insert: Prepared | None = None
+
+    def _insert_stmt(self) -> Prepared:
+        if self._insert is None:  # on first use: the dialect decides the ON CONFLICT syntax
+            self._insert = Prepared(
+                self.db.insert(inbound)
+                .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
+                .returning(inbound.c.id)
+            )
+        return self._insert
 
     async def store(self, message: Inbound, now: datetime) -> int | None:
         """Insert the message; None when the provider id was seen before (a redelivery)."""
@@ -74,12 +84,6 @@ class InboxRepo:
         return await self.db.run(unit)
 
     async def store_in(self, conn: AsyncConnection, message: Inbound, now: datetime) -> int | None:
-        if self._insert is None:  # built once: statement construction is most of a hot insert's cost
-            self._insert = (
-                self.db.insert(inbound)
-                .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
-                .returning(inbound.c.id)
-            )
         values = {
             "channel": message.address.channel,
             "address": message.address.id,
@@ -97,7 +101,7 @@ class InboxRepo:
             "stored_at": now,
             "handled_at": None,
         }
-        row = (await conn.execute(self._insert, values)).first()
+        row = await self._insert_stmt().first(conn, values)
         return None if row is None else int(row.id)
 
     async def finish(
@@ -114,7 +118,7 @@ class InboxRepo:
         values |= {"person_id": person_id, "handler": handler, "error": error}
 
         async def unit(conn: AsyncConnection) -> None:
-            await conn.execute(_FINISH, values)
+            await _FINISH.execute(conn, values)
 
         await self.db.run(unit)
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.model import Address, Button, DeliveryReport, Outbound, OutboundKind, OutboundStatus
 from storage.db import Database, metadata
+from storage.prepared import Prepared
 from storage.types import UTCDateTime
 
 outbox = sa.Table(
@@ -79,13 +80,51 @@ def row_to_outbound(row: Any) -> Outbound:
     )
 
 
-_SET_BY_ID = outbox.update().where(outbox.c.id == sa.bindparam("row_id"))
+_SET_BY_ID = Prepared(outbox.update().where(outbox.c.id == sa.bindparam("row_id")))
+_ADD_RECEIPTS = Prepared(receipts.insert())
+_DUE = (
+    sa.select(outbox.c.id)
+    .where(
+        outbox.c.channel == sa.bindparam("claim_channel"),
+        outbox.c.status == OutboundStatus.QUEUED.value,
+        outbox.c.next_attempt_at <= sa.bindparam("claim_at", type_=UTCDateTime),
+    )
+    .order_by(outbox.c.next_attempt_at, outbox.c.id)
+    .limit(sa.bindparam("claim_limit"))
+    .with_for_update(skip_locked=True)
+)
+_CLAIM = Prepared(
+    outbox.update()
+    .where(outbox.c.id.in_(_DUE.scalar_subquery()))
+    .values(
+        status=OutboundStatus.SENDING.value,
+        claimed_by=sa.bindparam("claim_worker"),
+        claimed_at=sa.bindparam("claim_at", type_=UTCDateTime),
+        attempts=outbox.c.attempts + 1,
+        updated_at=sa.bindparam("claim_at", type_=UTCDateTime),
+    )
+    .returning(*outbox.c)
+)
+_NEXT_DUE = Prepared(
+    sa.select(sa.func.min(outbox.c.next_attempt_at).label("due")).where(
+        outbox.c.channel == sa.bindparam("channel"), outbox.c.status == OutboundStatus.QUEUED.value
+    )
+)
 
 
 class OutboxRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._insert: Any = None
+        self._insert: Prepared | None = None
+
+    def _insert_stmt(self) -> Prepared:
+        if self._insert is None:  # on first use: the dialect decides the ON CONFLICT syntax
+            self._insert = Prepared(
+                self.db.insert(outbox)
+                .on_conflict_do_nothing(index_elements=["channel", "idempotency_key"])
+                .returning(*outbox.c)
+            )
+        return self._insert
 
     async def enqueue(self, msg: Outbound, now: datetime) -> tuple[Outbound, bool]:
         """Store a message; with a key already queued on that channel, return the first one."""
@@ -109,13 +148,7 @@ class OutboxRepo:
                 "created_at": now,
                 "updated_at": now,
             }
-            if self._insert is None:  # built once: construction is most of a hot insert's cost
-                self._insert = (
-                    self.db.insert(outbox)
-                    .on_conflict_do_nothing(index_elements=["channel", "idempotency_key"])
-                    .returning(*outbox.c)
-                )
-            row = (await conn.execute(self._insert, values)).first()
+            row = await self._insert_stmt().first(conn, values)
             if row is not None:
                 return row_to_outbound(row), True
             existing = (
@@ -133,43 +166,18 @@ class OutboxRepo:
         """Take up to `limit` due rows of `channel` for this worker (status → sending)."""
 
         async def unit(conn: AsyncConnection) -> list[Outbound]:
-            due = (
-                sa.select(outbox.c.id)
-                .where(
-                    outbox.c.channel == channel,
-                    outbox.c.status == OutboundStatus.QUEUED.value,
-                    outbox.c.next_attempt_at <= now,
-                )
-                .order_by(outbox.c.next_attempt_at, outbox.c.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-            stmt = (
-                outbox.update()
-                .where(outbox.c.id.in_(due.scalar_subquery()))
-                .values(
-                    status=OutboundStatus.SENDING.value,
-                    claimed_by=worker,
-                    claimed_at=now,
-                    attempts=outbox.c.attempts + 1,
-                    updated_at=now,
-                )
-                .returning(*outbox.c)
-            )
-            rows = (await conn.execute(stmt)).all()
+            params = {"claim_channel": channel, "claim_at": now, "claim_limit": limit, "claim_worker": worker}
+            rows = await _CLAIM.all(conn, params)
             return sorted((row_to_outbound(r) for r in rows), key=lambda m: m.id or 0)
 
         return await self.db.run(unit)
 
     async def next_due(self, channel: str) -> datetime | None:
-        async with self.db.read() as conn:
-            return (
-                await conn.execute(
-                    sa.select(sa.func.min(outbox.c.next_attempt_at)).where(
-                        outbox.c.channel == channel, outbox.c.status == OutboundStatus.QUEUED.value
-                    )
-                )
-            ).scalar_one()
+        async def unit(conn: AsyncConnection) -> datetime | None:
+            row = await _NEXT_DUE.first(conn, {"channel": channel})
+            return row.due if row else None
+
+        return await self.db.query(unit)
 
     async def _set(self, msg_id: int, now: datetime, **values: Any) -> None:
         async def unit(conn: AsyncConnection) -> None:
@@ -184,10 +192,10 @@ class OutboxRepo:
             status = OutboundStatus.DELIVERED if delivered else OutboundStatus.SENT
             values = {"row_id": msg.id, "status": status.value, "sent_at": now, "reason": None, "claimed_by": None}
             values |= {"delivered_at": now if delivered else None, "updated_at": now}
-            await conn.execute(_SET_BY_ID, values)
+            await _SET_BY_ID.execute(conn, values)
             if provider_ids:
-                await conn.execute(
-                    receipts.insert(),
+                await _ADD_RECEIPTS.execute_many(
+                    conn,
                     [
                         {
                             "outbox_id": msg.id,

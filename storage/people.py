@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.model import Address, Person, Role
 from storage.db import Database, metadata
+from storage.prepared import Prepared
 from storage.types import UTCDateTime
 
 persons = sa.Table(
@@ -262,26 +263,29 @@ _BY_ADDRESS = (
     .order_by(_a2.c.id)
 )
 
-_CAN_SEND = sa.select(
-    sa.select(opt_outs.c.opted_out)
-    .where(opt_outs.c.channel == sa.bindparam("channel"), opt_outs.c.address == sa.bindparam("address"))
-    .scalar_subquery()
-    .label("opted_out"),
-    sa.select(addresses.c.unreachable_reason)
-    .where(
-        addresses.c.channel == sa.bindparam("channel"),
-        addresses.c.address == sa.bindparam("address"),
-        addresses.c.unreachable_at.is_not(None),
+_CAN_SEND = Prepared(
+    sa.select(
+        sa.select(opt_outs.c.opted_out)
+        .where(opt_outs.c.channel == sa.bindparam("channel"), opt_outs.c.address == sa.bindparam("address"))
+        .scalar_subquery()
+        .label("opted_out"),
+        sa.select(addresses.c.unreachable_reason)
+        .where(
+            addresses.c.channel == sa.bindparam("channel"),
+            addresses.c.address == sa.bindparam("address"),
+            addresses.c.unreachable_at.is_not(None),
+        )
+        .limit(1)
+        .scalar_subquery()
+        .label("unreachable"),
     )
-    .limit(1)
-    .scalar_subquery()
-    .label("unreachable"),
 )
 
 
 async def consent_in(conn: AsyncConnection, address: Address) -> tuple[bool, str | None]:
     """(opted out?, why unreachable) in one statement: the outbox asks this before every send."""
-    row = (await conn.execute(_CAN_SEND, {"channel": address.channel, "address": address.id})).one()
+    row = await _CAN_SEND.first(conn, {"channel": address.channel, "address": address.id})
+    assert row is not None
     return bool(row.opted_out), row.unreachable
 
 
