@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from bot import logs
 from bot.app import App
 from bot.config_file import ConfigError
+from bot.heap import freeze_startup_heap
 from bot.plugins import DEFAULT_PLUGINS
 from bot.settings import CoreSettings
 
@@ -112,6 +113,7 @@ async def serve(app: App) -> int:
         except (ConfigError, UserError) as exc:
             print(f"huddle: {exc}", file=sys.stderr)
             return USAGE_ERROR
+        freeze_startup_heap()
         log.info(
             "huddle running database=%s channels=%s http=%s",
             app.db.describe(),

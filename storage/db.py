@@ -14,6 +14,7 @@ and COMMIT, which may wait for a lock or an fsync, run in a worker thread. Units
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -82,6 +83,9 @@ class InlineConnection:
 BULK_IN_THREAD = 200
 """An executemany above this many rows runs in a worker thread so the loop stays responsive."""
 
+CHECKPOINT_INTERVAL = 1.0
+"""Seconds between WAL checkpoints on SQLite, when something was written since the last one."""
+
 
 def normalize_url(url: str) -> str:
     """Accept a bare file path or a driverless URL and name the async driver Huddle uses."""
@@ -128,6 +132,10 @@ class Database:
         """PeopleRepo's lookups; cleared by any write to persons or addresses through this handle."""
         for sync in {self.engine.sync_engine, self.sync_engine} - {None}:
             event.listen(sync, "after_cursor_execute", self._watch_people_writes)
+        self._checkpointer: asyncio.Task[None] | None = None
+        self._written = False
+        self._reader: InlineConnection | None = None
+        self._reader_busy = False
         self._pending: list[tuple[Unit[Any], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -156,6 +164,7 @@ class Database:
             cur.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA wal_autocheckpoint=0")  # Database._checkpoints does it, off the commit path
             cur.close()
 
         @event.listens_for(self.sync_engine, "begin")
@@ -200,10 +209,50 @@ class Database:
             return f"sqlite:///{url.database}"
         return url.set(drivername="postgresql").render_as_string(hide_password=True)
 
+    def _checkpoint_soon(self) -> None:
+        self._written = True
+        if self._checkpointer is None and self._has_wal_file():
+            self._checkpointer = asyncio.create_task(self._checkpoints(), name="sqlite-checkpoints")
+
+    def _has_wal_file(self) -> bool:
+        database = make_url(self.url).database or ""
+        return self.dialect == "sqlite" and database not in {"", ":memory:"}
+
+    async def _checkpoints(self) -> None:
+        """Copy the WAL into the database file from a worker thread, once a second at most.
+
+        SQLite's own automatic checkpoint runs inside whichever COMMIT crosses 1,000 pages: that
+        commit then waits for the database file to be written and fsynced (50–200 ms seen), and
+        with it every message of the batch. A PASSIVE checkpoint does not block writers, so here
+        commits carry on while it runs; the WAL is reused from its start once it is all copied.
+        """
+        while True:
+            await asyncio.sleep(CHECKPOINT_INTERVAL)
+            if self._written:
+                self._written = False
+                try:
+                    await asyncio.to_thread(self._checkpoint, "PASSIVE")
+                except Exception:
+                    log.exception("WAL checkpoint failed; will try again")
+
+    def _checkpoint(self, mode: str) -> None:
+        assert self.sync_engine is not None
+        with self.sync_engine.connect().execution_options(sqlite_begin="NONE") as conn:
+            conn.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})")
+
     async def close(self) -> None:
         if self._flusher and not self._flusher.done():
             await self._flusher
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+            self._checkpointer = None
+            await asyncio.to_thread(self._checkpoint, "TRUNCATE")
         await self.engine.dispose()
+        if self._reader is not None:
+            self._reader.sync_connection.close()
+            self._reader = None
         if self.sync_engine is not None:
             self.sync_engine.dispose()
 
@@ -215,6 +264,7 @@ class Database:
         if self.dialect == "sqlite":
             async with self._write_lock, self._sqlite("IMMEDIATE") as conn:
                 yield conn
+            self._checkpoint_soon()
         else:
             async with self.engine.begin() as conn:
                 yield conn
@@ -237,10 +287,28 @@ class Database:
         run without BEGIN/COMMIT (two fewer round trips for the hot single-statement reads).
         """
         if self.dialect == "sqlite":
-            async with self._sqlite("NONE") as conn:
-                return await unit(conn)
+            return await self._sqlite_query(unit)
         async with self._autocommit.connect() as conn:
             return await unit(conn)
+
+    async def _sqlite_query(self, unit: Unit[T]) -> T:
+        # One kept-open connection serves the reads: checking a pooled one out and back in cost
+        # more than the statement. A read that overlaps another (it awaited something else
+        # between statements) takes a pooled connection instead.
+        assert self.sync_engine is not None
+        if self._reader_busy:
+            async with self._sqlite("NONE") as conn:
+                return await unit(conn)
+        if self._reader is None:
+            sync = self.sync_engine.connect().execution_options(sqlite_begin="NONE")
+            self._reader = InlineConnection(sync, self._forget_people_on_write)
+        self._reader_busy = True
+        try:
+            return await unit(self._reader)  # type: ignore[arg-type]
+        finally:
+            self._reader_busy = False
+            if self._reader.sync_connection.in_transaction():
+                self._reader.sync_connection.rollback()  # nothing begun on the driver: bookkeeping only
 
     async def run(self, unit: Unit[T]) -> T:
         """Run `unit(conn)` in a transaction shared with other concurrent units (group commit).
