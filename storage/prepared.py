@@ -6,9 +6,11 @@ it handled, check consent, mark it sent, note the receipt). SQLAlchemy's per-exe
 SQLite needs for an indexed row, and was half the router's CPU. A `Prepared` statement keeps
 SQLAlchemy for what it is good at (the statement, the dialect's SQL, the column types' bind and
 result processing) and skips the rest: the SQL is compiled once per set of parameter names and
-executed with the same processors SQLAlchemy would apply. On PostgreSQL, and for any statement
-whose compiled form needs more (Python-side column defaults, expanding IN lists), it goes
-through `conn.execute` unchanged, so callers get the same rows either way.
+executed with the same processors SQLAlchemy would apply. An IN list written as
+`sa.bindparam(name, expanding=True)` is expanded per call by SQLAlchemy's own
+`construct_expanded_state`. On PostgreSQL, and for any statement whose compiled form needs more
+(Python-side column defaults, literal-rendered values), it goes through `conn.execute` unchanged,
+so callers get the same rows either way.
 
 Rows are named tuples: attribute access (`row.id`) and indexing (`row[0]`) as with SQLAlchemy's.
 """
@@ -23,7 +25,7 @@ from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.db import InlineConnection
+from storage.db import BULK_IN_THREAD, InlineConnection
 
 Params = Mapping[str, Any]
 
@@ -38,8 +40,9 @@ class _Plan:
             and not compiled.insert_prefetch
             and not compiled.update_prefetch
             and not compiled.literal_execute_params
-            and not compiled.post_compile_params
         )
+        self.compiled = compiled
+        self.expanding = bool(compiled.post_compile_params)
         self.sql: str = compiled.string
         self.names: list[str] = list(compiled.positiontup or [])
         binds = compiled.binds
@@ -53,6 +56,17 @@ class _Plan:
         ]
         self.returns_rows = bool(self.result_processors)
         self.row_type: Any = None
+
+    def sql_and_values(self, params: Params) -> tuple[str, list[Any]]:
+        if not self.expanding:
+            return self.sql, self.bind(params)
+        state = self.compiled.construct_expanded_state(params)
+        processors = state.processors
+        values = [
+            process(value) if (process := processors.get(name)) is not None else value
+            for name, value in zip(state.positiontup or (), state.positional_parameters, strict=True)
+        ]
+        return state.statement, values
 
     def bind(self, params: Params) -> list[Any]:
         out = []
@@ -90,7 +104,7 @@ class Prepared:
         """Every row the statement returns (a SELECT or a DML … RETURNING)."""
         params = params or {}
         if isinstance(conn, InlineConnection) and (plan := self._plan(conn, params)) is not None:
-            cursor = conn.driver_execute(plan.sql, plan.bind(params))
+            cursor = conn.driver_execute(*plan.sql_and_values(params))
             try:
                 return plan.rows(cursor)
             finally:
@@ -105,7 +119,7 @@ class Prepared:
         """Run a statement that returns no rows; the number of rows it changed."""
         params = params or {}
         if isinstance(conn, InlineConnection) and (plan := self._plan(conn, params)) is not None:
-            cursor = conn.driver_execute(plan.sql, plan.bind(params))
+            cursor = conn.driver_execute(*plan.sql_and_values(params))
             try:
                 return int(cursor.rowcount)
             finally:
@@ -117,10 +131,27 @@ class Prepared:
         if not rows:
             return
         same_keys = all(tuple(r) == tuple(rows[0]) for r in rows)
-        if same_keys and isinstance(conn, InlineConnection) and (plan := self._plan(conn, rows[0])) is not None:
+        plan = self._plan(conn, rows[0]) if same_keys and isinstance(conn, InlineConnection) else None
+        if plan is not None and not plan.expanding and len(rows) <= BULK_IN_THREAD:
+            assert isinstance(conn, InlineConnection)
             conn.driver_execute_many(plan.sql, [plan.bind(r) for r in rows])
             return
         await conn.execute(self.statement, list(rows))
+
+    async def all_many(self, conn: AsyncConnection | InlineConnection, rows: Sequence[Params]) -> list[Any]:
+        """An INSERT … RETURNING per parameter set; every returned row, in no promised order.
+
+        sqlite3 has no executemany with RETURNING, so SQLite runs one prepared insert per row (a few
+        µs each); PostgreSQL sends them together through SQLAlchemy's insertmanyvalues.
+        """
+        if not rows:
+            return []
+        if isinstance(conn, InlineConnection):
+            out: list[Any] = []
+            for row in rows:
+                out += await self.all(conn, row)
+            return out
+        return list((await conn.execute(self.statement, list(rows))).all())
 
 
 __all__ = ["Prepared"]
