@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.db import Database, metadata
+from storage.prepared import Prepared
 from storage.types import Money, UTCDateTime
 
 products = sa.Table(
@@ -52,6 +53,13 @@ def _product(r: Any) -> Product:
                    bool(r.in_stock), r.store_id)
 
 
+_TIERS_BY_SKU = Prepared(
+    sa.select(products.c.external_id, products.c.id, products.c.price_tier, products.c.house_brand).where(
+        products.c.external_id.in_(sa.bindparam("skus", expanding=True))
+    )
+)
+
+
 class CatalogRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -64,6 +72,14 @@ class CatalogRepo:
         """Every product with a price: rows of (id, external_id, name, category, price)."""
         query = sa.select(products.c.id, products.c.external_id, products.c.name, products.c.category, products.c.price)
         return [r for r in (await conn.execute(query)).all() if r.price is not None]
+
+    @staticmethod
+    async def tiers_in(conn: AsyncConnection, skus: set[str]) -> dict[str, tuple[int, int, bool]]:
+        """sku → (product id, price tier, house brand), for the known ones among `skus`."""
+        if not skus:
+            return {}
+        rows = await _TIERS_BY_SKU.all(conn, {"skus": sorted(skus)})
+        return {r.external_id: (r.id, r.price_tier, bool(r.house_brand)) for r in rows}
 
     @staticmethod
     async def ids_by_external_in(conn: AsyncConnection) -> dict[str, int]:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.db import Database, metadata
+from storage.prepared import Prepared
 from storage.types import Money, UTCDateTime
 
 stores = sa.Table(
@@ -149,6 +150,52 @@ def _handoff(row: Any) -> Handoff:
                    row.staff_thread, row.opened_at, row.closed_at)
 
 
+def _in(column: Any, name: str) -> Any:
+    return column.in_(sa.bindparam(name, expanding=True))
+
+
+_MEMBERS_BY_EXTERNAL = Prepared(
+    sa.select(customers.c.id, customers.c.external_id.label("key"), customers.c.rewards_member).where(
+        _in(customers.c.external_id, "exts")
+    )
+)
+_MEMBERS_BY_PHONE = Prepared(
+    sa.select(customers.c.id, customers.c.phone.label("key"), customers.c.rewards_member)
+    .where(_in(customers.c.phone, "phones"))
+    .order_by(customers.c.id.desc())
+)
+_TOTALS = Prepared(
+    sa.select(customers.c.id, customers.c.lifetime_spend, customers.c.visits, customers.c.last_visit_at).where(
+        _in(customers.c.id, "ids")
+    )
+)
+_SET_TOTALS = Prepared(
+    customers.update()
+    .where(customers.c.id == sa.bindparam("c_id"))
+    .values(
+        lifetime_spend=sa.bindparam("c_spend"),
+        visits=sa.bindparam("c_visits"),
+        last_visit_at=sa.bindparam("c_last"),
+        updated_at=sa.bindparam("c_now"),
+    )
+)
+_ENROL_MEMBERS = Prepared(
+    customers.update()
+    .where(_in(customers.c.id, "ids"), customers.c.rewards_member.is_(False))
+    .values(rewards_member=True, signup_date=sa.bindparam("c_date"), updated_at=sa.bindparam("c_now"))
+)
+
+
+@dataclass(slots=True)
+class Totals:
+    """A customer's running purchase totals, kept on the record for fast context lookups."""
+
+    customer_id: int
+    lifetime_spend: Decimal
+    visits: int
+    last_visit_at: datetime | None
+
+
 class CustomerRepo:
     """Stores, CRM records and handoffs."""
 
@@ -214,6 +261,43 @@ class CustomerRepo:
         if external_ids is not None:
             query = query.where(customers.c.external_id.in_(external_ids))
         return {r.external_id: r.id for r in (await conn.execute(query)).all()}
+
+    @staticmethod
+    async def members_in(
+        conn: AsyncConnection, external_ids: set[str], phones: set[str]
+    ) -> tuple[dict[str, tuple[int, bool]], dict[str, tuple[int, bool]]]:
+        """(external id → (id, rewards member), phone → (id, rewards member)); the oldest record wins a phone."""
+        by_ext: dict[str, tuple[int, bool]] = {}
+        by_phone: dict[str, tuple[int, bool]] = {}
+        if external_ids:
+            for r in await _MEMBERS_BY_EXTERNAL.all(conn, {"exts": sorted(external_ids)}):
+                by_ext[r.key] = (r.id, bool(r.rewards_member))
+        if phones:
+            for r in await _MEMBERS_BY_PHONE.all(conn, {"phones": sorted(phones)}):
+                by_phone[r.key] = (r.id, bool(r.rewards_member))
+        return by_ext, by_phone
+
+    @staticmethod
+    async def totals_in(conn: AsyncConnection, ids: list[int]) -> list[Totals]:
+        rows = await _TOTALS.all(conn, {"ids": ids})
+        return [Totals(r.id, r.lifetime_spend or Decimal("0"), r.visits or 0, r.last_visit_at) for r in rows]
+
+    @staticmethod
+    async def set_totals_in(conn: AsyncConnection, totals: list[Totals], now: datetime) -> None:
+        await _SET_TOTALS.execute_many(
+            conn,
+            [
+                {"c_id": t.customer_id, "c_spend": t.lifetime_spend, "c_visits": t.visits, "c_last": t.last_visit_at,
+                 "c_now": now}
+                for t in totals
+            ],
+        )
+
+    @staticmethod
+    async def enrol_members_in(conn: AsyncConnection, ids: list[int], now: datetime) -> None:
+        """Make these customers rewards members from today (those already members keep their date)."""
+        if ids:
+            await _ENROL_MEMBERS.execute(conn, {"ids": ids, "c_date": now.date(), "c_now": now})
 
     async def get(self, customer_id: int) -> Customer | None:
         async with self.db.read() as conn:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -49,17 +50,17 @@ class InlineConnection:
     def __init__(self, sync: Connection, on_driver_write: Callable[[str], None]) -> None:
         self.sync_connection = sync
         self.dialect = sync.dialect
-        self._driver: Any = sync.connection.driver_connection
+        self.driver: Any = sync.connection.driver_connection
         self._on_driver_write = on_driver_write
 
     def driver_execute(self, sql: str, parameters: list[Any]) -> Any:
         """Run compiled SQL on the sqlite3 connection itself (see storage.prepared); the cursor."""
-        cursor = self._driver.execute(sql, parameters)
+        cursor = self.driver.execute(sql, parameters)
         self._on_driver_write(sql)
         return cursor
 
     def driver_execute_many(self, sql: str, rows: list[list[Any]]) -> None:
-        self._driver.executemany(sql, rows).close()
+        self.driver.executemany(sql, rows).close()
         self._on_driver_write(sql)
 
     async def execute(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Any:
@@ -79,6 +80,28 @@ class InlineConnection:
     async def run_sync(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return fn(self.sync_connection, *args, **kwargs)
 
+
+async def _begin_immediate(driver: Any) -> None:
+    """Take SQLite's write lock: at once on the loop when it is free, else wait for it in a thread.
+
+    Only another process (a CLI import, a second worker) can hold it, since this process's
+    writers queue on `Database._write_lock`; so the common case costs no thread hop, whose
+    return can wait up to the GIL switch interval (5 ms) behind a busy loop.
+    """
+    driver.execute("PRAGMA busy_timeout=0")
+    try:
+        driver.execute("BEGIN IMMEDIATE")
+        return
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            raise
+    finally:
+        driver.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    await asyncio.to_thread(driver.execute, "BEGIN IMMEDIATE")
+
+
+BUSY_TIMEOUT_MS = 30_000
+"""How long a write waits for another process's write lock before giving up."""
 
 BULK_IN_THREAD = 200
 """An executemany above this many rows runs in a worker thread so the loop stays responsive."""
@@ -135,6 +158,7 @@ class Database:
         self._checkpointer: asyncio.Task[None] | None = None
         self._written = False
         self._reader: InlineConnection | None = None
+        self._writer: InlineConnection | None = None
         self._reader_busy = False
         self._pending: list[tuple[Unit[Any], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -163,7 +187,7 @@ class Database:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             cur.execute("PRAGMA wal_autocheckpoint=0")  # Database._checkpoints does it, off the commit path
             cur.close()
 
@@ -178,23 +202,48 @@ class Database:
         assert self.sync_engine is not None
         conn = self.sync_engine.connect().execution_options(sqlite_begin=mode)
         try:
-            if mode == "IMMEDIATE":
-                trans = await asyncio.to_thread(conn.begin)  # may wait for another process's lock
-            else:
-                trans = conn.begin()
+            trans = conn.begin()
             try:
                 yield InlineConnection(conn, self._forget_people_on_write)  # type: ignore[misc]
             except BaseException:
                 trans.rollback()
                 raise
-            if mode == "IMMEDIATE":
-                await asyncio.to_thread(trans.commit)  # the fsync
-            elif mode == "NONE":
+            if mode == "NONE":
                 trans.rollback()  # nothing was begun on the driver; just end SQLAlchemy's bookkeeping
             else:
                 trans.commit()
         finally:
             conn.close()
+
+    @asynccontextmanager
+    async def _sqlite_write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction on the one kept-open writer connection (callers hold `_write_lock`).
+
+        Writes in this process are serialized anyway, so one connection serves them all without a
+        pool checkout per transaction; it is replaced after any error.
+        """
+        assert self.sync_engine is not None
+        if self._writer is None:
+            sync = self.sync_engine.connect().execution_options(sqlite_begin="NONE")
+            self._writer = InlineConnection(sync, self._forget_people_on_write)
+        writer = self._writer
+        sync = writer.sync_connection
+        try:
+            await _begin_immediate(writer.driver)
+            trans = sync.begin()  # SQLAlchemy's bookkeeping of the BEGIN just issued
+            try:
+                yield writer  # type: ignore[misc]
+            except BaseException:
+                trans.rollback()
+                raise
+            await asyncio.to_thread(trans.commit)  # the fsync
+        except BaseException:
+            self._writer = None
+            with contextlib.suppress(Exception):
+                if writer.driver.in_transaction:
+                    writer.driver.rollback()
+                sync.close()
+            raise
 
     async def upgrade(self) -> list[str]:
         """Apply every pending migration (all branches); return the heads now applied."""
@@ -250,9 +299,10 @@ class Database:
             self._checkpointer = None
             await asyncio.to_thread(self._checkpoint, "TRUNCATE")
         await self.engine.dispose()
-        if self._reader is not None:
-            self._reader.sync_connection.close()
-            self._reader = None
+        for kept in (self._reader, self._writer):
+            if kept is not None:
+                kept.sync_connection.close()
+        self._reader = self._writer = None
         if self.sync_engine is not None:
             self.sync_engine.dispose()
 
@@ -262,7 +312,7 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction, committed on exit."""
         if self.dialect == "sqlite":
-            async with self._write_lock, self._sqlite("IMMEDIATE") as conn:
+            async with self._write_lock, self._sqlite_write() as conn:
                 yield conn
             self._checkpoint_soon()
         else:

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.db import Database, metadata
+from storage.prepared import Prepared
 from storage.types import UTCDateTime
 
 loyalty_ledger = sa.Table(
@@ -45,9 +46,28 @@ class LedgerEntry:
     note: str | None = None
 
 
+_REMOVE = Prepared(loyalty_ledger.delete().where(loyalty_ledger.c.key.in_(sa.bindparam("keys", expanding=True))))
+_DELTAS = Prepared(
+    sa.select(loyalty_ledger.c.key, loyalty_ledger.c.delta).where(
+        loyalty_ledger.c.key.in_(sa.bindparam("keys", expanding=True))
+    )
+)
+
+
 class LoyaltyRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._add: dict[bool, Prepared] = {}
+
+    def _add_stmt(self, replace: bool) -> Prepared:
+        if replace not in self._add:  # on first use: the dialect decides the ON CONFLICT syntax
+            stmt = self.db.insert(loyalty_ledger)
+            if replace:
+                stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={"delta": stmt.excluded.delta})
+            else:
+                stmt = stmt.on_conflict_do_nothing(index_elements=["key"])
+            self._add[replace] = Prepared(stmt)
+        return self._add[replace]
 
     async def add_in(self, conn: AsyncConnection, entries: list[LedgerEntry], *, replace: bool = False) -> None:
         """Record entries; an existing key is kept (awarding twice is a no-op) unless `replace`.
@@ -70,21 +90,17 @@ class LoyaltyRepo:
             }
             for e in entries
         ]
-        stmt = self.db.insert(loyalty_ledger)
-        if replace:
-            stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={"delta": stmt.excluded.delta})
-        else:
-            stmt = stmt.on_conflict_do_nothing(index_elements=["key"])
-        await conn.execute(stmt, rows)
+        await self._add_stmt(replace).execute_many(conn, rows)
 
     async def remove_in(self, conn: AsyncConnection, keys: list[str]) -> None:
-        await conn.execute(loyalty_ledger.delete().where(loyalty_ledger.c.key.in_(keys)))
+        if keys:
+            await _REMOVE.execute(conn, {"keys": keys})
 
     @staticmethod
     async def deltas_in(conn: AsyncConnection, keys: list[str]) -> dict[str, int]:
-        rows = (await conn.execute(sa.select(loyalty_ledger.c.key, loyalty_ledger.c.delta)
-                                   .where(loyalty_ledger.c.key.in_(keys)))).all()
-        return {r.key: r.delta for r in rows}
+        if not keys:
+            return {}
+        return {r.key: r.delta for r in await _DELTAS.all(conn, {"keys": keys})}
 
     @staticmethod
     async def customer_balance_in(conn: AsyncConnection, customer_id: int) -> int:

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.db import Database, metadata
+from storage.prepared import Prepared
 from storage.types import UTCDateTime
 
 pos_events = sa.Table(
@@ -43,19 +44,30 @@ def _event(r: Any) -> PosEvent:
     return PosEvent(r.id, r.event_id, r.event_type, r.body, r.received_at, r.processed_at, r.attempts, r.error)
 
 
+_FINISH = Prepared(
+    pos_events.update()
+    .where(pos_events.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .values(processed_at=sa.bindparam("done_at"), error=None, attempts=pos_events.c.attempts + 1)
+)
+
+
 class PosEventRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._insert: Prepared | None = None
 
     async def store(self, event_id: str, event_type: str, body: str, now: datetime) -> int | None:
         """Store a verified event; returns its row id, or None when the event id was seen before."""
 
+        if self._insert is None:  # on first use: the dialect decides the ON CONFLICT syntax
+            self._insert = Prepared(
+                self.db.insert(pos_events).on_conflict_do_nothing(index_elements=["event_id"]).returning(pos_events.c.id)
+            )
+        insert = self._insert
+        values = {"event_id": event_id, "event_type": event_type, "body": body, "received_at": now}
+
         async def unit(conn: AsyncConnection) -> int | None:
-            stmt = self.db.insert(pos_events).values(event_id=event_id, event_type=event_type, body=body,
-                                                     received_at=now)
-            result = await conn.execute(stmt.on_conflict_do_nothing(index_elements=["event_id"]).returning(
-                pos_events.c.id))
-            row = result.first()
+            row = await insert.first(conn, values)
             return int(row.id) if row else None
 
         return await self.db.run(unit)
@@ -83,8 +95,12 @@ class PosEventRepo:
         return [_event(r) for r in rows]
 
     async def finish_in(self, conn: AsyncConnection, row_id: int, now: datetime) -> None:
-        await conn.execute(pos_events.update().where(pos_events.c.id == row_id).values(
-            processed_at=now, error=None, attempts=pos_events.c.attempts + 1))
+        await self.finish_many_in(conn, [row_id], now)
+
+    @staticmethod
+    async def finish_many_in(conn: AsyncConnection, row_ids: list[int], now: datetime) -> None:
+        """Mark events processed (counting the attempt)."""
+        await _FINISH.execute(conn, {"ids": row_ids, "done_at": now})
 
     async def fail(self, row_id: int, error: str, now: datetime, *, final: bool = False) -> None:
         """Record a failed attempt; `final` (a malformed event) marks it processed so it is not retried."""

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.db import Database, metadata
+from storage.prepared import Prepared
 from storage.types import Money, UTCDateTime
 
 staff = sa.Table(
@@ -123,6 +124,34 @@ def _status(value: str) -> TransactionStatus:
         return TransactionStatus.COMPLETED
 
 
+_STAFF_PEOPLE = Prepared(
+    sa.select(staff.c.external_id, staff.c.person_id).where(
+        staff.c.external_id.in_(sa.bindparam("exts", expanding=True))
+    )
+)
+_ORDERS_BY_EXTERNAL = Prepared(
+    sa.select(transactions.c.id, transactions.c.external_id, transactions.c.status, transactions.c.total).where(
+        transactions.c.external_id.in_(sa.bindparam("exts", expanding=True))
+    )
+)
+_ADD_ORDER = Prepared(transactions.insert().returning(transactions.c.id, transactions.c.external_id))
+_UPDATE_ORDER = Prepared(transactions.update().where(transactions.c.id == sa.bindparam("b_id")))
+_DROP_ITEMS = Prepared(
+    transaction_items.delete().where(transaction_items.c.transaction_id.in_(sa.bindparam("ids", expanding=True)))
+)
+_ADD_ITEMS = Prepared(transaction_items.insert())
+
+
+@dataclass(slots=True)
+class StoredOrder:
+    """What an incoming order is compared with: the stored status and total."""
+
+    id: int
+    external_id: str
+    status: str
+    total: Decimal
+
+
 class SalesRepo:
     """Transactions with their items, staff ↔ person mapping. Writes are batch upserts by external id."""
 
@@ -152,6 +181,37 @@ class SalesRepo:
         if items:
             await conn.execute(transaction_items.insert(), [{**i, "transaction_id": transaction_id} for i in items])
         return transaction_id
+
+    @staticmethod
+    async def orders_in(conn: AsyncConnection, external_ids: list[str]) -> dict[str, StoredOrder]:
+        """The stored orders among these external ids, by external id."""
+        rows = await _ORDERS_BY_EXTERNAL.all(conn, {"exts": external_ids})
+        return {r.external_id: StoredOrder(r.id, r.external_id, r.status, Decimal(r.total)) for r in rows}
+
+    @staticmethod
+    async def add_orders_in(conn: AsyncConnection, rows: list[dict[str, Any]]) -> dict[str, int]:
+        """Insert transactions (rows carry every column but `id`); external id → new id."""
+        return {r.external_id: r.id for r in await _ADD_ORDER.all_many(conn, rows)}
+
+    @staticmethod
+    async def update_orders_in(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        """Update transactions by id, given as `b_id` in each row with the columns to set."""
+        await _UPDATE_ORDER.execute_many(conn, rows)
+
+    @staticmethod
+    async def replace_order_items_in(conn: AsyncConnection, replaced: list[int], rows: list[dict[str, Any]]) -> None:
+        """Drop the items of the `replaced` transactions, then insert `rows` (a webhook carries whole orders)."""
+        if replaced:
+            await _DROP_ITEMS.execute(conn, {"ids": replaced})
+        await _ADD_ITEMS.execute_many(conn, rows)
+
+    @staticmethod
+    async def staff_people_in(conn: AsyncConnection, external_ids: set[str]) -> dict[str, int | None]:
+        """POS employee id → person id, for these employees only."""
+        if not external_ids:
+            return {}
+        rows = await _STAFF_PEOPLE.all(conn, {"exts": sorted(external_ids)})
+        return {r.external_id: r.person_id for r in rows}
 
     async def upsert_staff_in(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
         await self.db.upsert_in(conn, staff, rows)

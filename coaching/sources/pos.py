@@ -17,27 +17,18 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import Clock
 from bot.directory import normalize_phone
 from coaching.loyalty import LoyaltyRules, award_keys, order_entries, refund_keys, reversal_entries
 from coaching.pos import CustomerData, Envelope, OrderData, PayloadError, parse_event
-from storage.catalog import products
-from storage.customers import CustomerRepo, customers
+from storage.catalog import CatalogRepo
+from storage.customers import CustomerRepo, Totals
 from storage.db import Database
 from storage.loyalty import LedgerEntry, LoyaltyRepo
-from storage.pos_events import PosEvent, PosEventRepo, pos_events
-from storage.sales import (
-    SalesRepo,
-    Transaction,
-    TransactionItem,
-    TransactionStatus,
-    staff,
-    transaction_items,
-    transactions,
-)
+from storage.pos_events import PosEvent, PosEventRepo
+from storage.sales import SalesRepo, Transaction, TransactionItem, TransactionStatus
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -96,6 +87,7 @@ class PosIngest:
         self.customers = CustomerRepo(db)
         self.sales = SalesRepo(db)
         self.loyalty = LoyaltyRepo(db)
+        self.catalog = CatalogRepo(db)
         self._queue: asyncio.Queue[tuple[int, Envelope, OrderData | CustomerData]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._stores: dict[str, int] = {}
@@ -235,15 +227,8 @@ class PosIngest:
             codes = {d.store or self.default_store for d in orders} - {None}
             stores = await self._store_ids(conn, codes, now) if codes else {}  # type: ignore[arg-type]
             who = await self._customers(conn, orders, stores, now)
-            budtender_ids = {d.budtender_id for d in orders if d.budtender_id}
-            staff_map: dict[str, int | None] = {}
-            if budtender_ids:
-                rows = (await conn.execute(sa.select(staff.c.external_id, staff.c.person_id)
-                                           .where(staff.c.external_id.in_(budtender_ids)))).all()
-                staff_map = {r.external_id: r.person_id for r in rows}
-            before = {r.external_id: r for r in (await conn.execute(
-                sa.select(transactions.c.id, transactions.c.external_id, transactions.c.status, transactions.c.total)
-                .where(transactions.c.external_id.in_([d.id for d in orders])))).all()}
+            staff_map = await self.sales.staff_people_in(conn, {d.budtender_id for d in orders if d.budtender_id})
+            before = await self.sales.orders_in(conn, [d.id for d in orders])
             values = []
             for d in orders:
                 cid, _member = who[d.id]
@@ -257,24 +242,16 @@ class PosIngest:
                 })
             txn_ids = {d.id: before[d.id].id for d in orders if d.id in before}
             new = [v for v in values if v["external_id"] not in before]
-            if new:
-                result = await conn.execute(transactions.insert().returning(transactions.c.id,
-                                                                            transactions.c.external_id), new)
-                txn_ids.update({r.external_id: r.id for r in result.all()})
+            txn_ids.update(await self.sales.add_orders_in(conn, new))
             old = [{**{k: v for k, v in row.items() if k not in ("external_id", "created_at")},
                     "b_id": txn_ids[row["external_id"]]} for row in values if row["external_id"] in before]
-            if old:
-                await conn.execute(transactions.update().where(transactions.c.id == sa.bindparam("b_id")), old)
+            await self.sales.update_orders_in(conn, old)
             products_info = await self._items(conn, orders, txn_ids, [txn_ids[d] for d in before])
             await self._customer_totals(conn, orders, who, before, now)
-            signups = [who[d.id][0] for d in orders if d.rewards_signup and who[d.id][0] is not None]
-            if signups:
-                await conn.execute(customers.update().where(customers.c.id.in_(signups),
-                                                            customers.c.rewards_member.is_(False))
-                                   .values(rewards_member=True, signup_date=now.date(), updated_at=now))
+            signups = [cid for d in orders if d.rewards_signup and (cid := who[d.id][0]) is not None]
+            await self.customers.enrol_members_in(conn, signups, now)
             await self._points(conn, orders, who, staff_map, now)
-            await conn.execute(pos_events.update().where(pos_events.c.id.in_([r for r, _, _ in run])).values(
-                processed_at=now, error=None, attempts=pos_events.c.attempts + 1))
+            await self.events.finish_many_in(conn, [r for r, _, _ in run], now)
             done = []
             for (_, envelope, d), v in zip(run, values, strict=True):
                 txn = Transaction(
@@ -297,28 +274,20 @@ class PosIngest:
         """order id → (customer id, is a rewards member); a stub record is made for an unknown POS customer."""
         exts = {d.customer_id for d in orders if d.customer_id}
         phones = {p for p in (phone_or_none(d.customer_phone) for d in orders) if p}
-        by_ext: dict[str, tuple[int, bool]] = {}
-        by_phone: dict[str, tuple[int, bool]] = {}
-        if exts:
-            rows = (await conn.execute(sa.select(customers.c.id, customers.c.external_id, customers.c.rewards_member)
-                                       .where(customers.c.external_id.in_(exts)))).all()
-            by_ext = {r.external_id: (r.id, bool(r.rewards_member)) for r in rows}
-        if phones:
-            rows = (await conn.execute(sa.select(customers.c.id, customers.c.phone, customers.c.rewards_member)
-                                       .where(customers.c.phone.in_(phones)).order_by(customers.c.id.desc()))).all()
-            by_phone = {r.phone: (r.id, bool(r.rewards_member)) for r in rows}  # the oldest record wins
+        by_ext, by_phone = await self.customers.members_in(conn, exts, phones)
         out: dict[str, tuple[int | None, bool]] = {}
         for d in orders:
             phone = phone_or_none(d.customer_phone)
             found = (by_ext.get(d.customer_id) if d.customer_id else None) or (by_phone.get(phone) if phone else None)
             if found is None and (d.customer_id or phone):
                 first, _, last = (d.customer_name or "").partition(" ")
-                result = await conn.execute(customers.insert().values(
-                    external_id=d.customer_id, phone=phone, store_id=stores.get(d.store or self.default_store or ""),
+                new_id = await self.customers.add_in(
+                    conn, external_id=d.customer_id, phone=phone,
+                    store_id=stores.get(d.store or self.default_store or ""),
                     first_name=first or None, last_name=last or None, rewards_member=d.rewards_signup,
                     signup_date=now.date() if d.rewards_signup else None, favourite_categories=[],
-                    attributes={"source": "pos"}, created_at=now, updated_at=now))
-                found = (int(result.inserted_primary_key[0]), d.rewards_signup)
+                    attributes={"source": "pos"}, created_at=now, updated_at=now)
+                found = (new_id, d.rewards_signup)
                 if d.customer_id:
                     by_ext[d.customer_id] = found
                 if phone:
@@ -329,18 +298,10 @@ class PosIngest:
                 out[d.id] = (found[0], found[1] or d.rewards_signup)
         return out
 
-    @staticmethod
-    async def _items(conn: AsyncConnection, orders: list[OrderData], txn_ids: dict[str, int],
+    async def _items(self, conn: AsyncConnection, orders: list[OrderData], txn_ids: dict[str, int],
                      replaced: list[int]) -> dict[str, tuple[int, int, bool]]:
         """Replace the orders' items; returns sku → (product id, price tier, house brand)."""
-        skus = {i.sku for d in orders for i in d.items if i.sku}
-        known: dict[str, tuple[int, int, bool]] = {}
-        if skus:
-            rows = (await conn.execute(sa.select(products.c.external_id, products.c.id, products.c.price_tier,
-                                                 products.c.house_brand).where(products.c.external_id.in_(skus)))).all()
-            known = {r.external_id: (r.id, r.price_tier, bool(r.house_brand)) for r in rows}
-        if replaced:
-            await conn.execute(transaction_items.delete().where(transaction_items.c.transaction_id.in_(replaced)))
+        known = await self.catalog.tiers_in(conn, {i.sku for d in orders for i in d.items if i.sku})
         rows_out = [
             {"external_id": item.id or f"{d.id}:{n}", "transaction_id": txn_ids[d.id],
              "product_id": known.get(item.sku or "", (None,))[0], "product_external_id": item.sku,
@@ -348,12 +309,10 @@ class PosIngest:
              "unit_price": item.unit_price, "line_total": item.line_total}
             for d in orders for n, item in enumerate(d.items, 1)
         ]
-        if rows_out:
-            await conn.execute(transaction_items.insert(), rows_out)
+        await self.sales.replace_order_items_in(conn, replaced, rows_out)
         return known
 
-    @staticmethod
-    async def _customer_totals(conn: AsyncConnection, orders: list[OrderData],
+    async def _customer_totals(self, conn: AsyncConnection, orders: list[OrderData],
                                who: dict[str, tuple[int | None, bool]], before: dict[str, Any],
                                now: datetime) -> None:
         deltas: dict[int, list[Any]] = {}
@@ -376,17 +335,12 @@ class PosIngest:
                 acc[2] = d.occurred_at
         if not deltas:
             return
-        rows = (await conn.execute(sa.select(customers.c.id, customers.c.lifetime_spend, customers.c.visits,
-                                             customers.c.last_visit_at).where(customers.c.id.in_(deltas)))).all()
-        updates = []
-        for r in rows:
-            spend, visits, last = deltas[r.id]
-            latest = r.last_visit_at if last is None or (r.last_visit_at and r.last_visit_at >= last) else last
-            updates.append({"c_id": r.id, "c_spend": (r.lifetime_spend or Decimal("0")) + spend,
-                            "c_visits": max(0, (r.visits or 0) + visits), "c_last": latest})
-        await conn.execute(customers.update().where(customers.c.id == sa.bindparam("c_id")).values(
-            lifetime_spend=sa.bindparam("c_spend"), visits=sa.bindparam("c_visits"),
-            last_visit_at=sa.bindparam("c_last"), updated_at=now), updates)
+        updated = []
+        for t in await self.customers.totals_in(conn, list(deltas)):
+            spend, visits, last = deltas[t.customer_id]
+            latest = t.last_visit_at if last is None or (t.last_visit_at and t.last_visit_at >= last) else last
+            updated.append(Totals(t.customer_id, t.lifetime_spend + spend, max(0, t.visits + visits), latest))
+        await self.customers.set_totals_in(conn, updated, now)
 
     async def _points(self, conn: AsyncConnection, orders: list[OrderData], who: dict[str, tuple[int | None, bool]],
                       staff_map: dict[str, int | None], now: datetime) -> None:
