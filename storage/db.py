@@ -297,7 +297,9 @@ class Database:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._checkpointer
             self._checkpointer = None
-            await asyncio.to_thread(self._checkpoint, "TRUNCATE")
+            # PASSIVE: TRUNCATE would wait for another process's writer; the last connection to
+            # close removes the WAL file anyway.
+            await asyncio.to_thread(self._checkpoint, "PASSIVE")
         await self.engine.dispose()
         for kept in (self._reader, self._writer):
             if kept is not None:
