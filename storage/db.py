@@ -6,8 +6,9 @@ gets its own result or exception only after the data is on disk. `Database.trans
 plain one-transaction-per-call path (used by the baseline benchmark and by long imports).
 
 SQLite runs on the standard `sqlite3` driver with statements executed inline on the event loop
-(an indexed statement takes microseconds, far less than a hop to a driver thread) while BEGIN
-and COMMIT, which may wait for a lock or an fsync, run in a worker thread. Units receive an
+(an indexed statement takes microseconds, far less than a hop to a driver thread) while COMMIT
+(the fsync), a BEGIN that must wait for another process's lock and the WAL checkpoints run in
+worker threads. Writes share one kept-open connection and reads another. Units receive an
 `InlineConnection` with the `AsyncConnection` methods they use. PostgreSQL runs on asyncpg.
 """
 
@@ -260,7 +261,7 @@ class Database:
 
     def _checkpoint_soon(self) -> None:
         self._written = True
-        if self._checkpointer is None and self._has_wal_file():
+        if (self._checkpointer is None or self._checkpointer.done()) and self._has_wal_file():
             self._checkpointer = asyncio.create_task(self._checkpoints(), name="sqlite-checkpoints")
 
     def _has_wal_file(self) -> bool:
@@ -292,7 +293,7 @@ class Database:
     async def close(self) -> None:
         if self._flusher and not self._flusher.done():
             await self._flusher
-        if self._checkpointer is not None:
+        if self._checkpointer is not None and self._checkpointer.get_loop() is asyncio.get_running_loop():
             self._checkpointer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._checkpointer

@@ -47,21 +47,20 @@ class _Plan:
         self.names: list[str] = list(compiled.positiontup or [])
         binds = compiled.binds
         self.defaults = {n: binds[n].effective_value for n in self.names if n not in keys}
-        self.bind_processors: list[Callable[[Any], Any] | None] = [
-            binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in self.names
-        ]
+        by_name = {n: b.type.dialect_impl(dialect).bind_processor(dialect) for n, b in binds.items()}
+        self.processors_by_name = {n: p for n, p in by_name.items() if p is not None}
+        self.bind_processors: list[Callable[[Any], Any] | None] = [by_name[n] for n in self.names]
         columns = statement.selected_columns if isinstance(statement, Select) else statement.exported_columns
         self.result_processors: list[Callable[[Any], Any] | None] = [
             c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
         ]
-        self.returns_rows = bool(self.result_processors)
         self.row_type: Any = None
 
     def sql_and_values(self, params: Params) -> tuple[str, list[Any]]:
         if not self.expanding:
             return self.sql, self.bind(params)
         state = self.compiled.construct_expanded_state(params)
-        processors = state.processors
+        processors = {**self.processors_by_name, **state.processors}  # the latter: the expanded names
         values = [
             process(value) if (process := processors.get(name)) is not None else value
             for name, value in zip(state.positiontup or (), state.positional_parameters, strict=True)

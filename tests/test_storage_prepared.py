@@ -106,3 +106,30 @@ async def test_prepared_money_and_empty_results(db_url: str) -> None:
         assert none == []
     finally:
         await db.close()
+
+
+async def test_values_beside_an_in_list_are_stored_as_sqlalchemy_stores_them(db_url: str) -> None:
+    db = Database(db_url, durable=False)
+    finish = Prepared(
+        inbound.update()
+        .where(inbound.c.id.in_(sa.bindparam("ids", expanding=True)))
+        .values(status="handled", handled_at=sa.bindparam("done_at"))
+    )
+    try:
+        async def write(conn: AsyncConnection) -> list[int]:
+            ids = [r.id for r in await Prepared(inbound.insert().returning(inbound.c.id)).all_many(
+                conn, [_row(1), _row(2)])]
+            await finish.execute(conn, {"ids": [ids[0]], "done_at": NOW})
+            await conn.execute(inbound.update().where(inbound.c.id == ids[1]).values(status="handled",
+                                                                                      handled_at=NOW))
+            return sorted(ids)
+
+        ids = await db.run(write)
+        async with db.read() as conn:
+            stored = (await conn.execute(sa.text("SELECT id, CAST(handled_at AS TEXT) FROM inbound ORDER BY id"))).all()
+            typed = (await conn.execute(sa.select(inbound.c.handled_at).order_by(inbound.c.id))).scalars().all()
+        assert [r[0] for r in stored] == ids
+        assert stored[0][1] == stored[1][1]  # same text as SQLAlchemy's own write
+        assert typed == [NOW, NOW]
+    finally:
+        await db.close()
