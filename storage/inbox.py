@@ -58,22 +58,17 @@ def _row_to_inbound(row: Any) -> Inbound:
     )
 
 
+_STORE = Prepared.per_dialect(
+    lambda insert: insert(inbound)
+    .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
+    .returning(inbound.c.id)
+)
 _FINISH = Prepared(inbound.update().where(inbound.c.id == sa.bindparam("row_id")))
 
 
 class InboxRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._insert: Prepared | None = None
-
-    def _insert_stmt(self) -> Prepared:
-        if self._insert is None:  # on first use: the dialect decides the ON CONFLICT syntax
-            self._insert = Prepared(
-                self.db.insert(inbound)
-                .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
-                .returning(inbound.c.id)
-            )
-        return self._insert
 
     async def store(self, message: Inbound, now: datetime) -> int | None:
         """Insert the message; None when the provider id was seen before (a redelivery)."""
@@ -101,7 +96,7 @@ class InboxRepo:
             "stored_at": now,
             "handled_at": None,
         }
-        row = await self._insert_stmt().first(conn, values)
+        row = await _STORE.first(conn, values)
         return None if row is None else int(row.id)
 
     async def finish(

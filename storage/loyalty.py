@@ -46,6 +46,12 @@ class LedgerEntry:
     note: str | None = None
 
 
+_ADD = Prepared.per_dialect(lambda insert: insert(loyalty_ledger).on_conflict_do_nothing(index_elements=["key"]))
+_ADD_OR_REPLACE = Prepared.per_dialect(
+    lambda insert: (stmt := insert(loyalty_ledger)).on_conflict_do_update(
+        index_elements=["key"], set_={"delta": stmt.excluded.delta}
+    )
+)
 _REMOVE = Prepared(loyalty_ledger.delete().where(loyalty_ledger.c.key.in_(sa.bindparam("keys", expanding=True))))
 _DELTAS = Prepared(
     sa.select(loyalty_ledger.c.key, loyalty_ledger.c.delta).where(
@@ -57,17 +63,6 @@ _DELTAS = Prepared(
 class LoyaltyRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._add: dict[bool, Prepared] = {}
-
-    def _add_stmt(self, replace: bool) -> Prepared:
-        if replace not in self._add:  # on first use: the dialect decides the ON CONFLICT syntax
-            stmt = self.db.insert(loyalty_ledger)
-            if replace:
-                stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={"delta": stmt.excluded.delta})
-            else:
-                stmt = stmt.on_conflict_do_nothing(index_elements=["key"])
-            self._add[replace] = Prepared(stmt)
-        return self._add[replace]
 
     async def add_in(self, conn: AsyncConnection, entries: list[LedgerEntry], *, replace: bool = False) -> None:
         """Record entries; an existing key is kept (awarding twice is a no-op) unless `replace`.
@@ -90,7 +85,7 @@ class LoyaltyRepo:
             }
             for e in entries
         ]
-        await self._add_stmt(replace).execute_many(conn, rows)
+        await (_ADD_OR_REPLACE if replace else _ADD).execute_many(conn, rows)
 
     async def remove_in(self, conn: AsyncConnection, keys: list[str]) -> None:
         if keys:

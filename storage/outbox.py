@@ -80,6 +80,11 @@ def row_to_outbound(row: Any) -> Outbound:
     )
 
 
+_QUEUE = Prepared.per_dialect(
+    lambda insert: insert(outbox)
+    .on_conflict_do_nothing(index_elements=["channel", "idempotency_key"])
+    .returning(*outbox.c)
+)
 _SET_BY_ID = Prepared(outbox.update().where(outbox.c.id == sa.bindparam("row_id")))
 _ADD_RECEIPTS = Prepared(receipts.insert())
 _DUE = (
@@ -115,16 +120,6 @@ _NEXT_DUE = Prepared(
 class OutboxRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._insert: Prepared | None = None
-
-    def _insert_stmt(self) -> Prepared:
-        if self._insert is None:  # on first use: the dialect decides the ON CONFLICT syntax
-            self._insert = Prepared(
-                self.db.insert(outbox)
-                .on_conflict_do_nothing(index_elements=["channel", "idempotency_key"])
-                .returning(*outbox.c)
-            )
-        return self._insert
 
     async def enqueue(self, msg: Outbound, now: datetime) -> tuple[Outbound, bool]:
         """Store a message; with a key already queued on that channel, return the first one."""
@@ -148,7 +143,7 @@ class OutboxRepo:
                 "created_at": now,
                 "updated_at": now,
             }
-            row = await self._insert_stmt().first(conn, values)
+            row = await _QUEUE.first(conn, values)
             if row is not None:
                 return row_to_outbound(row), True
             existing = (

@@ -44,6 +44,9 @@ def _event(r: Any) -> PosEvent:
     return PosEvent(r.id, r.event_id, r.event_type, r.body, r.received_at, r.processed_at, r.attempts, r.error)
 
 
+_STORE = Prepared.per_dialect(
+    lambda insert: insert(pos_events).on_conflict_do_nothing(index_elements=["event_id"]).returning(pos_events.c.id)
+)
 _FINISH = Prepared(
     pos_events.update()
     .where(pos_events.c.id.in_(sa.bindparam("ids", expanding=True)))
@@ -54,20 +57,14 @@ _FINISH = Prepared(
 class PosEventRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._insert: Prepared | None = None
 
     async def store(self, event_id: str, event_type: str, body: str, now: datetime) -> int | None:
         """Store a verified event; returns its row id, or None when the event id was seen before."""
 
-        if self._insert is None:  # on first use: the dialect decides the ON CONFLICT syntax
-            self._insert = Prepared(
-                self.db.insert(pos_events).on_conflict_do_nothing(index_elements=["event_id"]).returning(pos_events.c.id)
-            )
-        insert = self._insert
         values = {"event_id": event_id, "event_type": event_type, "body": body, "received_at": now}
 
         async def unit(conn: AsyncConnection) -> int | None:
-            row = await insert.first(conn, values)
+            row = await _STORE.first(conn, values)
             return int(row.id) if row else None
 
         return await self.db.run(unit)

@@ -21,7 +21,8 @@ from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import Select, Table
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -90,13 +91,28 @@ class Prepared:
 
     def __init__(self, statement: Any) -> None:
         self.statement = statement
+        self._by_dialect: dict[str, Any] = {}
         self._plans: dict[tuple[str, ...], _Plan] = {}
+
+    @classmethod
+    def per_dialect(cls, build: Callable[[Callable[[Table], Any]], Any]) -> Prepared:
+        """A statement whose syntax differs by engine, such as INSERT … ON CONFLICT.
+
+        `build(insert)` is called with each dialect's own `insert` construct:
+        `Prepared.per_dialect(lambda insert: insert(t).on_conflict_do_nothing(index_elements=["key"]))`.
+        """
+        prepared = cls(build(sqlite.insert))
+        prepared._by_dialect = {"sqlite": prepared.statement, "postgresql": build(postgresql.insert)}
+        return prepared
+
+    def _statement(self, conn: AsyncConnection | InlineConnection) -> Any:
+        return self._by_dialect.get(conn.dialect.name, self.statement)
 
     def _plan(self, conn: InlineConnection, params: Params) -> _Plan | None:
         keys = tuple(params)
         plan = self._plans.get(keys)
         if plan is None:
-            plan = self._plans[keys] = _Plan(self.statement, conn.dialect, keys)
+            plan = self._plans[keys] = _Plan(self._statement(conn), conn.dialect, keys)
         return plan if plan.supported else None
 
     async def all(self, conn: AsyncConnection | InlineConnection, params: Params | None = None) -> list[Any]:
@@ -108,7 +124,7 @@ class Prepared:
                 return plan.rows(cursor)
             finally:
                 cursor.close()
-        return list((await conn.execute(self.statement, params)).all())
+        return list((await conn.execute(self._statement(conn), params)).all())
 
     async def first(self, conn: AsyncConnection | InlineConnection, params: Params | None = None) -> Any | None:
         rows = await self.all(conn, params)
@@ -123,7 +139,7 @@ class Prepared:
                 return int(cursor.rowcount)
             finally:
                 cursor.close()
-        return int((await conn.execute(self.statement, params)).rowcount or 0)
+        return int((await conn.execute(self._statement(conn), params)).rowcount or 0)
 
     async def execute_many(self, conn: AsyncConnection | InlineConnection, rows: Sequence[Params]) -> None:
         """Run a statement that returns no rows once per parameter set (an executemany)."""
@@ -135,7 +151,7 @@ class Prepared:
             assert isinstance(conn, InlineConnection)
             conn.driver_execute_many(plan.sql, [plan.bind(r) for r in rows])
             return
-        await conn.execute(self.statement, list(rows))
+        await conn.execute(self._statement(conn), list(rows))
 
     async def all_many(self, conn: AsyncConnection | InlineConnection, rows: Sequence[Params]) -> list[Any]:
         """An INSERT … RETURNING per parameter set; every returned row, in no promised order.
@@ -150,7 +166,7 @@ class Prepared:
             for row in rows:
                 out += await self.all(conn, row)
             return out
-        return list((await conn.execute(self.statement, list(rows))).all())
+        return list((await conn.execute(self._statement(conn), list(rows))).all())
 
 
 __all__ = ["Prepared"]
