@@ -10,7 +10,8 @@
 2. Posts signed `order.created` webhooks to the real HTTP server: acknowledgement latency p50/p99
    (target p99 < 20 ms) and end-to-end events/s (stored → order + items → points → an order hook
    that evaluates a coaching trigger from the budtender's last 5 orders; target ≥ 1,000/s), against
-   a baseline that processes each event before answering, one transaction at a time.
+   a baseline that processes each event before answering, one transaction at a time. Beside each,
+   the slowest durable commit and how many took ≥ 50 ms: when the disk stalls, acks wait with it.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from coaching.sources.store_csv import ImportOptions, StoreImporter
 from storage.catalog import CatalogRepo
 from storage.customer_context import load_context
 from storage.customers import customers
-from storage.db import Database
+from storage.db import CommitTimes, Database
 from storage.loyalty import loyalty_ledger
 from storage.people import PeopleRepo
 from storage.sales import transaction_items, transactions
@@ -173,7 +174,7 @@ async def _post_all(url: str, events: int, concurrency: int, offset: int, rate: 
 
 
 async def webhooks(path: str, events: int, concurrency: int, inline: bool, rate: float = 0
-                   ) -> tuple[list[float], float, int, float]:
+                   ) -> tuple[list[float], float, int, float, CommitTimes]:
     os.sync()  # start on a quiet disk: what earlier phases left dirty is not this phase's fsyncs
     cpu0 = time.process_time()
     settings = CoreSettings(database_url=path, http_port=0, console=False, demo=False, _env_file=None)  # type: ignore[call-arg]
@@ -218,8 +219,9 @@ async def webhooks(path: str, events: int, concurrency: int, inline: bool, rate:
     await svc.ingest.idle()
     elapsed = time.time() - started  # from the first request to the last order processed
     cpu = time.process_time() - cpu0  # this process only: the server (the client runs in another)
+    commits = app.db.commits
     await app.stop()
-    return latencies, events / elapsed, evaluated, cpu / events * 1000
+    return latencies, events / elapsed, evaluated, cpu / events * 1000, commits
 
 
 async def main() -> None:
@@ -263,14 +265,15 @@ async def main() -> None:
         paced = await webhooks(path, args.events, 0, inline=False, rate=args.rate)
         slow = await webhooks(path, args.baseline_events, 1, inline=True)
         print(f"{'order webhooks (ms, end-to-end events/s)':<46}{'events':>7}{'ack p50':>9}{'ack p99':>9}"
-              f"{'events/s':>10}{'hooks':>7}{'CPU ms/event':>14}")
-        for label, (lat, rate, hooks, cpu), n in (
+              f"{'events/s':>10}{'hooks':>7}{'CPU ms/event':>14}{'slowest commit':>16}{'commits ≥50 ms':>16}")
+        for label, (lat, rate, hooks, cpu, commits), n in (
             (f"max throughput: {args.concurrency} clients back to back", fast, args.events),
             (f"latency: {args.rate:.0f} events/s offered (open loop)", paced, args.events),
             ("baseline: work before the ack, 1 client", slow, args.baseline_events),
         ):
+            disk = f"{commits.longest_ms:>13.0f} ms{commits.slow:>8} of {commits.count:<5}" if commits.count else ""
             print(f"{label:<46}{n:>7}{statistics.median(lat):>9.2f}{pct(lat, 0.99):>9.2f}{rate:>10.0f}{hooks:>7}"
-                  f"{cpu:>14.2f}")
+                  f"{cpu:>14.2f}{disk}")
         print(f"end-to-end throughput vs baseline: {fast[1] / slow[1]:.1f}×; server capacity ≈ "
               f"{1000 / fast[3]:.0f} events per CPU-second (load average now {os.getloadavg()[0]:.1f} "
               f"on {os.cpu_count()} CPUs)")

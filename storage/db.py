@@ -18,8 +18,10 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -111,6 +113,30 @@ CHECKPOINT_INTERVAL = 1.0
 """Seconds between WAL checkpoints on SQLite, when something was written since the last one."""
 
 
+@dataclass
+class CommitTimes:
+    """Durations of SQLite commits (the fsync), for benchmarks and for a warning when the disk stalls."""
+
+    count: int = 0
+    slow: int = 0
+    longest_ms: float = 0.0
+    _warned_at: float = field(default=0.0, repr=False)
+
+    SLOW_MS = 50.0
+    WARN_MS = 250.0
+
+    def note(self, ms: float) -> None:
+        self.count += 1
+        self.longest_ms = max(self.longest_ms, ms)
+        if ms < self.SLOW_MS:
+            return
+        self.slow += 1
+        now = time.monotonic()
+        if ms >= self.WARN_MS and now - self._warned_at > 60:
+            self._warned_at = now
+            log.warning("slow commit: the disk took %.0f ms to confirm a write (messages waited with it)", ms)
+
+
 def normalize_url(url: str) -> str:
     """Accept a bare file path or a driverless URL and name the async driver Huddle uses."""
     if "://" not in url:
@@ -156,6 +182,8 @@ class Database:
         """PeopleRepo's lookups; cleared by any write to persons or addresses through this handle."""
         for sync in {self.engine.sync_engine, self.sync_engine} - {None}:
             event.listen(sync, "after_cursor_execute", self._watch_people_writes)
+        self.commits = CommitTimes()
+        """How long durable commits took: a slow disk shows here (and in the log), not as a mystery."""
         self._checkpointer: asyncio.Task[None] | None = None
         self._written = False
         self._reader: InlineConnection | None = None
@@ -237,7 +265,9 @@ class Database:
             except BaseException:
                 trans.rollback()
                 raise
+            started = time.perf_counter()
             await asyncio.to_thread(trans.commit)  # the fsync
+            self.commits.note((time.perf_counter() - started) * 1000)
         except BaseException:
             self._writer = None
             with contextlib.suppress(Exception):

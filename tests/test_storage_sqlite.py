@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 import storage.db as storage_db
 from bot.model import Address, Inbound
 from bot.testing import migrated_sqlite
-from storage.db import Database
+from storage.db import CommitTimes, Database
 from storage.inbox import InboxRepo, inbound
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -82,5 +82,23 @@ async def test_a_failed_unit_leaves_the_writer_usable(tmp_path: Path) -> None:
         assert await repo.store(message(1), NOW) is not None
         assert await repo.store(message(1), NOW) is None  # still deduplicated: the same file, committed
         assert await count(db) == 1
+    finally:
+        await db.close()
+
+
+def test_a_stalled_disk_is_counted_and_logged_once_a_minute(caplog: pytest.LogCaptureFixture) -> None:
+    times = CommitTimes()
+    for ms in (0.4, 1.2, 75.0, 400.0, 900.0):
+        times.note(ms)
+    assert (times.count, times.slow, times.longest_ms) == (5, 3, 900.0)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["slow commit: the disk took 400 ms to confirm a write (messages waited with it)"]
+
+
+async def test_commit_times_are_recorded(tmp_path: Path) -> None:
+    db = Database(await migrated_sqlite(tmp_path), durable=False)
+    try:
+        await InboxRepo(db).store(message(1), NOW)
+        assert db.commits.count == 1 and db.commits.longest_ms > 0
     finally:
         await db.close()
