@@ -1,6 +1,6 @@
 """End to end: inbound → store → router → handler → outbox stored → channel sent.
 
-    python -m bench.router [--messages 4000] [--rate 500] [--seconds 6]
+    python -m bench.router [--messages 10000] [--rate 500] [--seconds 6]
 
 Prints, for SQLite with durable commits (and PostgreSQL when HUDDLE_TEST_DATABASE_URL is set):
 sustained throughput, and p50/p99 latency (inbound accepted → provider call) at a fixed offered
@@ -218,7 +218,7 @@ async def run(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=4000)
+    parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--rate", type=float, default=500)
     parser.add_argument("--seconds", type=float, default=6)
     asyncio.run(run(parser.parse_args()))
