@@ -89,18 +89,24 @@ async def _begin_immediate(driver: Any) -> None:
 
     Only another process (a CLI import, a second worker) can hold it, since this process's
     writers queue on `Database._write_lock`; so the common case costs no thread hop, whose
-    return can wait up to the GIL switch interval (5 ms) behind a busy loop.
+    return can wait up to the GIL switch interval (5 ms) behind a busy loop. The writer
+    connection has no busy timeout of its own (see `_sqlite_write`); only the wait has one.
     """
-    driver.execute("PRAGMA busy_timeout=0")
     try:
         driver.execute("BEGIN IMMEDIATE")
         return
     except sqlite3.OperationalError as exc:
         if "locked" not in str(exc) and "busy" not in str(exc):
             raise
+    await asyncio.to_thread(_begin_waiting, driver)
+
+
+def _begin_waiting(driver: Any) -> None:
+    driver.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    try:
+        driver.execute("BEGIN IMMEDIATE")
     finally:
-        driver.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    await asyncio.to_thread(driver.execute, "BEGIN IMMEDIATE")
+        driver.execute("PRAGMA busy_timeout=0")
 
 
 BUSY_TIMEOUT_MS = 30_000
@@ -255,6 +261,7 @@ class Database:
         if self._writer is None:
             sync = self.sync_engine.connect().execution_options(sqlite_begin="NONE")
             self._writer = InlineConnection(sync, self._forget_people_on_write)
+            self._writer.driver.execute("PRAGMA busy_timeout=0")  # waiting is _begin_immediate's job
         writer = self._writer
         sync = writer.sync_connection
         try:
@@ -271,8 +278,7 @@ class Database:
         except BaseException:
             self._writer = None
             with contextlib.suppress(Exception):
-                if writer.driver.in_transaction:
-                    writer.driver.rollback()
+                sync.invalidate()  # not back to the pool: it has no busy timeout, and may be mid-transaction
                 sync.close()
             raise
 
@@ -332,9 +338,11 @@ class Database:
             # close removes the WAL file anyway.
             await asyncio.to_thread(self._checkpoint, "PASSIVE")
         await self.engine.dispose()
-        for kept in (self._reader, self._writer):
-            if kept is not None:
-                kept.sync_connection.close()
+        if self._reader is not None:
+            self._reader.sync_connection.close()
+        if self._writer is not None:
+            self._writer.sync_connection.invalidate()  # it has no busy timeout: not for the pool
+            self._writer.sync_connection.close()
         self._reader = self._writer = None
         if self.sync_engine is not None:
             self.sync_engine.dispose()
