@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from bot.model import Button, DeliveryReport, Inbound, Outbound
 
@@ -52,6 +52,30 @@ class SendResult:
     """Provider ids of what was sent (one per SMS part), used to match delivery reports."""
     delivered: bool = False
     """True when the provider's acceptance already means delivery (console, Slack)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelHealth:
+    """A channel's live state for `/healthz`, `status` and the admin pages.
+
+    `up` is False when the channel is configured but cannot receive or send right now (modem
+    unplugged or unregistered, Slack socket closed, Telegram polling failing). `detail` holds
+    what an operator wants to see (signal, registration, last contact, last error), JSON-ready.
+    """
+
+    up: bool
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+async def health_of(channel: object) -> ChannelHealth:
+    """A channel's `health()` if it has one; otherwise up (it has nothing to report)."""
+    probe = getattr(channel, "health", None)
+    if probe is None:
+        return ChannelHealth(True)
+    result = probe()
+    if hasattr(result, "__await__"):
+        result = await result
+    return result
 
 
 class SendError(Exception):
