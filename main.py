@@ -1,8 +1,27 @@
-"""Huddle's entry point: `python main.py [command]` (see `python main.py --help`)."""
+"""Huddle's entry point and composition root: `python main.py [command]` (see `--help`).
+
+The plugins below make the product. Each declares what it needs, so they load in dependency
+order whatever the order here; `[plugins]` in huddle.toml can replace, extend or trim this list,
+and installed packages add their own through the entry-point group `huddle.plugins`.
+"""
 
 import sys
 
-from bot.cli import main
+PLUGINS = [
+    "bot.builtin",  # help, run, status, send, people, db
+    "channels.sms.plugin",  # SMS through a USB modem (the simulator in demo mode)
+    "channels.slack",
+    "channels.telegram",
+    "channels.console",  # the terminal, standing in for every channel not configured
+    "handlers.enrollment",  # invite codes
+    "handlers.store",  # stores, POS webhook, imports
+    "handlers.customers",
+    "handlers.budtenders",
+    "handlers.team_leads",
+    "handlers.sales_managers",
+]
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from bot.cli import main
+
+    sys.exit(main(PLUGINS))

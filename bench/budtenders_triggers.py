@@ -77,10 +77,11 @@ def run_pure(shifts: list[Shift], orders: list[Transaction], incremental: bool) 
 
 
 async def run_app(n_orders: int, n_budtenders: int, cached: bool) -> tuple[float, list[str], list[float]]:
-    from bot.model import Role
-    from bot.testing import Flow, migrated_sqlite
+    from bot.testing import migrated_sqlite
+    from coaching.roles import Role
     from handlers.budtenders import coach_of
     from storage.budtenders import ShiftRow
+    from tests.flows import Flow
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-budtenders-"))
     flow = await Flow.create(plugins=["handlers.store", "handlers.budtenders"], start=DAY,

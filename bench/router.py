@@ -28,11 +28,12 @@ from bot.app import App
 from bot.config_file import ConfigFile
 from bot.context import Context
 from bot.heap import freeze_startup_heap
-from bot.model import Address, Inbound, Outbound, Role
+from bot.model import Address, Inbound, Outbound
 from bot.router import Router
 from bot.settings import CoreSettings
 from bot.testing import migrated_sqlite
 from channels.base import Capabilities, Pacing, SendResult
+from coaching.roles import Role
 from storage.db import CommitTimes, Database
 
 _ids = itertools.count()

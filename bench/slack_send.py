@@ -23,9 +23,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import SystemClock
 from bot.model import Address, Button, Outbound
-from bot.testing import Flow
 from channels.slack import SlackChannel, SlackSettings
 from tests.fakes.slack_server import FakeSlack
+from tests.flows import Flow
 
 CONCURRENCY = 8
 REPEAT = 5

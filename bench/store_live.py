@@ -38,9 +38,10 @@ import sqlalchemy as sa
 from bench.store_data import CUSTOMERS, generate
 from bot.app import App
 from bot.config_file import ConfigFile
-from bot.model import Address, Person, Role
+from bot.model import Address, Person
 from bot.settings import CoreSettings
 from coaching.pos import sign
+from coaching.roles import Role
 from coaching.sources.pos import OrderProcessed, on_order
 from coaching.sources.store_csv import ImportOptions, StoreImporter
 from storage.catalog import CatalogRepo

@@ -99,7 +99,8 @@ async def main(messages: int, concurrency: int, rounds: int) -> None:
     await channel.stop()
 
     os.environ.update(HUDDLE_TELEGRAM_TOKEN=fake.token, HUDDLE_TELEGRAM_API_URL=url)
-    from bot.testing import Flow, migrated_sqlite
+    from bot.testing import migrated_sqlite
+    from tests.flows import Flow
 
     tmp = tempfile.mkdtemp(prefix="bench-telegram-")
     flow = await Flow.create(plugins=["channels.telegram"], database_url=await migrated_sqlite(Path(tmp)))

@@ -1,15 +1,15 @@
 """The process: wires storage, router, outbox, scheduler, channels and HTTP, and runs them.
 
-Features arrive as plugins: a module with `setup(app)` that includes routers, provides
-dependencies, declares jobs, adds HTTP routes and CLI commands, and seeds demo data. `setup` only
-registers; nothing touches the database or the network until `start`.
+Features arrive as plugins (`bot/plugins.py`): `setup(app)` declares roles and channels,
+includes routers, provides dependencies, implements hooks, declares jobs, adds HTTP routes, CLI
+commands and demo seeders. `setup` only registers; nothing touches the database or the network
+until `start`. The kernel names no audience and no provider: it learns both from the plugins.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -17,17 +17,21 @@ from typing import Any, TypeVar
 
 from pydantic_settings import BaseSettings
 
+from bot import plugins as plugin_loader
 from bot.clock import Clock, SystemClock
 from bot.config_file import ConfigFile
 from bot.directory import Directory
 from bot.dispatcher import Dispatcher
+from bot.hooks import KernelHooks
 from bot.http import HttpServer
-from bot.model import Address, Button, DeliveryReport, Inbound, Outbound, OutboundKind, Person, Role
+from bot.model import Address, Button, DeliveryReport, Inbound, Outbound, OutboundKind, Person
 from bot.outbox import Outbox
+from bot.plugins import Plugin, PluginError
+from bot.roles import Roles, RoleSpec
 from bot.router import Router
 from bot.scheduler import Scheduler
 from bot.settings import CoreSettings
-from channels.base import Channel
+from channels.base import Channel, ChannelPolicy
 from storage.db import Database
 from storage.people import PeopleRepo
 
@@ -54,48 +58,102 @@ class App:
         clock: Clock | None = None,
         db: Database | None = None,
         config: ConfigFile | None = None,
+        overrides: dict[str, Any] | None = None,
     ) -> None:
         self.settings = settings or CoreSettings()
         self.clock: Clock = clock or SystemClock()
         self.config = config if config is not None else ConfigFile.load(self.settings.config)
         self.db = db or Database(self.settings.database_url, durable=self.settings.durable_commits)
+        self.overrides = dict(overrides or {})
+        """Values for plugins' settings classes (tests), applied by `use_settings`."""
         self.people = PeopleRepo(self.db)
-        self.directory = Directory(self.people, self.clock, self.settings)
-        self.config_people = self.directory.people_from_config(self.config)  # a bad key fails before start
-        self.router = Router("root")
+        self.roles = Roles()
+        self.hooks = KernelHooks()
+        self.policies: dict[str, ChannelPolicy] = {}
         self.channels: dict[str, Channel] = {}
+        self.router = Router("root")
+        self.directory = Directory(self.people, self.clock, self.roles, self.policies.get, self._timezone_for)
         self.outbox = Outbox(self.db, self.clock, self.settings, self.people)
-        self.dispatcher = Dispatcher(self)
+        self.deps: dict[str, Any] = {"app": self, "db": self.db, "clock": self.clock, "people": self.people}
+        self.dispatcher = Dispatcher(
+            self.db,
+            clock=self.clock,
+            people=self.people,
+            directory=self.directory,
+            router=self.router,
+            roles=self.roles,
+            hooks=self.hooks,
+            policies=self.policy,
+            send=self.send,
+            deps=self.deps,
+        )
         self.scheduler = Scheduler(self.db, self.clock, self.settings)
         self.http = HttpServer(self.settings)
-        self.deps: dict[str, Any] = {"app": self, "db": self.db, "clock": self.clock, "people": self.people}
         self.cli_commands: dict[str, CliCommand] = {}
         self.plugins: list[str] = []
         self.settings_objects: list[BaseSettings] = []
         """Plugins' settings, registered with `use_settings` so their secrets are redacted from logs."""
+        self.config_people: list[Person] = []
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
         self._ready: list[Hook] = []
         self._seeders: list[Hook] = []
+        self._factories: dict[str, tuple[Callable[[], Channel], str]] = {}
         self._stopping = asyncio.Event()
         self.started = False
 
     # -- registration (no I/O) ---------------------------------------------------------------
 
-    def load_plugins(self, modules: Iterable[str]) -> None:
-        for name in modules:
-            module = importlib.import_module(name)
-            module.setup(self)
-            self.plugins.append(name)
+    def load_plugins(self, specs: Iterable[str | Plugin]) -> None:
+        """Set up plugins in dependency order, then check what they declared fits together."""
+        for plugin in plugin_loader.ordered(plugin_loader.load(s) for s in specs):
+            plugin.setup(self)
+            self.plugins.append(plugin.name)
+        self.finish_setup()
+
+    def finish_setup(self) -> None:
+        """Checks that need every plugin: command conflicts, and `[[people]]` against roles and channels."""
+        conflicts = self.router.conflicts(self.roles)
+        if conflicts:
+            raise PluginError(conflicts[0])
+        self.config_people = self.directory.people_from_config(self.config, self.settings.default_timezone)
 
     def use_settings(self, cls: type[S]) -> S:
         """Load a plugin's settings class (validated now, so a bad value fails at start)."""
         for existing in self.settings_objects:
             if type(existing) is cls:
                 return existing  # type: ignore[return-value]
-        settings = cls()
+        given = {k: v for k, v in self.overrides.items() if k in cls.model_fields}
+        settings = cls(**given)
         self.settings_objects.append(settings)
         return settings
+
+    def declare_role(self, spec: RoleSpec) -> RoleSpec:
+        return self.roles.declare(spec)
+
+    def declare_channel(self, policy: ChannelPolicy) -> ChannelPolicy:
+        """What Huddle knows about a channel even when its adapter does not run here."""
+        known = self.policies.get(policy.name)
+        if known is not None and known is not policy:
+            raise PluginError(f"channel {policy.name!r} is declared twice")
+        self.policies[policy.name] = policy
+        return policy
+
+    def policy(self, channel: str) -> ChannelPolicy:
+        """The declared policy of `channel`; a neutral one for a name nobody declared."""
+        found = self.policies.get(channel)
+        if found is None:
+            found = self.policies[channel] = ChannelPolicy(channel)
+        return found
+
+    def parse_address(self, text: str, channel: str | None = None) -> Address:
+        """`channel:id` (or an id on `channel`) written as that channel's policy writes it."""
+        from bot.directory import parse_address
+
+        return parse_address(text, self.policies.get, channel)
+
+    def _timezone_for(self, address: Address) -> str:
+        return self.hooks.new_person_timezone(address) or self.settings.default_timezone
 
     def include_router(self, router: Router) -> None:
         self.router.include(router)
@@ -106,7 +164,37 @@ class App:
         return obj
 
     def add_channel(self, channel: Channel) -> None:
+        """Run this adapter here; its policy is declared with it if it was not already."""
+        if self.policies.get(channel.name) is not channel.policy:
+            self.policies[channel.name] = channel.policy
         self.channels[channel.name] = channel
+
+    def add_channel_factory(self, name: str, factory: Callable[[], Channel], summary: str) -> None:
+        """Run a channel here, built only when the bot starts (so other commands never import it)."""
+        self._factories[name] = (factory, summary)
+
+    def channel_summaries(self) -> dict[str, str]:
+        """What runs (or would run) for each declared channel, for `status` and the logs."""
+        found: dict[str, str] = {}
+        for name, policy in self.policies.items():
+            stand_in = self.hooks.stand_in(policy) if name not in self._factories else None
+            found[name] = getattr(stand_in, "summary", None) or "declared, not configured"
+        found.update({name: summary for name, (_f, summary) in self._factories.items()})
+        for name, channel in self.channels.items():
+            found[name] = getattr(channel, "summary", None) or found.get(name) or type(channel).__name__
+        return dict(sorted(found.items()))
+
+    def build_channels(self) -> None:
+        """The configured adapters, then a stand-in for every other declared channel (if a plugin offers one)."""
+        for name, (factory, _summary) in list(self._factories.items()):
+            if name not in self.channels:
+                self.add_channel(factory())
+        self._factories.clear()
+        for name, policy in list(self.policies.items()):
+            if name not in self.channels:
+                stand_in = self.hooks.stand_in(policy)
+                if stand_in is not None:
+                    self.add_channel(stand_in)
 
     def on_startup(self, hook: Hook) -> Hook:
         self._startup.append(hook)
@@ -158,7 +246,7 @@ class App:
             person = await self.people.by_address(address)
         quiet_tz = None
         if kind is OutboundKind.PROACTIVE and self._holds_for_quiet_hours(address, person):
-            quiet_tz = person.timezone if person else self.settings.default_timezone
+            quiet_tz = person.timezone if person else self._timezone_for(address)
         outbound = Outbound(
             address=address,
             body=body,
@@ -174,8 +262,8 @@ class App:
 
     def _holds_for_quiet_hours(self, address: Address, person: Person | None) -> bool:
         if person is None:
-            return address.channel == "sms"
-        return person.has_any(frozenset(self.settings.quiet_hours_roles))
+            return self.policy(address.channel).texting
+        return self.roles.quiet_hours(person.roles)
 
     async def person_for(self, address: Address) -> Person | None:
         return await self.people.by_address(address)
@@ -203,6 +291,7 @@ class App:
         added = await self.directory.add_people(self.config_people)
         if added:
             log.info("added people from config count=%d", added)
+        self.build_channels()
         for hook in self._startup:
             await hook(self)
         for channel in self.channels.values():
@@ -262,5 +351,5 @@ class App:
         await self.db.close()
 
 
-def roles_text(roles: Iterable[Role]) -> str:
-    return ", ".join(sorted(r.value for r in roles)) or "-"
+def roles_text(roles: Iterable[str]) -> str:
+    return ", ".join(sorted(str(r) for r in roles)) or "-"

@@ -4,22 +4,36 @@ from __future__ import annotations
 
 import argparse
 from collections import defaultdict
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from bot.app import App, roles_text
 from bot.context import Context
-from bot.directory import normalize_address, normalize_phone
-from bot.model import Address, OutboundKind, Person, Role
+from bot.hooks import KernelHooks
+from bot.model import Address, OutboundKind, Person
+from bot.plugins import Plugin
+from bot.roles import RoleSpec
 from bot.router import ANYONE, Router
+
+if TYPE_CHECKING:
+    from bot.app import App
 
 router = Router("builtin")
 
+ADMIN = RoleSpec("admin", "runs Huddle: every operator command, in any channel", rank=90)
+
 
 @router.command("help", roles=ANYONE, help="what you can ask me")
-async def help_command(ctx: Context) -> str:
-    lines = ctx.app.dispatcher.help_lines(ctx.person, ctx.channel)
+async def help_command(ctx: Context, hooks: KernelHooks) -> str:
+    lines = ctx.help_lines()
     if not lines:
-        return ctx.app.dispatcher.stranger_text.get(ctx.channel, ctx.app.dispatcher.contact_text(ctx.person))
+        if ctx.person is None or not ctx.person.roles:
+            return hooks.stranger_text(ctx.channel)
+        return hooks.contact_text(ctx.person, ctx.channel)
     return "\n".join(["You can use:", *lines])
+
+
+def roles_text(roles: frozenset[str]) -> str:
+    return ", ".join(sorted(roles)) or "-"
 
 
 # -- CLI ------------------------------------------------------------------------------------------
@@ -44,9 +58,8 @@ async def status(app: App, _args: argparse.Namespace) -> int:
     waiting = await pending(app.db)
     print(f"Migrations: {'up to date' if not waiting else 'pending: ' + ', '.join(waiting)}")
     print("\nChannels:")
-    for name, channel in sorted(app.channels.items()):
-        kind = "console stand-in (not configured)" if getattr(channel, "stand_in", False) else type(channel).__name__
-        print(f"  {name:<10} {kind}")
+    for name, summary in app.channel_summaries().items():
+        print(f"  {name:<10} {summary}")
     print("\nOutbox (channel × status):")
     counts = await out.counts()
     _table(counts)
@@ -88,61 +101,64 @@ def _table(counts: dict[tuple[str, str], int]) -> None:
         print("  " + f"{channel:<10}" + "".join(f"{rows[channel].get(c, 0):>11}" for c in cols))
 
 
-def _send_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("channel", help="sms, slack, telegram or console")
-    p.add_argument("address", help="phone number, Slack user/channel id or Telegram chat id")
-    p.add_argument("text", nargs="+", help="the message")
+def _send_args(app: App) -> Callable[[argparse.ArgumentParser], None]:
+    def configure(p: argparse.ArgumentParser) -> None:
+        names = sorted(app.policies)
+        p.add_argument("channel", help=", ".join(names) or "a declared channel")
+        p.add_argument("address", help="; ".join(f"{n}: {app.policies[n].address_label}" for n in names))
+        p.add_argument("text", nargs="+", help="the message")
+
+    return configure
 
 
 async def send(app: App, args: argparse.Namespace) -> int:
     from bot.cli import UserError
 
+    if args.channel not in app.policies:
+        raise UserError(f"unknown channel {args.channel!r}; known: {', '.join(sorted(app.policies))}")
     try:
-        ident = normalize_phone(args.address) if args.channel == "sms" else args.address
-        address = normalize_address(Address(args.channel, ident))
+        address = app.parse_address(args.address, args.channel)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    if args.channel not in app.channels:
-        raise UserError(f"unknown channel {args.channel!r}; known: {', '.join(sorted(app.channels))}")
     msg = await app.send(address, " ".join(args.text), kind=OutboundKind.PROACTIVE)
     print(f"queued #{msg.id} to {address.channel}:{address.id} — the running bot sends it (see `status`)")
     return 0
 
 
-def _people_args(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    ls = sub.add_parser("list", help="everyone, with roles and addresses")
-    ls.add_argument("--role", choices=[r.value for r in Role])
-    add = sub.add_parser("add", help="add a person")
-    add.add_argument("name")
-    add.add_argument("--role", action="append", choices=[r.value for r in Role], required=True, dest="roles")
-    add.add_argument("--sms", help="phone number (E.164 or national)")
-    add.add_argument("--slack", help="Slack user id, e.g. U024BE7LH")
-    add.add_argument("--telegram", help="Telegram user id")
-    add.add_argument("--timezone", default=None)
-    add.add_argument("--locale", default="en")
+def _people_args(app: App) -> Callable[[argparse.ArgumentParser], None]:
+    def configure(p: argparse.ArgumentParser) -> None:
+        sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+        ls = sub.add_parser("list", help="everyone, with roles and addresses")
+        ls.add_argument("--role", choices=app.roles.names)
+        add = sub.add_parser("add", help="add a person")
+        add.add_argument("name")
+        add.add_argument("--role", action="append", choices=app.roles.names, required=True, dest="roles")
+        for name in sorted(app.policies):
+            add.add_argument(f"--{name}", dest=f"address_{name}", metavar="ID", help=app.policies[name].address_label)
+        add.add_argument("--timezone", default=None)
+        add.add_argument("--locale", default="en")
+
+    return configure
 
 
 async def people(app: App, args: argparse.Namespace) -> int:
     from bot.cli import UserError
 
     if args.action == "list":
-        found = await app.people.all(Role(args.role) if args.role else None)
+        found = await app.people.all(args.role)
         for p in found:
             addrs = " ".join(f"{a.channel}:{a.id}" for a in p.addresses)
             print(f"{p.id:>5}  {p.name:<28} {roles_text(p.roles):<28} {addrs}")
         print(f"{len(found)} people")
         return 0
-    addresses = []
-    try:
-        if args.sms:
-            addresses.append(Address("sms", normalize_phone(args.sms)))
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    if args.slack:
-        addresses.append(Address("slack", args.slack))
-    if args.telegram:
-        addresses.append(Address("telegram", args.telegram))
+    addresses: list[Address] = []
+    for name in sorted(app.policies):
+        ident = getattr(args, f"address_{name}", None)
+        if ident:
+            try:
+                addresses.append(app.parse_address(ident, name))
+            except ValueError as exc:
+                raise UserError(f"--{name}: {exc}") from None
     tz = args.timezone or app.settings.default_timezone
     try:
         from zoneinfo import ZoneInfo
@@ -153,7 +169,7 @@ async def people(app: App, args: argparse.Namespace) -> int:
     for a in addresses:
         if await app.people.by_address(a):
             raise UserError(f"{a.channel}:{a.id} already belongs to someone")
-    person = Person(None, args.name, frozenset(Role(r) for r in args.roles), addresses, tz, args.locale)
+    person = Person(None, args.name, frozenset(args.roles), addresses, tz, args.locale)
     added = await app.people.add(person, app.clock.now())
     print(f"added #{added.id} {added.name} ({roles_text(added.roles)})")
     return 0
@@ -171,9 +187,14 @@ async def db(app: App, args: argparse.Namespace) -> int:
 
 
 def setup(app: App) -> None:
+    app.declare_role(ADMIN)
+    app.provide("hooks", app.hooks)
     app.include_router(router)
     app.add_cli("run", "run the bot (the default)", _no_args, _run, needs_db=False)
     app.add_cli("status", "queue counts, last errors, configured channels", _no_args, status)
-    app.add_cli("send", "queue a message through the outbox", _send_args, send)
-    app.add_cli("people", "list or add people", _people_args, people)
+    app.add_cli("send", "queue a message through the outbox", _send_args(app), send)
+    app.add_cli("people", "list or add people", _people_args(app), people)
     app.add_cli("db", "database maintenance (db upgrade)", _db_args, db, needs_db=False)
+
+
+plugin = Plugin("core", setup, description="help, and the operator commands run, status, send, people, db")

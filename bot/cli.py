@@ -21,7 +21,7 @@ from bot import logs
 from bot.app import App
 from bot.config_file import ConfigError
 from bot.heap import freeze_startup_heap
-from bot.plugins import DEFAULT_PLUGINS
+from bot.plugins import Plugin, PluginError, selected
 from bot.settings import CoreSettings
 
 log = logging.getLogger("huddle")
@@ -46,17 +46,18 @@ def describe_settings(exc: ValidationError) -> str:
     return f"{key}: {err['msg']}{more}"
 
 
-def build_app(settings: CoreSettings | None = None, plugins: Sequence[str] = DEFAULT_PLUGINS) -> App:
+def build_app(plugins: Sequence[str | Plugin], settings: CoreSettings | None = None) -> App:
+    """The App with the composition root's plugins, as `[plugins]` and installed entry points edit them."""
     try:
         settings = settings or CoreSettings()
     except ValidationError as exc:
         raise UserError(f"configuration: {describe_settings(exc)}") from None
     try:
         app = App(settings)
-        app.load_plugins(plugins)
+        app.load_plugins(selected(plugins, app.config))
     except ValidationError as exc:
         raise UserError(f"configuration: {describe_settings(exc)}") from None
-    except ConfigError as exc:
+    except (ConfigError, PluginError) as exc:
         raise UserError(str(exc)) from None
     logs.register_secrets(settings, *app.settings_objects)
     return app
@@ -65,8 +66,8 @@ def build_app(settings: CoreSettings | None = None, plugins: Sequence[str] = DEF
 def build_parser(app: App) -> Parser:
     parser = Parser(
         prog="python main.py",
-        description="Huddle: one process where a business talks with its customers, staff, team leads "
-        "and sales managers over SMS, Slack and Telegram. With no command, runs the bot.",
+        description="Huddle: one process where a business talks with the people it serves, on the "
+        "channels they already use. With no command, runs the bot.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for command in sorted(app.cli_commands.values(), key=lambda c: c.name):
@@ -127,10 +128,11 @@ async def serve(app: App) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(plugins: Sequence[str | Plugin], argv: Sequence[str] | None = None) -> int:
+    """Run one command of the app that `plugins` make (main.py names them)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        app = build_app()
+        app = build_app(plugins)
     except UserError as exc:
         print(f"huddle: {exc}", file=sys.stderr)
         return USAGE_ERROR

@@ -1,87 +1,86 @@
 """Who is writing: an address resolves to a person with roles.
 
-Unknown SMS senders become customers (leads) on first contact so the store can greet them;
-unknown Slack or Telegram users stay unknown (None) and reach only public commands.
+An unknown sender becomes a person only where a declared role says so (`RoleSpec.enrol_from`)
+and the channel's policy agrees that this sender may enrol (a machine sender never does);
+everyone else stays unknown (None) and reaches only what is open to anyone.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
 
-import phonenumbers
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
 
 from bot.clock import Clock
-from bot.config_file import ConfigFile, StrictModel
-from bot.model import Address, Person, Role
+from bot.config_file import ConfigError, ConfigFile, StrictModel
+from bot.model import Address, Person
+from bot.roles import Roles
+from channels.base import ChannelPolicy
 from storage.people import PeopleRepo
 
-if TYPE_CHECKING:
-    from bot.settings import CoreSettings
-
-AUTO_ENROL: dict[str, Role] = {"sms": Role.CUSTOMER}
-
-
-def normalize_phone(text: str, region: str = "US") -> str:
-    """E.164 for anything a person might type: '(619) 555-0100' → '+16195550100'."""
-    try:
-        number = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError(f"not a phone number: {text!r}") from exc
-    if not phonenumbers.is_possible_number(number):
-        raise ValueError(f"not a phone number: {text!r}")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def normalize_address(address: Address) -> Address:
-    if address.channel == "sms" and not address.id.isalpha():
-        try:
-            return Address("sms", normalize_phone(address.id))
-        except ValueError:
-            return address
-    return address
+PolicyLookup = Callable[[str], ChannelPolicy | None]
 
 
 class PersonConfig(StrictModel):
+    """One `[[people]]` entry: a name, roles, and an address per channel (`phone = "+1…"`).
+
+    Address keys are the names of the channels the plugins declared; an unknown key is an error.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
     name: str
-    roles: list[Role] = Field(default_factory=list)
-    sms: str | None = None
-    slack: str | None = None
-    telegram: str | None = None
-    timezone: str = "UTC"
+    roles: list[str] = Field(default_factory=list)
+    timezone: str | None = None
     locale: str = "en"
     external_id: str | None = None
 
-    def to_person(self) -> Person:
-        addrs = []
-        if self.sms:
-            addrs.append(Address("sms", normalize_phone(self.sms)))
-        if self.slack:
-            addrs.append(Address("slack", self.slack))
-        if self.telegram:
-            addrs.append(Address("telegram", self.telegram))
-        return Person(None, self.name, frozenset(self.roles), addrs, self.timezone, self.locale, self.external_id)
+    @model_validator(mode="after")
+    def _addresses_are_text(self) -> PersonConfig:
+        for key, value in (self.model_extra or {}).items():
+            if not isinstance(value, str):
+                raise ValueError(f"{key}: an address is text")
+        return self
+
+    def addresses(self, policies: PolicyLookup) -> list[Address]:
+        found = []
+        for channel, ident in (self.model_extra or {}).items():
+            policy = policies(channel)
+            if policy is None:
+                raise ValueError(f"{channel}: Extra inputs are not permitted (not a channel)")
+            found.append(Address(channel, policy.normalize(ident)))
+        return found
 
 
 class Directory:
-    def __init__(self, people: PeopleRepo, clock: Clock, settings: CoreSettings) -> None:
+    def __init__(
+        self,
+        people: PeopleRepo,
+        clock: Clock,
+        roles: Roles,
+        policies: PolicyLookup,
+        timezone_for: Callable[[Address], str],
+    ) -> None:
         self.people = people
         self.clock = clock
-        self.settings = settings
+        self.roles = roles
+        self.policies = policies
+        self.timezone_for = timezone_for
 
     async def resolve(self, address: Address, display_name: str | None = None) -> Person | None:
         person = await self.people.by_address(address)
         if person is not None:
             return person
-        role = AUTO_ENROL.get(address.channel)
-        if role is None:
+        spec = self.roles.enrolling(address.channel)
+        policy = self.policies(address.channel)
+        if spec is None or policy is None or not policy.may_enrol(address.id):
             return None
         lead = Person(
             None,
             display_name or "",
-            frozenset({role}),
+            frozenset({spec.name}),
             [address],
-            timezone=self.settings.default_timezone,
+            timezone=self.timezone_for(address),
             attributes={"lead": True},
         )
         try:
@@ -89,11 +88,25 @@ class Directory:
         except ValueError:  # another message from the same number won the race
             return await self.people.by_address(address)
 
-    @staticmethod
-    def people_from_config(config: ConfigFile) -> list[Person]:
-        return [item.to_person() for item in config.section("people", list[PersonConfig], default=[])]
+    def people_from_config(self, config: ConfigFile, default_timezone: str) -> list[Person]:
+        """`[[people]]` validated against the declared roles and channels (a bad key names itself)."""
+        entries = config.section("people", list[PersonConfig], default=[])
+        found = []
+        for i, item in enumerate(entries):
+            unknown = [r for r in item.roles if r not in self.roles]
+            if unknown:
+                raise ConfigError(
+                    f"people[{i}].roles: unknown role {unknown[0]!r} (known: {', '.join(self.roles.names)})"
+                )
+            try:
+                addresses = item.addresses(self.policies)
+            except ValueError as exc:
+                raise ConfigError(f"people[{i}].{exc}") from None
+            found.append(Person(None, item.name, frozenset(item.roles), addresses,
+                                item.timezone or default_timezone, item.locale, item.external_id))
+        return found
 
-    async def add_people(self, people: list[Person]) -> int:
+    async def add_people(self, people: Iterable[Person]) -> int:
         """Add the `[[people]]` of the TOML file that are not known yet (matched by address)."""
         added = 0
         for person in people:
@@ -103,3 +116,19 @@ class Directory:
             await self.people.add(person, self.clock.now())
             added += 1
         return added
+
+
+def parse_address(text: str, policies: PolicyLookup, channel: str | None = None) -> Address:
+    """`channel:id`, or an id on `channel`, in the canonical form that channel's policy writes."""
+    if channel is None:
+        channel, sep, ident = text.partition(":")
+        if not sep:
+            raise ValueError(f"address must look like CHANNEL:ID, got {text!r}")
+    else:
+        ident = text
+    channel = channel.strip().lower()
+    policy = policies(channel)
+    if policy is None:
+        raise ValueError(f"unknown channel {channel!r}")
+    return Address(channel, policy.normalize(ident))
+

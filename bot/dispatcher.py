@@ -1,9 +1,16 @@
-"""From a stored inbound message to the one handler that answers it.
+"""From a stored inbound message to the one handler that answers it: a pipeline.
 
-Order of work for every message: store it (deduplicated by provider id) and return to the
-channel; then, in the conversation's turn, resolve the sender, apply the compliance keywords,
-match a handler by callback, file, command or free text, check roles, run it, record the outcome.
-Messages of one conversation run one at a time in arrival order; conversations run concurrently.
+1. **Intake** (`ingest`): the channel's policy writes the address in its canonical form, the
+   message is stored (deduplicated by provider id) and the call returns to the channel, which may
+   now acknowledge or delete it. Handling runs in the conversation's turn: one message per
+   address at a time, in arrival order; conversations run concurrently.
+2. **Outer middlewares**, in order, each `async def mw(ctx, call_next) -> outcome`:
+   normalise → resolve the person → compliance keywords → conversation state; then any a plugin
+   added with `outer_middleware`. A middleware may answer and stop the chain.
+3. **Routing** on nested routers (`bot/router.py`): callback, file, command or free text; the
+   first candidate in declared precedence whose filters pass runs, with its router's inner
+   middlewares around it. `SkipHandler` passes on to the next candidate.
+4. The outcome (handled, ignored, failed) is recorded on the inbound row.
 """
 
 from __future__ import annotations
@@ -12,57 +19,119 @@ import asyncio
 import inspect
 import json
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+import unicodedata
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
 
+from bot.clock import Clock
+from bot.compliance import Keyword, keyword
 from bot.context import Context
-from bot.directory import normalize_address
-from bot.model import Address, Inbound, OutboundKind, Person, Role
-from bot.router import Handler, HandlerResult, Reply, UsageError, parse_args, split_command
+from bot.directory import Directory
+from bot.hooks import KernelHooks
+from bot.model import Address, Button, Inbound, Outbound, OutboundKind, Person
+from bot.roles import Roles
+from bot.router import Handler, HandlerResult, Reply, Router, SkipHandler, UsageError, parse_args, split_command
+from channels.base import ChannelPolicy
 from storage.conversations import ConversationRepo
+from storage.db import Database
 from storage.inbox import FAILED, HANDLED, IGNORED, InboxRepo
-
-if TYPE_CHECKING:
-    from bot.app import App
+from storage.people import PeopleRepo
 
 log = logging.getLogger(__name__)
 
-OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"})
-OPT_IN_WORDS = frozenset({"START", "UNSTOP"})
-HELP_WORDS = frozenset({"HELP", "INFO"})
-
 FALLBACK = "Sorry, something went wrong on our side. Please try again in a few minutes."
 REFUSED = "Sorry, that command isn't available to you."
-STRANGER = "Hi! I don't know you yet, so I can't share anything here. Ask your Huddle admin to enroll you."
 
-COMMAND_STYLE: dict[str, Callable[[str], str]] = {
-    "sms": str.upper,
-    "telegram": lambda n: f"/{n}",
-}
+Next = Callable[[], Awaitable[str]]
+OuterMiddleware = Callable[[Context, Next], Awaitable[str]]
+
+
+class SendFunc(Protocol):
+    async def __call__(
+        self,
+        address: Address,
+        body: str,
+        *,
+        kind: OutboundKind = ...,
+        key: str | None = ...,
+        buttons: list[Button] | None = ...,
+        thread: str | None = ...,
+        person: Person | None = ...,
+        compliance: bool = ...,
+    ) -> Outbound: ...
 
 
 class Dispatcher:
-    def __init__(self, app: App) -> None:
-        self.app = app
-        self.inbox = InboxRepo(app.db)
-        self.conversations = ConversationRepo(app.db)
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Clock,
+        people: PeopleRepo,
+        directory: Directory,
+        router: Router,
+        roles: Roles,
+        hooks: KernelHooks,
+        policies: Callable[[str], ChannelPolicy],
+        send: SendFunc,
+        deps: Mapping[str, Any],
+    ) -> None:
+        self.clock = clock
+        self.people = people
+        self.directory = directory
+        self.router = router
+        self.roles = roles
+        self.hooks = hooks
+        self._policy = policies
+        self._send = send
+        self.deps = deps
+        self.inbox = InboxRepo(db)
+        self.conversations = ConversationRepo(db)
+        self.outer: list[OuterMiddleware] = [self._normalise, self._resolve, self._compliance, self._conversation]
         self._locks: dict[Address, tuple[asyncio.Lock, int]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self.contact_text: Callable[[Person | None], str] = lambda _p: (
-            f"{app.settings.store_name}: {app.settings.store_contact}"
-        )
-        self.stranger_text: dict[str, str] = {}
         self.accepting = True
 
+    # -- what a Context may use (bot.context.Messaging) ----------------------------------------
+
+    def policy(self, channel: str) -> ChannelPolicy:
+        return self._policy(channel)
+
+    async def send(self, address: Address, body: str, **kwargs: Any) -> Outbound:
+        return await self._send(address, body, **kwargs)
+
+    def help_lines(self, person: Person | None, channel: str) -> list[str]:
+        policy = self.policy(channel)
+        lines = []
+        seen: set[str] = set()
+        for h in self.router.candidates("commands", person, self.roles):
+            if h.hidden or h.roles is None or h.names[0] in seen:
+                continue
+            seen.add(h.names[0])
+            usage = h.usage.replace(h.names[0], policy.command_label(h.names[0]), 1)
+            lines.append(f"{usage} — {h.help}" if h.help else usage)
+        return lines
+
+    def outer_middleware(self, mw: OuterMiddleware) -> OuterMiddleware:
+        """Add a middleware that runs before matching, after the kernel's own."""
+        self.outer.append(mw)
+        return mw
+
     # -- intake ------------------------------------------------------------------------------
+
+    def canonical(self, address: Address) -> Address:
+        try:
+            return Address(address.channel, self.policy(address.channel).normalize(address.id))
+        except ValueError:
+            return address
 
     async def ingest(self, message: Inbound) -> int | None:
         """Store the message and schedule its handling; returns once it is committed.
 
         Returns the row id, or None for a redelivery of a message already stored.
         """
-        message.address = normalize_address(message.address)
-        inbound_id = await self.inbox.store(message, self.app.clock.now())
+        message.address = self.canonical(message.address)
+        inbound_id = await self.inbox.store(message, self.clock.now())
         if inbound_id is None:
             log.info(
                 "duplicate inbound ignored channel=%s provider_id=%s", message.address.channel, message.provider_id
@@ -109,148 +178,92 @@ class Dispatcher:
             else:
                 self._locks[address] = (lock, users - 1)
 
-    # -- handling ----------------------------------------------------------------------------
+    # -- the pipeline ------------------------------------------------------------------------
 
     async def handle(self, message: Inbound) -> None:
-        app = self.app
         assert message.id is not None
-        person: Person | None = None
-        ctx: Context | None = None
+        ctx = Context(self, message, None)
         try:
-            person = await app.directory.resolve(message.address, message.display_name)
-            if await self._compliance(message, person):
-                await self.inbox.finish(
-                    message.id, HANDLED, app.clock.now(), person_id=_pid(person), handler="compliance"
-                )
-                return
-            state = await self.conversations.load(person.id, message.address.channel) if person and person.id else {}
-            before = json.dumps(state, sort_keys=True, default=str)
-            ctx = Context(app, message, person, state=state)
-            outcome = await self._dispatch(ctx)
-            if person and person.id and json.dumps(ctx.state, sort_keys=True, default=str) != before:
-                await self.conversations.save(person.id, message.address.channel, ctx.state, app.clock.now())
+            outcome = await self._chain(ctx, 0)
             await self.inbox.finish(
-                message.id, outcome, app.clock.now(), person_id=_pid(person), handler=ctx.handler_name or None
+                message.id, outcome, self.clock.now(), person_id=_pid(ctx.person), handler=ctx.handler_name or None
             )
         except Exception as exc:
             log.exception(
                 "handler failed inbound_id=%s channel=%s handler=%s",
-                message.id,
-                message.address.channel,
-                ctx.handler_name if ctx else "-",
+                message.id, message.address.channel, ctx.handler_name or "-",
             )
             try:
                 await self.inbox.finish(
-                    message.id,
-                    FAILED,
-                    app.clock.now(),
-                    person_id=_pid(person),
-                    handler=ctx.handler_name if ctx else None,
-                    error=f"{type(exc).__name__}: {exc}"[:2000],
+                    message.id, FAILED, self.clock.now(), person_id=_pid(ctx.person),
+                    handler=ctx.handler_name or None, error=f"{type(exc).__name__}: {exc}"[:2000],
                 )
-                fallback = ctx or Context(app, message, person)
-                await fallback.reply(FALLBACK)
+                await ctx.reply(FALLBACK)
             except Exception:
                 log.exception("could not record handler failure inbound_id=%s", message.id)
 
-    async def _compliance(self, message: Inbound, person: Person | None) -> bool:
-        """STOP / START / HELP words on texting channels: the law's rules, before any handler."""
-        if message.address.channel not in self.app.settings.compliance_channels or message.callback_data:
-            return False
-        word = message.text.strip().upper()
-        now = self.app.clock.now()
-        if word in OPT_OUT_WORDS:
-            already = await self.app.people.is_opted_out(message.address)
-            await self.app.people.set_opt_out(message.address, True, word, now)
-            if not already:
-                await self.app.send(
-                    message.address,
-                    f"{self.app.settings.store_name}: you're unsubscribed and will get no more messages. "
-                    "Reply START to resubscribe.",
-                    key=f"in:{message.id}:optout",
-                    person=person,
-                    compliance=True,
-                    kind=OutboundKind.REPLY,
-                )
-            return True
-        if word in OPT_IN_WORDS:
-            await self.app.people.set_opt_out(message.address, False, word, now)
-            await self.app.send(
-                message.address,
-                f"{self.app.settings.store_name}: you're subscribed again. Reply STOP to opt out, HELP for help.",
-                key=f"in:{message.id}:optin",
-                person=person,
-                compliance=True,
-                kind=OutboundKind.REPLY,
-            )
-            return True
-        if word in HELP_WORDS:
-            text = self.contact_text(person)
-            commands = self.help_lines(person, message.address.channel)
-            if commands and person is not None and not person.roles <= {Role.CUSTOMER}:
-                text = "\n".join([*commands, "", text])
-            await self.app.send(
-                message.address,
-                text,
-                key=f"in:{message.id}:help",
-                person=person,
-                compliance=True,
-                kind=OutboundKind.REPLY,
-            )
-            return True
-        return False
+    async def _chain(self, ctx: Context, i: int) -> str:
+        if i < len(self.outer):
+            return await self.outer[i](ctx, lambda: self._chain(ctx, i + 1))
+        return await self._route(ctx)
 
-    async def _dispatch(self, ctx: Context) -> str:
+    async def _normalise(self, ctx: Context, call_next: Next) -> str:
+        """Text in Unicode NFC, so a word typed with combining accents matches the one in code."""
+        ctx.inbound.text = unicodedata.normalize("NFC", ctx.inbound.text or "")
+        return await call_next()
+
+    async def _resolve(self, ctx: Context, call_next: Next) -> str:
+        ctx.person = await self.directory.resolve(ctx.address, ctx.inbound.display_name)
+        return await call_next()
+
+    async def _compliance(self, ctx: Context, call_next: Next) -> str:
+        """STOP / START / HELP on texting channels: the law's rules, before any handler."""
         message, person = ctx.inbound, ctx.person
-        root = self.app.router
+        if not self.policy(ctx.channel).texting or message.callback_data:
+            return await call_next()
+        found = keyword(message.text)
+        if found is None:
+            return await call_next()
+        kind, word = found
+        now = self.clock.now()
+        ctx.handler_name = "compliance"
+        already = await self.people.is_opted_out(message.address)
+        if kind is Keyword.OPT_OUT:
+            await self.people.set_opt_out(message.address, True, word, now)
+            if not already:
+                await self._answer(ctx, self.hooks.compliance_text("opted_out", person, ctx.channel), "optout")
+        elif kind is Keyword.OPT_IN:
+            await self.people.set_opt_out(message.address, False, word, now)
+            await self._answer(ctx, self.hooks.compliance_text("opted_in", person, ctx.channel), "optin")
+        else:
+            if already:
+                text = self.hooks.compliance_text("help_opted_out", person, ctx.channel)
+            else:
+                text = self.hooks.contact_text(person, ctx.channel)
+                commands = self.help_lines(person, ctx.channel)
+                if commands and person is not None:
+                    text = "\n".join([*commands, "", text])
+            await self._answer(ctx, text, "help")
+        return HANDLED
+
+    async def _answer(self, ctx: Context, text: str, tag: str) -> None:
+        await self.send(
+            ctx.address, text, key=f"in:{ctx.inbound.id}:{tag}", person=ctx.person, compliance=True,
+            kind=OutboundKind.REPLY,
+        )
+
+    async def _conversation(self, ctx: Context, call_next: Next) -> str:
+        """Load the (person, channel) state, map a numbered reply to its button, save what changed."""
+        person = ctx.person
+        if person is None or person.id is None:
+            return await call_next()
+        ctx.state = await self.conversations.load(person.id, ctx.channel)
+        before = json.dumps(ctx.state, sort_keys=True, default=str)
         self._map_numbered_reply(ctx)
-
-        if message.callback_data is not None:
-            for h in root.all("callbacks"):
-                if message.callback_data.startswith(h.prefix) and h.allows(person):
-                    ctx.args = message.callback_data[len(h.prefix) :]
-                    return await self._run(ctx, h, {})
-            await ctx.reply(REFUSED if person else self._stranger(ctx))
-            return IGNORED
-
-        if message.files:
-            for h in root.all("files"):
-                if h.allows(person) and await h.passes_filters(ctx):
-                    return await self._run(ctx, h, {})
-
-        split = split_command(message.text)
-        if split is not None:
-            name, args = split
-            matches = [h for h in root.all("commands") if name in h.names]
-            if matches:
-                # A handler for the sender's role wins over one open to anyone (a role's own /help).
-                allowed = next((h for h in matches if h.roles is not None and h.allows(person)), None) or next(
-                    (h for h in matches if h.allows(person)), None
-                )
-                if allowed is None:
-                    await ctx.reply(REFUSED if person else self._stranger(ctx))
-                    return IGNORED
-                ctx.command, ctx.args = name, args
-                try:
-                    kwargs = parse_args(allowed, args)
-                except UsageError as exc:
-                    await ctx.reply(self._usage(allowed, ctx.channel, exc.message))
-                    ctx.handler_name = allowed.qualname
-                    return HANDLED
-                return await self._run(ctx, allowed, kwargs)
-
-        if not message.text.lstrip().startswith("/"):
-            for h in root.all("messages"):
-                if h.allows(person) and await h.passes_filters(ctx):
-                    return await self._run(ctx, h, {})
-
-        if person is None or not person.roles:
-            await ctx.reply(self._stranger(ctx))
-            return IGNORED
-        lines = self.help_lines(person, ctx.channel)
-        intro = "I didn't understand that." if split is None else f"I don't know the command “{split[0]}”."
-        await ctx.reply("\n".join([intro, "You can use:", *lines]) if lines else intro)
-        return IGNORED
+        outcome = await call_next()
+        if json.dumps(ctx.state, sort_keys=True, default=str) != before:
+            await self.conversations.save(person.id, ctx.channel, ctx.state, self.clock.now())
+        return outcome
 
     def _map_numbered_reply(self, ctx: Context) -> None:
         buttons = ctx.state.get("_buttons")
@@ -261,39 +274,80 @@ class Dispatcher:
                 ctx.inbound.callback_data = buttons[n - 1][1]
                 ctx.state.pop("_buttons", None)
 
-    def contact_text(self, person: Person | None) -> str:
-        s = self.app.settings
-        return f"{s.store_name}: {s.store_contact}"
+    # -- routing -----------------------------------------------------------------------------
 
-    def _stranger(self, ctx: Context) -> str:
-        return self.stranger_text.get(ctx.channel, STRANGER)
+    async def _route(self, ctx: Context) -> str:
+        message, person = ctx.inbound, ctx.person
 
-    def command_label(self, name: str, channel: str) -> str:
-        return COMMAND_STYLE.get(channel, lambda n: n)(name)
+        if message.callback_data is not None:
+            for h in self.router.candidates("callbacks", person, self.roles):
+                if message.callback_data.startswith(h.prefix):
+                    ctx.args = message.callback_data[len(h.prefix):]
+                    outcome = await self._try(ctx, h, {})
+                    if outcome is not None:
+                        return outcome
+            await ctx.reply(REFUSED if person else self.hooks.stranger_text(ctx.channel))
+            return IGNORED
 
-    def help_lines(self, person: Person | None, channel: str) -> list[str]:
-        lines = []
-        seen: set[str] = set()
-        for h in self.app.router.all("commands"):
-            if h.hidden or not h.allows(person) or h.names[0] in seen or h.roles is None:
-                continue
-            seen.add(h.names[0])
-            usage = h.usage.replace(h.names[0], self.command_label(h.names[0], channel), 1)
-            lines.append(f"{usage} — {h.help}" if h.help else usage)
-        return lines
+        if message.files:
+            for h in self.router.candidates("files", person, self.roles):
+                outcome = await self._try(ctx, h, {})
+                if outcome is not None:
+                    return outcome
+
+        split = split_command(message.text)
+        if split is not None:
+            name, args = split
+            named = [h for h in self.router.all("commands") if name in h.names]
+            if named:
+                allowed = [h for h in self.router.candidates("commands", person, self.roles) if name in h.names]
+                if not allowed:
+                    await ctx.reply(REFUSED if person else self.hooks.stranger_text(ctx.channel))
+                    return IGNORED
+                ctx.command, ctx.args = name, args
+                for h in allowed:
+                    try:
+                        kwargs = parse_args(h, args)
+                    except UsageError as exc:
+                        ctx.handler_name = h.qualname
+                        await ctx.reply(self._usage(h, ctx.channel, exc.message))
+                        return HANDLED
+                    outcome = await self._try(ctx, h, kwargs)
+                    if outcome is not None:
+                        return outcome
+
+        if not message.text.lstrip().startswith("/"):
+            for h in self.router.candidates("messages", person, self.roles):
+                outcome = await self._try(ctx, h, {})
+                if outcome is not None:
+                    return outcome
+
+        if person is None or not self.roles.known(person.roles):
+            await ctx.reply(self.hooks.stranger_text(ctx.channel))
+            return IGNORED
+        lines = self.help_lines(person, ctx.channel)
+        intro = "I didn't understand that." if split is None else f"I don't know the command “{split[0]}”."
+        await ctx.reply("\n".join([intro, "You can use:", *lines]) if lines else intro)
+        return IGNORED
 
     def _usage(self, handler: Handler, channel: str, detail: str | None) -> str:
-        usage = handler.usage.replace(handler.names[0], self.command_label(handler.names[0], channel), 1)
+        label = self.policy(channel).command_label(handler.names[0])
+        usage = handler.usage.replace(handler.names[0], label, 1)
         return f"{detail + ' ' if detail else ''}Usage: {usage}"
 
-    async def _run(self, ctx: Context, handler: Handler, kwargs: dict[str, Any]) -> str:
+    async def _try(self, ctx: Context, handler: Handler, kwargs: dict[str, Any]) -> str | None:
+        """Run `handler` if its filters pass; None means it did not take the message."""
+        available = {**self.deps, **ctx.data, "person": ctx.person}
+        data = await handler.check_filters(ctx, available)
+        if data is None:
+            return None
+        previous = ctx.handler_name
         ctx.handler_name = handler.qualname
+        available.update(data)
         for name in handler.injected:
-            if name in self.app.deps:
-                kwargs[name] = self.app.deps[name]
-            elif name == "person":
-                kwargs[name] = ctx.person
-        chain = self.app.router.middlewares_for(handler)
+            if name in available:
+                kwargs[name] = available[name]
+        chain = self.router.middlewares_for(handler)
 
         async def call(i: int = 0) -> HandlerResult:
             if i < len(chain):
@@ -303,6 +357,9 @@ class Dispatcher:
 
         try:
             result = await call()
+        except SkipHandler:
+            ctx.handler_name = previous
+            return None
         except UsageError as exc:
             await ctx.reply(self._usage(handler, ctx.channel, exc.message) if handler.names else (exc.message or ""))
             return HANDLED

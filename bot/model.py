@@ -6,19 +6,11 @@ router and the coaching code can all share them without depending on each other.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
-
-
-class Role(StrEnum):
-    CUSTOMER = "customer"
-    BUDTENDER = "budtender"
-    CHATTER = "chatter"
-    TEAM_LEAD = "team_lead"
-    SALES_MANAGER = "sales_manager"
-    ADMIN = "admin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,15 +35,19 @@ class Address:
 class Person:
     id: int | None
     name: str
-    roles: frozenset[Role] = frozenset()
+    roles: frozenset[str] = frozenset()
+    """Role names (declared by plugins, `bot/roles.py`); a `StrEnum` member counts as its name."""
     addresses: list[Address] = field(default_factory=list)
     timezone: str = "UTC"
     locale: str = "en"
     external_id: str | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
 
-    def has_any(self, roles: frozenset[Role] | set[Role]) -> bool:
-        return bool(self.roles & roles)
+    def __post_init__(self) -> None:
+        self.roles = frozenset(str(r) for r in self.roles)
+
+    def has_any(self, roles: Iterable[str]) -> bool:
+        return not self.roles.isdisjoint(str(r) for r in roles)
 
     def address_on(self, channel: str) -> Address | None:
         return next((a for a in self.addresses if a.channel == channel), None)

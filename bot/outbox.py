@@ -247,17 +247,8 @@ class Outbox:
         self.senders[channel.name] = ChannelSender(self, channel, pacing)
 
     def pacing_for(self, channel: Channel) -> Pacing:
-        """The channel's own limits, with the configured rates for the known providers."""
-        p = channel.pacing
-        s = self.settings
-        if channel.name == "telegram":
-            burst = max(1, int(s.telegram_rate or 1))
-            return Pacing(s.telegram_rate, burst, s.telegram_per_chat_rate, p.per_recipient_burst, p.concurrency)
-        if channel.name == "slack":
-            return Pacing(p.global_rate, p.global_burst, s.slack_per_channel_rate, p.per_recipient_burst, p.concurrency)
-        if channel.name == "sms" and s.sms_rate is not None:
-            return Pacing(s.sms_rate, 1, p.per_recipient_rate, p.per_recipient_burst, 1)
-        return p
+        """The limits the channel's policy declares (each adapter reads its own settings)."""
+        return channel.policy.pacing
 
     async def enqueue(self, msg: Outbound) -> Outbound:
         stored, _new = await self.repo.enqueue(msg, self.clock.now())
@@ -343,7 +334,7 @@ class Outbox:
                 await self.repo.defer(msg, until, "held for quiet hours", now)
                 return None
         to_send = msg
-        if msg.buttons and not channel.capabilities.buttons:
+        if msg.buttons and not channel.policy.capabilities.buttons:
             to_send = Outbound(**{**_fields(msg), "body": degrade_buttons(msg.body, msg.buttons), "buttons": []})
         try:
             result = await channel.send(to_send)

@@ -1,16 +1,27 @@
-"""Handlers registered by command and role, in the style of aiogram routers and Bolt listeners.
+"""Handlers registered by command and role on nested routers, in the style of aiogram 3.
 
-    router = Router("sales_managers")
+    router = Router("deals")
 
-    @router.command("stale", roles={Role.SALES_MANAGER}, help="deals with no activity")
+    @router.command("stale", roles={"manager"}, help="items with no activity")
     async def stale(ctx: Context, days: int = 3) -> str:
         ...
 
-One command text works on every channel: `/stale 5`, `stale 5`, `STALE 5` and Telegram's
-`/stale@huddle_bot 5` all reach `stale(ctx, days=5)`. Parameters after `ctx` are parsed from the
-words that follow the command by their annotations (`int`, `float`, `Decimal`, `str`, `bool`,
-`Greedy` for "the rest of the text"); a bad value gets the usage line back. Parameters whose name
-is a registered dependency (`app.provide(name, obj)`) are injected instead, as aiogram does.
+One command text works on every channel: `/stale 5`, `stale 5`, `STALE 5` and `/stale@bot 5` all
+reach `stale(ctx, days=5)`. Parameters after `ctx` are parsed from the words that follow the
+command by their annotations (`int`, `float`, `Decimal`, `str`, `bool`, `date`, `Greedy` for "the
+rest of the text"); a bad value gets the usage line back. Other parameters are injected by name:
+a dependency a plugin provided (`app.provide(name, obj)`), `person`, or data a filter returned.
+
+Matching, for every kind of handler (command, callback, file, free text):
+
+* Candidates are the handlers whose roles the sender holds (or that are open to anyone).
+* Precedence is declared, never the order plugins loaded in: the handler for the sender's
+  highest-ranked role goes first (ranks come with the roles, `bot/roles.py`); at the same rank a
+  handler with filters goes before a catch-all; then declaration order inside a router, then the
+  router's name. Two commands of the same name for the same role and rank are refused at start.
+* The first candidate whose filters pass runs. Filters compose with `&`, `|` and `~`, and a
+  filter may return a dict instead of True: its items are injected into the handler.
+* A handler that raises `SkipHandler` passes the message on to the next candidate.
 """
 
 from __future__ import annotations
@@ -18,20 +29,23 @@ from __future__ import annotations
 import inspect
 import re
 import shlex
-from collections.abc import Awaitable, Callable, Iterable
+import types
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin, get_type_hints
 
-from bot.model import Button, OutboundKind, Person, Role
+from bot.model import Button, OutboundKind, Person
+from bot.roles import ANYONE_RANK, Roles
 
 if TYPE_CHECKING:
     from bot.context import Context
 
 HandlerResult = Union[str, "Reply", None]
 HandlerFunc = Callable[..., Awaitable[HandlerResult]]
-Filter = Callable[["Context"], bool | Awaitable[bool]]
+FilterResult = bool | Mapping[str, Any] | None
+FilterFunc = Callable[["Context"], FilterResult | Awaitable[FilterResult]]
 Middleware = Callable[["Context", Callable[[], Awaitable[HandlerResult]]], Awaitable[HandlerResult]]
 
 
@@ -42,7 +56,7 @@ class _GreedyMarker:
 Greedy = Annotated[str, _GreedyMarker()]
 """A `str` parameter that takes the rest of the text, spaces included."""
 
-ANYONE: frozenset[Role] | None = None
+ANYONE: frozenset[str] | None = None
 """Roles value for handlers open to everyone, including people we do not know yet."""
 
 
@@ -61,6 +75,98 @@ class UsageError(Exception):
         self.message = message
 
 
+class SkipHandler(Exception):
+    """Raised by a handler that decides, after all, that the message is not for it."""
+
+
+class Filter:
+    """A condition on the message; `&`, `|` and `~` compose filters into new ones.
+
+    Returns True/False, or a dict of values to inject into the handler (a match, a parsed id).
+    Parameters after `ctx` are injected by name, as for handlers (a provided service, `person`).
+    """
+
+    def __init__(self, func: FilterFunc, name: str | None = None) -> None:
+        self.func = func
+        self.name = name or getattr(func, "__name__", "filter")
+        try:
+            self.wants = [n for n in list(inspect.signature(func).parameters)[1:]]
+        except (TypeError, ValueError):
+            self.wants = []
+
+    async def check(self, ctx: Context, available: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        """None when the filter fails; otherwise the data it gives the handler (maybe empty)."""
+        kwargs = {n: available[n] for n in self.wants if available is not None and n in available}
+        result = self.func(ctx, **kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        if isinstance(result, Mapping):
+            return dict(result)
+        return {} if result else None
+
+    def __and__(self, other: FilterFunc | Filter) -> Filter:
+        right = as_filter(other)
+
+        async def both(ctx: Context, available: Mapping[str, Any]) -> FilterResult:
+            first = await self.check(ctx, available)
+            if first is None:
+                return None
+            second = await right.check(ctx, {**available, **first})
+            return None if second is None else {**first, **second}
+
+        return Filter(both, f"({self.name} & {right.name})")
+
+    def __or__(self, other: FilterFunc | Filter) -> Filter:
+        right = as_filter(other)
+
+        async def either(ctx: Context, available: Mapping[str, Any]) -> FilterResult:
+            first = await self.check(ctx, available)
+            return first if first is not None else await right.check(ctx, available)
+
+        return Filter(either, f"({self.name} | {right.name})")
+
+    def __invert__(self) -> Filter:
+        async def negated(ctx: Context, available: Mapping[str, Any]) -> FilterResult:
+            return await self.check(ctx, available) is None
+
+        return Filter(negated, f"~{self.name}")
+
+    def __repr__(self) -> str:
+        return f"Filter({self.name})"
+
+
+def as_filter(f: FilterFunc | Filter) -> Filter:
+    return f if isinstance(f, Filter) else Filter(f)
+
+
+def Text(
+    *, equals: str | Iterable[str] | None = None, startswith: str | None = None, contains: str | None = None
+) -> Filter:
+    """Free text that equals one of `equals`, starts with or contains a string (any case)."""
+    options = {equals.lower()} if isinstance(equals, str) else {e.lower() for e in equals or ()}
+
+    def check(ctx: Context) -> bool:
+        text = ctx.text.strip().lower()
+        if options and text not in options:
+            return False
+        if startswith is not None and not text.startswith(startswith.lower()):
+            return False
+        return contains is None or contains.lower() in text
+
+    return Filter(check, "Text")
+
+
+def Regex(pattern: str | re.Pattern[str], flags: int = re.IGNORECASE) -> Filter:
+    """Free text that matches `pattern` (searched); the handler may take `match`."""
+    compiled = re.compile(pattern, flags) if isinstance(pattern, str) else pattern
+
+    def check(ctx: Context) -> FilterResult:
+        m = compiled.search(ctx.text)
+        return {"match": m} if m else None
+
+    return Filter(check, f"Regex({compiled.pattern!r})")
+
+
 @dataclass(slots=True)
 class Param:
     name: str
@@ -74,7 +180,7 @@ class Param:
 @dataclass(slots=True)
 class Handler:
     func: HandlerFunc
-    roles: frozenset[Role] | None
+    roles: frozenset[str] | None
     router: Router
     names: tuple[str, ...] = ()
     help: str = ""
@@ -84,6 +190,8 @@ class Handler:
     filters: tuple[Filter, ...] = ()
     prefix: str = ""
     hidden: bool = False
+    order: int = 0
+    """Declaration order inside its router."""
 
     @property
     def qualname(self) -> str:
@@ -94,22 +202,32 @@ class Handler:
             return True
         return person is not None and person.has_any(self.roles)
 
-    async def passes_filters(self, ctx: Context) -> bool:
+    def rank_for(self, person: Person | None, roles: Roles) -> int:
+        """How strongly this handler claims the person: their best role it serves."""
+        if self.roles is None or person is None:
+            return ANYONE_RANK
+        return roles.best_rank(self.roles & person.roles)
+
+    async def check_filters(self, ctx: Context, available: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        """None when a filter fails; otherwise what the filters give the handler."""
+        data: dict[str, Any] = {}
         for f in self.filters:
-            ok = f(ctx)
-            if inspect.isawaitable(ok):
-                ok = await ok
-            if not ok:
-                return False
-        return True
+            got = await f.check(ctx, {**(available or {}), **data})
+            if got is None:
+                return None
+            data.update(got)
+        return data
+
+    async def passes_filters(self, ctx: Context, available: Mapping[str, Any] | None = None) -> bool:
+        return await self.check_filters(ctx, available) is not None
 
 
-def _roles(roles: Iterable[Role] | Role | None) -> frozenset[Role] | None:
+def _roles(roles: Iterable[str] | str | None) -> frozenset[str] | None:
     if roles is None:
         return None
-    if isinstance(roles, Role):
-        return frozenset({roles})
-    return frozenset(roles)
+    if isinstance(roles, str):
+        return frozenset({str(roles)})
+    return frozenset(str(r) for r in roles)
 
 
 _CONVERTIBLE = {int, float, str, Decimal, bool, date}
@@ -130,11 +248,11 @@ def _signature(func: HandlerFunc) -> tuple[list[Param], list[str]]:
             greedy = any(isinstance(e, _GreedyMarker) for e in extra)
             hint = base
         optional = False
-        if get_origin(hint) in (Union, getattr(__import__("types"), "UnionType", Union)):
+        if get_origin(hint) in (Union, types.UnionType):
             args = [a for a in get_args(hint) if a is not type(None)]
             optional = len(args) < len(get_args(hint))
             hint = args[0] if len(args) == 1 else str
-        if hint not in _CONVERTIBLE:
+        if hint not in _CONVERTIBLE or name in ("match", "person"):
             injected.append(name)
             continue
         required = p.default is inspect.Parameter.empty
@@ -150,6 +268,9 @@ def _usage(names: tuple[str, ...], params: list[Param]) -> str:
     return " ".join(parts)
 
 
+KINDS = ("commands", "messages", "callbacks", "files")
+
+
 class Router:
     """A named group of handlers; routers nest with `include`."""
 
@@ -161,6 +282,7 @@ class Router:
         self.files: list[Handler] = []
         self.children: list[Router] = []
         self.middlewares: list[Middleware] = []
+        self._order = 0
 
     def include(self, router: Router) -> Router:
         self.children.append(router)
@@ -171,10 +293,15 @@ class Router:
         self.middlewares.append(func)
         return func
 
+    def _add(self, kind: str, handler: Handler) -> None:
+        self._order += 1
+        handler.order = self._order
+        getattr(self, kind).append(handler)
+
     def command(
         self,
         *names: str,
-        roles: Iterable[Role] | Role | None = ANYONE,
+        roles: Iterable[str] | str | None = ANYONE,
         help: str = "",
         usage: str | None = None,
         hidden: bool = False,
@@ -185,55 +312,53 @@ class Router:
         def deco(func: HandlerFunc) -> HandlerFunc:
             params, injected = _signature(func)
             lowered = tuple(n.lower().lstrip("/") for n in names)
-            self.commands.append(
-                Handler(
-                    func,
-                    _roles(roles),
-                    self,
-                    names=lowered,
-                    help=help,
-                    usage=usage or _usage(lowered, params),
-                    params=params,
-                    injected=injected,
-                    hidden=hidden,
-                )
-            )
+            self._add("commands", Handler(
+                func, _roles(roles), self, names=lowered, help=help, usage=usage or _usage(lowered, params),
+                params=params, injected=injected, hidden=hidden,
+            ))
             return func
 
         return deco
 
     def message(
-        self, *filters: Filter, roles: Iterable[Role] | Role | None = ANYONE
+        self, *filters: FilterFunc | Filter, roles: Iterable[str] | str | None = ANYONE
     ) -> Callable[[HandlerFunc], HandlerFunc]:
         """Free text that is not a command (after every filter passes)."""
 
         def deco(func: HandlerFunc) -> HandlerFunc:
             _, injected = _signature(func)
-            self.messages.append(Handler(func, _roles(roles), self, injected=injected, filters=filters))
+            self._add("messages", Handler(
+                func, _roles(roles), self, injected=injected, filters=tuple(as_filter(f) for f in filters)
+            ))
             return func
 
         return deco
 
     def callback(
-        self, prefix: str, roles: Iterable[Role] | Role | None = ANYONE
+        self, prefix: str, *filters: FilterFunc | Filter, roles: Iterable[str] | str | None = ANYONE
     ) -> Callable[[HandlerFunc], HandlerFunc]:
         """A button press whose data starts with `prefix` (the rest is `ctx.args`)."""
 
         def deco(func: HandlerFunc) -> HandlerFunc:
             _, injected = _signature(func)
-            self.callbacks.append(Handler(func, _roles(roles), self, injected=injected, prefix=prefix))
+            self._add("callbacks", Handler(
+                func, _roles(roles), self, injected=injected, prefix=prefix,
+                filters=tuple(as_filter(f) for f in filters),
+            ))
             return func
 
         return deco
 
     def file(
-        self, *filters: Filter, roles: Iterable[Role] | Role | None = ANYONE
+        self, *filters: FilterFunc | Filter, roles: Iterable[str] | str | None = ANYONE
     ) -> Callable[[HandlerFunc], HandlerFunc]:
         """A message that carries files (a CSV dropped in a DM)."""
 
         def deco(func: HandlerFunc) -> HandlerFunc:
             _, injected = _signature(func)
-            self.files.append(Handler(func, _roles(roles), self, injected=injected, filters=filters))
+            self._add("files", Handler(
+                func, _roles(roles), self, injected=injected, filters=tuple(as_filter(f) for f in filters)
+            ))
             return func
 
         return deco
@@ -247,6 +372,33 @@ class Router:
 
     def all(self, attr: str) -> list[Handler]:
         return [h for r in self.walk() for h in getattr(r, attr)]
+
+    def candidates(self, kind: str, person: Person | None, roles: Roles) -> list[Handler]:
+        """The handlers of `kind` open to `person`, in the order they are tried (see the module doc)."""
+        found = [h for h in self.all(kind) if h.allows(person)]
+        found.sort(key=lambda h: (-h.rank_for(person, roles), not h.filters, h.router.name, h.order))
+        return found
+
+    def conflicts(self, roles: Roles) -> list[str]:
+        """Commands that two handlers would answer for the same role at the same rank."""
+        problems = []
+        by_name: dict[str, list[Handler]] = {}
+        for h in self.all("commands"):
+            for n in h.names:
+                by_name.setdefault(n, []).append(h)
+        for name, handlers in sorted(by_name.items()):
+            for i, a in enumerate(handlers):
+                for b in handlers[i + 1 :]:
+                    if a.router is b.router:
+                        continue
+                    if a.roles is None and b.roles is None:
+                        shared = ["anyone"]
+                    else:
+                        shared = sorted((a.roles or frozenset()) & (b.roles or frozenset()))
+                    if shared:
+                        problems.append(f"command {name!r} is answered by both {a.qualname} and {b.qualname} "
+                                        f"for {', '.join(shared)}")
+        return problems
 
     def middlewares_for(self, handler: Handler) -> list[Middleware]:
         chain: list[Middleware] = []

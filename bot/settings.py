@@ -14,8 +14,6 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.model import Role
-
 
 class HuddleSettings(BaseSettings):
     """Base for every Huddle settings class: HUDDLE_ prefix, `.env`, unknown keys ignored."""
@@ -41,11 +39,6 @@ class CoreSettings(HuddleSettings):
     default_timezone: str = "UTC"
     quiet_hours_start: time = time(21, 0)
     quiet_hours_end: time = time(8, 0)
-    quiet_hours_roles: list[Role] = Field(default_factory=lambda: [Role.CUSTOMER])
-
-    store_name: str = "our store"
-    store_contact: str = "Reply HELP for help or STOP to opt out."
-    compliance_channels: list[str] = Field(default_factory=lambda: ["sms", "console"])
 
     worker_id: str = Field(default_factory=socket.gethostname)
     outbox_max_attempts: int = Field(8, ge=1)
@@ -54,11 +47,6 @@ class CoreSettings(HuddleSettings):
     outbox_poll_interval: float = Field(5.0, gt=0, description="seconds between sweeps for work of other processes")
     outbox_lease: float = Field(300.0, gt=0, description="seconds before another worker may take over an in-flight row")
     shutdown_grace: float = Field(10.0, ge=0)
-
-    telegram_rate: float | None = Field(30.0, description="messages/s over all chats (None: unpaced)")
-    telegram_per_chat_rate: float | None = Field(1.0, description="messages/s to one chat")
-    slack_per_channel_rate: float | None = Field(1.0, description="messages/s to one Slack channel or DM")
-    sms_rate: float | None = None
 
     scheduler_misfire_grace: int = Field(3600, ge=1, description="seconds a late job may still run")
 

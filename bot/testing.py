@@ -1,10 +1,14 @@
-"""A harness for handler authors: a fake channel and a conversation flow on a fake clock.
+"""A harness for plugin authors: fake channels and a conversation flow on a fake clock.
 
-    flow = await Flow.create(plugins=["handlers.sales_managers"])
-    ann = await flow.person("Ann", {Role.SALES_MANAGER}, telegram="42")
+    flow = await Flow.create(plugins=["my_channel", "my_audience"])
+    ann = await flow.person("Ann", {"manager"}, chat="42")
     replies = await flow.send(ann, "stale 5")
-    assert "No stale deals" in replies[-1]
+    assert "Nothing is stale" in replies[-1]
     await flow.close()
+
+Every channel the loaded plugins declare, and that has no adapter configured, gets a
+`FakeChannel` with that channel's own policy (its capabilities, address form and command style),
+so a handler is tested exactly as it will run, minus the provider.
 
 `send` stores the message through the real dispatcher, runs the handler, drains the real outbox
 into a `FakeChannel`, and returns the bodies that reached the sender. Time moves only with
@@ -26,28 +30,62 @@ from typing import Any
 from bot.app import App
 from bot.clock import FakeClock
 from bot.config_file import ConfigFile
-from bot.model import Address, DeliveryReport, Inbound, InboundFile, Outbound, OutboundStatus, Person, Role
+from bot.model import Address, DeliveryReport, Inbound, InboundFile, Outbound, OutboundStatus, Person
+from bot.plugins import Plugin
 from bot.settings import CoreSettings
-from channels.base import Capabilities, Markup, Pacing, PermanentSendError, RetryableSendError, SendResult
+from channels.base import ChannelPolicy, Pacing, PermanentSendError, RetryableSendError, SendResult
 from storage.db import Database
 from storage.outbox import OutboxRepo
 
 _ids = itertools.count(1)
 
 
+class UnpacedPolicy(ChannelPolicy):
+    """A declared policy with its pacing lifted: flows should not wait on rate limits."""
+
+    def __init__(self, real: ChannelPolicy) -> None:
+        super().__init__(real.name)
+        self.real = real
+        self.capabilities = real.capabilities
+        self.pacing = Pacing(concurrency=8)
+        self.texting = real.texting
+        self.address_label = real.address_label
+
+    def normalize(self, ident: str) -> str:
+        return self.real.normalize(ident)
+
+    def command_label(self, command: str) -> str:
+        return self.real.command_label(command)
+
+    def can_reply(self, ident: str) -> bool:
+        return self.real.can_reply(ident)
+
+    def may_enrol(self, ident: str) -> bool:
+        return self.real.may_enrol(ident)
+
+    def allows_proactive(self, ident: str) -> bool:
+        return self.real.allows_proactive(ident)
+
+
 @dataclass
 class FakeChannel:
     """Records what it is asked to send; `fail_next` scripts provider errors."""
 
-    name: str
-    capabilities: Capabilities = field(default_factory=Capabilities)
-    pacing: Pacing = field(default_factory=lambda: Pacing(concurrency=8))
+    policy: ChannelPolicy
     sent: list[Outbound] = field(default_factory=list)
     errors: list[Exception] = field(default_factory=list)
     calls: int = 0
     delivered: bool = False
     on_inbound: Any = None
     on_delivery: Any = None
+
+    @property
+    def name(self) -> str:
+        return self.policy.name
+
+    @property
+    def capabilities(self) -> Any:
+        return self.policy.capabilities
 
     async def start(self, on_inbound: Any, on_delivery: Any) -> None:
         self.on_inbound = on_inbound
@@ -72,13 +110,6 @@ class FakeChannel:
     async def report(self, provider_id: str, delivered: bool = True, reason: str | None = None) -> None:
         await self.on_delivery(DeliveryReport(self.name, provider_id, delivered, reason))
 
-
-DEFAULT_CHANNELS: dict[str, Capabilities] = {
-    "sms": Capabilities(max_length=1530, markup=Markup.PLAIN),
-    "slack": Capabilities(max_length=40000, markup=Markup.SLACK_MRKDWN, buttons=True, files=True),
-    "telegram": Capabilities(max_length=4096, markup=Markup.TELEGRAM_HTML, buttons=True),
-    "console": Capabilities(markup=Markup.PLAIN),
-}
 
 _template_cache: dict[str, Path] = {}
 
@@ -109,21 +140,26 @@ class Flow:
     async def create(
         cls,
         *,
-        plugins: Iterable[str] = (),
-        channels: dict[str, Capabilities] | None = None,
+        plugins: Iterable[str | Plugin] = (),
+        channels: Iterable[str | Plugin] = (),
         start: datetime | None = None,
         database_url: str | None = None,
         config: dict[str, Any] | None = None,
         demo: bool = False,
+        paced: bool = False,
         **settings: Any,
     ) -> Flow:
-        for key in ("telegram_rate", "telegram_per_chat_rate", "slack_per_channel_rate"):
-            settings.setdefault(key, None)  # pacing is tested on its own; flows should not wait on it
+        """A started app with `channels` + `plugins` loaded and fakes for unconfigured channels.
+
+        `settings` go to the core settings or to any plugin's settings class that has the field;
+        `paced=True` keeps each channel's declared pacing (tests of rate limits).
+        """
         clock = FakeClock(start)
         tmp = None
         if database_url is None:
             tmp = Path(tempfile.mkdtemp(prefix="huddle-flow-"))
             database_url = await migrated_sqlite(tmp)
+        core_fields = {k: v for k, v in settings.items() if k in CoreSettings.model_fields}
         core = CoreSettings(
             database_url=database_url,
             durable_commits=False,
@@ -131,39 +167,38 @@ class Flow:
             console=False,
             http_enabled=False,
             _env_file=None,  # type: ignore[call-arg]
-            **settings,
+            **core_fields,
         )
-        app = App(core, clock=clock, config=ConfigFile(config or {}))
-        app.load_plugins(plugins)
-        fakes = {}
-        for name, caps in (channels or DEFAULT_CHANNELS).items():
-            if name in app.channels:
-                continue
-            fakes[name] = FakeChannel(name, caps)
-            app.add_channel(fakes[name])
-        flow = cls(app, clock, fakes, tmp)
+        app = App(core, clock=clock, config=ConfigFile(config or {}), overrides=settings)
+        app.load_plugins([*channels, *plugins, _fakes_plugin(paced)])
+        flow = cls(app, clock, {}, tmp)
         await app.start(run_scheduler=False)
+        flow.channels = {n: c for n, c in app.channels.items() if isinstance(c, FakeChannel)}
         return flow
 
     async def person(
         self,
         name: str,
-        roles: Iterable[Role] = (),
+        roles: Iterable[str] = (),
         *,
-        sms: str | None = None,
-        slack: str | None = None,
-        telegram: str | None = None,
-        console: str | None = None,
         timezone: str = "UTC",
         locale: str = "en",
-        **attributes: Any,
+        attributes: dict[str, Any] | None = None,
+        **addresses: str | None,
     ) -> Person:
-        addrs = [
-            Address(c, v)
-            for c, v in (("sms", sms), ("slack", slack), ("telegram", telegram), ("console", console))
-            if v
-        ]
-        person = Person(None, name, frozenset(roles), addrs, timezone, locale, attributes=attributes)
+        """A person with `roles` and an address per declared channel (`phone="+1…"`, `chat="42"`).
+
+        Keywords that name no declared channel are kept as attributes.
+        """
+        extra = dict(attributes or {})
+        addrs = []
+        for key, value in addresses.items():
+            if key in self.app.policies:
+                if value:
+                    addrs.append(Address(key, value))
+            else:
+                extra[key] = value
+        person = Person(None, name, frozenset(roles), addrs, timezone, locale, attributes=extra)
         return await self.app.people.add(person, self.clock.now())
 
     def address_of(self, who: Person | Address, channel: str | None = None) -> Address:
@@ -244,6 +279,25 @@ class Flow:
 def test_database_url() -> str | None:
     """The PostgreSQL URL the storage tests also run against, when set."""
     return os.environ.get("HUDDLE_TEST_DATABASE_URL") or None
+
+
+def _fakes_plugin(paced: bool) -> Plugin:
+    """Stands in for every declared channel that has no adapter, as the console does in the demo."""
+
+    def setup(app: App) -> None:
+        app.hooks.stand_in.implement(lambda policy: FakeChannel(policy if paced else UnpacedPolicy(policy)),
+                                     owner="test_fakes")
+
+        async def unpace(app: App) -> None:
+            """Real adapters (against fake provider servers) keep their policy, minus the pacing."""
+            for channel in app.channels.values():
+                if not paced and not isinstance(channel.policy, UnpacedPolicy):
+                    channel.policy = UnpacedPolicy(channel.policy)
+                    app.policies[channel.name] = channel.policy
+
+        app.on_startup(unpace)
+
+    return Plugin("test_fakes", setup)
 
 
 __all__ = [

@@ -78,6 +78,62 @@ async def health_of(channel: object) -> ChannelHealth:
     return result
 
 
+class ChannelPolicy:
+    """What Huddle knows about a channel whether or not its adapter runs in this process.
+
+    A channel plugin declares its policy always (`app.declare_channel`), and adds the adapter
+    only when the channel is configured; the console and the test harness stand in with the same
+    policy. Everything provider-specific that the rest of Huddle needs lives here, once:
+    capabilities and markup, pacing limits, how an address is written, how a command is spelled,
+    and whether carrier texting rules apply. Subclass and override what differs.
+    """
+
+    name: str = ""
+    capabilities: Capabilities = Capabilities()
+    pacing: Pacing = Pacing()
+    texting: bool = False
+    """Carrier rules apply: STOP/START/HELP keywords before any handler, quiet hours for
+    proactive messages even to addresses nobody is known by."""
+    address_label: str = "address"
+    """What an address on this channel is, for people (`--help`, errors): "phone number"."""
+
+    def __init__(self, name: str | None = None, **overrides: Any) -> None:
+        if name is not None:
+            self.name = name
+        for key, value in overrides.items():
+            if not hasattr(type(self), key):
+                raise TypeError(f"ChannelPolicy has no {key!r}")
+            setattr(self, key, value)
+        if not self.name:
+            raise ValueError("a channel policy needs a name")
+
+    def normalize(self, ident: str) -> str:
+        """The canonical form of an address id as stored (raise ValueError for one that is invalid)."""
+        ident = ident.strip()
+        if not ident:
+            raise ValueError(f"empty {self.address_label}")
+        return ident
+
+    def command_label(self, command: str) -> str:
+        """How a person types `command` here: `/stale` on Telegram, `STALE` by SMS."""
+        return command
+
+    def can_reply(self, ident: str) -> bool:
+        """False for senders that cannot receive anything back (an alphanumeric SMS sender)."""
+        return True
+
+    def may_enrol(self, ident: str) -> bool:
+        """False for senders that must never become a person (a machine, a short code)."""
+        return True
+
+    def allows_proactive(self, ident: str) -> bool:
+        """False for addresses that may get replies but no unprompted message (a short code)."""
+        return True
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
 class SendError(Exception):
     pass
 
@@ -99,9 +155,10 @@ class PermanentSendError(SendError):
 
 @runtime_checkable
 class Channel(Protocol):
+    """A running adapter. Its `policy` says what it can render and how fast it may send."""
+
     name: str
-    capabilities: Capabilities
-    pacing: Pacing
+    policy: ChannelPolicy
 
     async def start(self, on_inbound: InboundHandler, on_delivery: DeliveryHandler) -> None:
         """Begin receiving; return once running (receive loops run as tasks)."""

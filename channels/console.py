@@ -22,21 +22,14 @@ import itertools
 import re
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TextIO
 
-import phonenumbers
 from rapidfuzz import fuzz, process, utils
 
 from bot.model import Address, Inbound, Outbound, Person
-from channels.base import Capabilities, Markup, Pacing, SendResult
-
-PROVIDER_CHANNELS: dict[str, Capabilities] = {
-    "sms": Capabilities(max_length=1530, markup=Markup.PLAIN),
-    "slack": Capabilities(max_length=40000, markup=Markup.SLACK_MRKDWN, buttons=False, files=False),
-    "telegram": Capabilities(max_length=4096, markup=Markup.TELEGRAM_HTML, buttons=False),
-}
-"""Channels the console stands in for when they are not configured (buttons shown as numbers)."""
+from bot.plugins import Plugin
+from channels.base import Capabilities, ChannelPolicy, Markup, Pacing, SendResult
 
 STAFF_ADDRESS = Address("console", "staff")
 """Where staff notices go when no real staff destination is configured."""
@@ -44,14 +37,55 @@ STAFF_ADDRESS = Address("console", "staff")
 _ids = itertools.count(1)
 
 
+class ConsolePolicy(ChannelPolicy):
+    """The console itself: plain text, numbered buttons, and the texting rules (to try STOP)."""
+
+    name = "console"
+    texting = True
+    address_label = "console name"
+
+
+class StandInPolicy(ChannelPolicy):
+    """A declared channel shown in the terminal: its own addresses, commands and rules; no buttons."""
+
+    def __init__(self, real: ChannelPolicy) -> None:
+        super().__init__(real.name)
+        self.real = real
+        self.capabilities = Capabilities(max_length=real.capabilities.max_length, markup=real.capabilities.markup)
+        self.pacing = Pacing(concurrency=4)
+        self.texting = real.texting
+        self.address_label = real.address_label
+
+    def normalize(self, ident: str) -> str:
+        return self.real.normalize(ident)
+
+    def command_label(self, command: str) -> str:
+        return self.real.command_label(command)
+
+    def can_reply(self, ident: str) -> bool:
+        return self.real.can_reply(ident)
+
+    def may_enrol(self, ident: str) -> bool:
+        return self.real.may_enrol(ident)
+
+    def allows_proactive(self, ident: str) -> bool:
+        return self.real.allows_proactive(ident)
+
+
 @dataclass
 class StandInChannel:
-    """A provider channel that is not configured: sends are shown in the terminal."""
+    """A channel that is not configured here: sends are shown in the terminal."""
 
-    name: str
-    capabilities: Capabilities = field(default_factory=Capabilities)
-    pacing: Pacing = field(default_factory=lambda: Pacing(concurrency=4))
+    policy: ChannelPolicy
     stand_in: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.policy.name
+
+    @property
+    def summary(self) -> str:
+        return "console stand-in (not configured)" if self.name != "console" else "the terminal"
 
     async def start(self, on_inbound: Any, on_delivery: Any) -> None:
         return None
@@ -73,9 +107,8 @@ def plain(body: str, markup: Markup) -> str:
     return body
 
 
-def render(outbound: Outbound, name: str | None) -> str:
+def render(outbound: Outbound, name: str | None, markup: Markup = Markup.PLAIN) -> str:
     who = f"{name} " if name else ""
-    markup = PROVIDER_CHANNELS.get(outbound.address.channel, Capabilities()).markup
     head = f"── to {who}[{outbound.address.channel} {outbound.address.id}]"
     if outbound.resent:
         head += " (possibly repeated after a restart)"
@@ -115,7 +148,7 @@ class ConsoleUI:
                 name = person.name if person else None
                 if name:
                     self._names[outbound.person_id] = name
-        self.write(render(outbound, name))
+        self.write(render(outbound, name, self.app.policy(outbound.address.channel).capabilities.markup))
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -123,7 +156,7 @@ class ConsoleUI:
         self.app.outbox.on_sent.append(self.show)
         self.task = asyncio.create_task(self._read_loop(), name="console")
         self.write(
-            f"Huddle console — talking to {self.app.settings.store_name}. "
+            f"Huddle console — talking to {self.app.hooks.title()}. "
             "/who lists people, /as NAME acts as one, /help, /quit."
         )
 
@@ -176,7 +209,7 @@ class ConsoleUI:
             self.write("Nobody yet. Add people with `python main.py people add` or enable demo data.")
             return
         for p in people:
-            roles = ", ".join(sorted(r.value for r in p.roles)) or "-"
+            roles = ", ".join(sorted(p.roles)) or "-"
             addrs = " ".join(f"{a.channel}:{a.id}" for a in p.addresses)
             marker = "*" if self.acting and self.acting.id == p.id else " "
             self.write(f"{marker} {p.name:<24} {roles:<28} {addrs}")
@@ -216,7 +249,7 @@ class ConsoleUI:
             self.write(f"{exc}. Be more specific.")
             return
         if person is None:
-            address = _address_from(query)
+            address = _address_from(query, self.app.policies)
             if address is None:
                 self.write(f"No one matches “{query}”. /who lists people.")
                 return
@@ -256,28 +289,34 @@ class ConsoleUI:
         self.app.request_stop()
 
 
-def _address_from(text: str) -> Address | None:
+def _address_from(text: str, policies: dict[str, ChannelPolicy]) -> Address | None:
+    """`telegram:100001` on a declared channel, or a `+` number on the texting channel that takes it."""
     if ":" in text:
         channel, _, ident = text.partition(":")
-        if channel in PROVIDER_CHANNELS or channel == "console":
-            return Address(channel, ident)
+        policy = policies.get(channel.strip().lower())
+        if policy is None:
+            return None
+        try:
+            return Address(policy.name, policy.normalize(ident))
+        except ValueError:
+            return None
     digits = "".join(c for c in text if c.isdigit())
     if text.strip().startswith("+") and len(digits) >= 8:
-        try:
-            number = phonenumbers.parse(text.strip(), None)
-        except phonenumbers.NumberParseException:
-            return None
-        return Address("sms", phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+        for policy in policies.values():
+            if policy.texting and policy.name != "console":
+                try:
+                    return Address(policy.name, policy.normalize(text.strip()))
+                except ValueError:
+                    continue
     return None
 
 
 def setup(app: Any) -> None:
-    """Stand in for every provider channel that no plugin configured, and add the console itself."""
-    for name, caps in PROVIDER_CHANNELS.items():
-        if name not in app.channels:
-            app.add_channel(StandInChannel(name, caps))
-    if "console" not in app.channels:
-        app.add_channel(StandInChannel("console", Capabilities(markup=Markup.PLAIN)))
+    """The console itself, and at start a stand-in for every declared channel that has no adapter."""
+    app.declare_channel(ConsolePolicy())
+    app.hooks.stand_in.implement(
+        lambda policy: StandInChannel(policy if policy.name == "console" else StandInPolicy(policy)), owner="console"
+    )
     if not app.settings.console:
         return
     ui = ConsoleUI(app)
@@ -290,3 +329,6 @@ def setup(app: Any) -> None:
 
     app.on_ready(start_ui)
     app.on_shutdown(stop_ui)
+
+
+plugin = Plugin("console", setup, description="the terminal, standing in for every channel not configured")

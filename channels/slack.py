@@ -40,6 +40,7 @@ from bot.model import Address, Inbound, InboundFile, Outbound
 from bot.settings import HuddleSettings
 from channels.base import (
     Capabilities,
+    ChannelPolicy,
     DeliveryHandler,
     InboundHandler,
     Markup,
@@ -103,6 +104,7 @@ class SlackSettings(HuddleSettings):
     slack_watchdog_timeout: float = Field(120.0, gt=0, description="seconds without a sign of life before reconnecting")
     slack_connect_timeout: float = Field(15.0, gt=0, description="seconds start() waits for the first connection")
     slack_max_file_bytes: int = Field(20 * 1024 * 1024, gt=0)
+    slack_per_channel_rate: float | None = Field(1.0, description="messages/s to one Slack channel or DM")
     slack_per_channel_burst: int = Field(3, ge=1, description="messages a channel may take at once, then 1/s")
 
     def resolved_mode(self) -> Literal["socket", "http"] | None:
@@ -131,9 +133,23 @@ class _EpochClock:
         return self.clock.now().timestamp()
 
 
-class SlackChannel:
+class SlackPolicy(ChannelPolicy):
     name = "slack"
     capabilities = Capabilities(max_length=MAX_TEXT, markup=Markup.SLACK_MRKDWN, buttons=True, files=True)
+    address_label = "Slack user or channel id"
+
+    def __init__(self, settings: SlackSettings | None = None) -> None:
+        super().__init__()
+        settings = settings or SlackSettings()
+        self.pacing = Pacing(
+            per_recipient_rate=settings.slack_per_channel_rate,
+            per_recipient_burst=settings.slack_per_channel_burst,
+            concurrency=8,
+        )
+
+
+class SlackChannel:
+    name = "slack"
 
     def __init__(self, settings: SlackSettings, clock: Clock) -> None:
         mode = settings.resolved_mode()
@@ -142,9 +158,7 @@ class SlackChannel:
         self.settings = settings
         self.clock = clock
         self.mode = mode
-        self.pacing = Pacing(
-            per_recipient_rate=1.0, per_recipient_burst=settings.slack_per_channel_burst, concurrency=8
-        )
+        self.policy = SlackPolicy(settings)
         self.token = settings.slack_bot_token.get_secret_value()
         self.verifier = (
             SignatureVerifier(settings.slack_signing_secret.get_secret_value(), clock=_EpochClock(clock))
@@ -469,7 +483,8 @@ def _header(exc: SlackApiError, name: str) -> str | None:
 
 def setup(app: App) -> None:
     """Adds the Slack channel when its tokens are set; otherwise the console stands in."""
-    settings = SlackSettings()
+    settings = app.use_settings(SlackSettings)
+    app.declare_channel(SlackPolicy(settings))
     mode = settings.resolved_mode()
     if mode is None:
         log.info(

@@ -48,6 +48,7 @@ from bot.model import Address, Button, Inbound, Outbound
 from bot.settings import HuddleSettings
 from channels.base import (
     Capabilities,
+    ChannelPolicy,
     DeliveryHandler,
     InboundHandler,
     Markup,
@@ -95,6 +96,8 @@ class TelegramSettings(HuddleSettings):
     telegram_poll_timeout: int = Field(25, ge=0, le=50, description="long-poll seconds per getUpdates")
     telegram_group_per_minute: int = Field(20, ge=1, description="messages a minute to one group")
     telegram_bot_username: str | None = Field(None, description="the bot's @username, for invite deep links")
+    telegram_rate: float | None = Field(30.0, description="messages/s over all chats (None: unpaced)")
+    telegram_per_chat_rate: float | None = Field(1.0, description="messages/s to one chat")
 
     @model_validator(mode="after")
     def _webhook_needs_url(self) -> TelegramSettings:
@@ -131,16 +134,40 @@ class GroupGate:
             await self.clock.sleep(60 - (now - window[0]))
 
 
-class TelegramChannel:
+class TelegramPolicy(ChannelPolicy):
     name = "telegram"
     capabilities = Capabilities(max_length=TELEGRAM_LIMIT, markup=Markup.TELEGRAM_HTML, buttons=True, files=False)
-    pacing = Pacing(global_rate=30.0, global_burst=30, per_recipient_rate=1.0, per_recipient_burst=1, concurrency=8)
+    address_label = "Telegram chat id"
+
+    def __init__(self, settings: TelegramSettings | None = None) -> None:
+        super().__init__()
+        s = settings or TelegramSettings()
+        burst = max(1, int(s.telegram_rate or 1))
+        self.pacing = Pacing(s.telegram_rate, burst, s.telegram_per_chat_rate, 1, concurrency=8)
+
+    def normalize(self, ident: str) -> str:
+        ident = ident.strip()
+        if not ident.lstrip("-").isdigit():
+            raise ValueError(f"a Telegram chat id is a number, got {ident!r}")
+        return ident
+
+    def command_label(self, command: str) -> str:
+        return f"/{command}"
+
+    def may_enrol(self, ident: str) -> bool:
+        """A group chat (negative id) is not a person."""
+        return not ident.startswith("-")
+
+
+class TelegramChannel:
+    name = "telegram"
 
     def __init__(self, settings: TelegramSettings, clock: Clock, *, backoff: tuple[float, float] = (1.0, 30.0)) -> None:
         if settings.telegram_token is None:
             raise ValueError("HUDDLE_TELEGRAM_TOKEN is not set")
         self.settings = settings
         self.clock = clock
+        self.policy = TelegramPolicy(settings)
         session = AiohttpSession()
         if settings.telegram_api_url:
             session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
@@ -440,7 +467,8 @@ def send_error(exc: BaseException) -> SendError:
 
 def setup(app: App) -> None:
     """Add the Telegram channel when HUDDLE_TELEGRAM_TOKEN is set (the webhook route in webhook mode)."""
-    settings = TelegramSettings()
+    settings = app.use_settings(TelegramSettings)
+    app.declare_channel(TelegramPolicy(settings))
     if settings.telegram_token is None:
         log.info("telegram channel off: HUDDLE_TELEGRAM_TOKEN is not set")
         return

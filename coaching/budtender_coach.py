@@ -17,14 +17,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from bot.directory import normalize_phone
-from bot.model import Address, OutboundKind, Person, Role
+from bot.model import Address, OutboundKind, Person
+from bot.phones import normalize_phone
 from coaching import budtenders as bt
 from coaching.budtender_shifts import BudtenderConfig, ShiftPattern, expand
+from coaching.roles import Role
 from storage.budtenders import BudtenderRepo, Shift, ShiftRow, Watermark
 from storage.sales import SalesRepo, Transaction
 
@@ -35,7 +37,8 @@ log = logging.getLogger(__name__)
 
 
 class BudtenderCoach:
-    def __init__(self, app: App, config: BudtenderConfig, patterns: list[ShiftPattern]) -> None:
+    def __init__(self, app: App, config: BudtenderConfig, patterns: list[ShiftPattern],
+                 link_for: Callable[[int, str], str] | None = None) -> None:
         self.app = app
         self.config = config
         self.rules = config.rules()
@@ -49,8 +52,8 @@ class BudtenderCoach:
         self._shifts: dict[int, tuple[Shift, datetime]] = {}
         self._people: dict[int, tuple[Person, datetime]] = {}
         self._history: dict[int, list[bt.Sent]] = {}
-        self.link_for: object = None
-        """Set by the HTTP plugin part: `(person_id, week_label) -> url | None` for the weekly trend."""
+        self.link_for = link_for
+        """`(person_id, week_label) -> url` for the weekly trend page, when links are configured."""
 
     @property
     def tz(self) -> str:
@@ -265,7 +268,7 @@ class BudtenderCoach:
             orders = await self.sales.between(prev_start, end, budtender_person_id=person.id)
             week = [o for o in orders if o.occurred_at >= start]
             previous = [o for o in orders if o.occurred_at < start]
-            link = self.link_for(person.id, label) if callable(self.link_for) else None
+            link = self.link_for(person.id, label) if self.link_for is not None else None
             message = bt.weekly(person.name, person.id, week, previous, self.tz, label, self.rules, link)
             if message is not None and await self.deliver(message, person, len(week)):
                 sent.append(message)

@@ -15,11 +15,12 @@ from decimal import Decimal
 
 from pydantic import Field
 
-from bot.model import Button, Person, Role
+from bot.model import Button, Person
 from bot.settings import HuddleSettings
 from coaching.deal_coach import CoachResult, DealCoach, Urgency
 from coaching.deal_format import format_alert, format_brief, format_detailed, format_summary
 from coaching.deals import Assessment, DealRules, Priority, assess, assess_all, is_stale
+from coaching.roles import Role
 from storage.deals import DealRepo
 from storage.people import PeopleRepo
 

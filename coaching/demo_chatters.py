@@ -14,8 +14,9 @@ from datetime import date, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from bot.model import Address, Person, Role
+from bot.model import Address, Person
 from coaching.chatter_config import LeadConfig
+from coaching.roles import Role
 
 if TYPE_CHECKING:
     from bot.app import App

@@ -22,6 +22,8 @@ from coaching.loyalty import LoyaltyRules
 
 
 class StoreSettings(HuddleSettings):
+    store_name: str | None = Field(None, description="the name in HELP and STOP answers (default: the first store)")
+    store_contact: str | None = Field(None, description="added to the HELP answer, e.g. a phone number or hours")
     pos_webhook_secret: SecretStr | None = Field(None, description="HMAC secret of POST /webhooks/pos")
     pos_webhook_window: float = Field(300.0, gt=0, description="seconds a webhook timestamp may differ from now")
     points_per_dollar: Decimal = Field(Decimal("1"), ge=0)

@@ -15,7 +15,9 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.app import App
-from bot.model import Address, Person, Role
+from bot.model import Address, Person
+from coaching.budtender_coach import BudtenderCoach
+from coaching.roles import Role
 from storage.budtenders import ShiftRow
 from storage.catalog import CatalogRepo
 from storage.customers import CustomerRepo
@@ -31,9 +33,7 @@ FALLBACK = [("DEMO-FLOWER", "flower", 2, False), ("DEMO-HOUSE", "pre-rolls", 1, 
 
 
 async def seed(app: App) -> None:
-    from handlers.budtenders import coach_of
-
-    coach = coach_of(app)
+    coach: BudtenderCoach = app.deps["budtender_coach"]
     now = app.clock.now()
     rng = random.Random(7)
     tz = coach.tz

@@ -7,6 +7,7 @@ the budtender's own last four weeks. A forged or altered token gets 404 and show
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from aiohttp import web
@@ -44,13 +45,21 @@ async def trend_page(coach: BudtenderCoach, person_id: int, week: str) -> str | 
     return render(person.name, week, points, wm.avg_ticket if wm.known else None)
 
 
+def link_builder(app: App) -> Callable[[int, str], str] | None:
+    """`(person_id, week_label) -> url` for the weekly review, when links are configured."""
+    settings = _settings(app)
+    if not settings.public_url or settings.budtender_link_secret is None:
+        return None
+    secret = settings.budtender_link_secret.get_secret_value()
+    base = settings.public_url.rstrip("/")
+    return lambda person_id, week: f"{base}/budtenders/trend/{sign_link(secret, person_id, week)}"
+
+
 def setup(app: App, coach: BudtenderCoach) -> None:
     settings = _settings(app)
     if not settings.public_url or settings.budtender_link_secret is None:
         return
     secret = settings.budtender_link_secret.get_secret_value()
-    base = settings.public_url.rstrip("/")
-    coach.link_for = lambda person_id, week: f"{base}/budtenders/trend/{sign_link(secret, person_id, week)}"
 
     async def page(request: web.Request) -> web.Response:
         found = check_link(secret, request.match_info.get("token", ""))

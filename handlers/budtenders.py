@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 from bot.app import App
 from bot.context import Context
-from bot.model import Role
+from bot.plugins import Plugin
 from bot.router import HandlerResult, Router
 from bot.scheduler import JobRun, cron, daily, weekly
 from coaching import budtenders as bt
@@ -37,8 +37,12 @@ from coaching.budtender_coach import BudtenderCoach
 from coaching.budtender_shifts import BudtenderConfig, ShiftPattern
 from coaching.prompts import load_prompt
 from coaching.reports import register_report
+from coaching.roles import Role
+from coaching.roles import declare as declare_roles
 from coaching.sources.imports import ImportKind, register_import
 from coaching.sources.pos import OrderProcessed, on_order
+from handlers import budtender_seed, budtender_trend
+from handlers.store_services import StoreServices
 from storage.sales import Transaction
 
 log = logging.getLogger(__name__)
@@ -62,7 +66,7 @@ async def feedback(ctx: Context, call: object) -> HandlerResult:
     """Any message from a budtender soon after a coaching message marks it answered."""
     person = ctx.person
     if person is not None and person.id is not None and Role.BUDTENDER in person.roles:
-        coach = coach_of(ctx.app)
+        coach: BudtenderCoach = ctx.deps["budtender_coach"]
         now = ctx.now()
         try:
             await coach.repo.mark_answered(person.id, now, now - timedelta(hours=coach.config.answer_window_hours))
@@ -131,7 +135,7 @@ async def resume(ctx: Context, budtender_coach: BudtenderCoach) -> str:
 
 
 @router.message(roles=BUDTENDER)
-async def chat(ctx: Context, budtender_coach: BudtenderCoach, ai: AiClient) -> str:
+async def chat(ctx: Context, budtender_coach: BudtenderCoach, ai: AiClient, store: StoreServices) -> str:
     """Free text from a budtender: the AI coach with only their own numbers, else a deterministic tip."""
     text = ctx.text.strip()
     if not text:
@@ -142,7 +146,7 @@ async def chat(ctx: Context, budtender_coach: BudtenderCoach, ai: AiClient) -> s
     if ai.enabled:
         t = await budtender_coach.today_tally(pid)
         wm = await budtender_coach.watermark(pid)
-        system = load_prompt("budtender_coach", store_name=ctx.app.settings.store_name, max_chars=AI_MAX_CHARS,
+        system = load_prompt("budtender_coach", store_name=store.default_store.name, max_chars=AI_MAX_CHARS,
                              context=json.dumps(bt.coach_context(person.name, t, wm, budtender_coach.rules), indent=1))
         answer = await ai.text(system, text[:1000], max_tokens=160, timeout=budtender_coach.config.ai_timeout_seconds,
                                label="budtender_coach")
@@ -179,9 +183,11 @@ async def import_shifts(app: App, args: argparse.Namespace) -> int:
 
 
 def setup(app: App) -> None:
+    declare_roles(app, Role.BUDTENDER)
     config = app.config.section("budtenders", BudtenderConfig, default={})
     patterns = app.config.section("shifts", list[ShiftPattern], default=[])
-    coach = app.provide("budtender_coach", BudtenderCoach(app, config, patterns))
+    links = budtender_trend.link_builder(app)
+    coach = app.provide("budtender_coach", BudtenderCoach(app, config, patterns, link_for=links))
     ai_client_for(app)
     app.include_router(router)
 
@@ -216,10 +222,10 @@ def setup(app: App) -> None:
     register_import(app, ImportKind("shifts", "budtender shifts: budtender (phone, employee id or name), date, "
                                     "start, end", import_shifts))
 
-    from handlers import budtender_seed, budtender_trend
-
     budtender_trend.setup(app, coach)
     app.on_seed_demo(budtender_seed.seed)
 
 
-__all__ = ["coach_of", "on_transaction", "router", "setup"]
+plugin = Plugin("budtenders", setup, requires=("store",), description="shift coaching for budtenders by SMS")
+
+__all__ = ["coach_of", "on_transaction", "plugin", "router", "setup"]

@@ -14,14 +14,18 @@ import re
 
 from bot.app import App
 from bot.context import Context
-from bot.model import Address, OutboundKind, Person, Role
+from bot.hooks import COMPLIANCE_DEFAULTS
+from bot.model import Address, OutboundKind, Person
+from bot.plugins import Plugin
 from bot.router import Greedy, Router, UsageError
 from coaching import concierge
 from coaching.ai import AiClient, ai_client_for
 from coaching.concierge import Intent, StoreInfo
 from coaching.prompts import load_prompt
+from coaching.roles import Role
+from coaching.roles import declare as declare_roles
 from coaching.sms_text import limit_for
-from handlers.store import StoreServices, services
+from handlers.store_services import StoreServices
 from storage.customer_context import CustomerContext, load_context
 from storage.customers import Handoff
 
@@ -48,7 +52,7 @@ async def _context(ctx: Context, svc: StoreServices) -> CustomerContext:
     assert person is not None and person.id is not None
     store_id = svc.store_ids.get(svc.default_store.code)
     stock = await svc.in_stock(store_id, ctx.now())
-    context = await load_context(ctx.app.db, person.id, ctx.address.id if ctx.channel == "sms" else None,
+    context = await load_context(svc.db, person.id, ctx.address.id if ctx.channel == "sms" else None,
                                  in_stock=stock)
     c = context.customer
     if c is not None and c.id is not None and c.person_id is None:
@@ -57,7 +61,7 @@ async def _context(ctx: Context, svc: StoreServices) -> CustomerContext:
         if person.attributes.get("lead") or not person.name.strip():
             person.name = c.name or person.name
             person.attributes = {k: v for k, v in person.attributes.items() if k != "lead"}
-            await ctx.app.people.update(person, ctx.now())
+            await svc.people.update(person, ctx.now())
     return context
 
 
@@ -69,8 +73,8 @@ def _name(person: Person) -> str | None:
 
 
 @router.message(roles={Role.CUSTOMER})
-async def customer_text(ctx: Context) -> str | None:
-    svc = services(ctx.app)
+async def customer_text(ctx: Context, store: StoreServices, ai: AiClient) -> str | None:
+    svc = store
     person = ctx.person
     assert person is not None and person.id is not None
     handoff = await svc.customers.open_handoff_for(person_id=person.id)
@@ -101,17 +105,16 @@ async def customer_text(ctx: Context) -> str | None:
             return concierge.join_ask_name(store)
         return await _enrol(ctx, svc, context, store, known)
     if intent is Intent.OTHER or (intent is Intent.PRODUCTS and not concierge.mentioned_categories(text)):
-        answer = await _ask_model(ctx, svc, context, store, text)
+        answer = await _ask_model(ctx, svc, ai, context, store, text)
         if answer is not None:
             return answer
     return concierge.rule_reply(intent, context, text, store, rules, _name(person), lead)
 
 
-async def _ask_model(ctx: Context, svc: StoreServices, context: CustomerContext, store: StoreInfo,
+async def _ask_model(ctx: Context, svc: StoreServices, ai: AiClient, context: CustomerContext, store: StoreInfo,
                      text: str) -> str | None:
     if not svc.settings.concierge_ai:
         return None
-    ai: AiClient = ai_client_for(ctx.app)
     if not ai.enabled:
         return None
     person = ctx.person
@@ -137,7 +140,7 @@ async def _enrol(ctx: Context, svc: StoreServices, context: CustomerContext, sto
     if person.attributes.get("lead") or not person.name.strip():
         person.name = name
         person.attributes = {k: v for k, v in person.attributes.items() if k != "lead"}
-        await ctx.app.people.update(person, ctx.now())
+        await svc.people.update(person, ctx.now())
     return concierge.join_done(first, store, svc.settings.loyalty, context.points)
 
 
@@ -148,7 +151,7 @@ async def _hand_off(ctx: Context, svc: StoreServices, context: CustomerContext, 
     handoff = await svc.customers.open_handoff(person.id, ctx.address.id, destination.channel, destination.id,
                                                ctx.now())
     post = concierge.staff_post(handoff.id, context, _name(person), ctx.address.id, ctx.text, store)
-    sent = await ctx.app.send(destination, post, kind=OutboundKind.PROACTIVE, key=f"handoff:{handoff.id}:open")
+    sent = await ctx.send(destination, post, kind=OutboundKind.PROACTIVE, key=f"handoff:{handoff.id}:open")
     if sent.id is not None and handoff.staff_thread is None:
         await svc.customers.set_handoff_thread(handoff.id, f"outbox:{sent.id}")
     log.info("customer handed off handoff=%s person=%s destination=%s", handoff.id, person.id, destination)
@@ -160,7 +163,7 @@ async def _relay_to_staff(ctx: Context, handoff: Handoff) -> None:
     assert person is not None
     who = person.name.strip() or handoff.customer_address
     thread = handoff.staff_thread if handoff.staff_thread and not handoff.staff_thread.startswith("outbox:") else None
-    await ctx.app.send(Address(handoff.staff_channel, handoff.staff_address),
+    await ctx.send(Address(handoff.staff_channel, handoff.staff_address),
                        concierge.staff_relay(handoff.id, who, ctx.text), kind=OutboundKind.PROACTIVE,
                        key=f"in:{ctx.inbound.id}:handoff", thread=thread)
 
@@ -173,7 +176,7 @@ async def _find_handoff(svc: StoreServices, ref: str) -> Handoff | None:
     if ref.isdigit():
         found = await svc.customers.handoff(int(ref))
         return found if found is not None and found.closed_at is None else None
-    from bot.directory import normalize_phone
+    from bot.phones import normalize_phone
 
     try:
         phone = normalize_phone(ref)
@@ -192,24 +195,24 @@ async def _thread_handoff(ctx: Context, svc: StoreServices) -> Handoff | None:
         return found
     from storage.handoff_threads import resolve_threads
 
-    await resolve_threads(ctx.app.db)
+    await resolve_threads(svc.db)
     return await svc.customers.open_handoff_for(staff_thread=thread)
 
 
 async def _send_to_customer(ctx: Context, svc: StoreServices, handoff: Handoff, text: str) -> str:
-    customer = await ctx.app.people.get(handoff.person_id)
+    customer = await svc.people.get(handoff.person_id)
     store = store_info(svc)
     staff_name = ctx.person.first_name if ctx.person and ctx.person.name.strip() else "Staff"
-    await ctx.app.send(Address("sms", handoff.customer_address), f"{staff_name} at {store.name}: {text.strip()}",
+    await ctx.send(Address("sms", handoff.customer_address), f"{staff_name} at {store.name}: {text.strip()}",
                        kind=OutboundKind.REPLY, key=f"in:{ctx.inbound.id}:relay", person=customer)
     return f"Sent to {customer.name if customer and customer.name.strip() else handoff.customer_address} " \
            f"(#{handoff.id})."
 
 
 async def _close(ctx: Context, svc: StoreServices, handoff: Handoff) -> str:
-    customer = await ctx.app.people.get(handoff.person_id)
+    customer = await svc.people.get(handoff.person_id)
     await svc.customers.close_handoff(handoff.id, str(ctx.address), ctx.now())
-    await ctx.app.send(Address("sms", handoff.customer_address), concierge.handoff_over(store_info(svc)),
+    await ctx.send(Address("sms", handoff.customer_address), concierge.handoff_over(store_info(svc)),
                        kind=OutboundKind.REPLY, key=f"handoff:{handoff.id}:closed", person=customer)
     return f"#{handoff.id} handed back to the bot."
 
@@ -219,8 +222,8 @@ _REF = re.compile(r"^\s*(#?\d{1,9}|\+?[\d\s().-]{7,22}\d)\s+(\S.*)$", re.S)
 
 @router.command("reply", roles=STAFF_ROLES, usage="reply N TEXT",
                 help="answer a customer who asked for a person (N: the handoff number or their phone)")
-async def staff_reply(ctx: Context, message: Greedy) -> str:
-    svc = services(ctx.app)
+async def staff_reply(ctx: Context, store: StoreServices, message: Greedy) -> str:
+    svc = store
     m = _REF.match(message)
     if m is None:
         raise UsageError()
@@ -232,8 +235,8 @@ async def staff_reply(ctx: Context, message: Greedy) -> str:
 
 
 @router.command("done", roles=STAFF_ROLES, help="hand a customer conversation back to the bot: done N")
-async def staff_done(ctx: Context, ref: str = "") -> str:
-    svc = services(ctx.app)
+async def staff_done(ctx: Context, store: StoreServices, ref: str = "") -> str:
+    svc = store
     handoff = await _find_handoff(svc, ref) if ref else await _thread_handoff(ctx, svc)
     if handoff is None:
         raise UsageError(f"No open customer conversation {ref!r} (try HANDOFFS)." if ref else "Which conversation?")
@@ -241,33 +244,33 @@ async def staff_done(ctx: Context, ref: str = "") -> str:
 
 
 @router.command("handoffs", roles=STAFF_ROLES, help="customers waiting for a person")
-async def staff_list(ctx: Context) -> str:
-    svc = services(ctx.app)
+async def staff_list(ctx: Context, store: StoreServices) -> str:
+    svc = store
     open_ = await svc.customers.open_handoffs()
     if not open_:
         return "No customer is waiting for a person."
     lines = []
     for h in open_:
-        p = await ctx.app.people.get(h.person_id)
+        p = await svc.people.get(h.person_id)
         lines.append(f"#{h.id} {p.name if p and p.name.strip() else h.customer_address} since {h.opened_at:%H:%M} UTC")
     return "\n".join(lines)
 
 
 @router.command("reply", "done", "handoffs", roles={Role.CUSTOMER}, hidden=True)
-async def customer_says_staff_word(ctx: Context, rest: Greedy = "") -> str | None:
+async def customer_says_staff_word(ctx: Context, store: StoreServices, ai: AiClient, rest: Greedy = "") -> str | None:
     """A customer's "Done, thanks!" is their text, not the staff command (and is relayed while handed off)."""
-    return await customer_text(ctx)
+    return await customer_text(ctx, store, ai)
 
 
-async def _in_handoff_thread(ctx: Context) -> bool:
+async def _in_handoff_thread(ctx: Context, store: StoreServices) -> bool:
     return ctx.person is not None and ctx.person.has_any(STAFF_ROLES) and \
-        await _thread_handoff(ctx, services(ctx.app)) is not None
+        await _thread_handoff(ctx, store) is not None
 
 
 @router.message(_in_handoff_thread, roles=STAFF_ROLES)
-async def staff_thread_reply(ctx: Context) -> str:
+async def staff_thread_reply(ctx: Context, store: StoreServices) -> str:
     """A staff message in the thread of a handoff post goes to that customer (`done` closes it)."""
-    svc = services(ctx.app)
+    svc = store
     handoff = await _thread_handoff(ctx, svc)
     assert handoff is not None
     if ctx.text.strip().lower() in {"done", "/done"}:
@@ -276,18 +279,28 @@ async def staff_thread_reply(ctx: Context) -> str:
 
 
 def setup(app: App) -> None:
-    svc = services(app)
+    svc: StoreServices = app.deps["store"]
+    declare_roles(app, Role.CUSTOMER)
     ai_client_for(app)
     app.include_router(router)
+    app.hooks.contact_text.implement(lambda person, channel: contact_text(svc, app), owner="customers")
+    app.hooks.compliance_text.implement(lambda kind, person, channel: compliance_text(svc, kind), owner="customers")
 
-    default_contact = type(app.settings).model_fields["store_contact"].default
 
-    def contact(_person: Person | None) -> str:
-        """HELP: the store's name and number, the keywords, and HUDDLE_STORE_CONTACT when it is set."""
-        s = svc.default_store
-        phone = f" {s.phone}" if s.phone else ""
-        custom = app.settings.store_contact != default_contact
-        extra = app.settings.store_contact if custom else "Reply STOP to opt out."
-        return f"{s.name}{phone}: text POINTS, HOURS, ADDRESS, JOIN or HUMAN. {extra}"
+DEFAULT_CONTACT = "Reply STOP to opt out."
 
-    app.dispatcher.contact_text = contact  # type: ignore[method-assign]
+
+def contact_text(svc: StoreServices, app: App) -> str:
+    """HELP: the store's name and number, the keywords, and HUDDLE_STORE_CONTACT when it is set."""
+    s = svc.default_store
+    phone = f" {s.phone}" if s.phone else ""
+    extra = svc.settings.store_contact or DEFAULT_CONTACT
+    return f"{s.name}{phone}: text POINTS, HOURS, ADDRESS, JOIN or HUMAN. {extra}"
+
+
+def compliance_text(svc: StoreServices, kind: str) -> str:
+    """The carrier-required confirmations, signed with the store's name."""
+    return f"{svc.default_store.name}: {COMPLIANCE_DEFAULTS[kind][0].lower()}{COMPLIANCE_DEFAULTS[kind][1:]}"
+
+
+plugin = Plugin("customers", setup, requires=("store",), description="customers texting the store")

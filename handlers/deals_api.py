@@ -26,8 +26,8 @@ from typing import Any
 from aiohttp import web
 
 from bot.app import App
-from bot.model import Role
 from coaching.deal_desk import DealDesk, RunReport
+from coaching.roles import Role
 from handlers.sales_managers import MAX_HOURS, MAX_STALE_DAYS, MIN_HOURS, MonitorControl
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from bot.app import App
-from bot.model import Address, Person, Role
+from bot.model import Address, Person
 from coaching.deals import Deal, DealEvent, DealStatus, EventKind
+from coaching.roles import Role
 from storage.deals import DealRepo
 
 MANAGERS = (

@@ -20,7 +20,8 @@ from pydantic import Field
 from bot.app import App
 from bot.clock import Clock
 from bot.context import Context
-from bot.model import Address, Role
+from bot.model import Address
+from bot.plugins import Plugin
 from bot.router import ANYONE, Greedy, Router
 from bot.settings import HuddleSettings
 from storage.invites import Invite, InviteRepo, Outcome, Redemption, normalize_code
@@ -84,23 +85,23 @@ class Enrollment:
 
 
 def _start_label(ctx: Context) -> str:
-    return ctx.app.dispatcher.command_label("start", ctx.channel)
+    return ctx.command_label("start")
 
 
-def _role_text(role: Role) -> str:
-    return role.value.replace("_", " ")
+def _role_text(role: str) -> str:
+    return str(role).replace("_", " ")
 
 
 @router.command("start", roles=ANYONE, usage="start CODE", help="enrol with an invite code", hidden=True)
-async def start(ctx: Context, enrollment: Enrollment, code: Greedy = "") -> str:
+async def start(ctx: Context, enrollment: Enrollment, people: PeopleRepo, code: Greedy = "") -> str:
     person = ctx.person
     label = _start_label(ctx)
-    help_label = ctx.app.dispatcher.command_label("help", ctx.channel)
+    help_label = ctx.command_label("help")
     if not normalize_code(code or ""):
         if person is not None and person.roles:
             return f"Welcome back, {person.first_name or 'there'}! Send {help_label} to see what you can do."
         return NEED_CODE.format(start=label)
-    if ctx.channel == "telegram" and ctx.address.id.startswith("-"):
+    if not ctx.policy.may_enrol(ctx.address.id):  # a group chat is not a person
         return GROUP
     if enrollment.locked(ctx.address):
         return TOO_MANY
@@ -113,11 +114,11 @@ async def start(ctx: Context, enrollment: Enrollment, code: Greedy = "") -> str:
     assert result.person_id is not None and result.role is not None
     if result.outcome is Outcome.ALREADY:
         return f"You're already enrolled as {_role_text(result.role)}. Send {help_label} to see what you can do."
-    enrolled = await ctx.app.people.get(result.person_id)
+    enrolled = await people.get(result.person_id)
     assert enrolled is not None
     ctx.person = enrolled
     log.info("enrolled person_id=%s role=%s channel=%s new=%s", enrolled.id, result.role, ctx.channel, result.created)
-    lines = ctx.app.dispatcher.help_lines(enrolled, ctx.channel)
+    lines = ctx.help_lines(enrolled)
     text = f"Welcome, {enrolled.first_name or 'there'}! You're enrolled as {_role_text(result.role)}."
     if lines:
         text += "\n\nYou can use:\n" + "\n".join(lines)
@@ -127,8 +128,8 @@ async def start(ctx: Context, enrollment: Enrollment, code: Greedy = "") -> str:
 # -- the admin's side: python main.py invite ... ------------------------------------------------
 
 
-def _configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("role", nargs="?", choices=[r.value for r in Role], help="role the code grants")
+def _configure(parser: argparse.ArgumentParser, roles: list[str]) -> None:
+    parser.add_argument("role", nargs="?", choices=roles, help="role the code grants")
     parser.add_argument("--name", help="the person's name; an existing person with this name gets the address")
     parser.add_argument("--person-id", type=int, help="attach the address to this existing person")
     parser.add_argument("--hours", type=float, help="hours the code stays valid (default HUDDLE_INVITE_TTL_HOURS)")
@@ -140,7 +141,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 def _describe(invite: Invite) -> str:
     who = invite.name or (f"person #{invite.person_id}" if invite.person_id else "new person")
-    return f"#{invite.id}  {invite.role.value:<14} {who:<24} expires {invite.expires_at:%Y-%m-%d %H:%M} UTC"
+    return f"#{invite.id}  {invite.role:<14} {who:<24} expires {invite.expires_at:%Y-%m-%d %H:%M} UTC"
 
 
 async def _run(app: App, args: argparse.Namespace) -> int:
@@ -185,7 +186,7 @@ async def _run(app: App, args: argparse.Namespace) -> int:
         return 2
     expires = now + timedelta(hours=hours)
     invite, code = await repo.create(
-        Role(args.role), now, expires, name=name, person_id=person_id, locale=args.locale, timezone=args.timezone
+        args.role, now, expires, name=name, person_id=person_id, locale=args.locale, timezone=args.timezone
     )
     print(invite_text(invite, code, expires, _bot_username(app)))
     return 0
@@ -200,7 +201,7 @@ def _bot_username(app: App) -> str | None:
 def invite_text(invite: Invite, code: str, expires: datetime, bot_username: str | None = None) -> str:
     who = f" for {invite.name}" if invite.name else ""
     lines = [
-        f"Invite #{invite.id}{who}: role {invite.role.value}, valid once, until {expires:%Y-%m-%d %H:%M} UTC.",
+        f"Invite #{invite.id}{who}: role {invite.role}, valid once, until {expires:%Y-%m-%d %H:%M} UTC.",
         "",
         f"    {code}",
         "",
@@ -212,13 +213,23 @@ def invite_text(invite: Invite, code: str, expires: datetime, bot_username: str 
 
 
 def setup(app: App) -> None:
-    settings = EnrollmentSettings()
+    settings = app.use_settings(EnrollmentSettings)
     app.provide("enrollment", Enrollment(InviteRepo(app.db), app.people, app.clock, settings.invite_max_failures))
     app.include_router(router)
-    for channel in ("telegram", "slack"):
-        label = app.dispatcher.command_label("start", channel)
-        app.dispatcher.stranger_text.setdefault(channel, NOT_ENROLLED.format(start=label))
-    app.add_cli("invite", "make a one-time code that enrols a Telegram/Slack user with a role", _configure, _run)
+    default = app.hooks.stranger_text.default
+
+    def stranger(channel: str) -> str:
+        """On chat channels, where nobody is enrolled on first contact, strangers hear how to enrol."""
+        policy = app.policy(channel)
+        if policy.texting or app.roles.enrolling(channel) is not None:
+            return default(channel)
+        return NOT_ENROLLED.format(start=policy.command_label("start"))
+
+    app.hooks.stranger_text.implement(stranger, owner="enrollment")
+    app.add_cli("invite", "make a one-time code that enrols a Telegram/Slack user with a role",
+                lambda parser: _configure(parser, app.roles.names), _run)
 
 
-__all__ = ["Enrollment", "EnrollmentSettings", "invite_text", "router", "setup"]
+plugin = Plugin("enrollment", setup, description="invite codes that enrol people on chat channels")
+
+__all__ = ["Enrollment", "EnrollmentSettings", "invite_text", "plugin", "router", "setup"]

@@ -21,13 +21,16 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.app import App
 from bot.context import Context
-from bot.model import Button, OutboundKind, Person, Role
+from bot.model import Button, OutboundKind, Person
+from bot.plugins import Plugin
 from bot.router import Reply, Router, UsageError
 from bot.scheduler import JobRun
 from coaching.ai import ai_client_for
 from coaching.deal_coach import DealCoach
 from coaching.deal_desk import DETAIL_PREFIX, DealDesk, DealSettings
 from coaching.deal_rules_text import lang
+from coaching.roles import Role
+from coaching.roles import declare as declare_roles
 from storage.deals import DealRepo, Monitor
 
 log = logging.getLogger(__name__)
@@ -199,7 +202,7 @@ async def status(ctx: Context, deal_desk: DealDesk, deal_monitor: MonitorControl
 
 @router.command("help", roles=SM, help="this list")
 async def help_(ctx: Context) -> str:
-    lines = ctx.app.dispatcher.help_lines(ctx.person, ctx.channel)
+    lines = ctx.help_lines()
     from coaching.deal_format import e
 
     return "\n".join([t(ctx.person, "help"), *(e(line) for line in lines)])
@@ -225,6 +228,7 @@ def _schedule_amocrm_sync(app: App, repo: DealRepo) -> None:
 
 
 def setup(app: App) -> None:
+    declare_roles(app, Role.SALES_MANAGER)
     settings = DealSettings()
     repo = DealRepo(app.db)
     coach = DealCoach(ai_client_for(app), repo, concurrency=settings.deals_ai_concurrency,
@@ -255,3 +259,6 @@ def setup(app: App) -> None:
     deals_api.setup(app, desk, control)
     deals_cli.setup(app)
     app.on_seed_demo(seed_demo)
+
+
+plugin = Plugin("sales_managers", setup, description="deal coaching and monitoring for sales managers")

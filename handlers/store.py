@@ -9,79 +9,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import datetime
 
 from aiohttp import web
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.app import App
+from bot.plugins import Plugin
 from bot.scheduler import JobRun
 from coaching.pos import MAX_BODY, SIGNATURE_HEADER, TIMESTAMP_HEADER, PayloadError, signature_ok, timestamp_ok
-from coaching.sources.pos import PosIngest, order_hooks
-from coaching.store_config import DEMO_STORE, StoreConfig, StoreSettings
-from storage.catalog import CatalogRepo, Product
-from storage.customers import CustomerRepo, Store
-from storage.loyalty import LoyaltyRepo
-from storage.sales import SalesRepo
+from handlers import store_import, store_seed
+from handlers.store_services import StoreServices, services
+from storage.customers import Store
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class StoreServices:
-    settings: StoreSettings
-    stores: list[StoreConfig]
-    customers: CustomerRepo
-    catalog: CatalogRepo
-    sales: SalesRepo
-    loyalty: LoyaltyRepo
-    ingest: PosIngest
-    store_ids: dict[str, int] = field(default_factory=dict)
-    _stock: dict[int | None, tuple[datetime, list[Product]]] = field(default_factory=dict)
-
-    async def in_stock(self, store_id: int | None, now: datetime, ttl: float = 60.0) -> list[Product]:
-        """In-stock products of a store, cached for `ttl` seconds (the same for every customer)."""
-        cached = self._stock.get(store_id)
-        if cached is not None and (now - cached[0]).total_seconds() < ttl:
-            return cached[1]
-        found = await self.catalog.in_stock(store_id, limit=40)
-        self._stock[store_id] = (now, found)
-        return found
-
-    @property
-    def default_store(self) -> StoreConfig:
-        return self.stores[0]
-
-    def store_for(self, store_id: int | None) -> StoreConfig:
-        for code, sid in self.store_ids.items():
-            if sid == store_id:
-                return next((s for s in self.stores if s.code == code), self.default_store)
-        return self.default_store
-
-
-def _settings(app: App) -> StoreSettings:
-    use = getattr(app, "use_settings", None)  # the core's registry (secrets redacted from logs) when present
-    return use(StoreSettings) if use else StoreSettings()
-
-
-def services(app: App) -> StoreServices:
-    found = app.deps.get("store")
-    if isinstance(found, StoreServices):
-        return found
-    settings = _settings(app)
-    stores = app.config.section("stores", list[StoreConfig], default=[]) or [DEMO_STORE]
-    svc = StoreServices(
-        settings=settings,
-        stores=stores,
-        customers=CustomerRepo(app.db),
-        catalog=CatalogRepo(app.db),
-        sales=SalesRepo(app.db),
-        loyalty=LoyaltyRepo(app.db),
-        ingest=PosIngest(app.db, app.clock, settings.loyalty, order_hooks(app), default_store=stores[0].code),
-    )
-    app.provide("store", svc)
-    return svc
 
 
 # -- POS webhooks ------------------------------------------------------------------------------
@@ -128,6 +68,7 @@ def webhook_handler(app: App, svc: StoreServices) -> Callable[[web.Request], Awa
 
 def setup(app: App) -> None:
     svc = services(app)
+    app.hooks.title.implement(lambda: svc.settings.store_name or svc.default_store.name, owner="store")
     app.http.route("POST", "/webhooks/pos", webhook_handler(app, svc))
 
     async def start(app: App) -> None:
@@ -149,10 +90,10 @@ def setup(app: App) -> None:
     app.on_shutdown(stop)
     app.scheduler.add("pos_retry", IntervalTrigger(minutes=5), sweep)
 
-    from handlers import store_import, store_seed
-
     store_import.setup(app)
     app.on_seed_demo(store_seed.seed)
 
 
-__all__ = ["StoreServices", "services", "setup"]
+plugin = Plugin("store", setup, description="stores, the POS webhook, loyalty, CRM imports and demo data")
+
+__all__ = ["StoreServices", "plugin", "services", "setup"]

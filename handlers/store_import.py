@@ -26,7 +26,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 def _runner(kind: str) -> ImportRun:
     async def run(app: App, args: argparse.Namespace) -> int:
-        from handlers.store import services
+        from handlers.store_services import services
 
         svc = services(app)
         try:

@@ -8,8 +8,9 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.app import App
-from bot.model import Address, Person, Role
+from bot.model import Address, Person
 from coaching.loyalty import order_points
+from coaching.roles import Role
 from storage.customers import Store
 from storage.loyalty import LedgerEntry
 from storage.sales import SalesRepo
@@ -37,7 +38,7 @@ CUSTOMERS = [
 
 
 async def seed(app: App) -> None:
-    from handlers.store import services
+    from handlers.store_services import services
 
     svc = services(app)
     now = app.clock.now()

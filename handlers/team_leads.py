@@ -27,7 +27,8 @@ from aiohttp import web
 
 from bot.app import App
 from bot.context import Context
-from bot.model import Address, OutboundKind, Person, Role
+from bot.model import Address, OutboundKind, Person
+from bot.plugins import Plugin
 from bot.router import Greedy, Router
 from bot.scheduler import JobFunc, JobRun, ScheduleSpec, daily
 from coaching.briefings import pick, why
@@ -37,6 +38,8 @@ from coaching.chatter_metrics import Kpi
 from coaching.chatter_service import ChatterService, HoursSource
 from coaching.demo_chatters import DEMO_LEADS, seed_demo
 from coaching.names import normalize_name
+from coaching.roles import Role
+from coaching.roles import declare as declare_roles
 from coaching.sources.hubstaff import HubstaffClient, HubstaffSettings, parse_hubstaff_csv
 from coaching.sources.inflow_csv import CsvError
 from storage.chatters import REPORT, ChatterRepo
@@ -270,6 +273,7 @@ def hours_source(app: App) -> HoursSource | None:
 
 
 def setup(app: App) -> None:
+    declare_roles(app, Role.TEAM_LEAD, Role.CHATTER)
     config = app.config.section("chatters", ChattersConfig, {})
     if not config.leads and app.settings.demo:
         config = config.model_copy(update={"leads": DEMO_LEADS})
@@ -329,3 +333,6 @@ def setup(app: App) -> None:
                 cli_ingest)
     app.add_cli("dashboard", "write the COO dashboard: dashboard --out FILE.html", _configure_dashboard,
                 cli_dashboard)
+
+
+plugin = Plugin("team_leads", setup, description="chatter coaching for team leads in Slack")

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.model import Address, Person, Role
+from bot.model import Address, Person
 from storage.db import Database, metadata
 from storage.people import PeopleRepo, addresses, persons
 from storage.types import UTCDateTime
@@ -61,7 +61,7 @@ def hash_code(text: str) -> str:
 @dataclass(slots=True)
 class Invite:
     id: int
-    role: Role
+    role: str
     name: str | None
     person_id: int | None
     locale: str | None
@@ -89,14 +89,14 @@ class Outcome(StrEnum):
 class Redemption:
     outcome: Outcome
     person_id: int | None = None
-    role: Role | None = None
+    role: str | None = None
     created: bool = False
 
 
 def _invite(row: Any) -> Invite:
     return Invite(
         id=row.id,
-        role=Role(row.role),
+        role=row.role,
         name=row.name,
         person_id=row.person_id,
         locale=row.locale,
@@ -117,7 +117,7 @@ class InviteRepo:
 
     async def create(
         self,
-        role: Role,
+        role: str,
         now: datetime,
         expires_at: datetime,
         *,
@@ -133,7 +133,7 @@ class InviteRepo:
             result = await conn.execute(
                 invites.insert().values(
                     code_hash=hash_code(code),
-                    role=role.value,
+                    role=str(role),
                     name=name,
                     person_id=person_id,
                     locale=locale,
@@ -240,7 +240,7 @@ class InviteRepo:
             person_id = target.id
             assert person_id is not None
             values: dict[str, Any] = {
-                "roles": ",".join(sorted(r.value for r in target.roles | {invite.role})),
+                "roles": ",".join(sorted(str(r) for r in target.roles | {invite.role})),
                 "updated_at": now,
             }
             if not target.name.strip():

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.model import Address, Person, Role
+from bot.model import Address, Person
 from storage.db import Database, metadata
 from storage.prepared import Prepared
 from storage.types import UTCDateTime
@@ -52,12 +52,13 @@ opt_outs = sa.Table(
 )
 
 
-def _roles_text(roles: frozenset[Role] | set[Role]) -> str:
-    return ",".join(sorted(r.value for r in roles))
+def _roles_text(roles: frozenset[str] | set[str]) -> str:
+    return ",".join(sorted(str(r) for r in roles))
 
 
-def _roles(text: str) -> frozenset[Role]:
-    return frozenset(Role(r) for r in text.split(",") if r)
+def _roles(text: str) -> frozenset[str]:
+    """Stored role names, kept as they are even when no running plugin declares them."""
+    return frozenset(r for r in text.split(",") if r)
 
 
 class PeopleRepo:
@@ -101,7 +102,7 @@ class PeopleRepo:
             row = (await conn.execute(sa.select(persons.c.id).where(persons.c.external_id == external_id))).first()
             return await self._load(conn, row.id) if row else None
 
-    async def all(self, role: Role | None = None) -> list[Person]:
+    async def all(self, role: str | None = None) -> list[Person]:
         async with self.db.read() as conn:
             rows = (await conn.execute(sa.select(persons).order_by(persons.c.name))).all()
             addr_rows = (await conn.execute(sa.select(addresses).order_by(addresses.c.id))).all()

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from bot import testing_pg
-from bot.testing import Flow, migrated_sqlite
+from bot.testing import migrated_sqlite
+from tests.flows import Flow
 
 BACKENDS = ["sqlite", "postgresql"]
 

@@ -9,11 +9,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from bot.model import Person, Role
-from bot.testing import Flow
+from bot.model import Person
 from coaching.deal_coach import DealAnalysis, Recommendation, Urgency
 from coaching.deals import Deal, DealEvent, DealStatus, EventKind, Priority
+from coaching.roles import Role
 from storage.deals import DealRepo
+from tests.flows import Flow
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from bot.context import Context
-from bot.model import Button, Role
+from bot.model import Button
 from bot.router import Reply, Router
-from bot.testing import Flow
+from coaching.roles import Role
 from tests.fakes.slack_server import FakeSlack
+from tests.flows import Flow
 
 router = Router("slack-test")
 

@@ -15,10 +15,11 @@ from bot.context import Context
 from bot.model import Inbound
 from bot.router import Router
 from bot.settings import CoreSettings
-from bot.testing import Flow, migrated_sqlite
+from bot.testing import migrated_sqlite
 from channels.sms.modem import ModemChannel, ModemConfig
 from channels.sms.simulator import SimulatedModem
 from storage.sms import SmsRepo
+from tests.flows import Flow
 
 FAST = {
     "command_timeout": 0.5,

@@ -180,8 +180,8 @@ async def test_concurrency_is_limited(server: FakeOpenAI) -> None:
 
 async def test_shared_client_is_injected_as_ai_and_closed(server: FakeOpenAI) -> None:
     from bot.router import Router
-    from bot.testing import Flow
     from coaching.ai import ai_client_for
+    from tests.flows import Flow
 
     flow = await Flow.create()
     try:

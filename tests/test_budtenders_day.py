@@ -12,10 +12,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.testing import Flow, migrated_sqlite
+from bot.testing import migrated_sqlite
 from coaching.pos import sign
 from handlers.budtenders import coach_of
 from handlers.store import services
+from tests.flows import Flow
 from tests.test_budtenders_flow import SARAH, START, open_store, sarah_texts
 
 SECRET = "whsec_day"

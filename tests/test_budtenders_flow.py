@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
-from bot.model import Role
-from bot.testing import Flow, migrated_sqlite
+from bot.testing import migrated_sqlite
+from coaching.roles import Role
 from handlers.budtenders import coach_of
 from handlers.store import services
 from storage.budtenders import Watermark
+from tests.flows import Flow
 
 START = datetime(2026, 11, 23, 9, 55, tzinfo=UTC)  # a Monday; the shift runs 10:00-18:00 UTC
 SARAH = "+13235550111"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from bot.model import Address, Person, Role
+from bot.model import Address, Person
+from coaching.roles import Role
 from storage.budtenders import BudtenderRepo, ShiftRow, Watermark
 from storage.db import Database
 from storage.people import PeopleRepo

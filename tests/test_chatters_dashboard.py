@@ -15,8 +15,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.model import Address, Role
-from bot.testing import Flow
+from bot.model import Address
+from coaching.roles import Role
+from tests.flows import Flow
 
 START = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 ARTIFACTS = Path(os.environ.get("HUDDLE_TEST_ARTIFACTS", "test-artifacts"))

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.model import Address, InboundFile, Person, Role
-from bot.testing import Flow, migrated_sqlite
+from bot.model import Address, InboundFile, Person
+from bot.testing import migrated_sqlite
 from coaching.demo_chatters import synthetic_days
+from coaching.roles import Role
 from storage.chatters import ChatterRepo
+from tests.flows import Flow
 
 START = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)  # Monday; the export covers Sunday 22 Nov
 ROSTER = ["Ana Ruiz", "Adedeji Oyeniran", "Bea Costa", "Carlos Mendes", "Dara Okafor", "Elif Yilmaz",

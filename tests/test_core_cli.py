@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.model import Role
-from bot.testing import Flow
 from channels.console import ConsoleUI
+from coaching.roles import Role
+from tests.flows import Flow
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -114,7 +114,7 @@ async def test_console_acts_as_a_person_and_shows_replies() -> None:
         assert "Ann Lee" in text and "sales_manager" in text
         assert "Pick someone first" in text
         assert "Acting as Ann Lee on telegram" in text
-        assert "── to Ann Lee [telegram 42]" in text and "our store" in text
+        assert "── to Ann Lee [telegram 42]" in text and flow.app.hooks.contact_text(None, "telegram") in text
         await ui.handle_line("/as Nobody Matches This At All")
         assert "No one matches" in out.getvalue()
     finally:

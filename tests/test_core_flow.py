@@ -12,11 +12,12 @@ import pytest
 import sqlalchemy as sa
 
 from bot.context import Context
-from bot.model import Address, Button, OutboundKind, OutboundStatus, Role
+from bot.model import Address, Button, OutboundKind, OutboundStatus
 from bot.router import Greedy, Reply, Router
-from bot.testing import Flow
 from channels.base import PermanentSendError, RetryableSendError
+from coaching.roles import Role
 from storage.inbox import inbound as inbox
+from tests.flows import Flow
 
 router = Router("test")
 calls: list[str] = []
@@ -190,7 +191,7 @@ async def test_stop_is_a_single_exact_word(flow: Flow) -> None:
 async def test_help_answers_with_store_contact(flow: Flow) -> None:
     cus = await flow.person("Cara", {Role.CUSTOMER}, sms="+16195550100")
     [reply] = await flow.send(cus, "HELP")
-    assert flow.app.settings.store_contact in reply
+    assert flow.app.hooks.contact_text(cus, "sms") in reply
 
 
 async def test_retry_after_is_honoured(flow: Flow) -> None:

@@ -8,8 +8,9 @@ import aiohttp
 from aiohttp import web
 from pydantic import SecretStr
 
-from bot.model import Address, Role
-from bot.testing import Flow
+from bot.model import Address
+from coaching.roles import Role
+from tests.flows import Flow
 
 
 async def test_healthz_and_admin_routes_need_the_token() -> None:
@@ -36,7 +37,7 @@ async def test_healthz_and_admin_routes_need_the_token() -> None:
 
 
 async def test_telegram_is_paced_one_per_second_per_chat() -> None:
-    flow = await Flow.create(telegram_rate=30.0, telegram_per_chat_rate=1.0)
+    flow = await Flow.create(paced=True, telegram_rate=30.0, telegram_per_chat_rate=1.0)
     try:
         ann = await flow.person("Ann", {Role.SALES_MANAGER}, telegram="42")
         bob = await flow.person("Bob", {Role.SALES_MANAGER}, telegram="43")

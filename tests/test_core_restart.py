@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.model import Address, OutboundStatus, Role
+from bot.model import Address, OutboundStatus
 from bot.scheduler import JobRun, ScheduleSpec, daily
-from bot.testing import Flow, migrated_sqlite
+from bot.testing import migrated_sqlite
+from coaching.roles import Role
 from storage.outbox import OutboxRepo
+from tests.flows import Flow
 
 START = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.model import Person, Role
+from bot.model import Person
 from coaching.deals import DealStatus, EventKind
+from coaching.roles import Role
 from coaching.sources.amocrm import AmoCrmClient, AmoCrmError, Pacer, TokenFile, Tokens, fetch_deals, sync_amocrm
 from storage.db import make_test_database
 from storage.deals import DealRepo

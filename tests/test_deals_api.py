@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from bot.model import Person
-from bot.testing import Flow
 from tests.deals_support import make_flow
+from tests.flows import Flow
 
 TOKEN = "s3cret-admin"
 

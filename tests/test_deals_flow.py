@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from bot.model import Role
 from bot.testing import migrated_sqlite
 from coaching.deals import DealEvent, EventKind
+from coaching.roles import Role
 from storage.deals import DealRepo
 from tests.deals_support import NOW, ScriptedAI, good_analysis, make_flow, set_ai
 
@@ -205,7 +205,7 @@ async def test_ai_failure_falls_back_to_labelled_rules() -> None:
 
 async def test_demo_managers_have_realistic_deals() -> None:
     from bot.model import Address
-    from bot.testing import Flow
+    from tests.flows import Flow
 
     flow = await Flow.create(plugins=["handlers.sales_managers"], demo=True, start=NOW)
     try:

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from bot.testing import Flow
 from coaching.deal_import import DealFileError, load_file, parse_csv, parse_json
 from coaching.deals import DealStatus, EventKind
 from storage.deals import DealRepo
 from tests.deals_support import make_flow
+from tests.flows import Flow
 
 GOOD_JSON = {
     "deals": [

@@ -6,8 +6,9 @@ from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
-from bot.model import Address, Person, Role
+from bot.model import Address, Person
 from coaching.deals import DealStatus
+from coaching.roles import Role
 from storage.db import make_test_database
 from storage.deals import DealRepo
 from storage.people import PeopleRepo

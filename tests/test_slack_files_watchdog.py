@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.model import Role
-from bot.testing import Flow
 from channels.slack import SlackChannel
+from coaching.roles import Role
 from tests.fakes.slack_server import FakeSlack, dm
+from tests.flows import Flow
 from tests.slack_support import eventually, slack_env, slack_flow
 
 TIA = "U0TIA"

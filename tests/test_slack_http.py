@@ -12,10 +12,10 @@ from urllib.parse import urlencode
 import aiohttp
 import pytest
 
-from bot.model import Role
-from bot.testing import Flow
 from channels.slack import SlackChannel
+from coaching.roles import Role
 from tests.fakes.slack_server import FakeSlack, block_action, dm, event_callback, slash_command
+from tests.flows import Flow
 from tests.slack_support import slack_flow
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"

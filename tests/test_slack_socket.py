@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.model import OutboundStatus, Role
-from bot.testing import Flow
+from bot.model import OutboundStatus
 from channels.slack import SlackChannel
+from coaching.roles import Role
 from tests.fakes.slack_server import BOT_USER, FakeSlack, dm
+from tests.flows import Flow
 from tests.slack_support import slack_env, slack_flow
 
 TIA = "U0TIA"

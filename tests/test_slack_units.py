@@ -101,7 +101,7 @@ def test_setup_in_http_mode_mounts_the_route(monkeypatch: pytest.MonkeyPatch) ->
     slack.setup(app)
     assert isinstance(app.channels["slack"], SlackChannel)
     assert any(r.resource and r.resource.canonical == "/slack/events" for r in app.http.web.router.routes())
-    assert app.channels["slack"].pacing.per_recipient_rate == 1.0
+    assert app.channels["slack"].policy.pacing.per_recipient_rate == 1.0
     assert "xoxb-1" not in repr(SlackSettings())
 
 

@@ -33,17 +33,20 @@ def test_plugin_real_port_demo_simulator_or_nothing(monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("HUDDLE_SMS_PORT", raising=False)
     app = make_app(demo=True)
     plugin.setup(app)
+    app.build_channels()  # adapters are built when the bot starts, not for every command
     channel = app.channels["sms"]
     assert isinstance(channel, ModemChannel) and channel.simulator is not None
     assert {"modem", "phone"} <= set(app.cli_commands)
 
     app = make_app(demo=False)
     plugin.setup(app)
+    app.build_channels()
     assert "sms" not in app.channels
 
     monkeypatch.setenv("HUDDLE_SMS_PORT", "/dev/ttyUSB2")
     app = make_app(demo=True)
     plugin.setup(app)
+    app.build_channels()
     channel = app.channels["sms"]
     assert isinstance(channel, ModemChannel) and channel.simulator is None
     assert channel.config.port == "/dev/ttyUSB2"

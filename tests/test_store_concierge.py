@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from bot.model import Address, Role
-from bot.testing import Flow
+from bot.model import Address
+from coaching.roles import Role
 from coaching.sms_text import segments
 from handlers.store import services
 from storage.outbox import receipts
 from tests.fakes.openai_server import FakeOpenAI
+from tests.flows import Flow
 
 START = datetime(2026, 11, 23, 19, 0, tzinfo=UTC)
 MARIA = Address("sms", "+13235550101")  # demo customers (handlers/store_seed.py)

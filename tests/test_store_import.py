@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.model import Role
-from bot.testing import Flow
+from coaching.roles import Role
 from coaching.sources.csv_rows import FileRefused
 from coaching.sources.imports import ImportKind, import_kinds, register_import
 from coaching.sources.store_csv import ImportOptions, StoreImporter
 from handlers.store import services
+from tests.flows import Flow
 
 START = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
 

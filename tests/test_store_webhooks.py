@@ -12,12 +12,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.testing import Flow, migrated_sqlite
+from bot.testing import migrated_sqlite
 from coaching.pos import sign
 from coaching.sources.pos import OrderProcessed, on_order
 from coaching.sources.store_csv import ImportOptions, StoreImporter
 from handlers.store import services
 from storage.sales import TransactionStatus
+from tests.flows import Flow
 
 SECRET = "whsec_test_123"
 START = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)

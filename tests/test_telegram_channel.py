@@ -13,9 +13,9 @@ import sqlalchemy as sa
 
 from bot.clock import FakeClock, SystemClock
 from bot.context import Context
-from bot.model import Address, Button, Inbound, OutboundStatus, Role
+from bot.model import Address, Button, Inbound, OutboundStatus
 from bot.router import Greedy, Reply, Router
-from bot.testing import Flow, migrated_sqlite
+from bot.testing import migrated_sqlite
 from channels.base import PermanentSendError, RetryableSendError
 from channels.telegram import (
     SECRET_HEADER,
@@ -26,12 +26,14 @@ from channels.telegram import (
     keyboard_for,
     send_error,
 )
+from coaching.roles import Role
 from handlers.enrollment import NOT_ENROLLED
 from storage.inbox import inbound as inbound_table
 from storage.invites import InviteRepo
 from storage.outbox import receipts
 from storage.people import unreachable_in
 from tests.fakes.telegram_server import FakeTelegram
+from tests.flows import Flow
 
 ANN = 42
 LONG_LINES = [f"{i:03d} " + "x" * 85 for i in range(100)]

@@ -13,13 +13,14 @@ from bot.app import App
 from bot.clock import FakeClock
 from bot.config_file import ConfigFile
 from bot.context import Context
-from bot.model import Address, Role
+from bot.model import Address
 from bot.router import Router
 from bot.settings import CoreSettings
-from bot.testing import Flow
+from coaching.roles import Role
 from handlers.enrollment import GROUP, INVALID, NEED_CODE, NOT_ENROLLED, TAKEN, TOO_MANY
 from storage.db import Database
 from storage.invites import InviteRepo, Outcome, hash_code, new_code, normalize_code
+from tests.flows import ROLES_PLUGIN, Flow
 
 sales = Router("sales-test")
 
@@ -194,7 +195,7 @@ async def app(tmp_path: object) -> AsyncIterator[App]:
     url = await migrated_sqlite(tmp_path)  # type: ignore[arg-type]
     core = CoreSettings(database_url=url, durable_commits=False, _env_file=None)  # type: ignore[call-arg]
     application = App(core, clock=FakeClock(), config=ConfigFile({}))
-    application.load_plugins(["handlers.enrollment"])
+    application.load_plugins(["handlers.enrollment", ROLES_PLUGIN])
     await application.open_db()
     try:
         yield application

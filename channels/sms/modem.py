@@ -23,17 +23,15 @@ from typing import Any, Protocol
 
 from bot.model import Address, DeliveryReport, Inbound, Outbound
 from channels.base import (
-    Capabilities,
     DeliveryHandler,
     InboundHandler,
-    Markup,
-    Pacing,
     PermanentSendError,
     RetryableSendError,
     SendResult,
 )
 from channels.sms import pdu
 from channels.sms.at import AtError, AtPort, AtTimeout, CmeError, CmsError, PortClosed, Urc, cancel_and_wait
+from channels.sms.policy import SmsPolicy
 
 log = logging.getLogger(__name__)
 
@@ -169,14 +167,10 @@ def choose_storage(answer: str) -> str:
 
 class ModemChannel:
     name = "sms"
-    capabilities = Capabilities(max_length=pdu.MULTI_SEPTETS * pdu.DEFAULT_MAX_PARTS, markup=Markup.PLAIN)
-    pacing = Pacing(concurrency=4)
-    """The modem sends one part at a time (a lock below); letting the outbox hand over a few messages
-    at once keeps the next one ready, tells us when to hold the link with AT+CMMS, and spares the
-    outbox a claim per message."""
 
     def __init__(self, config: ModemConfig, store: PartStore, clock: Clock, *, opener: Opener = open_serial,
-                 simulator: Any = None) -> None:
+                 simulator: Any = None, policy: SmsPolicy | None = None) -> None:
+        self.policy = policy or SmsPolicy()
         self.config = config
         self.store = store
         self.clock = clock

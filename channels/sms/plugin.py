@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr
 
-from bot.app import App
+from bot.plugins import Plugin
 from bot.settings import HuddleSettings
-from channels.sms.diagnostics import diagnose, render
-from channels.sms.modem import ModemChannel, ModemConfig
-from channels.sms.phone_link import PhoneLink, run_phone
-from channels.sms.simulator import SimulatedModem
-from storage.sms import SmsRepo
+from channels.sms.policy import SmsPolicy
+
+if TYPE_CHECKING:
+    from bot.app import App
+    from channels.base import Channel
+    from channels.sms.modem import ModemConfig
 
 
 class SmsSettings(HuddleSettings):
@@ -32,9 +34,12 @@ class SmsSettings(HuddleSettings):
     sms_simulator: bool = Field(True, description="in demo mode without a port, run the simulated modem")
     sms_sim_cmgs_delay: tuple[float, float] = Field((2.0, 4.0), description="simulated send time range, seconds")
     sms_sim_state: Path = Field(Path(".huddle-sms-sim.json"), description="where the simulator tells `phone` its port")
+    sms_rate: float | None = Field(None, description="messages/s through the modem (None: as fast as it takes them)")
 
 
 def modem_config(s: SmsSettings) -> ModemConfig:
+    from channels.sms.modem import ModemConfig
+
     return ModemConfig(
         port=s.sms_port,
         baud=s.sms_baud,
@@ -47,20 +52,39 @@ def modem_config(s: SmsSettings) -> ModemConfig:
 
 
 def setup(app: App) -> None:
+    """Declare SMS always; run the modem (or, in demo mode, the simulator) only when there is one.
+
+    The modem stack (pyserial-asyncio) is imported only then, so other commands start fast.
+    """
     settings = app.use_settings(SmsSettings)
-    config = modem_config(settings)
-    store = SmsRepo(app.db)
+    policy = app.declare_channel(SmsPolicy(rate=settings.sms_rate))
     app.add_cli("modem", "check the SMS modem: SIM, network, signal, storage", _configure_modem, _run_modem,
                 needs_db=False)
     app.add_cli("phone", "act as a phone texting the store through the SMS simulator", _configure_phone, _run_phone,
                 needs_db=False)
     if settings.sms_port:
-        app.add_channel(ModemChannel(config, store, app.clock))
-        return
-    if not (app.settings.demo and settings.sms_simulator):
-        return
+        app.add_channel_factory("sms", lambda: _modem(app, settings, policy), f"modem on {settings.sms_port}")
+    elif app.settings.demo and settings.sms_simulator:
+        app.add_channel_factory("sms", lambda: _simulated(app, settings, policy), "simulated SIM7600 (demo)")
+
+
+def _modem(app: App, settings: SmsSettings, policy: SmsPolicy) -> Channel:
+    from channels.sms.modem import ModemChannel
+    from storage.sms import SmsRepo
+
+    return ModemChannel(modem_config(settings), SmsRepo(app.db), app.clock, policy=policy)
+
+
+def _simulated(app: App, settings: SmsSettings, policy: SmsPolicy) -> Channel:
+    """The simulator on a pseudo-terminal, driven by the very same modem stack."""
+    from channels.sms.modem import ModemChannel
+    from channels.sms.phone_link import PhoneLink
+    from channels.sms.simulator import SimulatedModem
+    from storage.sms import SmsRepo
+
+    config = modem_config(settings)
     sim = SimulatedModem(cmgs_delay=settings.sms_sim_cmgs_delay, report_delay=1.0)
-    channel = ModemChannel(config, store, app.clock, simulator=sim)
+    channel = ModemChannel(config, SmsRepo(app.db), app.clock, simulator=sim, policy=policy)
     link = PhoneLink(sim, settings.sms_sim_state)
 
     async def start_simulator(app: App) -> None:
@@ -73,8 +97,8 @@ def setup(app: App) -> None:
 
     app.on_startup(start_simulator)
     app.on_shutdown(stop_simulator)
-    app.add_channel(channel)
     app.provide("sms_simulator", sim)
+    return channel
 
 
 def _configure_modem(parser: argparse.ArgumentParser) -> None:
@@ -82,6 +106,9 @@ def _configure_modem(parser: argparse.ArgumentParser) -> None:
 
 
 async def _run_modem(app: App, args: argparse.Namespace) -> int:
+    from channels.sms.diagnostics import diagnose, render
+    from channels.sms.simulator import SimulatedModem
+
     settings = SmsSettings()
     port = args.port or settings.sms_port
     sim = None
@@ -104,4 +131,9 @@ def _configure_phone(parser: argparse.ArgumentParser) -> None:
 
 
 async def _run_phone(app: App, args: argparse.Namespace) -> int:
+    from channels.sms.phone_link import run_phone
+
     return await run_phone(SmsSettings().sms_sim_state, args.number, wait=args.wait)
+
+
+plugin = Plugin("sms", setup, description="SMS through a USB modem (or the simulator in demo mode)")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import Clock
-from bot.directory import normalize_phone
+from bot.phones import normalize_phone
 from coaching.loyalty import LoyaltyRules, award_keys, order_entries, refund_keys, reversal_entries
 from coaching.pos import CustomerData, Envelope, OrderData, PayloadError, parse_event
 from storage.catalog import CatalogRepo

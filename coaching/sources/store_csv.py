@@ -19,8 +19,9 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.directory import normalize_phone
-from bot.model import Address, Person, Role
+from bot.model import Address, Person
+from bot.phones import normalize_phone
+from coaching.roles import Role
 from coaching.sources.csv_rows import (
     Columns,
     ImportReport,

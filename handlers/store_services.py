@@ -1,0 +1,85 @@
+"""The store's shared services: settings, stores, repositories and the POS ingest of one app.
+
+The store plugin builds them once in its `setup` and provides them as the dependency `store`;
+plugins that require "store" (customers, budtenders) take them as an injected `store` parameter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from coaching.sources.pos import PosIngest, order_hooks
+from coaching.store_config import DEMO_STORE, StoreConfig, StoreSettings
+from storage.catalog import CatalogRepo, Product
+from storage.customers import CustomerRepo
+from storage.db import Database
+from storage.loyalty import LoyaltyRepo
+from storage.people import PeopleRepo
+from storage.sales import SalesRepo
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+
+@dataclass
+class StoreServices:
+    db: Database
+    people: PeopleRepo
+    settings: StoreSettings
+    stores: list[StoreConfig]
+    customers: CustomerRepo
+    catalog: CatalogRepo
+    sales: SalesRepo
+    loyalty: LoyaltyRepo
+    ingest: PosIngest
+    store_ids: dict[str, int] = field(default_factory=dict)
+    _stock: dict[int | None, tuple[datetime, list[Product]]] = field(default_factory=dict)
+
+    async def in_stock(self, store_id: int | None, now: datetime, ttl: float = 60.0) -> list[Product]:
+        """In-stock products of a store, cached for `ttl` seconds (the same for every customer)."""
+        cached = self._stock.get(store_id)
+        if cached is not None and (now - cached[0]).total_seconds() < ttl:
+            return cached[1]
+        found = await self.catalog.in_stock(store_id, limit=40)
+        self._stock[store_id] = (now, found)
+        return found
+
+    @property
+    def default_store(self) -> StoreConfig:
+        return self.stores[0]
+
+    def store_for(self, store_id: int | None) -> StoreConfig:
+        for code, sid in self.store_ids.items():
+            if sid == store_id:
+                return next((s for s in self.stores if s.code == code), self.default_store)
+        return self.default_store
+
+
+def _settings(app: App) -> StoreSettings:
+    use = getattr(app, "use_settings", None)  # the core's registry (secrets redacted from logs) when present
+    return use(StoreSettings) if use else StoreSettings()
+
+
+def services(app: App) -> StoreServices:
+    found = app.deps.get("store")
+    if isinstance(found, StoreServices):
+        return found
+    settings = _settings(app)
+    stores = app.config.section("stores", list[StoreConfig], default=[]) or [DEMO_STORE]
+    svc = StoreServices(
+        db=app.db,
+        people=app.people,
+        settings=settings,
+        stores=stores,
+        customers=CustomerRepo(app.db),
+        catalog=CatalogRepo(app.db),
+        sales=SalesRepo(app.db),
+        loyalty=LoyaltyRepo(app.db),
+        ingest=PosIngest(app.db, app.clock, settings.loyalty, order_hooks(app), default_store=stores[0].code),
+    )
+    app.provide("store", svc)
+    return svc
+
+
