@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from pydantic import Field
 
+from bot.i18n import t
 from bot.model import Button, Person, Role
 from bot.settings import HuddleSettings
 from coaching.deal_coach import CoachResult, DealCoach, Urgency
@@ -49,8 +50,7 @@ class DealSettings(HuddleSettings):
 
 
 def detail_button(deal_id: int, locale: str) -> Button:
-    text = "Подробный анализ" if locale.lower().startswith("ru") else "Detailed analysis"
-    return Button(text, f"{DETAIL_PREFIX}{deal_id}")
+    return Button(t(locale, "Detailed analysis"), f"{DETAIL_PREFIX}{deal_id}")
 
 
 @dataclass(slots=True)

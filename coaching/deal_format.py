@@ -12,91 +12,61 @@ from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.i18n import N_
 from coaching.deal_coach import CoachResult, Source, Urgency
-from coaching.deal_rules_text import lang, money
+from coaching.deal_rules_text import lang, money, translated
 from coaching.deals import Assessment, DealMetrics, Priority
 
 ICON = {Priority.HIGH: "🔴", Priority.MEDIUM: "🟡", Priority.LOW: "🟢"}
 
-LABELS: dict[str, dict[str, Any]] = {
-    "en": {
-        "title": "DEAL ANALYSIS",
-        "deal": "Deal",
-        "budget": "Budget",
-        "probability": "Win probability",
-        "manager": "Manager",
-        "stage": "Stage",
-        "age": "In progress: {d} d",
-        "calls": "Calls: {n} ({m} min)",
-        "touches": "Contacts: {n}",
-        "silent": "Days without activity: {d}",
-        "overdue": "Overdue tasks: {n}",
-        "in_stage": "In this stage: {d} d",
-        "assessment": "ASSESSMENT",
-        "strengths": "WHAT'S GOOD",
-        "concerns": "CONCERNS",
-        "critical": "CRITICAL",
-        "recs": "RECOMMENDATIONS",
-        "urgency": {Urgency.TODAY: "🔥 TODAY", Urgency.THIS_WEEK: "⏰ THIS WEEK", Urgency.PLANNED: "📅 PLAN"},
-        "why": "Why",
-        "how": "How",
-        "phrases": "WHAT TO SAY TO THE CLIENT",
-        "plan": "ACTION PLAN (2–3 days)",
-        "ai": "🤖 AI analysis of {t}",
-        "rules": "📏 Rule-based analysis (AI unavailable) of {t}",
-        "summary": "📊 <b>Your deals</b>: {n} active — 🔴 {h} · 🟡 {m} · 🟢 {l}",
-        "summary_none": "📊 You have no active deals.",
-        "line_silent": "{d} d silent",
-        "line_overdue": "{n} overdue",
-        "more": "…and {n} more",
-        "stale_title": "⚠️ <b>Stale deals</b> (no activity ≥ {d} d or overdue tasks): {n}",
-        "stale_none": "✅ No stale deals (no activity ≥ {d} d).",
-        "next": "Next",
-        "details_hint": "Detailed analysis follows for high-priority deals.",
-    },
-    "ru": {
-        "title": "АНАЛИЗ СДЕЛКИ",
-        "deal": "Сделка",
-        "budget": "Бюджет",
-        "probability": "Вероятность закрытия",
-        "manager": "Менеджер",
-        "stage": "Этап",
-        "age": "В работе: {d} дн.",
-        "calls": "Звонков: {n} ({m} мин)",
-        "touches": "Касаний: {n}",
-        "silent": "Дней без активности: {d}",
-        "overdue": "Просроченных задач: {n}",
-        "in_stage": "На этапе: {d} дн.",
-        "assessment": "ОЦЕНКА",
-        "strengths": "ЧТО ХОРОШО",
-        "concerns": "ЧТО ВЫЗЫВАЕТ БЕСПОКОЙСТВО",
-        "critical": "КРИТИЧНО",
-        "recs": "РЕКОМЕНДАЦИИ",
-        "urgency": {Urgency.TODAY: "🔥 СРОЧНО", Urgency.THIS_WEEK: "⏰ НА ЭТОЙ НЕДЕЛЕ",
-                    Urgency.PLANNED: "📅 ЗАПЛАНИРОВАТЬ"},
-        "why": "Почему",
-        "how": "Как",
-        "phrases": "ЧТО СКАЗАТЬ КЛИЕНТУ",
-        "plan": "ПЛАН ДЕЙСТВИЙ (2–3 дня)",
-        "ai": "🤖 Анализ ИИ от {t}",
-        "rules": "📏 Анализ по правилам (ИИ недоступен) от {t}",
-        "summary": "📊 <b>Ваши сделки</b>: активных {n} — 🔴 {h} · 🟡 {m} · 🟢 {l}",
-        "summary_none": "📊 У вас нет активных сделок.",
-        "line_silent": "{d} дн. тишины",
-        "line_overdue": "просрочено: {n}",
-        "more": "…и ещё {n}",
-        "stale_title": "⚠️ <b>Зависшие сделки</b> (нет активности ≥ {d} дн. или просрочены задачи): {n}",
-        "stale_none": "✅ Зависших сделок нет (без активности ≥ {d} дн.).",
-        "next": "Дальше",
-        "details_hint": "Подробный анализ — для сделок с высоким приоритетом.",
-    },
+LABELS: dict[str, Any] = {
+    "title": N_("DEAL ANALYSIS"),
+    "deal": N_("Deal"),
+    "budget": N_("Budget"),
+    "probability": N_("Win probability"),
+    "manager": N_("Manager"),
+    "stage": N_("Stage"),
+    "age": N_("In progress: {d} d"),
+    "calls": N_("Calls: {n} ({m} min)"),
+    "touches": N_("Contacts: {n}"),
+    "silent": N_("Days without activity: {d}"),
+    "overdue": N_("Overdue tasks: {n}"),
+    "in_stage": N_("In this stage: {d} d"),
+    "assessment": N_("ASSESSMENT"),
+    "strengths": N_("WHAT'S GOOD"),
+    "concerns": N_("CONCERNS"),
+    "critical": N_("CRITICAL"),
+    "recs": N_("RECOMMENDATIONS"),
+    "urgency": {Urgency.TODAY: N_("🔥 TODAY"), Urgency.THIS_WEEK: N_("⏰ THIS WEEK"), Urgency.PLANNED: N_("📅 PLAN")},
+    "why": N_("Why"),
+    "how": N_("How"),
+    "phrases": N_("WHAT TO SAY TO THE CLIENT"),
+    "plan": N_("ACTION PLAN (2–3 days)"),
+    "ai": N_("🤖 AI analysis of {t}"),
+    "rules": N_("📏 Rule-based analysis (AI unavailable) of {t}"),
+    "summary": N_("📊 <b>Your deals</b>: {n} active — 🔴 {h} · 🟡 {m} · 🟢 {l}"),
+    "summary_none": N_("📊 You have no active deals."),
+    "line_silent": N_("{d} d silent"),
+    "line_overdue": N_("{n} overdue"),
+    "more": N_("…and {n} more"),
+    "stale_title": N_("⚠️ <b>Stale deals</b> (no activity ≥ {d} d or overdue tasks): {n}"),
+    "stale_none": N_("✅ No stale deals (no activity ≥ {d} d)."),
+    "next": N_("Next"),
+    "details_hint": N_("Detailed analysis follows for high-priority deals."),
 }
 
 MAX_LINES = 30
 
 
+_labels: dict[str, dict[str, Any]] = {}
+
+
 def labels(locale: str) -> dict[str, Any]:
-    return LABELS[lang(locale)] if lang(locale) in LABELS else LABELS["en"]
+    """LABELS in the reader's language (the message catalog)."""
+    code = lang(locale)
+    if code not in _labels:
+        _labels[code] = translated(LABELS, code)
+    return _labels[code]
 
 
 MAX_ITEM = 800

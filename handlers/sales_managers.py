@@ -19,15 +19,16 @@ from datetime import UTC, timedelta
 
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot import i18n
 from bot.app import App
 from bot.context import Context
+from bot.i18n import N_
 from bot.model import Button, OutboundKind, Person, Role
 from bot.router import Reply, Router, UsageError
 from bot.scheduler import JobRun
 from coaching.ai import ai_client_for
 from coaching.deal_coach import DealCoach
 from coaching.deal_desk import DETAIL_PREFIX, DealDesk, DealSettings
-from coaching.deal_rules_text import lang
 from storage.deals import DealRepo, Monitor
 
 log = logging.getLogger(__name__)
@@ -38,39 +39,23 @@ MONITOR_JOB = "deal_monitor"
 MIN_HOURS, MAX_HOURS = 1, 168
 MAX_STALE_DAYS = 365
 
-TEXTS: dict[str, dict[str, str]] = {
-    "en": {
-        "not_found": "Deal {id} not found.",
-        "monitor_on": "✅ Monitoring is on: a summary every {h} h, details for high-priority deals. "
-                      "Next report: {next}.",
-        "monitor_off": "⏹ Monitoring stopped.",
-        "monitor_none": "Monitoring was not running.",
-        "status": "<b>Status</b>\nMonitoring: {mon}\nActive deals: {n} (🔴 {h} high, stale: {s})\nAnalysis: {ai}",
-        "mon_on": "every {h} h, next report {next}",
-        "mon_off": "off (start with /monitor HOURS)",
-        "ai_on": "AI coach",
-        "ai_off": "rule-based (AI is not configured)",
-        "help": "<b>Deal coaching</b> — what you can ask:",
-    },
-    "ru": {
-        "not_found": "Сделка {id} не найдена.",
-        "monitor_on": "✅ Мониторинг включён: сводка каждые {h} ч, подробный анализ по сделкам с высоким "
-                      "приоритетом. Следующий отчёт: {next}.",
-        "monitor_off": "⏹ Мониторинг остановлен.",
-        "monitor_none": "Мониторинг не был включён.",
-        "status": "<b>Статус</b>\nМониторинг: {mon}\nАктивных сделок: {n} (🔴 {h} срочных, зависших: {s})\n"
-                  "Анализ: {ai}",
-        "mon_on": "каждые {h} ч, следующий отчёт {next}",
-        "mon_off": "выключен (включить: /monitor ЧАСЫ)",
-        "ai_on": "ИИ-коуч",
-        "ai_off": "по правилам (ИИ не настроен)",
-        "help": "<b>Коучинг по сделкам</b> — команды:",
-    },
+TEXTS: dict[str, str] = {
+    "not_found": N_("Deal {id} not found."),
+    "monitor_on": N_("✅ Monitoring is on: a summary every {h} h, details for high-priority deals. "
+                  "Next report: {next}."),
+    "monitor_off": N_("⏹ Monitoring stopped."),
+    "monitor_none": N_("Monitoring was not running."),
+    "status": N_("<b>Status</b>\nMonitoring: {mon}\nActive deals: {n} (🔴 {h} high, stale: {s})\nAnalysis: {ai}"),
+    "mon_on": N_("every {h} h, next report {next}"),
+    "mon_off": N_("off (start with /monitor HOURS)"),
+    "ai_on": N_("AI coach"),
+    "ai_off": N_("rule-based (AI is not configured)"),
+    "help": N_("<b>Deal coaching</b> — what you can ask:"),
 }
 
 
 def t(person: Person | None, key: str, **values: object) -> str:
-    return TEXTS[lang(person.locale if person else "en")][key].format(**values)
+    return i18n.t(person.locale if person else None, TEXTS[key], **values)
 
 
 # -- monitoring control (used by the commands and the admin API) ----------------------------------
