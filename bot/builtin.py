@@ -8,18 +8,20 @@ from collections import defaultdict
 from bot.app import App, roles_text
 from bot.context import Context
 from bot.directory import normalize_address, normalize_phone
+from bot.i18n import N_, t
 from bot.model import Address, OutboundKind, Person, Role
 from bot.router import ANYONE, Router
 
 router = Router("builtin")
 
 
-@router.command("help", roles=ANYONE, help="what you can ask me")
+@router.command("help", roles=ANYONE, help=N_("what you can ask me"))
 async def help_command(ctx: Context) -> str:
     lines = ctx.app.dispatcher.help_lines(ctx.person, ctx.channel)
     if not lines:
-        return ctx.app.dispatcher.stranger_text.get(ctx.channel, ctx.app.dispatcher.contact_text(ctx.person))
-    return "\n".join(["You can use:", *lines])
+        stranger = ctx.app.dispatcher.stranger_text.get(ctx.channel)
+        return t(None, stranger) if stranger else ctx.app.dispatcher.contact_text(ctx.person)
+    return "\n".join([t(ctx.person.locale if ctx.person else None, "You can use:"), *lines])
 
 
 # -- CLI ------------------------------------------------------------------------------------------

@@ -81,9 +81,9 @@ async def test_manager_and_all_analysis(api: tuple[Flow, Person, Person, httpx.A
     assert len(sent) == 2 and sent[0].startswith("📊") and "#101" in sent[1]
     assert (await client.post("/api/managers/9999/analyze-deals")).status_code == 404
     job = await _done(flow, client, await client.post("/api/deals/analyze-all"))
-    assert job["result"]["managers"] == 2
-    assert len(flow.sent_to(ann)) == 4 and len(flow.sent_to(boris)) == 2
-    assert flow.sent_to(boris)[0].startswith("📊 <b>Ваши сделки</b>")
+    assert job["result"]["managers"] == 2 and job["result"]["identical"] == 1
+    assert len(flow.sent_to(ann)) == 3 and len(flow.sent_to(boris)) == 2  # Ann had #101's analysis already
+    assert flow.sent_to(boris)[0].startswith("📊 <b>Мониторинг сделок</b>")
 
 
 async def test_check_stale(api: tuple[Flow, Person, Person, httpx.AsyncClient]) -> None:
@@ -92,7 +92,8 @@ async def test_check_stale(api: tuple[Flow, Person, Person, httpx.AsyncClient]) 
         r = await client.post(f"/api/deals/check-stale?days_threshold={bad}")
         assert r.status_code == 400 and "days_threshold" in r.json()["error"]
     job = await _done(flow, client, await client.post("/api/deals/check-stale?days_threshold=7"))
-    assert job["result"] == {"managers": 2, "deals": 2, "messages": 2, "ai": 0, "rules": 0, "errors": []}
+    assert job["result"] == {"managers": 2, "deals": 2, "messages": 2, "ai": 0, "rules": 0, "held_back": 0,
+                             "identical": 0, "unchanged": 0, "errors": []}
     [alert] = flow.sent_to(ann)
     assert "#101" in alert and "#102" not in alert
     assert "#201" in flow.sent_to(boris)[0]

@@ -115,7 +115,8 @@ async def test_monitor_sends_one_summary_and_details_only_for_high_priority() ->
         await flow.advance(timedelta(minutes=1))
         new = flow.sent_to(ann)[before:]
         assert len(new) == 2, new
-        assert new[0].startswith("📊") and "#101" in new[0] and "#102" in new[0] and "#103" in new[0]
+        assert new[0].startswith("📊") and "#101" in new[0] and "#102" in new[0] and "#103" not in new[0]
+        assert "1 other deal unchanged" in new[0]  # the healthy deal is only counted
         assert "DEAL ANALYSIS</b> #101" in new[1]
         assert flow.sent_to(boris) == []
         [status] = await flow.send(ann, "/status")
@@ -153,10 +154,10 @@ async def test_monitoring_survives_a_restart_without_double_sending(tmp_path: Pa
         await flow.settle()
         rows = [m for m in await flow.outbox_rows() if (m.idempotency_key or "").startswith("dealmon:")]
         assert len(rows) == 2
-        # and the schedule goes on, on the same grid
+        # and the schedule goes on, on the same grid: nothing changed, so the digest alone
         await flow.advance(timedelta(hours=5, minutes=59))
-        assert len(flow.sent_to(ann)) == 2
-        assert flow.sent_to(ann)[0].startswith("📊")
+        [digest] = flow.sent_to(ann)
+        assert digest.startswith("📊") and "3 other deals unchanged" in digest
     finally:
         await flow.close()
 
@@ -233,7 +234,7 @@ async def test_monitor_runs_use_ai_for_high_deals_and_the_cache_between_runs() -
         assert first[0].startswith("📊") and "🤖 AI analysis" in first[1]
         assert len(ai.requests) == 1  # only the one high-priority deal went to the model
         await flow.advance(timedelta(hours=1))
-        assert len(flow.sent_to(ann)) == 5 and "🤖 AI analysis" in flow.sent_to(ann)[-1]
+        assert len(flow.sent_to(ann)) == 4 and "unchanged" in flow.sent_to(ann)[-1]  # the same analysis: not re-sent
         assert len(ai.requests) == 1  # nothing changed: the cached analysis was reused
     finally:
         await flow.close()
