@@ -252,9 +252,9 @@ def format_digest(d: Digest, locale: str) -> str:
         if len(group) > MAX_LINES:
             lines.append(labels(locale)["more"].format(n=len(group) - MAX_LINES))
     if d.unchanged:
-        lines += ["", (tn(locale, "✅ {n} deal unchanged.", "✅ {n} deals unchanged.", d.unchanged) if d.first
-                       and not (d.turned_red or d.went_stale or d.new_advice) else
-                       tn(locale, "✅ {n} other deal unchanged.", "✅ {n} other deals unchanged.", d.unchanged))]
+        lines += ["", tn(locale, "✅ {n} other deal unchanged.", "✅ {n} other deals unchanged.", d.unchanged)
+                      if d.turned_red or d.went_stale or d.new_advice
+                      else tn(locale, "✅ {n} deal unchanged.", "✅ {n} deals unchanged.", d.unchanged)]
     if d.analyses:
         lines.append(tn(locale, "The analysis of {n} deal follows.", "Analyses of {n} deals follow.", d.analyses))
     if d.held_back:
