@@ -236,6 +236,9 @@ def _schedule_amocrm_sync(app: App, repo: DealRepo) -> None:
     async def sync(_run: JobRun) -> None:
         result = await sync_amocrm(amo, repo, app.clock.now())
         log.info("amoCRM sync deals=%s events=%s unassigned=%s", result.deals, result.events, len(result.unassigned))
+        if result.unmapped_owners:
+            log.warning("amoCRM users linked to nobody (python main.py people link NAME --external amocrm:ID): %s",
+                        ", ".join(f"{ref} ({n} deals)" for ref, n in sorted(result.unmapped_owners.items())))
 
     trigger = IntervalTrigger(minutes=amo.amocrm_sync_minutes, start_date=app.clock.now(), timezone=UTC)
     app.scheduler.add("amocrm_sync", trigger, sync)
@@ -265,6 +268,18 @@ def setup(app: App) -> None:
 
     app.on_startup(restore)
     _schedule_amocrm_sync(app, repo)
+
+    async def link_amocrm(ref: str, person: Person) -> str:
+        """`people add/link … --external amocrm:555`: that amoCRM user's deals are this person's."""
+        from coaching.sources.amocrm import SOURCE
+
+        assert person.id is not None
+        if not ref.isdigit():
+            log.warning("amoCRM user ids are numbers; linking %r anyway", ref)
+        moved = await repo.map_owner(SOURCE, ref, person.id)
+        return f"linked amoCRM user {ref} to #{person.id} {person.name} ({moved} stored deal(s) now theirs)"
+
+    app.on_external("amocrm", link_amocrm)
 
     from handlers import deals_api, deals_cli
     from handlers.deals_demo import seed_demo

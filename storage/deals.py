@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -135,6 +135,8 @@ class UpsertResult:
     events: int
     unassigned: list[int]
     """Deal ids whose owner could not be matched to a person."""
+    unmapped_owners: dict[str, int] = field(default_factory=dict)
+    """CRM owner references that match no person, with how many deals each has."""
 
 
 def event_key(e: DealEvent) -> str:
@@ -174,6 +176,7 @@ class DealRepo:
         async def unit(conn: AsyncConnection) -> UpsertResult:
             owners: dict[tuple[str, str], int | None] = {}
             unassigned: list[int] = []
+            unmapped: dict[str, int] = {}
             n_events = 0
             for d in items:
                 person_id = d.person_id
@@ -184,6 +187,8 @@ class DealRepo:
                     person_id = owners[k]
                 if person_id is None:
                     unassigned.append(d.id)
+                    if d.owner_ref:
+                        unmapped[d.owner_ref] = unmapped.get(d.owner_ref, 0) + 1
                 values = {
                     "source": d.source, "name": d.name[:500], "stage": (d.stage or "")[:200], "pipeline": d.pipeline,
                     "status": d.status.value, "budget": d.budget, "currency": d.currency[:8],
@@ -212,7 +217,7 @@ class DealRepo:
                         rows,
                     )
                     n_events += len(rows)
-            return UpsertResult(len(items), n_events, unassigned)
+            return UpsertResult(len(items), n_events, unassigned, unmapped)
 
         return await self.db.run(unit)
 
@@ -231,17 +236,22 @@ class DealRepo:
                 sa.func.lower(persons.c.name) == ref.strip().lower()))).first()
         return int(row.id) if row else None
 
-    async def map_owner(self, source: str, owner_ref: str, person_id: int) -> None:
-        """Link a CRM user to a person and give them the deals already imported under that name."""
+    async def map_owner(self, source: str, owner_ref: str, person_id: int) -> int:
+        """Link a CRM user to a person and give them the deals already imported under that name.
 
-        async def unit(conn: AsyncConnection) -> None:
+        Returns how many stored deals are now theirs.
+        """
+
+        async def unit(conn: AsyncConnection) -> int:
             stmt = self.db.insert(deal_owners).values(source=source, owner_ref=owner_ref, person_id=person_id)
             await conn.execute(stmt.on_conflict_do_update(index_elements=["source", "owner_ref"],
                                                           set_={"person_id": person_id}))
-            await conn.execute(deals.update().where(deals.c.source == source, deals.c.owner_ref == owner_ref)
-                               .values(person_id=person_id))
+            result = await conn.execute(deals.update().where(deals.c.source == source,
+                                                             deals.c.owner_ref == owner_ref)
+                                        .values(person_id=person_id))
+            return int(result.rowcount or 0)
 
-        await self.db.run(unit)
+        return await self.db.run(unit)
 
     # -- reads ---------------------------------------------------------------------------------
 
