@@ -126,3 +126,26 @@ async def test_the_daily_cap_holds_analyses_back_and_says_so(monkeypatch: pytest
         assert len(sent) == len(set(sent)) == 8  # never the same analysis twice
     finally:
         await flow.close()
+
+
+async def test_a_monitoring_day_on_both_databases(db_url: str) -> None:
+    """The digest's snapshot and the sent-analysis log on SQLite and PostgreSQL, through the flow."""
+    flow = await Flow.create(plugins=["handlers.sales_managers"], start=NOW, database_url=db_url)
+    try:
+        mia = await flow.person("Mia Hart", {Role.SALES_MANAGER}, telegram="300001")
+        mia.external_id = "mia"
+        await flow.app.people.update(mia, flow.clock.now())
+        await DealRepo(flow.app.db).upsert(eighty(), flow.clock.now())
+        await flow.send(mia, "/monitor 6")
+        await flow.advance(timedelta(hours=6))
+        await flow.advance(timedelta(hours=6))
+        bodies = flow.sent_to(mia)[1:]
+        assert sum(b.startswith("📊") for b in bodies) == 2
+        assert sorted(analysed(bodies)) == sorted([*RED, *TURNS_RED])
+        repo = DealRepo(flow.app.db)
+        assert len(await repo.watch(mia.id)) == 80  # type: ignore[arg-type]
+        assert await repo.sent_since(mia.id, NOW) == 15  # type: ignore[arg-type]
+        assert not await repo.record_sent(mia.id, RED[0], next(iter(  # type: ignore[arg-type]
+            a for d, a in await repo.sent_advice(mia.id, [RED[0]]))), flow.clock.now())  # type: ignore[arg-type]
+    finally:
+        await flow.close()
