@@ -238,3 +238,25 @@ async def test_monitor_runs_use_ai_for_high_deals_and_the_cache_between_runs() -
         assert len(ai.requests) == 1  # nothing changed: the cached analysis was reused
     finally:
         await flow.close()
+
+
+async def test_a_russian_manager_gets_help_usage_errors_and_refusals_in_russian() -> None:
+    """Person.locale picks the catalog for every text: help, usage errors, unknown commands."""
+    flow, ann, boris = await make_flow()
+    try:
+        [help_ru] = await flow.send(boris, "/help")
+        assert help_ru.startswith("<b>Коучинг по сделкам</b>") and "/deals [PAGE] — мои активные сделки" in help_ru
+        assert "/monitor HOURS — сводка изменений каждые HOURS часов (1–168)" in help_ru
+        [usage] = await flow.send(boris, "/stale 0")
+        assert usage == "DAYS — от 1 до 365. Формат: /stale [DAYS]"
+        [bad] = await flow.send(boris, "/analyze abc")
+        assert bad == "«abc» — неверное значение DEAL_ID. Формат: /analyze DEAL_ID"
+        [unknown] = await flow.send(boris, "/frobnicate")
+        assert unknown.startswith("Я не знаю команду «frobnicate».\nДоступные команды:")
+        [monitor] = await flow.send(boris, "/monitor 6")
+        assert monitor.startswith("✅ Мониторинг включён")
+        # the same texts in English for Ann
+        [usage] = await flow.send(ann, "/stale 0")
+        assert usage == "DAYS must be between 1 and 365. Usage: /stale [DAYS]"
+    finally:
+        await flow.close()
