@@ -205,26 +205,25 @@ async def test_every_route_fuzzed_from_the_published_schema(
     schema = schemathesis.openapi.from_dict(spec)
     seen: dict[str, set[int]] = {}
 
+    def run_operation(op: Any, mode: GenerationMode, session: requests.Session) -> None:
+        @settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        @given(case=op.as_strategy(generation_mode=mode))
+        def check(case: schemathesis.Case) -> None:
+            response = case.call(base_url=base, session=session,
+                                 headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+            seen.setdefault(op.label, set()).add(response.status_code)
+            assert response.status_code < 500, (case.as_curl_command(), response.text)
+            if 400 <= response.status_code < 500:
+                assert response.json()["error"], (case.as_curl_command(), response.text)
+            case.validate_response(response, excluded_checks=[_negative_rejection, _positive_acceptance])
+
+        check()
+
     def fuzz() -> None:
         session = requests.Session()
         for result in schema.get_all_operations():
-            op = result.ok()
-            label = op.label
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-
-                @settings(max_examples=25, deadline=None, database=None,
-                          suppress_health_check=list(HealthCheck))
-                @given(case=op.as_strategy(generation_mode=mode))
-                def check(case: schemathesis.Case, label: str = label) -> None:
-                    response = case.call(base_url=base, session=session,
-                                         headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
-                    seen.setdefault(label, set()).add(response.status_code)
-                    assert response.status_code < 500, (case.as_curl_command(), response.text)
-                    if 400 <= response.status_code < 500:
-                        assert response.json()["error"], (case.as_curl_command(), response.text)
-                    case.validate_response(response, excluded_checks=[_negative_rejection, _positive_acceptance])
-
-                check()
+                run_operation(result.ok(), mode, session)
 
     _negative_rejection, _positive_acceptance = _lenient_checks()
     await asyncio.to_thread(fuzz)
