@@ -448,12 +448,18 @@ class ChatterService:
     def lead_for(self, slack_id: str | None) -> LeadConfig | None:
         return next((lead for lead in self.config.leads if lead.slack == slack_id), None)
 
-    async def briefing_for(self, lead: LeadConfig, lead_name: str, shift_start: datetime | None = None) -> Briefing:
-        """The lead's briefing; `shift_start` (aware) names the shift, else the configured start."""
-        views = await self.teams(lead.teams)
+    async def briefing_for(self, lead: LeadConfig, lead_name: str, shift_start: datetime | None = None,
+                           late_since: datetime | None = None) -> Briefing:
+        """The lead's briefing; `shift_start` (aware) names the shift, else the configured start.
+
+        `late_since` is when the briefing was due, given when it goes out late (after downtime).
+        """
+        views = await self.teams(lead.teams or None)
         cards = [c for v in views for c in v.cards]
-        local = shift_start.astimezone(ZoneInfo(lead.timezone)).time() if shift_start else lead.shift_start
-        return briefing(lead_name, lead.teams, cards, f"{local:%H:%M} shift")
+        zone = ZoneInfo(lead.timezone)
+        local = shift_start.astimezone(zone).time() if shift_start else lead.shift_start
+        due = late_since.astimezone(zone).time() if late_since else None
+        return briefing(lead_name, lead.teams, cards, f"{local:%H:%M} shift", due)
 
     # -- coaching log ----------------------------------------------------------------------------
 

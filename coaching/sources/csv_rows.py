@@ -290,7 +290,11 @@ def read_rows(path: Path, *, progress: bool | None = None, desc: str = "") -> tu
 
 # -- the decimal mark --------------------------------------------------------------------------
 
-_NOT_DIGITS = re.compile(r"[\s\u00a0\u202f\u2009'’$€£₽%()+]|usd|eur|gbp|rub|руб\.?|р\.", re.I)
+_SYMBOLS = re.compile(r"[$€£₽¥₹₺₴₩%]")
+_EDGES = re.compile(r"^[^\d.,+\-(]+|[^\d)]+$")
+"""Currency codes and words before or after the number (`EUR 12`, `12 kr`, `12 руб.`)."""
+_INSIDE = re.compile(r"[\s\u00a0\u202f\u2009'’]")
+"""Spaces (plain, no-break, narrow no-break, thin) and apostrophes: group marks only."""
 _NUMBER_SHAPE = re.compile(r"-?(\d[\d.,]*|[.,]\d+)")
 _BABEL_LOCALE = {".": "en_US", ",": "de_DE"}
 """Babel locales whose group and decimal marks are exactly `,`/`.` and `.`/`,`."""
@@ -298,7 +302,11 @@ _BABEL_LOCALE = {".": "en_US", ",": "de_DE"}
 
 def number_token(text: str) -> str | None:
     """The bare number in a cell (currency, %, spaces and apostrophe groups removed), or None."""
-    t = _NOT_DIGITS.sub("", text.strip().replace("\u2212", "-"))
+    t = _SYMBOLS.sub("", text.strip().replace("\u2212", "-"))
+    t = _INSIDE.sub("", _EDGES.sub("", t.strip()))
+    if t.startswith("(") and t.endswith(")"):
+        t = t[1:-1]
+    t = t.lstrip("+")
     return t if _NUMBER_SHAPE.fullmatch(t) else None
 
 
