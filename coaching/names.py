@@ -30,6 +30,8 @@ PREFIX_MIN = 3
 """A word must have this many letters to stand for a longer one ("Car" → "Carlos")."""
 HINT_CUTOFF = 70.0
 """How close a typo must be to a chatter's name or one of its words to be offered as a hint."""
+HINT_MARGIN = 10.0
+"""Only hints about as close as the closest one are offered."""
 
 
 def normalize_name(text: str) -> str:
@@ -164,9 +166,10 @@ class NameMatcher:
                     shared |= {cid for word, cids in self._by_token.items() if len(t) == 2 and word.startswith(t)
                                for cid in cids}
                     continue
-                for word, _score, _ in process.extract(t, list(self._by_token), scorer=fuzz.ratio,
-                                                       score_cutoff=HINT_CUTOFF, limit=3):
-                    shared |= self._by_token[word]
+                hits = process.extract(t, list(self._by_token), scorer=fuzz.ratio, score_cutoff=HINT_CUTOFF, limit=3)
+                for word, score, _ in hits:
+                    if hits[0][1] - score < HINT_MARGIN:
+                        shared |= self._by_token[word]
         return tuple(sorted(self.names[i] for i in shared))[:3]
 
 

@@ -29,6 +29,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TextIO
 
+from babel import Locale
 from babel.numbers import NumberFormatError
 from babel.numbers import parse_decimal as _babel_decimal
 from tqdm import tqdm
@@ -296,8 +297,8 @@ _EDGES = re.compile(r"^[^\d.,+\-(]+|[^\d)]+$")
 _INSIDE = re.compile(r"[\s\u00a0\u202f\u2009'’]")
 """Spaces (plain, no-break, narrow no-break, thin) and apostrophes: group marks only."""
 _NUMBER_SHAPE = re.compile(r"-?(\d[\d.,]*|[.,]\d+)")
-_BABEL_LOCALE = {".": "en_US", ",": "de_DE"}
-"""Babel locales whose group and decimal marks are exactly `,`/`.` and `.`/`,`."""
+_BABEL_LOCALES = {".": Locale.parse("en_US"), ",": Locale.parse("de_DE")}
+"""Babel locales whose group and decimal marks are exactly `,`/`.` and `.`/`,` (parsed once)."""
 
 
 def number_token(text: str) -> str | None:
@@ -387,8 +388,14 @@ def parse_decimal(text: str, mark: str) -> Decimal:
     token = number_token(stripped)
     if token is None:
         raise ValueError(text)
+    group = "," if mark == "." else "."
     try:
-        value = _babel_decimal(token, locale=_BABEL_LOCALE[mark], strict=True)
+        if group in token:  # grouped: babel checks the groups are where the convention puts them
+            value = _babel_decimal(token, locale=_BABEL_LOCALES[mark], strict=True)
+        elif token.count(mark) > 1:
+            raise ValueError(text)
+        else:
+            value = Decimal(token.replace(mark, "."))
     except (NumberFormatError, InvalidOperation):
         raise ValueError(text) from None
     if not value.is_finite():

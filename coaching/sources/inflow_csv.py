@@ -52,8 +52,9 @@ class CsvError(ValueError):
 # Header wording seen in exports, after `normalize_header`. Keys are CsvRow fields.
 HEADER_ALIASES: dict[str, tuple[str, ...]] = {
     "name": ("name", "chatter", "chatter name", "employee", "employee name", "member", "user", "full name", "agent"),
-    "day": ("date", "day", "report date"),
-    "sales": ("sales", "total sales", "revenue", "total revenue", "earnings", "net sales", "gross sales", "sales usd"),
+    "day": ("date", "day", "report date", "datum", "fecha", "дата"),
+    "sales": ("sales", "total sales", "revenue", "total revenue", "earnings", "net sales", "gross sales", "sales usd",
+              "umsatz", "ventes", "ventas", "продажи", "выручка"),
     "cvr": ("cvr", "conversion rate", "conversion", "conv rate", "cr"),
     "unlock_rate": ("unlock rate", "unlock", "unlock %", "unlocks rate", "ppv unlock rate", "unlocked rate"),
     "golden_ratio": ("golden ratio", "golden", "gr"),
@@ -429,15 +430,13 @@ def parse_inflow_csv(data: bytes | str) -> ParsedCsv:
     errors: list[str] = []
     for row, raws in pending:
         for key, raw in raws.items():
-            at = AT.format(line=row.line, letter=column_letter(columns[key]), header=sources[key][:40])
             try:
                 value = _checked(key, raw, parsers[key](raw), scales.get(key), examples.get(key))
-            except ValueProblem as exc:
-                errors.append(f"{at}: {exc}{FOR.format(name=row.name[:40])}")
-                continue
-            except (ValueError, ArithmeticError):
-                errors.append(f"{at}: {NOT_A_NUMBER.format(raw=raw[:30], what=_KIND.get(key, 'number'))}"
-                              f"{FOR.format(name=row.name[:40])}")
+            except (ValueError, ArithmeticError) as exc:
+                at = AT.format(line=row.line, letter=column_letter(columns[key]), header=sources[key][:40])
+                what = str(exc) if isinstance(exc, ValueProblem) else NOT_A_NUMBER.format(
+                    raw=raw[:30], what=_KIND.get(key, "number"))
+                errors.append(f"{at}: {what}{FOR.format(name=row.name[:40])}")
                 continue
             setattr(row, key, value)
         rows.append(row)
