@@ -268,3 +268,12 @@ def test_an_unbalanced_quote_is_named_by_the_line_it_opens_on() -> None:
         parse_inflow_csv("Name,Sales,CVR\nAna Ruiz,10,5%\n\"Bea Costa,20,6%\n")
     fine = parse_inflow_csv('Name,Sales,CVR\n"Ruiz,\nAna",10,5%\nBea Costa,20,6%\n')  # a real line break in a cell
     assert [r.line for r in fine.rows] == [2, 4]
+
+
+def test_the_same_cell_is_read_by_the_convention_of_the_whole_file() -> None:
+    """`1.234` alone can't tell; the file's other numbers decide, for every cell alike."""
+    points = parse_inflow_csv("Name;Sales;CVR\nAna Ruiz;1.234;0.125\nBea Costa;2.5;0.08\n")
+    commas = parse_inflow_csv("Name;Sales;CVR\nAna Ruiz;1.234;0,125\nBea Costa;2,5;0,08\n")
+    assert (points.decimal, points.rows[0].sales, points.rows[1].sales) == (".", Decimal("1.23"), Decimal("2.50"))
+    assert (commas.decimal, commas.rows[0].sales, commas.rows[1].sales) == (",", Decimal("1234.00"), Decimal("2.50"))
+    assert parse_inflow_csv("Name;Sales\nAna Ruiz;1.234\n").rows[0].sales == Decimal("1234.00")  # ; → comma

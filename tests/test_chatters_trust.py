@@ -35,7 +35,7 @@ from coaching.demo_chatters import synthetic_days
 from handlers.store import services
 from storage.chatters import EXPORT, HUBSTAFF, ChatterRepo, DayMetrics
 from tests.fakes.slack_server import FakeSlack, dm
-from tests.slack_support import slack_env
+from tests.slack_support import eventually, slack_env
 from tests.test_chatters_dashboard import _fresh_artifact
 
 START = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)  # Monday 07:00 in Madrid; exports cover Sunday 22 Nov
@@ -441,10 +441,7 @@ async def test_a_european_csv_dropped_in_a_slack_dm(monkeypatch: pytest.MonkeyPa
             meta = fake.add_file("F0EU", "inflow-2026-11-22.csv", EUROPEAN.encode("cp1252"))
             await fake.push_event(dm("", user="U0TIA", ts="1700002100.1", subtype="file_share", files=[meta]))
             await flow.settle()
-            for _ in range(100):
-                if fake.posted:
-                    break
-                await asyncio.sleep(0.02)
+            await eventually(lambda: bool(fake.posted))  # the reply's real HTTP call to the fake Slack
             text = fake.posted[-1]["text"]
             assert text.startswith("Got the export for Sun 22 Nov: 4 chatters saved.")
             assert "decimal commas" in text
