@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from bot.context import Context
 from bot.hooks import KernelHooks
+from bot.i18n import N_, t
 from bot.model import Address, OutboundKind, Person
 from bot.plugins import Plugin
 from bot.roles import RoleSpec
@@ -22,14 +23,14 @@ router = Router("builtin")
 ADMIN = RoleSpec("admin", "runs Huddle: every operator command, in any channel", rank=90)
 
 
-@router.command("help", roles=ANYONE, help="what you can ask me")
+@router.command("help", roles=ANYONE, help=N_("what you can ask me"))
 async def help_command(ctx: Context, hooks: KernelHooks) -> str:
     lines = ctx.help_lines()
     if not lines:
         if ctx.person is None or not ctx.person.roles:
             return hooks.stranger_text(ctx.channel)
         return hooks.contact_text(ctx.person, ctx.channel)
-    return "\n".join(["You can use:", *lines])
+    return "\n".join([t(ctx.person.locale if ctx.person else None, "You can use:"), *lines])
 
 
 def roles_text(roles: frozenset[str]) -> str:
@@ -137,6 +138,12 @@ def _people_args(app: App) -> Callable[[argparse.ArgumentParser], None]:
             add.add_argument(f"--{name}", dest=f"address_{name}", metavar="ID", help=app.policies[name].address_label)
         add.add_argument("--timezone", default=None)
         add.add_argument("--locale", default="en")
+        add.add_argument("--external", action="append", default=[], metavar="SOURCE:ID",
+                         help="an id this person has in another system, e.g. crm:555")
+        link = sub.add_parser("link", help="give an existing person an id in another system")
+        link.add_argument("person", help="person id (#12 or 12) or exact name")
+        link.add_argument("--external", action="append", required=True, metavar="SOURCE:ID",
+                          help="e.g. crm:555 (the id this person has in that system)")
 
     return configure
 
@@ -151,6 +158,12 @@ async def people(app: App, args: argparse.Namespace) -> int:
             print(f"{p.id:>5}  {p.name:<28} {roles_text(p.roles):<28} {addrs}")
         print(f"{len(found)} people")
         return 0
+    if args.action == "link":
+        person = await _find_person(app, args.person)
+        for line in await _link_external(app, person, _externals(app, args.external)):
+            print(line)
+        return 0
+    externals = _externals(app, args.external)
     addresses: list[Address] = []
     for name in sorted(app.policies):
         ident = getattr(args, f"address_{name}", None)
@@ -172,7 +185,45 @@ async def people(app: App, args: argparse.Namespace) -> int:
     person = Person(None, args.name, frozenset(args.roles), addresses, tz, args.locale)
     added = await app.people.add(person, app.clock.now())
     print(f"added #{added.id} {added.name} ({roles_text(added.roles)})")
+    for line in await _link_external(app, added, externals):
+        print(line)
     return 0
+
+
+def _externals(app: App, given: list[str]) -> list[tuple[str, str]]:
+    """`amocrm:555` → ("amocrm", "555"), checked before anything is stored."""
+    from bot.cli import UserError
+
+    out = []
+    for raw in given:
+        source, sep, ref = raw.partition(":")
+        source, ref = source.strip().lower(), ref.strip()
+        if not sep or not source or not ref:
+            raise UserError(f"--external must look like SOURCE:ID (e.g. amocrm:555), got {raw!r}")
+        if source not in app.external_linkers:
+            known = ", ".join(sorted(app.external_linkers)) or "none"
+            raise UserError(f"--external: unknown source {source!r} (known: {known})")
+        out.append((source, ref))
+    return out
+
+
+async def _link_external(app: App, person: Person, externals: list[tuple[str, str]]) -> list[str]:
+    return [await app.external_linkers[source](ref, person) for source, ref in externals]
+
+
+async def _find_person(app: App, query: str) -> Person:
+    from bot.cli import UserError
+
+    raw = query.strip().lstrip("#")
+    if raw.isdigit():
+        found = await app.people.get(int(raw))
+        if found is None:
+            raise UserError(f"no person #{raw}")
+        return found
+    same = [p for p in await app.people.all() if p.name.casefold() == query.strip().casefold()]
+    if len(same) != 1:
+        raise UserError(f"{len(same)} people are called {query!r}" + (": use the id" if same else ""))
+    return same[0]
 
 
 def _db_args(p: argparse.ArgumentParser) -> None:
@@ -193,7 +244,7 @@ def setup(app: App) -> None:
     app.add_cli("run", "run the bot (the default)", _no_args, _run, needs_db=False)
     app.add_cli("status", "queue counts, last errors, configured channels", _no_args, status)
     app.add_cli("send", "queue a message through the outbox", _send_args(app), send)
-    app.add_cli("people", "list or add people", _people_args(app), people)
+    app.add_cli("people", "list, add or link people", _people_args(app), people)
     app.add_cli("db", "database maintenance (db upgrade)", _db_args, db, needs_db=False)
 
 

@@ -28,6 +28,7 @@ from bot.compliance import Keyword, keyword
 from bot.context import Context
 from bot.directory import Directory
 from bot.hooks import KernelHooks
+from bot.i18n import N_, t
 from bot.model import Address, Button, Inbound, Outbound, OutboundKind, Person
 from bot.roles import Roles
 from bot.router import Handler, HandlerResult, Reply, Router, SkipHandler, UsageError, parse_args, split_command
@@ -39,8 +40,8 @@ from storage.people import PeopleRepo
 
 log = logging.getLogger(__name__)
 
-FALLBACK = "Sorry, something went wrong on our side. Please try again in a few minutes."
-REFUSED = "Sorry, that command isn't available to you."
+FALLBACK = N_("Sorry, something went wrong on our side. Please try again in a few minutes.")
+REFUSED = N_("Sorry, that command isn't available to you.")
 
 Next = Callable[[], Awaitable[str]]
 OuterMiddleware = Callable[[Context, Next], Awaitable[str]]
@@ -109,7 +110,7 @@ class Dispatcher:
                 continue
             seen.add(h.names[0])
             usage = h.usage.replace(h.names[0], policy.command_label(h.names[0]), 1)
-            lines.append(f"{usage} — {h.help}" if h.help else usage)
+            lines.append(f"{usage} — {t(_locale(person), h.help)}" if h.help else usage)
         return lines
 
     def outer_middleware(self, mw: OuterMiddleware) -> OuterMiddleware:
@@ -198,7 +199,7 @@ class Dispatcher:
                     message.id, FAILED, self.clock.now(), person_id=_pid(ctx.person),
                     handler=ctx.handler_name or None, error=f"{type(exc).__name__}: {exc}"[:2000],
                 )
-                await ctx.reply(FALLBACK)
+                await ctx.reply(t(_locale(ctx.person), FALLBACK))
             except Exception:
                 log.exception("could not record handler failure inbound_id=%s", message.id)
 
@@ -286,7 +287,7 @@ class Dispatcher:
                     outcome = await self._try(ctx, h, {})
                     if outcome is not None:
                         return outcome
-            await ctx.reply(REFUSED if person else self.hooks.stranger_text(ctx.channel))
+            await ctx.reply(t(_locale(person), REFUSED) if person else self.hooks.stranger_text(ctx.channel))
             return IGNORED
 
         if message.files:
@@ -302,7 +303,7 @@ class Dispatcher:
             if named:
                 allowed = [h for h in self.router.candidates("commands", person, self.roles) if name in h.names]
                 if not allowed:
-                    await ctx.reply(REFUSED if person else self.hooks.stranger_text(ctx.channel))
+                    await ctx.reply(t(_locale(person), REFUSED) if person else self.hooks.stranger_text(ctx.channel))
                     return IGNORED
                 ctx.command, ctx.args = name, args
                 for h in allowed:
@@ -310,7 +311,7 @@ class Dispatcher:
                         kwargs = parse_args(h, args)
                     except UsageError as exc:
                         ctx.handler_name = h.qualname
-                        await ctx.reply(self._usage(h, ctx.channel, exc.message))
+                        await ctx.reply(self._usage(h, ctx, exc))
                         return HANDLED
                     outcome = await self._try(ctx, h, kwargs)
                     if outcome is not None:
@@ -326,14 +327,18 @@ class Dispatcher:
             await ctx.reply(self.hooks.stranger_text(ctx.channel))
             return IGNORED
         lines = self.help_lines(person, ctx.channel)
-        intro = "I didn't understand that." if split is None else f"I don't know the command “{split[0]}”."
-        await ctx.reply("\n".join([intro, "You can use:", *lines]) if lines else intro)
+        loc = _locale(person)
+        intro = (t(loc, "I didn't understand that.") if split is None
+                 else t(loc, "I don't know the command “{name}”.", name=split[0]))
+        await ctx.reply("\n".join([intro, t(loc, "You can use:"), *lines]) if lines else intro)
         return IGNORED
 
-    def _usage(self, handler: Handler, channel: str, detail: str | None) -> str:
-        label = self.policy(channel).command_label(handler.names[0])
-        usage = handler.usage.replace(handler.names[0], label, 1)
-        return f"{detail + ' ' if detail else ''}Usage: {usage}"
+    def _usage(self, handler: Handler, ctx: Context, exc: UsageError) -> str:
+        """"“x” is not a valid DAYS. Usage: /stale [DAYS]" in the sender's language."""
+        loc = _locale(ctx.person)
+        usage = handler.usage.replace(handler.names[0], ctx.command_label(handler.names[0]), 1)
+        detail = t(loc, exc.message, **exc.values) if exc.message else ""
+        return t(loc, "{detail}Usage: {usage}", detail=detail + " " if detail else "", usage=usage)
 
     async def _try(self, ctx: Context, handler: Handler, kwargs: dict[str, Any]) -> str | None:
         """Run `handler` if its filters pass; None means it did not take the message."""
@@ -361,13 +366,20 @@ class Dispatcher:
             ctx.handler_name = previous
             return None
         except UsageError as exc:
-            await ctx.reply(self._usage(handler, ctx.channel, exc.message) if handler.names else (exc.message or ""))
+            if handler.names:
+                await ctx.reply(self._usage(handler, ctx, exc))
+            elif exc.message:
+                await ctx.reply(t(_locale(ctx.person), exc.message, **exc.values))
             return HANDLED
         if isinstance(result, Reply):
             await ctx.reply(result.text, result.buttons)
         elif isinstance(result, str) and result:
             await ctx.reply(result)
         return HANDLED
+
+
+def _locale(person: Person | None) -> str | None:
+    return person.locale if person else None
 
 
 def _pid(person: Person | None) -> int | None:
