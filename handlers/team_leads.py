@@ -316,9 +316,9 @@ async def shift(ctx: Context, chatters: ChatterService, briefings: LeadBriefings
         teams += [t for t in found if t not in teams]
     if briefings.address_for(person) is None:
         return t(loc, SHIFT_NOWHERE)
-    zone = request.timezone or person.timezone or ctx.app.settings.default_timezone
+    zone = request.timezone or person.timezone or "UTC"
     new = LeadShift(person.id, f"{request.start:%H:%M}", request.days, teams, zone)
-    await briefings.shifts.put(new, ctx.app.clock.now())
+    await briefings.shifts.put(new, ctx.now())
     briefings.schedule_shift(person, new)
     return t(loc, SHIFT_SET, start=request.start, days=_days_text(request.days, loc), tz=zone,
                             teams=", ".join(teams) or t(loc, EVERY_TEAM), next=briefings.next_text(person.id, loc))

@@ -9,8 +9,9 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from bot.model import Person, Role
+from bot.model import Person
 from coaching.names import normalize_name
+from coaching.roles import Role
 from storage.chatters import COACHING, EXPORT, HUBSTAFF, REPORT, ChatterRepo, LeadShift, LeadShiftRepo
 from storage.db import Database, make_test_database, metadata
 from storage.people import PeopleRepo

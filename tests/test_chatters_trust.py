@@ -29,12 +29,14 @@ from pathlib import Path
 import pytest
 from babel.numbers import format_currency, format_percent
 
-from bot.model import Address, InboundFile, Person, Role
-from bot.testing import Flow, migrated_sqlite
+from bot.model import Address, InboundFile, Person
+from bot.testing import migrated_sqlite
 from coaching.demo_chatters import synthetic_days
+from coaching.roles import Role
 from handlers.store import services
 from storage.chatters import EXPORT, HUBSTAFF, ChatterRepo, DayMetrics
 from tests.fakes.slack_server import FakeSlack, dm
+from tests.flows import Flow
 from tests.slack_support import eventually, slack_env
 from tests.test_chatters_dashboard import _fresh_artifact
 

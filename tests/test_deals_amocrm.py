@@ -187,7 +187,7 @@ async def test_operator_maps_crm_users_to_people_and_sync_names_the_unmapped(amo
     import asyncio
 
     from bot.model import Address
-    from bot.testing import Flow
+    from tests.flows import Flow
     from tests.test_core_cli import huddle
 
     amo.leads = [lead for lead in amo.leads if lead["id"] <= 4]

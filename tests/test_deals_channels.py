@@ -13,12 +13,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.model import Address, Person, Role
-from bot.testing import Flow
+from bot.model import Address, Person
+from coaching.roles import Role
 from storage.deals import DealRepo
 from tests.deals_support import NOW, call, deal, task
 from tests.fakes.slack_server import FakeSlack, dm
 from tests.fakes.telegram_server import FakeTelegram
+from tests.flows import Flow
 from tests.slack_support import slack_env
 
 TAG = re.compile(r"</?(b|i|code|pre|a)\b[^>]*>")

@@ -11,11 +11,12 @@ from datetime import timedelta
 
 import pytest
 
-from bot.model import Person, Role
-from bot.testing import Flow
+from bot.model import Person
 from coaching.deals import Deal, DealEvent, EventKind
+from coaching.roles import Role
 from storage.deals import DealRepo
 from tests.deals_support import NOW, ago, call, deal
+from tests.flows import Flow
 
 RED = range(1001, 1011)          # silent 8 days: red from the start
 STALE = range(1011, 1021)        # silent 4 days, a task planned: yellow, stale
