@@ -19,14 +19,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import Field
 
 from bot.config_file import ConfigFile, StrictModel
 
-if TYPE_CHECKING:
-    from bot.app import App
+Setup = Callable[[Any], None]
+"""`setup(app)`: the App is passed in; this module never imports it (the App imports this one)."""
 
 ENTRY_POINT_GROUP = "huddle.plugins"
 
@@ -38,7 +38,7 @@ class PluginError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Plugin:
     name: str
-    setup: Callable[[App], None]
+    setup: Setup
     requires: tuple[str, ...] = ()
     """Names of plugins that must be set up first (their services, roles or channels are used)."""
     description: str = ""

@@ -34,7 +34,7 @@ from bot.app import App
 from bot.http import RequestError, error_response, validated
 from coaching.deal_desk import DealDesk, RunReport
 from coaching.roles import Role
-from handlers.sales_managers import MAX_HOURS, MAX_STALE_DAYS, MIN_HOURS, MonitorControl
+from handlers.deal_monitor import MAX_HOURS, MAX_STALE_DAYS, MIN_HOURS, MonitorControl
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import UTC, timedelta
+from datetime import UTC
 
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -34,15 +34,13 @@ from coaching.deal_coach import DealCoach
 from coaching.deal_desk import DETAIL_PREFIX, DealDesk, DealSettings
 from coaching.roles import Role
 from coaching.roles import declare as declare_roles
-from storage.deals import DealRepo, Monitor
+from handlers.deal_monitor import MAX_HOURS, MAX_STALE_DAYS, MIN_HOURS, MonitorControl
+from storage.deals import DealRepo
 
 log = logging.getLogger(__name__)
 
 router = Router("sales_managers")
 SM = {Role.SALES_MANAGER}
-MONITOR_JOB = "deal_monitor"
-MIN_HOURS, MAX_HOURS = 1, 168
-MAX_STALE_DAYS = 365
 PAGE_PREFIX = "deal:page:"
 
 TEXTS: dict[str, str] = {
@@ -62,53 +60,6 @@ TEXTS: dict[str, str] = {
 
 def say(person: Person | None, key: str, **values: object) -> str:
     return i18n.t(person.locale if person else None, TEXTS[key], **values)
-
-
-# -- monitoring control (used by the commands and the admin API) ----------------------------------
-
-
-class MonitorControl:
-    """Starts, stops and restores per-manager monitoring: stored first, then scheduled."""
-
-    def __init__(self, app: App, desk: DealDesk) -> None:
-        self.app = app
-        self.desk = desk
-
-    def trigger(self, m: Monitor) -> IntervalTrigger:
-        return IntervalTrigger(hours=m.interval_hours, start_date=m.started_at, timezone=UTC)
-
-    def schedule(self, m: Monitor) -> None:
-        desk = self.desk
-
-        async def run(job: JobRun) -> None:
-            await desk.monitor_run(m.person_id, job.period)
-
-        self.app.scheduler.add(MONITOR_JOB, self.trigger(m), run, scope=str(m.person_id))
-
-    async def start(self, person_id: int, hours: int) -> Monitor:
-        if not MIN_HOURS <= hours <= MAX_HOURS:
-            raise ValueError(f"interval_hours must be between {MIN_HOURS} and {MAX_HOURS}")
-        m = await self.desk.repo.set_monitor(person_id, hours, self.app.clock.now())
-        self.app.scheduler.remove(MONITOR_JOB, str(person_id))
-        self.schedule(m)
-        return m
-
-    async def stop(self, person_id: int) -> bool:
-        self.app.scheduler.remove(MONITOR_JOB, str(person_id))
-        return await self.desk.repo.stop_monitor(person_id, self.app.clock.now())
-
-    async def restore(self) -> int:
-        monitors = await self.desk.repo.monitors()
-        for m in monitors:
-            self.schedule(m)
-        if monitors:
-            log.info("deal monitoring restored managers=%s", len(monitors))
-        return len(monitors)
-
-    def next_run(self, m: Monitor) -> str:
-        now = self.app.clock.now()
-        nxt = self.trigger(m).get_next_fire_time(None, now + timedelta(microseconds=1))
-        return nxt.strftime("%Y-%m-%d %H:%M UTC") if nxt else "-"
 
 
 # -- commands --------------------------------------------------------------------------------------

@@ -6,16 +6,22 @@ revision, so areas evolve their tables independently; `upgrade` applies every he
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-if TYPE_CHECKING:
-    from storage.db import Database
+
+class Database(Protocol):
+    """What migrations need of `storage.db.Database` (named here so the two never import each other)."""
+
+    def transaction(self) -> AbstractAsyncContextManager[Any]: ...
+
+    def read(self) -> AbstractAsyncContextManager[Any]: ...
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
