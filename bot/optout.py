@@ -54,7 +54,7 @@ _FILLER = frozenset({
     "now", "ok", "okay", "k", "just", "yes", "yeah", "hi", "hello", "hey", "all", "me", "it", "this", "that",
     "asap", "immediately", "already", "right", "away", "sir", "maam", "guys", "again", "i", "said", "lol",
     "por", "favor", "porfavor", "gracias", "ya", "ahora", "si", "hola", "oye", "mi",
-    "to", "2", "and", "dammit", "damn", "idiots", "idiot", "seriously", "already", "sent", "with",
+    "to", "2", "and", "dammit", "damn", "idiots", "idiot", "seriously", "sent", "with",
 })
 
 _UNAMBIGUOUS = re.compile(

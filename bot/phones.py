@@ -30,8 +30,7 @@ from enum import StrEnum
 from functools import lru_cache
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberFormat
-from phonenumbers import shortnumberinfo
+from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberFormat, shortnumberinfo
 
 DEFAULT_REGION = "US"
 _region = DEFAULT_REGION

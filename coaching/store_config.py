@@ -26,6 +26,9 @@ from coaching.loyalty import LoyaltyRules
 
 class StoreSettings(HuddleSettings):
     pos_webhook_secret: SecretStr | None = Field(None, description="HMAC secret of POST /webhooks/pos")
+    pos_webhook_previous_secret: SecretStr | None = Field(
+        None, description="the secret being rotated out: accepted as well until the POS signs with the new one"
+    )
     pos_webhook_window: float = Field(300.0, gt=0, description="seconds a webhook timestamp may differ from now")
     pos_webhook_legacy_signature: bool = Field(
         False, description="also accept the old body-only `sha256=` signature (replayable; for a POS not yet updated)"
@@ -40,6 +43,11 @@ class StoreSettings(HuddleSettings):
     )
     concierge_ai: bool = Field(True, description="let the model answer free text when OPENAI_API_KEY is set")
     concierge_ai_timeout: float = Field(8.0, gt=0, description="seconds to wait for the model before the rules answer")
+
+    def pos_secrets(self) -> list[str]:
+        """The secrets a webhook may be signed with (current first); empty values count as unset."""
+        found = [s.get_secret_value() for s in (self.pos_webhook_secret, self.pos_webhook_previous_secret) if s]
+        return [s for s in found if s.strip()]
 
     @property
     def loyalty(self) -> LoyaltyRules:

@@ -201,8 +201,9 @@ async def _send_to_customer(ctx: Context, svc: StoreServices, handoff: Handoff, 
     customer = await ctx.app.people.get(handoff.person_id)
     store = store_info(svc)
     staff_name = ctx.person.first_name if ctx.person and ctx.person.name.strip() else "Staff"
-    queued = await ctx.app.send(Address("sms", handoff.customer_address), f"{staff_name} at {store.name}: {text.strip()}",
-                                kind=OutboundKind.REPLY, key=f"in:{ctx.inbound.id}:relay", person=customer)
+    body = f"{staff_name} at {store.name}: {text.strip()}"
+    queued = await ctx.app.send(Address("sms", handoff.customer_address), body, kind=OutboundKind.REPLY,
+                                key=f"in:{ctx.inbound.id}:relay", person=customer)
     who = f"{customer.name if customer and customer.name.strip() else handoff.customer_address} (#{handoff.id})"
     assert queued.id is not None
     outcome = await ctx.app.outbox.first_attempt(queued.id, svc.settings.store_staff_reply_wait)

@@ -15,12 +15,12 @@ from datetime import datetime
 from aiohttp import web
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.app import App
-from bot.scheduler import JobRun
-from coaching.pos import MAX_BODY, SIGNATURE_HEADER, TIMESTAMP_HEADER, PayloadError, signature_ok, timestamp_ok
-from coaching.sources.pos import PosIngest, order_hooks
 from bot import phones
+from bot.app import App
 from bot.model import Address
+from bot.scheduler import JobRun
+from coaching.pos import MAX_BODY, SIGNATURE_HEADER, TIMESTAMP_HEADER, PayloadError, check_signature
+from coaching.sources.pos import PosIngest, order_hooks
 from coaching.store_config import DEMO_STORE, UNSET_STORE_CODE, StoreConfig, StoreSettings
 from storage.catalog import CatalogRepo, Product
 from storage.customers import CustomerRepo, Store
@@ -132,19 +132,21 @@ async def _read_limited(request: web.Request, limit: int) -> bytes | None:
 
 def webhook_handler(app: App, svc: StoreServices) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def pos_webhook(request: web.Request) -> web.Response:
-        secret = svc.settings.pos_webhook_secret
-        if secret is None:
+        secrets = svc.settings.pos_secrets()
+        if not secrets:
             return web.json_response({"error": "POS webhooks are off: set HUDDLE_POS_WEBHOOK_SECRET"}, status=503)
         if request.content_length is not None and request.content_length > MAX_BODY:
             return web.json_response({"error": "body over 1 MB"}, status=413)
         body = await _read_limited(request, MAX_BODY)
         if body is None:
             return web.json_response({"error": "body over 1 MB"}, status=413)
-        if not signature_ok(secret.get_secret_value(), body, request.headers.get(SIGNATURE_HEADER)):
-            log.warning("POS webhook refused: bad or missing signature remote=%s", request.remote)
-            return web.json_response({"error": f"bad or missing {SIGNATURE_HEADER}"}, status=401)
-        if not timestamp_ok(request.headers.get(TIMESTAMP_HEADER), app.clock.now(), svc.settings.pos_webhook_window):
-            return web.json_response({"error": f"missing or stale {TIMESTAMP_HEADER}"}, status=401)
+        refused = check_signature(
+            secrets, body, request.headers.get(SIGNATURE_HEADER), app.clock.now(), svc.settings.pos_webhook_window,
+            legacy=svc.settings.pos_webhook_legacy_signature, legacy_timestamp=request.headers.get(TIMESTAMP_HEADER),
+        )
+        if refused is not None:
+            log.warning("POS webhook refused: %s remote=%s", refused, request.remote)
+            return web.json_response({"error": refused}, status=401)
         try:
             row_id, envelope = await svc.ingest.accept(body)
         except PayloadError as exc:
