@@ -151,21 +151,35 @@ def _sentences(text: str) -> list[str]:
     return [p for p in parts if p]
 
 
+_MAX_KEYWORD_WORDS = 12
+"""A keyword reply is short ("stop stop stop", "ok STOP ALL thanks"); longer texts go to the other rules."""
+
+
+def _covered_by(items: list[str], phrases: frozenset[str] | set[str], max_size: int) -> bool:
+    """`items` split, in order, into members of `phrases` of 1..max_size items (dynamic programming)."""
+    ok = [True] + [False] * len(items)
+    for end in range(1, len(items) + 1):
+        ok[end] = any(ok[end - size] and " ".join(items[end - size:end]) in phrases
+                      for size in range(1, min(max_size, end) + 1))
+    return ok[-1]
+
+
 def _segments(token: str) -> bool:
     """A run-together keyword reply: `quitend`, `stoptoquit`, `optstop`, `stop2quit`."""
-    if token in _WORDS:
-        return True
-    return any(token.startswith(w) and _segments(token[len(w):]) for w in _JOINABLE if len(token) > len(w))
+    if len(token) > 40:
+        return False
+    ok = [True] + [False] * len(token)
+    for end in range(1, len(token) + 1):
+        ok[end] = any(ok[end - len(w)] and token.endswith(w, 0, end) for w in _JOINABLE if len(w) <= end)
+    return ok[-1]
 
 
 def _covered(core: list[str]) -> bool:
     """Every word of `core` belongs to a keyword or dismissal phrase (1-3 words), in order."""
-    if not core:
-        return True
-    for size in (3, 2, 1):
-        if len(core) >= size and " ".join(core[:size]) in _PHRASES and _covered(core[size:]):
-            return True
-    return len(core[0]) > 4 and _segments(core[0]) and _covered(core[1:])
+    if len(core) > _MAX_KEYWORD_WORDS:
+        return False
+    words = [w if w in _PHRASES or len(w) <= 4 or not _segments(w) else "_joined_" for w in core]
+    return _covered_by(words, _PHRASES | {"_joined_"}, 3)
 
 
 def _is_keyword(words: list[str]) -> str | None:

@@ -165,17 +165,19 @@ def _sender_kind(sender: str, region: str) -> SenderKind:
     text = sender.strip()
     if not text or _LETTER.search(text):
         return SenderKind.ALPHANUMERIC
+    digits = _digits(text).lstrip("+")
+    if digits.isdigit() and len(digits) <= 8:
+        # Before the phone reading: in regions with variable-length numbers (DE, AT) a 5-digit
+        # code is also a "possible" local number, but only a valid one is a person's phone.
+        short = _parse(digits, region)
+        if short is not None and shortnumberinfo.is_possible_short_number_for_region(short, region) \
+                and not phonenumbers.is_valid_number(short):
+            return SenderKind.SHORT_CODE
     try:
         parse_phone(text, region)
         return SenderKind.PHONE
     except ValueError:
-        pass
-    digits = _digits(text).lstrip("+")
-    if digits.isdigit():
-        short = _parse(digits, region)
-        if short is not None and shortnumberinfo.is_possible_short_number_for_region(short, region):
-            return SenderKind.SHORT_CODE
-    return SenderKind.ALPHANUMERIC
+        return SenderKind.ALPHANUMERIC
 
 
 def normalize_sender(sender: str, region: str | None = None) -> str:
