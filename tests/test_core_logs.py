@@ -32,7 +32,8 @@ SECRETS = ['pa"ss\\word-123', 'back\\slash\\only', 'quote"only"here', "ünïcød
 
 @pytest.mark.parametrize("fmt", ["kv", "json"])
 @pytest.mark.parametrize("secret", SECRETS)
-def test_a_secret_with_quotes_or_backslashes_is_redacted(fmt: str, secret: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_secret_with_quotes_or_backslashes_is_redacted(fmt: str, secret: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HUDDLE_TELEGRAM_TOKEN", secret)
     logs.register_secrets(Secrets(_env_file=None))  # type: ignore[call-arg]
     out = io.StringIO()

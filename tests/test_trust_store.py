@@ -84,8 +84,8 @@ async def test_customers_from_an_import_and_a_pos_event_get_their_stores_timezon
         await StoreImporter(flow.app.db, flow.app.people, flow.clock.now).run(
             "customers", csv_file, ImportOptions(progress=False))
         port = await flow.app.http.start("127.0.0.1", 0)
-        body = json.dumps({"id": "evt-1", "type": "customer.created",
-                           "data": {"id": "C2", "first_name": "Bo", "phone": "(212) 555-0102", "store": "nyc"}}).encode()
+        data = {"id": "C2", "first_name": "Bo", "phone": "(212) 555-0102", "store": "nyc"}
+        body = json.dumps({"id": "evt-1", "type": "customer.created", "data": data}).encode()
         async with aiohttp.ClientSession() as http:
             headers = {"X-Huddle-Signature": sign("whsec_tz_test", body, flow.clock.now().timestamp())}
             async with http.post(f"http://127.0.0.1:{port}/webhooks/pos", data=body, headers=headers) as r:
