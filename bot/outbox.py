@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import Clock
-from bot.model import Address, DeliveryReport, Outbound, OutboundKind, OutboundStatus
+from bot.model import TERMINAL_STATUSES, Address, DeliveryReport, Outbound, OutboundKind, OutboundStatus
+from bot.phones import SenderKind, sender_kind
 from channels.base import Channel, Pacing, PermanentSendError, RetryableSendError, degrade_buttons
 from channels.markup import render
 from storage.db import Database
@@ -90,6 +91,20 @@ def in_quiet_hours(now: datetime, tz: str, start: time, end: time) -> datetime |
     end_day = local.date() if t < end else local.date() + timedelta(days=1)
     ends = datetime.combine(end_day, end, tzinfo=ZoneInfo(tz))
     return ends.astimezone(now.tzinfo)
+
+
+AddressPolicy = Callable[[Outbound], str | None]
+"""Why a channel can never carry this message to this address (None: it can)."""
+
+
+def sms_address_policy(msg: Outbound) -> str | None:
+    """An alphanumeric sender (AMAZON) cannot be texted; a short code may be answered, never marketed to."""
+    kind = sender_kind(msg.address.id)
+    if not kind.can_reply:
+        return f"cannot text {kind.value.replace('_', ' ')} sender {msg.address.id!r}"
+    if kind is SenderKind.SHORT_CODE and msg.kind is OutboundKind.PROACTIVE and not msg.compliance:
+        return "short codes get no marketing (proactive message refused)"
+    return None
 
 
 def backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -241,7 +256,11 @@ class Outbox:
         self.senders: dict[str, ChannelSender] = {}
         self.rng = random.Random()
         self.on_sent: list[Callable[[Outbound], Awaitable[None]]] = []
+        self.address_policies: dict[str, AddressPolicy] = {"sms": sms_address_policy}
+        self.on_failed: list[Callable[[Outbound], Awaitable[None]]] = []
+        """Called with a message once it is marked failed or refused (after its row is updated)."""
         self._late: set[asyncio.Task[None]] = set()
+        self._attempt_waiters: dict[int, list[asyncio.Future[None]]] = {}
 
     def register(self, channel: Channel) -> None:
         pacing = self.pacing_for(channel)
@@ -321,22 +340,77 @@ class Outbox:
                 return
         log.info("delivery report for unknown message channel=%s provider_id=%s", report.channel, report.provider_id)
 
+    async def first_attempt(self, outbound_id: int, timeout: float) -> Outbound | None:
+        """The message as its first attempt left it (sent, refused, failed, or queued for a retry
+        with the reason), or None if no attempt was made within `timeout` seconds (app clock).
+
+        For callers that must tell a person the truth about one message, e.g. staff replying to a
+        customer: "Sent" only when it was, otherwise the reason.
+        """
+        current = await self.repo.get(outbound_id)
+        if current is None or current.status in TERMINAL_STATUSES or current.status is OutboundStatus.SENT:
+            return current
+        if current.status is OutboundStatus.QUEUED and current.attempts > 0:
+            return current  # tried before (a retry is due later): its reason says why
+        if current.address.channel not in self.senders:
+            return None  # no channel sends it in this process (a gateway elsewhere will)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._attempt_waiters.setdefault(outbound_id, []).append(fut)
+        sleeper = asyncio.ensure_future(self.clock.sleep(timeout))
+        try:
+            await asyncio.wait({fut, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waiters = self._attempt_waiters.get(outbound_id, [])
+            if fut in waiters:
+                waiters.remove(fut)
+            if not waiters:
+                self._attempt_waiters.pop(outbound_id, None)
+        if not fut.done():
+            return None
+        return await self.repo.get(outbound_id)
+
     async def deliver(self, channel: Channel, msg: Outbound, sender: ChannelSender) -> datetime | None:
         """The last step: consent, reachability and quiet hours, then the provider call.
 
         Returns when the message will be tried again, if it will.
         """
+        try:
+            return await self._deliver(channel, msg, sender)
+        finally:
+            for fut in self._attempt_waiters.pop(msg.id, []) if msg.id is not None else []:
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def _failed(self, msg: Outbound, reason: str, *, refused: bool = False) -> None:
+        await self.repo.mark_failed(msg, reason, self.clock.now(), refused=refused)
+        msg.status = OutboundStatus.REFUSED if refused else OutboundStatus.FAILED
+        msg.reason = reason
+        for hook in self.on_failed:
+            try:
+                await hook(msg)
+            except Exception:
+                log.exception("on_failed hook raised outbox_id=%s", msg.id)
+
+    async def _deliver(self, channel: Channel, msg: Outbound, sender: ChannelSender) -> datetime | None:
         now = self.clock.now()
+        policy = self.address_policies.get(msg.address.channel)
+        refusal = policy(msg) if policy is not None else None
+        if refusal is not None:
+            await self._failed(msg, refusal, refused=True)
+            log.info("not sent: %s outbox_id=%s", refusal, msg.id)
+            return None
+
         async def check(conn: AsyncConnection) -> tuple[bool, str | None]:
             return await consent_in(conn, msg.address)
 
         opted_out, unreachable = await self.db.query(check)
         if opted_out and not msg.compliance:
-            await self.repo.mark_failed(msg, "opted out", now, refused=True)
+            await self._failed(msg, "opted out", refused=True)
             log.info("not sent: recipient opted out outbox_id=%s", msg.id)
             return None
         if unreachable:
-            await self.repo.mark_failed(msg, f"unreachable: {unreachable}", now, refused=True)
+            await self._failed(msg, f"unreachable: {unreachable}", refused=True)
             return None
         if msg.kind is OutboundKind.PROACTIVE and msg.quiet_tz:
             until = in_quiet_hours(now, msg.quiet_tz, self.settings.quiet_hours_start, self.settings.quiet_hours_end)
@@ -353,7 +427,7 @@ class Outbox:
         except RetryableSendError as exc:
             return await self._retry(msg, exc.reason, exc.retry_after, sender)
         except PermanentSendError as exc:
-            await self.repo.mark_failed(msg, exc.reason, self.clock.now())
+            await self._failed(msg, exc.reason)
             if exc.unreachable:
                 await self.people.mark_unreachable(msg.address, exc.reason, self.clock.now())
             log.warning("send failed permanently outbox_id=%s channel=%s reason=%s", msg.id, channel.name, exc.reason)
@@ -371,7 +445,7 @@ class Outbox:
     ) -> datetime | None:
         now = self.clock.now()
         if msg.attempts >= self.settings.outbox_max_attempts:
-            await self.repo.mark_failed(msg, f"gave up after {msg.attempts} attempts: {reason}", now)
+            await self._failed(msg, f"gave up after {msg.attempts} attempts: {reason}")
             return None
         delay = backoff(msg.attempts, self.settings.outbox_backoff_base, self.settings.outbox_backoff_max, self.rng)
         if retry_after is not None:
