@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from channels.sms.at import AtError, AtPort
-from channels.sms.modem import Opener, choose_cnmi, open_serial
+from channels.sms.link import Opener, choose_cnmi, open_serial
 
 
 @dataclass(slots=True)
