@@ -70,6 +70,8 @@ class App:
         self.http = HttpServer(self.settings)
         self.deps: dict[str, Any] = {"app": self, "db": self.db, "clock": self.clock, "people": self.people}
         self.cli_commands: dict[str, CliCommand] = {}
+        self.status_sections: list[Callable[[App], Awaitable[list[str]]]] = []
+        """Plugins' parts of `python main.py status`: each returns its lines (a title first)."""
         self.plugins: list[str] = []
         self.settings_objects: list[BaseSettings] = []
         """Plugins' settings, registered with `use_settings` so their secrets are redacted from logs."""
@@ -125,6 +127,10 @@ class App:
         """Runs once, on the first start of an empty database, when demo data is enabled."""
         self._seeders.append(hook)
         return hook
+
+    def add_status(self, section: Callable[[App], Awaitable[list[str]]]) -> None:
+        """Add lines to `python main.py status` (called with the app, database open)."""
+        self.status_sections.append(section)
 
     def add_cli(
         self,

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import Clock
 from bot.model import Address, DeliveryReport, Outbound, OutboundKind, OutboundStatus
-from channels.base import Channel, Pacing, PermanentSendError, RetryableSendError, degrade_buttons
+from channels.base import Channel, Pacing, PermanentSendError, RetryableSendError, degrade_buttons, listen_ready
 from storage.db import Database
 from storage.outbox import OutboxRepo
 from storage.people import PeopleRepo, consent_in
@@ -115,6 +115,35 @@ class ChannelSender:
         self.pacing_waits = 0
         self.claiming = False
         self.unsent: list[Outbound] = []
+        self.parked: set[int] = set()
+        """Messages waiting on a retry of this channel (or behind one): due at once when it is ready again."""
+        self.resumable = False
+        """The channel signals when it is ready again (see `channels.base.listen_ready`)."""
+        self._resumes: set[asyncio.Task[None]] = set()
+
+    def park(self, msg: Outbound) -> None:
+        if self.resumable and msg.id is not None:
+            self.parked.add(msg.id)
+
+    def resume(self) -> None:
+        """The channel is ready again: lift the pause and retry now what was waiting for it."""
+        self.global_bucket.blocked_until = 0.0
+        ids, self.parked = list(self.parked), set()
+        if ids:
+            task = asyncio.create_task(self._retry_now(ids), name=f"outbox-resume-{self.channel.name}")
+            self._resumes.add(task)
+            task.add_done_callback(self._resumes.discard)
+        self.wake.set()
+
+    async def _retry_now(self, ids: list[int]) -> None:
+        try:
+            count = await self.outbox.repo.retry_now(ids, self.outbox.clock.now())
+        except Exception:
+            log.exception("could not resume channel=%s", self.channel.name)
+            return
+        if count:
+            log.info("channel ready again: %d message(s) retried now channel=%s", count, self.channel.name)
+        self.wake.set()
 
     @property
     def backlog(self) -> int:
@@ -136,7 +165,7 @@ class ChannelSender:
         deadline = None if timeout is None else loop.time() + timeout
         while self.in_flight and (deadline is None or loop.time() < deadline):
             await asyncio.sleep(0.01)
-        tasks = list(self.lane_tasks)
+        tasks = [*self.lane_tasks, *self._resumes]
         for t in tasks:
             t.cancel()
         if tasks:
@@ -221,6 +250,7 @@ class ChannelSender:
                     # Keep this recipient's order: what was queued behind waits for the retry.
                     for later in lane:
                         await self.outbox.repo.defer(later, retry_at, "waiting behind a retry", self.outbox.clock.now())
+                        self.park(later)
                     lane.clear()
         finally:
             if not self.running and self.in_flight == 0:
@@ -244,7 +274,9 @@ class Outbox:
 
     def register(self, channel: Channel) -> None:
         pacing = self.pacing_for(channel)
-        self.senders[channel.name] = ChannelSender(self, channel, pacing)
+        sender = ChannelSender(self, channel, pacing)
+        self.senders[channel.name] = sender
+        sender.resumable = listen_ready(channel, sender.resume)
 
     def pacing_for(self, channel: Channel) -> Pacing:
         """The channel's own limits, with the configured rates for the known providers."""
@@ -376,6 +408,7 @@ class Outbox:
             sender.global_bucket.pause(retry_after)
         retry_at = now + timedelta(seconds=delay)
         await self.repo.mark_retry(msg, retry_at, reason, now)
+        sender.park(msg)
         log.info("send will be retried outbox_id=%s in=%.1fs reason=%s", msg.id, delay, reason)
         return retry_at
 

@@ -502,7 +502,8 @@ class ModemLink:
             await self.refresh_radio()
 
     async def _unlock_sim(self) -> None:
-        answer = " ".join(await self.cmd("AT+CPIN?", expect="+CPIN", settle=0.5))
+        settle = min(0.5, self.config.command_timeout / 3)  # some firmwares end +CPIN: READY with no OK
+        answer = " ".join(await self.cmd("AT+CPIN?", expect="+CPIN", settle=settle))
         if "READY" in answer:
             return
         if "SIM PIN" in answer and "PIN2" not in answer:

@@ -245,9 +245,11 @@ class Receiver:
             provider_id = "sms-" + digest(received.tpdu)
             await self._hand_over(d, d.text, provider_id)
             if d.notes:
-                await self._hold(received, mem, index, provider_id=provider_id)
+                await self._hold(received, mem, index, lenient=True, provider_id=provider_id)
             await self.delete(mem, index)
             return
+        if d.notes:  # the part is kept in sms_parts, normalised; keep the PDU as the modem gave it too
+            await self._hold(received, mem, index, lenient=True)
         key = (d.sender, concat.reference, concat.total)
         parts = await self.store.add_part(key, concat.part, received.pdu, index, mem, self.clock.now())
         if len({p.part for p in parts}) >= concat.total:
@@ -257,11 +259,12 @@ class Receiver:
         if len(held) > self.config.max_held_slots and await self.delete(mem, index):
             await self.store.forget_slots([p.id for p in parts if p.part == concat.part])
 
-    async def _hold(self, received: pdu.Received, mem: str | None, index: int | None,
+    async def _hold(self, received: pdu.Received, mem: str | None, index: int | None, *, lenient: bool = False,
                     provider_id: str | None = None) -> None:
+        """Keep the raw PDU: `held` (never handed over) or, `lenient`, `delivered` with what could be read."""
         d = received.deliver
         text = d.text if d is not None and d.encoding is not pdu.Encoding.BINARY else None
-        if provider_id is None:
+        if not lenient:
             reason = received.reason or "not a text"
             outcome = "held"
         else:
@@ -310,10 +313,6 @@ class Receiver:
         provider_id = f"sms-{'partial-' if partial else ''}{part_digest}"
         if first is not None:
             await self._hand_over(first, text, provider_id)
-        for n, d in decoded.items():
-            if d.notes:
-                p = by_number[n]
-                await self._hold(pdu.read_pdu(p.pdu), p.storage, p.slot, provider_id=provider_id)
         deleted = True
         for p in parts:
             if p.slot is not None:
