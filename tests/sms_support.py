@@ -132,13 +132,23 @@ class Transcript:
                                noise=noise, cmgr_header=header)
 
 
-async def inbox_rows(flow: Flow) -> list[Any]:
-    """Every stored inbound SMS (address, text, provider_id, status), oldest first."""
+async def inbox_rows(flow: Flow | str) -> list[Any]:
+    """Every stored inbound SMS (address, text, provider_id, status), oldest first; a flow or a db URL."""
     import sqlalchemy as sa
 
+    from storage.db import Database
     from storage.inbox import inbound
 
-    async with flow.app.db.read() as conn:
+    db = flow.app.db if isinstance(flow, Flow) else Database(flow, durable=False)
+    try:
+        return await _inbox_rows(db, sa, inbound)
+    finally:
+        if not isinstance(flow, Flow):
+            await db.close()
+
+
+async def _inbox_rows(db: Any, sa: Any, inbound: Any) -> list[Any]:
+    async with db.read() as conn:
         query = sa.select(inbound.c.address, inbound.c.text, inbound.c.provider_id, inbound.c.status).where(
             inbound.c.channel == "sms").order_by(inbound.c.id)
         return list((await conn.execute(query)).all())

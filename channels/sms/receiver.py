@@ -70,6 +70,8 @@ class Entry:
     length: int | None
     pdu: str | None = None
     candidates: list[str] = field(default_factory=list)
+    fits: bool = False
+    """The chosen PDU has the announced length: no doubt which line it is."""
 
 
 def _int(text: str) -> int | None:
@@ -91,7 +93,8 @@ def parse_listing(lines: list[str], prefix: str, index: int | None = None) -> tu
 
     `+CMGL: <index>,<stat>,[<alpha>],<length>` / `+CMGR: <stat>,[<alpha>],<length>`, each followed by
     its PDU. Between them anything may appear; the PDU is the hex line of the announced length, or
-    the only hex line if none has it (a firmware that counts the length its own way).
+    else the longest hex line (a firmware that counts the length its own way; the caller reads such
+    a slot a second time before trusting it).
     """
     entries: list[Entry] = []
     skipped: list[str] = []
@@ -106,7 +109,7 @@ def parse_listing(lines: list[str], prefix: str, index: int | None = None) -> tu
             slot = _int(fields[0]) if prefix == "+CMGL" else index
             current = Entry(slot, _int(fields[-1]))
             entries.append(current)
-        elif is_hex(line) and len(line) >= 4:
+        elif is_hex(line) and len(line) % 2 == 0:
             if current is None:
                 current = Entry(index, None)  # an answer whose header was lost: still its PDU
                 entries.append(current)
@@ -115,8 +118,8 @@ def parse_listing(lines: list[str], prefix: str, index: int | None = None) -> tu
             skipped.append(line)
     for entry in entries:
         fitting = [c for c in entry.candidates if _fits(c, entry.length)]
-        chosen = fitting[0] if fitting else (entry.candidates[0] if entry.candidates else None)
-        entry.pdu = chosen
+        chosen = fitting[0] if fitting else max(entry.candidates, key=len, default=None)
+        entry.pdu, entry.fits = chosen, bool(fitting)
         skipped += [c for c in entry.candidates if c is not chosen]
     return entries, skipped
 
@@ -214,17 +217,29 @@ class Receiver:
         async with self._lock:
             await self._read_slot_locked(mem, index)
 
-    async def _read_slot_locked(self, mem: str, index: int) -> bool:
+    async def _read_entry(self, mem: str, index: int) -> Entry | None:
         lines = await self.link.in_memory(mem, f"AT+CMGR={index}", expect="+CMGR")
         entries, skipped = parse_listing(lines, "+CMGR", index)
         if skipped:
             log.warning("skipped lines in the answer for slot %s:%s: %r", mem, index, skipped[:5])
         if not entries:
-            return False  # an empty slot (already handled, or another storage): a bare OK
-        entry = entries[0]
-        if entry.pdu is None:
+            return None  # an empty slot (already handled, or another storage): a bare OK
+        if entries[0].pdu is None:
             log.warning("no PDU in the answer for slot %s:%s; the slot is kept lines=%r", mem, index, lines[:6])
+            return None
+        return entries[0]
+
+    async def _read_slot_locked(self, mem: str, index: int, first: Entry | None = None) -> bool:
+        entry = first or await self._read_entry(mem, index)
+        if entry is None:
             return False
+        if not entry.fits:  # not the announced length: only a second, identical reading is trusted
+            again = await self._read_entry(mem, index)
+            if again is None or (again.pdu != entry.pdu and not again.fits):
+                log.warning("slot %s:%s read twice with different results; kept for the next sweep", mem, index)
+                return False
+            entry = again
+        assert entry.pdu is not None
         await self._settle(mem, index, pdu.read_pdu(entry.pdu, entry.length))
         return True
 
@@ -353,7 +368,8 @@ class Receiver:
             entries, skipped = parse_listing(lines, "+CMGL")
             if skipped:
                 log.warning("skipped %d line(s) in the storage listing: %r", len(skipped), skipped[:5])
-            readings = {e.index: pdu.read_pdu(e.pdu, e.length) for e in entries if e.pdu and e.index is not None}
+            readings = {e.index: pdu.read_pdu(e.pdu, e.length) for e in entries
+                        if e.pdu and e.fits and e.index is not None}
             stale = [p.id for p in await self.store.all_parts()
                      if p.slot is not None and (p.storage != storage or
                                                 (r := readings.get(p.slot)) is None or r.pdu != p.pdu)]
@@ -363,7 +379,8 @@ class Receiver:
                 if entry.index is None or (storage, entry.index) in self._swept_away:
                     continue  # settled with an earlier part of its set, already deleted
                 if entry.index not in readings:
-                    log.warning("listing shows slot %s:%s without its PDU; reading it alone", storage, entry.index)
+                    log.info("listing shows slot %s:%s without a PDU of its length; reading it alone", storage,
+                             entry.index)
                     handled += await self._read_slot_locked(storage, entry.index)
                     continue
                 await self._settle(storage, entry.index, readings[entry.index])

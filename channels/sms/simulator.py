@@ -80,6 +80,8 @@ class Faults:
     """Command prefixes after whose first answer line the port disappears (USB unplugged mid-read)."""
     hang_after_prompt: int = 0
     """CMGS commands that get their '>' prompt, take the PDU and then never answer."""
+    hang_for: float = 0.0
+    """With `hang_after_prompt`: the whole modem then stays silent this long (see `freeze`)."""
 
 
 class SimulatedModem:
@@ -457,6 +459,8 @@ class SimulatedModem:
         if self.faults.hang_after_prompt > 0:
             self.faults.hang_after_prompt -= 1
             log.info("simulator took the PDU and hangs")
+            if self.faults.hang_for:
+                self.freeze(self.faults.hang_for)
             return
         hex_text = data[:-1].strip()
         try:
@@ -628,6 +632,16 @@ class SimulatedModem:
 
     def fail_delivery(self, number: str, status: int = 0x46) -> None:
         self.faults.delivery_status[number] = status
+
+    def unplug(self) -> None:
+        """The USB device vanishes and stays away: the port and its device node are gone."""
+        self._close_pty()
+        with contextlib.suppress(FileNotFoundError):
+            self.link.unlink()
+
+    def plug(self) -> None:
+        """The device comes back (a new pty under the same name)."""
+        self._open_pty()
 
     async def close_port(self, reopen_after: float = 0.05) -> None:
         """The USB device vanishes and comes back (same name, new device)."""
