@@ -17,7 +17,7 @@ from bot.router import Router
 from bot.settings import CoreSettings
 from bot.testing import Flow, migrated_sqlite
 from channels.sms.modem import ModemChannel, ModemConfig
-from channels.sms.simulator import SimulatedModem
+from channels.sms.simulator import SimulatedModem, Transcript
 from storage.sms import SmsRepo
 
 FAST = {
@@ -95,41 +95,9 @@ async def eventually(predicate: Callable[[], Any], timeout: float = 5.0, what: s
 TRANSCRIPTS = Path(__file__).parent / "transcripts" / "sms"
 
 
-class Transcript:
-    """A recorded modem exchange: the command each block answers, and the lines the modem printed."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.source: list[str] = []
-        self.blocks: list[tuple[str, list[str]]] = []
-        for raw in (TRANSCRIPTS / name).read_text().splitlines():
-            if raw.startswith("#"):
-                self.source.append(raw[1:].strip())
-            elif raw.startswith("> "):
-                self.blocks.append((raw[2:].strip(), []))
-            elif raw.strip() and self.blocks:
-                self.blocks[-1][1].append("" if raw.strip() == "<blank>" else raw.rstrip())
-
-    def answer(self, command: str) -> list[str]:
-        return next(lines for cmd, lines in self.blocks if cmd == command)
-
-    def script(self, sim: SimulatedModem, *commands: str) -> None:
-        """Let the simulator answer these commands (all blocks if none named) byte for byte."""
-        for cmd, lines in self.blocks:
-            if not commands or cmd in commands:
-                sim.script[cmd.upper()] = "".join(f"\r\n{ln}" if ln else "\r\n" for ln in lines) + "\r\n"
-
-    def load_listing(self, sim: SimulatedModem, announce: bool = False) -> list[int]:
-        return sim.load_listing(self.answer("AT+CMGL=4"), announce=announce)
-
-    def store_cmgr(self, sim: SimulatedModem, command: str) -> int | None:
-        """Store the entry a recorded `+CMGR` answer shows, noise and header as printed; announce it."""
-        lines = [ln for ln in self.answer(command) if not ln.upper().startswith("AT") and ln != "OK"]
-        i = next(n for n, ln in enumerate(lines) if ln.startswith("+CMGR:"))
-        header, pdu_hex, noise = lines[i], lines[i + 1], lines[i + 2 :]
-        length = header.rsplit(",", 1)[-1].strip()
-        return sim.deliver_pdu(pdu_hex, length=int(length) if length.isdigit() else length, before=lines[:i],
-                               noise=noise, cmgr_header=header)
+def transcript(name: str) -> Transcript:
+    """A recorded transcript from tests/transcripts/sms, by file name."""
+    return Transcript(TRANSCRIPTS / name)
 
 
 async def inbox_rows(flow: Flow | str) -> list[Any]:

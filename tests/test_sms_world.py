@@ -10,9 +10,9 @@ from smspdudecoder.easy import read_incoming_sms
 
 from bot.model import Address, OutboundStatus
 from channels.sms.diagnostics import diagnose
-from channels.sms.simulator import SimulatedModem, StoredSms
+from channels.sms.simulator import SimulatedModem, StoredSms, Transcript
 from storage.sms import SmsRepo
-from tests.sms_support import Recorder, Transcript, eventually, inbox_rows, sms_flow
+from tests.sms_support import Recorder, eventually, inbox_rows, sms_flow, transcript
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ async def test_huawei_rssi_inside_a_cmgr_answer_is_skipped_and_the_text_delivere
     rec = Recorder()
     flow, _ = await sms_flow(sim, rec)
     try:
-        slot = Transcript("huawei_rssi_inside_cmgr.txt").store_cmgr(sim, "AT+CMGR=0")
+        slot = transcript("huawei_rssi_inside_cmgr.txt").store_cmgr(sim, "AT+CMGR=0")
         await eventually(lambda: rec.texts, what="delivered")
         assert rec.texts == ["3"]
         assert rec.messages[0].address == Address("sms", "+79295916203")
@@ -41,7 +41,7 @@ async def test_huawei_rssi_inside_a_cmgr_answer_is_skipped_and_the_text_delivere
 
 
 async def test_echo_left_on_and_an_empty_alpha_field(sim: SimulatedModem) -> None:
-    t = Transcript("echo_left_on_cmgr.txt")
+    t = transcript("echo_left_on_cmgr.txt")
     t.script(sim, "ATE0")  # this modem keeps echoing whatever ATE0 says
     rec = Recorder()
     flow, _ = await sms_flow(sim, rec)
@@ -59,7 +59,7 @@ async def test_huawei_e1752_listing_with_echo(sim: SimulatedModem) -> None:
     rec = Recorder()
     flow, channel = await sms_flow(sim, rec)
     try:
-        Transcript("huawei_e1752_cmgl.txt").load_listing(sim)
+        transcript("huawei_e1752_cmgl.txt").load_listing(sim)
         assert await channel.sweep() == 1
         await eventually(lambda: rec.texts, what="delivered")
         assert rec.texts == ["Test"] and rec.messages[0].address.id == "+33660334189"
@@ -79,7 +79,7 @@ PYTHON_GSMMODEM_EXPECTED = [
 
 async def test_python_gsmmodem_listing_with_an_invalid_line(sim: SimulatedModem) -> None:
     """python-gsmmodem's own expectations for its recorded listing; its 4th entry is part 1 of 2."""
-    t = Transcript("python_gsmmodem_listing_invalid_line.txt")
+    t = transcript("python_gsmmodem_listing_invalid_line.txt")
     rec = Recorder()
     flow, channel = await sms_flow(sim, rec, reassembly_timeout=600)
     try:
@@ -102,7 +102,7 @@ async def test_python_gsmmodem_listing_with_an_invalid_line(sim: SimulatedModem)
 
 
 async def test_vendor_codes_blank_line_and_echo_inside_a_listing(sim: SimulatedModem) -> None:
-    t = Transcript("vendor_urcs_inside_listing.txt")
+    t = transcript("vendor_urcs_inside_listing.txt")
     rec = Recorder()
     flow, channel = await sms_flow(sim, rec)
     try:
@@ -120,7 +120,7 @@ async def test_vendor_codes_blank_line_and_echo_inside_a_listing(sim: SimulatedM
 
 
 async def test_mms_notification_in_two_parts_is_held_raw_never_handed_over(sim: SimulatedModem) -> None:
-    t = Transcript("mms_push_two_parts.txt")
+    t = transcript("mms_push_two_parts.txt")
     rec = Recorder()
     flow, channel = await sms_flow(sim, rec)
     try:
@@ -146,7 +146,7 @@ def _entries(t: Transcript) -> list[StoredSms]:
 
 
 async def test_chan_dongle_pdus_flash_held_alphanumeric_and_a_broken_length_delivered(sim: SimulatedModem) -> None:
-    t = Transcript("chan_dongle_huawei_cmgr.txt")
+    t = transcript("chan_dongle_huawei_cmgr.txt")
     rec = Recorder()
     flow, _ = await sms_flow(sim, rec)
     try:
@@ -179,7 +179,7 @@ async def test_status_report_in_a_listing_is_a_delivery_report(sim: SimulatedMod
         await flow.settle()
         [row] = await flow.outbox_rows()
         assert row.status is OutboundStatus.SENT
-        Transcript("status_report_in_listing.txt").load_listing(sim)
+        transcript("status_report_in_listing.txt").load_listing(sim)
         await channel.sweep()
         await eventually(lambda: _status(flow, OutboundStatus.DELIVERED), what="delivered by the listed report")
         assert not sim.stored()
@@ -190,7 +190,7 @@ async def test_status_report_in_a_listing_is_a_delivery_report(sim: SimulatedMod
 
 async def test_zte_report_announced_in_sr_memory(sim: SimulatedModem) -> None:
     sim.cnmi_ds_options = "(0)"
-    t = Transcript("zte_status_report_in_sr.txt")
+    t = transcript("zte_status_report_in_sr.txt")
     flow, _ = await sms_flow(sim)
     try:
         sim._mr = 253
@@ -215,7 +215,7 @@ async def _status(flow: object, status: OutboundStatus) -> bool:
 
 
 async def test_wavecom_cpin_without_ok_nested_cpms_and_two_memories(sim: SimulatedModem) -> None:
-    Transcript("wavecom_profile.txt").script(sim)
+    transcript("wavecom_profile.txt").script(sim)
     rec = Recorder()
     flow, channel = await sms_flow(sim, rec)
     try:
@@ -231,7 +231,7 @@ async def test_wavecom_cpin_without_ok_nested_cpms_and_two_memories(sim: Simulat
 
 
 async def test_cnmi_test_command_refused_falls_back_and_sweeps_faster(sim: SimulatedModem) -> None:
-    Transcript("nokia_no_cnmi_profile.txt").script(sim)
+    transcript("nokia_no_cnmi_profile.txt").script(sim)
     rec = Recorder()
     flow, channel = await sms_flow(sim, rec)
     try:

@@ -46,6 +46,8 @@ class StoredSms:
     """Lines a real modem printed around this entry (vendor codes, junk), replayed after its PDU."""
     before: list[str] = field(default_factory=list)
     """Lines printed before this entry's header."""
+    between: list[str] = field(default_factory=list)
+    """Lines printed between this entry's header and its PDU."""
     cmgr_header: str | None = None
     cmgl_header: str | None = None
     """Headers exactly as a recorded modem printed them (`+CMGR: ,,25`, `+CMGR: 0,"",25`)."""
@@ -393,7 +395,7 @@ class SimulatedModem:
             for idx in sorted(box):
                 sms = box[idx]
                 header = sms.cmgl_header or f"+CMGL: {idx},{1 if sms.read else 0},,{sms.tpdu_length}"
-                lines += [*sms.before, header, sms.pdu_hex, *sms.noise]
+                lines += [*sms.before, header, *sms.between, sms.pdu_hex, *sms.noise]
                 sms.read = True
             self._respond(lines, command=line)
         elif upper.startswith("AT+CMGD="):
@@ -448,7 +450,7 @@ class SimulatedModem:
         stat = 1 if sms.read else 0
         sms.read = True
         header = sms.cmgr_header or f"+CMGR: {stat},,{sms.tpdu_length}"
-        self._respond([*sms.before, header, sms.pdu_hex, *sms.noise], command=f"AT+CMGR={index}")
+        self._respond([*sms.before, header, *sms.between, sms.pdu_hex, *sms.noise], command=f"AT+CMGR={index}")
 
     async def _cmgs(self, length: int) -> None:
         self.write("\r\n> ")
@@ -529,7 +531,7 @@ class SimulatedModem:
     def deliver_pdu(
         self, pdu_hex: str, *, mid_response: bool = False, length: int | str | None = None,
         noise: list[str] | None = None, before: list[str] | None = None, mem: str | None = None,
-        cmgr_header: str | None = None,
+        cmgr_header: str | None = None, between: list[str] | None = None,
     ) -> int | None:
         """Put one PDU (with SMSC prefix) into the receive storage and announce it with +CMTI.
 
@@ -549,6 +551,7 @@ class SimulatedModem:
             return None
         stored = self.storage[mem][slot]
         stored.noise, stored.before, stored.cmgr_header = list(noise or []), list(before or []), cmgr_header
+        stored.between = list(between or [])
         if self.cnmi[1] in (1, 3):  # the new-message indication was switched on
             line = f'+CMTI: "{mem}",{slot}'
             if mid_response:
@@ -587,6 +590,8 @@ class SimulatedModem:
                 slots.append(slot)
             elif current is not None and not current.pdu_hex and all(c in "0123456789ABCDEFabcdef" for c in line):
                 current.pdu_hex = line
+            elif current is not None and not current.pdu_hex:
+                current.between.append(line)
             elif current is not None:
                 current.noise.append(line)
             else:
@@ -675,6 +680,48 @@ class SimulatedModem:
 
     def stored(self, mem: str = "ME") -> dict[int, StoredSms]:
         return self.storage[mem]
+
+
+class Transcript:
+    """A recorded modem exchange (tests/transcripts/sms/*.txt): commands and the lines answered.
+
+    `# ...` lines say where it was published; `> AT+...` starts a block; `<blank>` is an empty line.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.name = path.name
+        self.source: list[str] = []
+        self.blocks: list[tuple[str, list[str]]] = []
+        for raw in path.read_text().splitlines():
+            if raw.startswith("#"):
+                self.source.append(raw[1:].strip())
+            elif raw.startswith("> "):
+                self.blocks.append((raw[2:].strip(), []))
+            elif raw.strip() and self.blocks:
+                self.blocks[-1][1].append("" if raw.strip() == "<blank>" else raw.rstrip())
+
+    def answer(self, command: str) -> list[str]:
+        return next(lines for cmd, lines in self.blocks if cmd == command)
+
+    def script(self, sim: SimulatedModem, *commands: str) -> None:
+        """Let the simulator answer these commands (all blocks if none named) byte for byte."""
+        for cmd, lines in self.blocks:
+            if not commands or cmd in commands:
+                sim.script[cmd.upper()] = "".join(f"\r\n{ln}" if ln else "\r\n" for ln in lines) + "\r\n"
+
+    def load_listing(self, sim: SimulatedModem, announce: bool = False) -> list[int]:
+        return sim.load_listing(self.answer("AT+CMGL=4"), announce=announce)
+
+    def store_cmgr(self, sim: SimulatedModem, command: str) -> int | None:
+        """Store the entry a recorded `+CMGR` answer shows, noise and header as printed; announce it."""
+        lines = [ln for ln in self.answer(command) if not ln.upper().startswith("AT") and ln != "OK"]
+        i = next(n for n, ln in enumerate(lines) if ln.startswith("+CMGR:"))
+        j = next(n for n in range(i + 1, len(lines)) if lines[n] and all(c in "0123456789ABCDEFabcdef" for c in
+                                                                         lines[n]))
+        header, pdu_hex = lines[i], lines[j]
+        length = header.rsplit(",", 1)[-1].strip()
+        return sim.deliver_pdu(pdu_hex, length=int(length) if length.isdigit() else length, before=lines[:i],
+                               between=lines[i + 1 : j], noise=lines[j + 1 :], cmgr_header=header)
 
 
 _NUM = re.compile(r"^\+?\d{3,20}$")
