@@ -262,3 +262,29 @@ async def test_cnmi_bare_ok_and_no_setting_accepted_texts_still_arrive_by_the_sw
         await eventually(lambda: rec.texts == ["no indication for me"], what="found by the 30 s sweep")
     finally:
         await flow.close()
+
+
+async def test_pushed_texts_and_reports_without_storage(sim: SimulatedModem) -> None:
+    """+CMT (a text pushed with no slot) and a garbage +CDS: delivered, and held raw as "pushed"."""
+    rec = Recorder()
+    flow, _ = await sms_flow(sim, rec)
+    try:
+        sim.urc("+CMT: ,24\r\n06917228195339040B917228214365F700003130805120618005D4F29C2E03")
+        sim.urc("+CDS: 6\r\n0006D60B9113")
+        await eventually(lambda: rec.texts == ["Test2"], what="pushed text")
+        await eventually(lambda: SmsRepo(flow.app.db).held(), what="garbage report held")
+        [held] = await SmsRepo(flow.app.db).held()
+        assert held.slot is None and "status report" in held.reason
+    finally:
+        await flow.close()
+
+
+def test_quectel_sms_done_arrives_as_qind() -> None:
+    """Quectel modems announce the SMS service as `+QIND: SMS DONE`, not a bare `SMS DONE`."""
+    from channels.sms.at import Urc
+    from channels.sms.link import ModemConfig, ModemLink
+
+    link = ModemLink(ModemConfig(), clock=None, opener=None, on_urc=lambda _u: None)  # type: ignore[arg-type]
+    assert not link._sms_done.is_set()
+    link.urc(Urc("+QIND", "SMS DONE"))
+    assert link._sms_done.is_set()

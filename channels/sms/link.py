@@ -83,7 +83,8 @@ class ModemConfig:
     rx_priority_wait: float = 10.0
     """Longest a send waits for announced texts to be read and committed before it goes anyway."""
     urc_grace: float = 0.01
-    """Pause after each part so indications buffered during the send are seen before the next one."""
+    """Pause after a part that took the network a while, so indications the modem buffered during
+    the send (AT+CNMI mode 2 flushes them after the result) are seen before the next part."""
     health_interval: float = 60.0
 
 
@@ -370,7 +371,9 @@ class ModemLink:
         delay = self.config.reconnect_min
         while not self.stopping:
             try:
-                if self.at is None or self.at.closed:
+                if self.at is not None and self.at.closed:
+                    await self.close()
+                if self.at is None:
                     await self._open()
                 self._lost.clear()
                 self._keep_port = False

@@ -644,12 +644,13 @@ def _classify(data: bytes, sca: int) -> tuple[Received, bool, int]:
         return Received(Kind.HELD, pdu_hex, tpdu_hex, reason=f"unreadable {kind}: {exc}"), False, 0
 
 
-def read_pdu(pdu_hex: str, length: int | None = None) -> Received:
+def read_pdu(pdu_hex: str, length: int | None = None, *, report: bool = False) -> Received:
     """Classify and decode what `+CMGR`, `+CMGL`, `+CMT` or `+CDS` printed. Never raises.
 
     `length` is the modem's announced TPDU length, if any. Every plausible layout (with or without
     the SMSC prefix) is tried; a clean reading wins, else the one with the fewest notes, else the
-    PDU is held with the reason the most likely layout failed.
+    PDU is held with the reason the most likely layout failed (`report`: where a status report was
+    announced, the reason it could not be read as one).
     """
     try:
         data = _hex(pdu_hex)
@@ -661,6 +662,8 @@ def read_pdu(pdu_hex: str, length: int | None = None) -> Received:
     best: tuple[Received, bool, int] | None = None
     for sca, layout_note in _layouts(data, length):
         result, parsed, notes = _classify(data, sca)
+        if report and not parsed and best is not None and not best[1] and "status report" in (result.reason or ""):
+            best = None  # announced as a report: say why it is not one
         if parsed and layout_note is not None and result.deliver is not None:
             result = _with_note(result, layout_note)
             notes += 1

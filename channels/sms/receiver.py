@@ -201,7 +201,7 @@ class Receiver:
         elif urc.name == "+CDS":
             if urc.pdu:
                 async with self._lock:
-                    await self._settle(None, None, pdu.read_pdu(urc.pdu, _int(urc.args.split(",")[-1])))
+                    await self._settle(None, None, pdu.read_pdu(urc.pdu, _int(urc.args.split(",")[-1]), report=True))
             else:
                 log.warning("+CDS without its PDU line: %r", urc.line)
         elif urc.name == "+CDSI":

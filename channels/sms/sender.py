@@ -124,7 +124,9 @@ class Sender:
             at = self.link.at
             if at is None or not self.link.ready.is_set():
                 raise RetryableSendError("SMS modem not connected", retry_after=30.0)
+            started = asyncio.get_running_loop().time()
             lines = await self._cmgs(at, part)
+            took = asyncio.get_running_loop().time() - started
             mr = next((_int(ln.split(":", 1)[1]) for ln in lines if ln.startswith("+CMGS:")), None)
             if mr is None:
                 raise RetryableSendError(f"modem gave no message reference: {lines!r}")
@@ -132,7 +134,7 @@ class Sender:
             self._inflight_refs.add(mr)
             if outbound.id is not None and part is not todo[-1]:  # progress matters only if a later part fails
                 await self.store.record_sent(outbound.id, part.part, mr, self.clock.now())
-            if cfg.urc_grace:
+            if cfg.urc_grace and took >= 0.2:  # long enough for the modem to have buffered indications
                 await asyncio.sleep(cfg.urc_grace)
 
     async def _cmgs(self, at: AtPort, part: pdu.SubmitPdu) -> list[str]:
