@@ -9,11 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import time, timedelta
 
 from coaching.cards import Card, Status, fmt_duration, fmt_kpi
 from coaching.chatter_metrics import KPI_LABELS, Kpi
 
 PICKS = 3
+LATE_AFTER = timedelta(minutes=5)
+"""A briefing that goes out later than this after its time says so (the bot was down, then caught up)."""
+SENT_LATE = "_(sent late: Huddle was offline at {due:%H:%M}, when this briefing was due)_"
+HEADER = "Hi {first} — your briefing for the {shift}{numbers}."
+NUMBERS_FROM = " (numbers from {day:%a %d %b})"
+NO_ONE = "No one to coach from the latest numbers{off}."
+OFF_COUNT = " ({n} on a day off)"
+COACH_THESE = "Coach these {n} today ({teams}):"
+ALL_TEAMS = "all teams"
+LOG_HINT = "After a session, log it: `log NAME: what you talked about`."
 WEAK_PART = 60.0
 """A KPI sub-score below this is worth naming as a weakness."""
 COACHING_CAP_DAYS = 30
@@ -88,19 +99,22 @@ class Briefing:
     picks: tuple[str, ...]
 
 
-def briefing(lead_name: str, team_names: list[str], cards: list[Card], shift: str) -> Briefing:
-    """The DM a team lead gets before their shift."""
+def briefing(lead_name: str, team_names: list[str], cards: list[Card], shift: str,
+             late_since: time | None = None) -> Briefing:
+    """The DM a team lead gets before their shift; `late_since` (local due time) when sent late."""
     chosen = pick(cards)
     first = lead_name.split()[0] if lead_name.strip() else lead_name
     day = cards[0].day if cards else None
-    header = f"Hi {first} — your briefing for the {shift}" + (f" (numbers from {day:%a %d %b})" if day else "") + "."
+    lines = [HEADER.format(first=first, shift=shift, numbers=NUMBERS_FROM.format(day=day) if day else "")]
+    if late_since is not None:
+        lines.append(SENT_LATE.format(due=late_since))
     if not chosen:
         off = sum(1 for c in cards if c.status is Status.DAY_OFF)
-        return Briefing(lead_name, f"{header}\nNo one to coach from the latest numbers"
-                        + (f" ({off} on a day off)." if off else "."), ())
-    lines = [header, f"Coach these {len(chosen)} today ({', '.join(team_names)}):"]
+        lines.append(NO_ONE.format(off=OFF_COUNT.format(n=off) if off else ""))
+        return Briefing(lead_name, "\n".join(lines), ())
+    lines.append(COACH_THESE.format(n=len(chosen), teams=", ".join(team_names) or ALL_TEAMS))
     for i, card in enumerate(chosen, 1):
         lines.append(f"{i}. *{card.chatter.name}* — {why(card)}")
         lines += [f"   • {p}" for p in talking_points(card)]
-    lines.append("After a session, log it: `log NAME: what you talked about`.")
+    lines.append(LOG_HINT)
     return Briefing(lead_name, "\n".join(lines), tuple(c.chatter.name for c in chosen))

@@ -8,9 +8,12 @@ Commands work as `/huddle who`, a DM `who`, or any channel's command form:
     log NAME: notes            log a coaching session (also `coached Ana: talked about PPV pricing`)
     report NAME: issue         report a problem with a chatter to the COO
     alias "NAME IN CSV" = "CHATTER"   teach a name once
+    shift 09:00 [mon-fri] [TEAM] [Europe/Madrid]   your shift (leads enrolled with an invite)
 
 A CSV dropped in the DM is ingested and answered with a summary. A DM such as "how is maria
-doing" gets Maria's card. Briefings go out 30 minutes before each lead's shift.
+doing" gets Maria's card. Briefings go out 30 minutes before each lead's shift: for leads in the
+config file, and for invited leads once they set a shift. A briefing that goes out late (the bot
+was down at its time and caught up within the scheduler's grace period) says so.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import asyncio
 import logging
 import re
 import sys
-from datetime import date
+from datetime import date, datetime, time
 from pathlib import Path
 
 from aiohttp import web
@@ -30,16 +33,16 @@ from bot.context import Context
 from bot.model import Address, OutboundKind, Person, Role
 from bot.router import Greedy, Router
 from bot.scheduler import JobFunc, JobRun, ScheduleSpec, daily
-from coaching.briefings import pick, why
+from coaching.briefings import LATE_AFTER, pick, why
 from coaching.cards import STATUS_TEXT, Status, TeamView, card_text, fmt_kpi
-from coaching.chatter_config import BRIEFING_LEAD, DEFAULT_INGEST, ChattersConfig, LeadConfig
+from coaching.chatter_config import BRIEFING_LEAD, DEFAULT_INGEST, WEEK, ChattersConfig, LeadConfig, parse_shift
 from coaching.chatter_metrics import Kpi
 from coaching.chatter_service import ChatterService, HoursSource
 from coaching.demo_chatters import DEMO_LEADS, seed_demo
 from coaching.names import normalize_name
 from coaching.sources.hubstaff import HubstaffClient, HubstaffSettings, parse_hubstaff_csv
 from coaching.sources.inflow_csv import CsvError
-from storage.chatters import REPORT, ChatterRepo
+from storage.chatters import REPORT, ChatterRepo, LeadShift, LeadShiftRepo
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +57,50 @@ _HOW_IS_RE = re.compile(r"^\s*(?:how(?:'s|’s| is| are)|how about|what about)\s
 _DATE_RE = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
 
 
-def _lead_teams(service: ChatterService, ctx: Context) -> list[str] | None:
+# -- what a team lead reads (the message catalog takes these from here) ---------------------------
+
+SHIFT_USAGE = "shift 09:00 [mon-fri] [TEAM] [Europe/Madrid]"
+SHIFT_SET = ("Got it: your shift starts at {start:%H:%M} {days} ({tz}), covering {teams}. "
+             "Your briefing comes 30 minutes before; the next one {next}.")
+SHIFT_SHOW = "Your shift starts at {start:%H:%M} {days} ({tz}), covering {teams}. Next briefing {next}."
+SHIFT_NONE = ("You have no shift yet, so no briefing. Set it with `shift 09:00 mon-fri` "
+              "(add a team, or a timezone like Europe/Madrid, if you like).")
+SHIFT_OFF = "Briefings stopped. Set a shift again any time with `shift 09:00 mon-fri`."
+SHIFT_NOTHING_TO_STOP = "You have no shift set, so there were no briefings to stop."
+SHIFT_FROM_CONFIG = ("Your shift comes from Huddle's config file: {start:%H:%M} {days} ({tz}). "
+                     "Ask your admin to change it there.")
+SHIFT_BAD = "{problem}. Write it as `{usage}`, e.g. `shift 09:00 mon-fri`."
+SHIFT_UNKNOWN_TEAM = "I don't know a team called “{team}”. Teams: {teams}."
+SHIFT_NOWHERE = "I have no address to send your briefing to. Ask your admin."
+EVERY_TEAM = "every team"
+NEXT_AT = "is {when:%a %d %b} at {when:%H:%M}"
+NO_NEXT = "isn't scheduled"
+DAYS_EVERY = "every day"
+NO_TEAMS_YET = "none yet"
+
+
+def _days_text(days: list[str]) -> str:
+    if set(days) == set(WEEK):
+        return DAYS_EVERY
+    ordered = [d for d in WEEK if d in days]
+    if len(ordered) > 2 and WEEK.index(ordered[-1]) - WEEK.index(ordered[0]) == len(ordered) - 1:
+        return f"{ordered[0].title()}–{ordered[-1].title()}"
+    return ", ".join(d.title() for d in ordered)
+
+
+async def _lead_teams(service: ChatterService, ctx: Context) -> list[str] | None:
+    """The teams of the lead writing: from the config file, else their own shift; None for all."""
     lead = service.lead_for(ctx.address.id if ctx.channel == "slack" else None)
     if lead is None and ctx.person is not None:
         slack = ctx.person.address_on("slack")
         lead = service.lead_for(slack.id if slack else None)
-    return lead.teams if lead else None
+    if lead is not None:
+        return lead.teams or None
+    if ctx.person is not None and ctx.person.id is not None:
+        shift = await LeadShiftRepo(service.repo.db).get(ctx.person.id)
+        if shift is not None:
+            return shift.teams or None
+    return None
 
 
 async def _views(service: ChatterService, ctx: Context, team: str) -> list[TeamView] | str:
@@ -70,7 +111,7 @@ async def _views(service: ChatterService, ctx: Context, team: str) -> list[TeamV
         if not wanted:
             return f"I don't know a team called “{team}”. Teams: {', '.join(known) or 'none yet'}."
     else:
-        wanted = _lead_teams(service, ctx) or known
+        wanted = await _lead_teams(service, ctx) or known
     return await service.teams(wanted)
 
 
@@ -166,6 +207,111 @@ async def alias(ctx: Context, chatters: ChatterService, text: Greedy) -> str:
     return await chatters.alias(m.group("a"), m.group("b"), ctx.person.id if ctx.person else None)
 
 
+class LeadBriefings:
+    """Schedules the briefings: configured leads at setup, invited leads from their stored shifts.
+
+    An invited lead's job is added when they set a shift (and at every start), and removed when
+    they turn it off, so "like configured ones" holds: same trigger, same job, once a day.
+    """
+
+    JOB = "chatter_briefing"
+
+    def __init__(self, app: App, service: ChatterService) -> None:
+        self.app = app
+        self.service = service
+        self.shifts = LeadShiftRepo(app.db)
+
+    @staticmethod
+    def address_for(person: Person) -> Address | None:
+        """Slack if they have it (where briefings are read), else their first address."""
+        return person.address_on("slack") or (person.addresses[0] if person.addresses else None)
+
+    async def configured_lead(self, person: Person) -> LeadConfig | None:
+        slack = person.address_on("slack")
+        return self.service.lead_for(slack.id) if slack else None
+
+    def schedule_config(self, lead: LeadConfig) -> None:
+        self.app.scheduler.add(self.JOB, lead.briefing_trigger(), briefing_job(self.app, self.service, lead),
+                               scope=f"slack:{lead.slack}", period=daily(lead.timezone))
+
+    def _lead(self, person: Person, shift: LeadShift) -> LeadConfig:
+        address = self.address_for(person)
+        return LeadConfig(slack=address.id if address else "", name=person.name, teams=shift.teams,
+                          timezone=shift.timezone, shift_start=time.fromisoformat(shift.shift_start), days=shift.days)
+
+    def schedule_shift(self, person: Person, shift: LeadShift) -> None:
+        assert person.id is not None
+        lead = self._lead(person, shift)
+        self.app.scheduler.remove(self.JOB, f"person:{person.id}")
+        self.app.scheduler.add(self.JOB, lead.briefing_trigger(),
+                               briefing_job(self.app, self.service, lead, person_id=person.id),
+                               scope=f"person:{person.id}", period=daily(lead.timezone))
+
+    def unschedule(self, person_id: int) -> None:
+        self.app.scheduler.remove(self.JOB, f"person:{person_id}")
+
+    def next_text(self, person_id: int) -> str:
+        job = self.app.scheduler.jobs.get(f"{self.JOB}:person:{person_id}")
+        nxt: datetime | None = job.trigger.get_next_fire_time(None, self.app.clock.now()) if job else None
+        return NO_NEXT if nxt is None else NEXT_AT.format(when=nxt)  # in the lead's zone (the trigger's)
+
+    async def load(self) -> None:
+        """At start: a job for every invited lead who set a shift (configured leads win)."""
+        configured = {lead.slack for lead in self.service.config.leads}
+        for shift in await self.shifts.all():
+            person = await self.app.people.get(shift.person_id)
+            if person is None:
+                continue
+            slack = person.address_on("slack")
+            if slack is not None and slack.id in configured:
+                continue
+            self.schedule_shift(person, shift)
+
+
+@router.command("shift", roles=LEADS, help="your shift: a briefing comes 30 minutes before it",
+                usage=SHIFT_USAGE)
+async def shift(ctx: Context, chatters: ChatterService, briefings: LeadBriefings, text: Greedy = "") -> str:
+    person = ctx.person
+    assert person is not None and person.id is not None
+    configured = await briefings.configured_lead(person)
+    if configured is not None:
+        return SHIFT_FROM_CONFIG.format(start=configured.shift_start, days=_days_text(configured.days),
+                                        tz=configured.timezone)
+    current = await briefings.shifts.get(person.id)
+    words = text.strip().lower()
+    if not words:
+        if current is None:
+            return SHIFT_NONE
+        return SHIFT_SHOW.format(start=time.fromisoformat(current.shift_start), days=_days_text(current.days),
+                                 tz=current.timezone, teams=", ".join(current.teams) or EVERY_TEAM,
+                                 next=briefings.next_text(person.id))
+    if words in {"off", "stop", "none", "cancel"}:
+        if current is None:
+            return SHIFT_NOTHING_TO_STOP
+        await briefings.shifts.remove(person.id)
+        briefings.unschedule(person.id)
+        return SHIFT_OFF
+    try:
+        request = parse_shift(text)
+    except ValueError as exc:
+        return SHIFT_BAD.format(problem=str(exc)[:1].upper() + str(exc)[1:], usage=SHIFT_USAGE)
+    known = await chatters.repo.teams()
+    teams: list[str] = []
+    for word in request.teams:
+        found = [t for t in known if normalize_name(word) in normalize_name(t)]
+        if not found:
+            return SHIFT_UNKNOWN_TEAM.format(team=word, teams=", ".join(known) or NO_TEAMS_YET)
+        teams += [t for t in found if t not in teams]
+    if briefings.address_for(person) is None:
+        return SHIFT_NOWHERE
+    zone = request.timezone or person.timezone or ctx.app.settings.default_timezone
+    new = LeadShift(person.id, f"{request.start:%H:%M}", request.days, teams, zone)
+    await briefings.shifts.put(new, ctx.app.clock.now())
+    briefings.schedule_shift(person, new)
+    return SHIFT_SET.format(start=request.start, days=_days_text(request.days), tz=zone,
+                            teams=", ".join(teams) or EVERY_TEAM, next=briefings.next_text(person.id))
+
+
 _NOT_NAMES = frozenset({"it", "you", "things", "everyone", "everybody", "everything", "we", "they", "that", "this"})
 
 
@@ -208,17 +354,30 @@ async def upload(ctx: Context, chatters: ChatterService) -> str:
 # -- jobs ------------------------------------------------------------------------------------------
 
 
-def briefing_job(app: App, service: ChatterService, lead: LeadConfig) -> JobFunc:
-    address = Address("slack", lead.slack)
+def briefing_job(app: App, service: ChatterService, lead: LeadConfig, person_id: int | None = None) -> JobFunc:
+    """A lead's briefing: to the Slack id of a configured lead, or to an invited lead's own address."""
 
     async def run(job: JobRun) -> None:
-        person = await app.people.by_address(address)
-        if person is None:
-            log.warning("briefing skipped: no person with this Slack id lead=%s", lead.slack)
-            return
-        text = (await service.briefing_for(lead, person.name, job.fire_time + BRIEFING_LEAD)).text
-        await app.send(address, text, kind=OutboundKind.PROACTIVE, key=f"briefing:{lead.slack}:{job.period}",
-                       person=person)
+        if person_id is None:
+            address: Address | None = Address("slack", lead.slack)
+            person = await app.people.by_address(address)
+            if person is None:
+                log.warning("briefing skipped: no person with this Slack id lead=%s", lead.slack)
+                return
+        else:
+            person = await app.people.get(person_id)
+            address = LeadBriefings.address_for(person) if person is not None else None
+            if person is None or address is None:
+                log.warning("briefing skipped: lead person_id=%s has no address", person_id)
+                return
+        late = app.clock.now() - job.fire_time > LATE_AFTER
+        if late:
+            log.warning("briefing sent late lead=%s due=%s", address.id, job.fire_time.isoformat())
+        text = (await service.briefing_for(lead, person.name, job.fire_time + BRIEFING_LEAD,
+                                           late_since=job.fire_time if late else None)).text
+        who = lead.slack if person_id is None else f"person:{person_id}"
+        key = f"briefing:{who}:{job.period}"
+        await app.send(address, text, kind=OutboundKind.PROACTIVE, key=key, person=person)
 
     return run
 
@@ -275,6 +434,7 @@ def setup(app: App) -> None:
         config = config.model_copy(update={"leads": DEMO_LEADS})
     service = ChatterService(ChatterRepo(app.db, normalize_name), config, app.clock, hours_source(app))
     app.provide("chatters", service)
+    briefings = app.provide("briefings", LeadBriefings(app, service))
     app.include_router(router)
 
     async def startup(app: App) -> None:
@@ -284,12 +444,12 @@ def setup(app: App) -> None:
             if lead.name and await app.people.by_address(address) is None:
                 await app.people.add(Person(None, lead.name, frozenset({Role.TEAM_LEAD}), [address], lead.timezone),
                                      app.clock.now())
+        await briefings.load()
 
     app.on_startup(startup)
     app.on_seed_demo(lambda app: seed_demo(app, service))
     for lead in config.leads:
-        app.scheduler.add("chatter_briefing", lead.briefing_trigger(), briefing_job(app, service, lead),
-                          scope=f"slack:{lead.slack}", period=daily(lead.timezone))
+        briefings.schedule_config(lead)
     raw = (app.config.data.get("schedules") or {}).get("chatter_ingest")
     spec = app.config.section("schedules", dict[str, ScheduleSpec], {}).get("chatter_ingest") if raw else DEFAULT_INGEST
     if spec is not None and spec.enabled:

@@ -219,7 +219,7 @@ async def test_scheduled_ingest_with_monday_exception_drop_folder_and_hubstaff(t
 
         async def hubstaff(day: object) -> dict[str, float]:
             asked.append(day)
-            return {"Ana Ruiz": 7.5, "Bea Costa": 0.5, "Ajay Adedeji": 6.0}
+            return {"Ana Ruiz": 7.5, "Bea Costa": 0.5, "Carlos Mendes": 0.0, "Ajay Adedeji": 6.0}
 
         service.hours_source = hubstaff
         tl = await lead(flow)
@@ -231,7 +231,7 @@ async def test_scheduled_ingest_with_monday_exception_drop_folder_and_hubstaff(t
         assert [str(d) for d in asked] == ["2026-11-22"]
         assert dashboard.exists() and "Chatter coaching" in dashboard.read_text(encoding="utf-8")
         assert "Day off" in (await flow.send(tl, "chatter bea costa"))[-1]  # Hubstaff's 0.5 h beats the CSV's 7
-        assert "Day off" in (await flow.send(tl, "chatter carlos"))[-1]  # absent from Hubstaff: 0 h
+        assert "Day off" in (await flow.send(tl, "chatter carlos"))[-1]  # a member who tracked nothing: 0 h
         assert "Score" in (await flow.send(tl, "chatter ana"))[-1]
         await flow.advance(timedelta(days=1))  # Tuesday 15:30: the ingest ran at 07:30 instead
         assert len(asked) == 2
