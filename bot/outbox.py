@@ -46,6 +46,7 @@ class TokenBucket:
         self.tokens = float(self.burst)
         self.stamp = clock.monotonic()
         self.blocked_until = 0.0
+        self._unpaused: asyncio.Event | None = None
 
     def _refill(self) -> None:
         now = self.clock.monotonic()
@@ -64,12 +65,34 @@ class TokenBucket:
 
     async def acquire(self) -> None:
         while (wait := self.wait_time()) > 0:
-            await self.clock.sleep(wait)
+            await self._sleep(wait)
         if self.rate is not None:
             self.tokens -= 1
 
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep on the clock, or until `unpause` (a pause must not outlive the reason for it)."""
+        if self.blocked_until <= self.clock.monotonic():
+            await self.clock.sleep(seconds)
+            return
+        if self._unpaused is None:
+            self._unpaused = asyncio.Event()
+        waker = asyncio.ensure_future(self._unpaused.wait())
+        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        try:
+            await asyncio.wait({waker, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waker.cancel()
+            sleeper.cancel()
+
     def pause(self, seconds: float) -> None:
         self.blocked_until = max(self.blocked_until, self.clock.monotonic() + seconds)
+
+    def unpause(self) -> None:
+        """Lift a pause now and wake whoever waits on it."""
+        self.blocked_until = 0.0
+        if self._unpaused is not None:
+            self._unpaused.set()
+            self._unpaused = None
 
     @property
     def full(self) -> bool:
@@ -119,7 +142,22 @@ class ChannelSender:
         """Messages waiting on a retry of this channel (or behind one): due at once when it is ready again."""
         self.resumable = False
         """The channel signals when it is ready again (see `channels.base.listen_ready`)."""
+        self.retrying: dict[Address, tuple[int, datetime]] = {}
+        """Recipient → (message waiting for a retry, when): later messages to them wait behind it."""
         self._resumes: set[asyncio.Task[None]] = set()
+
+    async def _behind_a_retry(self, address: Address, msg: Outbound) -> bool:
+        """A later message to a recipient whose earlier one waits for a retry waits behind it."""
+        held = self.retrying.get(address)
+        now = self.outbox.clock.now()
+        if held is not None and held[1] <= now:
+            del self.retrying[address]  # its retry is due: the order is the claim's again
+            return False
+        if held is None or msg.id is None or msg.id <= held[0]:
+            return False
+        await self.outbox.repo.defer(msg, held[1], "waiting behind a retry", now)
+        self.park(msg)
+        return True
 
     def park(self, msg: Outbound) -> None:
         if self.resumable and msg.id is not None:
@@ -127,7 +165,8 @@ class ChannelSender:
 
     def resume(self) -> None:
         """The channel is ready again: lift the pause and retry now what was waiting for it."""
-        self.global_bucket.blocked_until = 0.0
+        self.global_bucket.unpause()
+        self.retrying.clear()  # everything waiting is due now, and is claimed oldest first
         ids, self.parked = list(self.parked), set()
         if ids:
             task = asyncio.create_task(self._retry_now(ids), name=f"outbox-resume-{self.channel.name}")
@@ -233,6 +272,9 @@ class ChannelSender:
         try:
             while lane and self.running:
                 msg = lane[0]
+                if await self._behind_a_retry(address, msg):
+                    lane.pop(0)
+                    continue
                 self.pacing_waits += 1
                 try:
                     await bucket.acquire()
@@ -246,8 +288,12 @@ class ChannelSender:
                     finally:
                         self.in_flight -= 1
                 lane.pop(0)
+                if retry_at is None and (held := self.retrying.get(address)) is not None and held[0] == msg.id:
+                    del self.retrying[address]
                 if retry_at is not None:
                     # Keep this recipient's order: what was queued behind waits for the retry.
+                    if msg.id is not None and address not in self.retrying:
+                        self.retrying[address] = (msg.id, retry_at)
                     for later in lane:
                         await self.outbox.repo.defer(later, retry_at, "waiting behind a retry", self.outbox.clock.now())
                         self.park(later)

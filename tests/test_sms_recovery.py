@@ -135,3 +135,33 @@ async def test_health_is_down_when_the_network_denies_registration(sim: Simulate
         assert not health.up and health.detail["registration"] == "denied" and health.detail["connected"]
     finally:
         await flow.close()
+
+
+async def test_the_outbox_resumes_any_channel_that_signals_it_is_ready_again() -> None:
+    """The outbox side alone, with a fake channel: no provider names, just the ready-again signal."""
+    from bot.testing import FakeChannel, Flow
+    from channels.base import RetryableSendError
+
+    class Comeback(FakeChannel):
+        def __init__(self) -> None:
+            super().__init__("pager")
+            self.listeners: list[object] = []
+
+        def add_ready_listener(self, callback: object) -> None:
+            self.listeners.append(callback)
+
+    channel = Comeback()
+    flow = await Flow.create(channels={})
+    flow.app.add_channel(channel)
+    flow.app.outbox.register(channel)
+    flow.app.outbox.senders["pager"].start()
+    try:
+        channel.fail_next(RetryableSendError("gone", retry_after=600.0))
+        await flow.app.send(Address("pager", "7"), "one", kind=OutboundKind.REPLY, key="p1")
+        await flow.app.send(Address("pager", "7"), "two", kind=OutboundKind.REPLY, key="p2")  # queued behind it
+        await flow.settle()
+        assert channel.bodies() == [] and len(channel.listeners) == 1
+        channel.listeners[0]()  # type: ignore[operator]
+        await eventually(lambda: channel.bodies() == ["one", "two"], what="resumed without the clock moving")
+    finally:
+        await flow.close()

@@ -143,8 +143,6 @@ class Receiver:
         self.on_handled: list[Callable[[Inbound], None]] = []
         """Hooks called after a message was handed over (benchmarks measure with it)."""
         self.receiving = True
-        self.held = 0
-        """Raw PDUs held by this process (status and `sms held` read the table)."""
         self._events: asyncio.Queue[Urc] = asyncio.Queue()
         self._pending = 0
         self._idle = asyncio.Event()
@@ -289,7 +287,6 @@ class Receiver:
                                     slot=index, storage=mem, outcome=outcome, sender=d.sender if d else None,
                                     text=text, provider_id=provider_id)
         if new and outcome == "held":
-            self.held += 1
             log.warning("SMS held raw (not handed to a handler) slot=%s:%s reason=%s hex=%s", mem, index, reason,
                         received.pdu[:400])
         elif new:
