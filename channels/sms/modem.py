@@ -70,7 +70,7 @@ class ModemChannel:
         """A `SimulatedModem` when this channel runs against the simulator (demo, tests)."""
         self.link = ModemLink(config, clock, opener, self._urc)
         self.sender: Sender
-        self.receiver = Receiver(self.link, store, clock, config, lambda report: self.sender.report(report))
+        self.receiver = Receiver(self.link, store, clock, config, self._report)
         self.sender = Sender(self.link, store, clock, config, self.receiver)
         self._tasks: list[asyncio.Task[None]] = []
         self._sweeps: set[asyncio.Task[None]] = set()
@@ -139,6 +139,9 @@ class ModemChannel:
         task = asyncio.create_task(self.receiver.sweep_safely(), name="sms-sweep")  # what arrived meanwhile
         self._sweeps.add(task)
         task.add_done_callback(self._sweeps.discard)
+
+    async def _report(self, report: pdu.StatusReportPdu) -> None:
+        await self.sender.report(report)
 
     def _urc(self, urc: Urc) -> None:
         self.link.urc(urc)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -133,7 +133,7 @@ def digest(text: str) -> str:
 
 class Receiver:
     def __init__(self, link: ModemLink, store: PartStore, clock: Clock, config: ModemConfig,
-                 on_report: Callable[[pdu.StatusReportPdu], None]) -> None:
+                 on_report: Callable[[pdu.StatusReportPdu], Awaitable[None]]) -> None:
         self.link = link
         self.store = store
         self.clock = clock
@@ -245,7 +245,7 @@ class Receiver:
         """Commit what a PDU is (text, part, report or raw), then free its slot."""
         if received.kind is pdu.Kind.REPORT:
             assert received.report is not None
-            self.on_report(received.report)
+            await self.on_report(received.report)  # recorded (or queued behind its own send) first
             await self.delete(mem, index)
             return
         d = received.deliver

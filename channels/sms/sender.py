@@ -154,9 +154,15 @@ class Sender:
 
     # -- delivery reports ----------------------------------------------------------------------------
 
-    def report(self, report: pdu.StatusReportPdu) -> None:
+    async def report(self, report: pdu.StatusReportPdu) -> None:
+        """Record a status report. With no send under way it is recorded before this returns, so its
+        slot is freed only after the report is committed; one that may belong to a send still under
+        way waits for it in a task (the reader must not wait on a send that waits on the reader)."""
         if not report.final:
             log.info("SMS still pending at the network mr=%s status=%#04x", report.reference, report.status)
+            return
+        if not self._lock.locked() and report.reference not in self._inflight_refs:
+            await self._hand_report(report)  # no send under way: recorded before its slot is freed
             return
         task = asyncio.create_task(self._hand_report(report))
         self.report_tasks.add(task)
@@ -172,6 +178,9 @@ class Sender:
         done = self._sent_at.get(report.reference, loop.time())
         if (wait := done + self.config.report_grace - loop.time()) > 0:
             await asyncio.sleep(wait)
+        await self._record(report)
+
+    async def _record(self, report: pdu.StatusReportPdu) -> None:
         assert self.on_delivery is not None
         address = Address("sms", report.recipient) if report.recipient.startswith("+") else None
         try:
