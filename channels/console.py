@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import itertools
-import re
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ from rapidfuzz import fuzz, process, utils
 
 from bot.model import Address, Inbound, Outbound, Person
 from channels.base import Capabilities, Markup, Pacing, SendResult
+from channels.markup import to_plain
 
 PROVIDER_CHANNELS: dict[str, Capabilities] = {
     "sms": Capabilities(max_length=1530, markup=Markup.PLAIN),
@@ -63,14 +62,9 @@ class StandInChannel:
         return None
 
 
-_TAG = re.compile(r"<[^>]+>")
-
-
 def plain(body: str, markup: Markup) -> str:
-    """What the recipient would read: Telegram HTML shown without its tags."""
-    if markup is Markup.TELEGRAM_HTML:
-        return html.unescape(_TAG.sub("", body))
-    return body
+    """What the recipient would read, without formatting (the body is neutral markup)."""
+    return to_plain(body)
 
 
 def render(outbound: Outbound, name: str | None) -> str:

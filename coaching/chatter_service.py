@@ -449,7 +449,7 @@ class ChatterService:
         return next((lead for lead in self.config.leads if lead.slack == slack_id), None)
 
     async def briefing_for(self, lead: LeadConfig, lead_name: str, shift_start: datetime | None = None,
-                           late_since: datetime | None = None) -> Briefing:
+                           late_since: datetime | None = None, locale: str | None = None) -> Briefing:
         """The lead's briefing; `shift_start` (aware) names the shift, else the configured start.
 
         `late_since` is when the briefing was due, given when it goes out late (after downtime).
@@ -459,7 +459,7 @@ class ChatterService:
         zone = ZoneInfo(lead.timezone)
         local = shift_start.astimezone(zone).time() if shift_start else lead.shift_start
         due = late_since.astimezone(zone).time() if late_since else None
-        return briefing(lead_name, lead.teams, cards, f"{local:%H:%M} shift", due)
+        return briefing(lead_name, lead.teams, cards, local, due, locale)
 
     # -- coaching log ----------------------------------------------------------------------------
 

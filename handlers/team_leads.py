@@ -30,11 +30,12 @@ from aiohttp import web
 
 from bot.app import App
 from bot.context import Context
+from bot.i18n import N_, t
 from bot.model import Address, OutboundKind, Person, Role
 from bot.router import Greedy, Router
 from bot.scheduler import JobFunc, JobRun, ScheduleSpec, daily
 from coaching.briefings import LATE_AFTER, pick, why
-from coaching.cards import STATUS_TEXT, Status, TeamView, card_text, fmt_kpi
+from coaching.cards import STATUS_TEXT, TRAFFIC_TEXT, Status, TeamView, card_text, fmt_kpi, streak_text, tier_text
 from coaching.chatter_config import BRIEFING_LEAD, DEFAULT_INGEST, WEEK, ChattersConfig, LeadConfig, parse_shift
 from coaching.chatter_metrics import Kpi
 from coaching.chatter_service import ChatterService, HoursSource
@@ -60,28 +61,34 @@ _DATE_RE = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
 # -- what a team lead reads (the message catalog takes these from here) ---------------------------
 
 SHIFT_USAGE = "shift 09:00 [mon-fri] [TEAM] [Europe/Madrid]"
-SHIFT_SET = ("Got it: your shift starts at {start:%H:%M} {days} ({tz}), covering {teams}. "
+SHIFT_SET = N_("Got it: your shift starts at {start:%H:%M} {days} ({tz}), covering {teams}. "
              "Your briefing comes 30 minutes before; the next one {next}.")
-SHIFT_SHOW = "Your shift starts at {start:%H:%M} {days} ({tz}), covering {teams}. Next briefing {next}."
-SHIFT_NONE = ("You have no shift yet, so no briefing. Set it with `shift 09:00 mon-fri` "
+SHIFT_SHOW = N_("Your shift starts at {start:%H:%M} {days} ({tz}), covering {teams}. Next briefing {next}.")
+SHIFT_NONE = N_("You have no shift yet, so no briefing. Set it with `shift 09:00 mon-fri` "
               "(add a team, or a timezone like Europe/Madrid, if you like).")
-SHIFT_OFF = "Briefings stopped. Set a shift again any time with `shift 09:00 mon-fri`."
-SHIFT_NOTHING_TO_STOP = "You have no shift set, so there were no briefings to stop."
-SHIFT_FROM_CONFIG = ("Your shift comes from Huddle's config file: {start:%H:%M} {days} ({tz}). "
+SHIFT_OFF = N_("Briefings stopped. Set a shift again any time with `shift 09:00 mon-fri`.")
+SHIFT_NOTHING_TO_STOP = N_("You have no shift set, so there were no briefings to stop.")
+SHIFT_FROM_CONFIG = N_("Your shift comes from Huddle's config file: {start:%H:%M} {days} ({tz}). "
                      "Ask your admin to change it there.")
-SHIFT_BAD = "{problem}. Write it as `{usage}`, e.g. `shift 09:00 mon-fri`."
-SHIFT_UNKNOWN_TEAM = "I don't know a team called “{team}”. Teams: {teams}."
-SHIFT_NOWHERE = "I have no address to send your briefing to. Ask your admin."
-EVERY_TEAM = "every team"
-NEXT_AT = "is {when:%a %d %b} at {when:%H:%M}"
-NO_NEXT = "isn't scheduled"
-DAYS_EVERY = "every day"
-NO_TEAMS_YET = "none yet"
+SHIFT_BAD = N_("{problem}. Write it as `{usage}`, e.g. `shift 09:00 mon-fri`.")
+SHIFT_UNKNOWN_TEAM = N_("I don't know a team called “{team}”. Teams: {teams}.")
+SHIFT_NOWHERE = N_("I have no address to send your briefing to. Ask your admin.")
+EVERY_TEAM = N_("every team")
+NEXT_AT = N_("is {when:%a %d %b} at {when:%H:%M}")
+NO_NEXT = N_("isn't scheduled")
+DAYS_EVERY = N_("every day")
+NO_TEAMS_YET = N_("none yet")
+NO_SCORE = N_("No score")
+LOG_USAGE = N_("Write it as `log NAME: what you talked about`, e.g. `log Ana: PPV pricing`.")
 
 
-def _days_text(days: list[str]) -> str:
+def _loc(ctx: Context) -> str | None:
+    return ctx.person.locale if ctx.person else None
+
+
+def _days_text(days: list[str], locale: str | None = None) -> str:
     if set(days) == set(WEEK):
-        return DAYS_EVERY
+        return t(locale, DAYS_EVERY)
     ordered = [d for d in WEEK if d in days]
     if len(ordered) > 2 and WEEK.index(ordered[-1]) - WEEK.index(ordered[0]) == len(ordered) - 1:
         return f"{ordered[0].title()}–{ordered[-1].title()}"
@@ -109,13 +116,13 @@ async def _views(service: ChatterService, ctx: Context, team: str) -> list[TeamV
     if team:
         wanted = [t for t in known if normalize_name(team) in normalize_name(t)]
         if not wanted:
-            return f"I don't know a team called “{team}”. Teams: {', '.join(known) or 'none yet'}."
+            return t(_loc(ctx), SHIFT_UNKNOWN_TEAM, team=team, teams=", ".join(known) or t(_loc(ctx), NO_TEAMS_YET))
     else:
         wanted = await _lead_teams(service, ctx) or known
     return await service.teams(wanted)
 
 
-@router.command("who", roles=LEADS, help="the three chatters to coach today, and why")
+@router.command("who", roles=LEADS, help=N_("the three chatters to coach today, and why"))
 async def who(ctx: Context, chatters: ChatterService, team: Greedy = "") -> str:
     views = await _views(chatters, ctx, team)
     if isinstance(views, str):
@@ -123,46 +130,47 @@ async def who(ctx: Context, chatters: ChatterService, team: Greedy = "") -> str:
     cards = [c for v in views for c in v.cards]
     chosen = pick(cards)
     if not cards or all(c.status is Status.NO_DATA for c in cards):
-        return "No numbers yet. Drop the day's Inflow CSV here and I'll take it from there."
+        return t(_loc(ctx), "No numbers yet. Drop the day's Inflow CSV here and I'll take it from there.")
     if not chosen:
-        return "Everyone is on a day off in the latest numbers — nobody to coach."
-    lines = [f"To coach today ({views[0].day:%a %d %b} numbers):"]
-    lines += [f"{i}. *{c.chatter.name}* — {why(c)}" for i, c in enumerate(chosen, 1)]
+        return t(_loc(ctx), "Everyone is on a day off in the latest numbers — nobody to coach.")
+    lines = [t(_loc(ctx), "To coach today ({day:%a %d %b} numbers):", day=views[0].day)]
+    lines += [f"{i}. *{c.chatter.name}* — {why(c, _loc(ctx))}" for i, c in enumerate(chosen, 1)]
     return "\n".join(lines)
 
 
-@router.command("chatter", roles=LEADS, help="a chatter's card: score, tier, trend, funnel")
+@router.command("chatter", roles=LEADS, help=N_("a chatter's card: score, tier, trend, funnel"))
 async def chatter(ctx: Context, chatters: ChatterService, name: Greedy) -> str:
     card, problem = await chatters.card(name)
-    return card_text(card) if card else (problem or "")
+    return card_text(card, _loc(ctx)) if card else (problem or "")
 
 
-def team_text(view: TeamView) -> str:
+def team_text(view: TeamView, locale: str | None = None) -> str:
     lines = [f"*{view.name}* · {view.day:%a %d %b}"]
-    lines.append(
-        f"Sales ${view.total_sales:,.2f} · avg {fmt_kpi(Kpi.SALES_PER_HR, view.avg_sales_per_hr)}/hr · "
-        f"avg CVR {fmt_kpi(Kpi.CVR, view.avg_cvr)} · {view.total_fans} fans · {view.worked}/{view.total} working"
-    )
+    lines.append(t(locale, "Sales ${sales:,.2f} · avg {per_hr}/hr · avg CVR {cvr} · {fans} fans · "
+                           "{worked}/{total} working", sales=view.total_sales,
+                   per_hr=fmt_kpi(Kpi.SALES_PER_HR, view.avg_sales_per_hr), cvr=fmt_kpi(Kpi.CVR, view.avg_cvr),
+                   fans=view.total_fans, worked=view.worked, total=view.total))
     if view.imbalance:
-        lines.append(f"⚠ Traffic imbalance: busiest chatter has {view.imbalance:.1f}× the fans/hr of the quietest.")
+        lines.append(t(locale, "⚠ Traffic imbalance: busiest chatter has {x:.1f}× the fans/hr of the quietest.",
+                       x=view.imbalance))
     for c in sorted(view.cards, key=lambda c: -(c.score.value if c.score else -1)):
         if c.status is not Status.SCORED or c.score is None:
-            lines.append(f"• {c.chatter.name}: {STATUS_TEXT.get(c.status, 'No score')}")
+            lines.append(f"• {c.chatter.name}: {t(locale, STATUS_TEXT.get(c.status, NO_SCORE))}")
             continue
-        extra = f" · {c.streak.label}" if c.streak else ""
-        extra += f" · traffic {c.traffic.value}" if c.traffic else ""
-        lines.append(f"• {c.chatter.name}: {c.score.rounded} ({c.score.tier.value}){extra}")
+        extra = f" · {streak_text(c.streak, locale)}" if c.streak else ""
+        extra += t(locale, " · traffic {level}", level=t(locale, TRAFFIC_TEXT[c.traffic])) if c.traffic else ""
+        lines.append(f"• {c.chatter.name}: {c.score.rounded} ({tier_text(c.score.tier, locale)}){extra}")
     return "\n".join(lines)
 
 
-@router.command("team", roles=LEADS, help="team summary and every chatter's score")
+@router.command("team", roles=LEADS, help=N_("team summary and every chatter's score"))
 async def team(ctx: Context, chatters: ChatterService, name: Greedy = "") -> str:
     views = await _views(chatters, ctx, name)
     if isinstance(views, str):
         return views
     if not views:
-        return "No teams yet: add `[[chatters.teams]]` to the config, or ask your admin."
-    return "\n\n".join(team_text(v) for v in views)
+        return t(_loc(ctx), "No teams yet: add `[[chatters.teams]]` to the config, or ask your admin.")
+    return "\n\n".join(team_text(v, _loc(ctx)) for v in views)
 
 
 async def split_name_notes(service: ChatterService, text: str) -> tuple[str, str] | str:
@@ -178,32 +186,32 @@ async def split_name_notes(service: ChatterService, text: str) -> tuple[str, str
         found, _ = await service.find(candidate)
         if found is not None:
             return candidate, " ".join(words[n:])
-    return "Write it as `log NAME: what you talked about`, e.g. `log Ana: PPV pricing`."
+    return LOG_USAGE
 
 
 async def _log(ctx: Context, service: ChatterService, text: str, kind: str) -> str:
     parsed = await split_name_notes(service, text)
     if isinstance(parsed, str):
-        return parsed
+        return t(_loc(ctx), parsed)
     name, notes = parsed
     return await service.log(name, notes, ctx.person.id if ctx.person else None, kind)
 
 
-@router.command("log", "coached", roles=LEADS, help="log a coaching session", usage="log NAME: notes…")
+@router.command("log", "coached", roles=LEADS, help=N_("log a coaching session"), usage="log NAME: notes…")
 async def log_session(ctx: Context, chatters: ChatterService, text: Greedy) -> str:
     return await _log(ctx, chatters, text, "coaching")
 
 
-@router.command("report", roles=LEADS, help="report an issue with a chatter", usage="report NAME: issue…")
+@router.command("report", roles=LEADS, help=N_("report an issue with a chatter"), usage="report NAME: issue…")
 async def report(ctx: Context, chatters: ChatterService, text: Greedy) -> str:
     return await _log(ctx, chatters, text, REPORT)
 
 
-@router.command("alias", roles=LEADS, help="teach a name once", usage='alias "NAME IN CSV" = "CHATTER"')
+@router.command("alias", roles=LEADS, help=N_("teach a name once"), usage='alias "NAME IN CSV" = "CHATTER"')
 async def alias(ctx: Context, chatters: ChatterService, text: Greedy) -> str:
     m = _ALIAS_RE.match(text)
     if not m:
-        return 'Write it as `alias "Name in the CSV" = "Chatter name"`.'
+        return t(_loc(ctx), 'Write it as `alias "Name in the CSV" = "Chatter name"`.')
     return await chatters.alias(m.group("a"), m.group("b"), ctx.person.id if ctx.person else None)
 
 
@@ -250,10 +258,10 @@ class LeadBriefings:
     def unschedule(self, person_id: int) -> None:
         self.app.scheduler.remove(self.JOB, f"person:{person_id}")
 
-    def next_text(self, person_id: int) -> str:
+    def next_text(self, person_id: int, locale: str | None = None) -> str:
         job = self.app.scheduler.jobs.get(f"{self.JOB}:person:{person_id}")
         nxt: datetime | None = job.trigger.get_next_fire_time(None, self.app.clock.now()) if job else None
-        return NO_NEXT if nxt is None else NEXT_AT.format(when=nxt)  # in the lead's zone (the trigger's)
+        return t(locale, NO_NEXT) if nxt is None else t(locale, NEXT_AT, when=nxt)  # in the lead's zone (the trigger's)
 
     async def load(self) -> None:
         """At start: a job for every invited lead who set a shift (configured leads win)."""
@@ -268,48 +276,49 @@ class LeadBriefings:
             self.schedule_shift(person, shift)
 
 
-@router.command("shift", roles=LEADS, help="your shift: a briefing comes 30 minutes before it",
+@router.command("shift", roles=LEADS, help=N_("your shift: a briefing comes 30 minutes before it"),
                 usage=SHIFT_USAGE)
 async def shift(ctx: Context, chatters: ChatterService, briefings: LeadBriefings, text: Greedy = "") -> str:
     person = ctx.person
     assert person is not None and person.id is not None
+    loc = person.locale
     configured = await briefings.configured_lead(person)
     if configured is not None:
-        return SHIFT_FROM_CONFIG.format(start=configured.shift_start, days=_days_text(configured.days),
+        return t(loc, SHIFT_FROM_CONFIG, start=configured.shift_start, days=_days_text(configured.days, loc),
                                         tz=configured.timezone)
     current = await briefings.shifts.get(person.id)
     words = text.strip().lower()
     if not words:
         if current is None:
-            return SHIFT_NONE
-        return SHIFT_SHOW.format(start=time.fromisoformat(current.shift_start), days=_days_text(current.days),
-                                 tz=current.timezone, teams=", ".join(current.teams) or EVERY_TEAM,
-                                 next=briefings.next_text(person.id))
+            return t(loc, SHIFT_NONE)
+        return t(loc, SHIFT_SHOW, start=time.fromisoformat(current.shift_start), days=_days_text(current.days, loc),
+                                 tz=current.timezone, teams=", ".join(current.teams) or t(loc, EVERY_TEAM),
+                                 next=briefings.next_text(person.id, loc))
     if words in {"off", "stop", "none", "cancel"}:
         if current is None:
-            return SHIFT_NOTHING_TO_STOP
+            return t(loc, SHIFT_NOTHING_TO_STOP)
         await briefings.shifts.remove(person.id)
         briefings.unschedule(person.id)
-        return SHIFT_OFF
+        return t(loc, SHIFT_OFF)
     try:
         request = parse_shift(text)
     except ValueError as exc:
-        return SHIFT_BAD.format(problem=str(exc)[:1].upper() + str(exc)[1:], usage=SHIFT_USAGE)
+        return t(loc, SHIFT_BAD, problem=str(exc)[:1].upper() + str(exc)[1:], usage=SHIFT_USAGE)
     known = await chatters.repo.teams()
     teams: list[str] = []
     for word in request.teams:
         found = [t for t in known if normalize_name(word) in normalize_name(t)]
         if not found:
-            return SHIFT_UNKNOWN_TEAM.format(team=word, teams=", ".join(known) or NO_TEAMS_YET)
+            return t(loc, SHIFT_UNKNOWN_TEAM, team=word, teams=", ".join(known) or t(loc, NO_TEAMS_YET))
         teams += [t for t in found if t not in teams]
     if briefings.address_for(person) is None:
-        return SHIFT_NOWHERE
+        return t(loc, SHIFT_NOWHERE)
     zone = request.timezone or person.timezone or ctx.app.settings.default_timezone
     new = LeadShift(person.id, f"{request.start:%H:%M}", request.days, teams, zone)
     await briefings.shifts.put(new, ctx.app.clock.now())
     briefings.schedule_shift(person, new)
-    return SHIFT_SET.format(start=request.start, days=_days_text(request.days), tz=zone,
-                            teams=", ".join(teams) or EVERY_TEAM, next=briefings.next_text(person.id))
+    return t(loc, SHIFT_SET, start=request.start, days=_days_text(request.days, loc), tz=zone,
+                            teams=", ".join(teams) or t(loc, EVERY_TEAM), next=briefings.next_text(person.id, loc))
 
 
 _NOT_NAMES = frozenset({"it", "you", "things", "everyone", "everybody", "everything", "we", "they", "that", "this"})
@@ -325,7 +334,7 @@ async def how_is(ctx: Context, chatters: ChatterService) -> str:
     m = _HOW_IS_RE.match(ctx.text)
     assert m is not None
     card, problem = await chatters.card(m.group("name"))
-    return card_text(card) if card else (problem or "")
+    return card_text(card, _loc(ctx)) if card else (problem or "")
 
 
 @router.file(roles=LEADS)
@@ -335,18 +344,20 @@ async def upload(ctx: Context, chatters: ChatterService) -> str:
     if not name.lower().endswith((".csv", ".tsv", ".txt")) and (f.mimetype or "").split(";")[0] not in {
         "text/csv", "text/plain", "text/tab-separated-values", "application/csv", "application/vnd.ms-excel"
     }:
-        return f"I can only read CSV exports, and “{name}” isn't one. Export the day from Inflow as CSV."
+        return t(_loc(ctx), "I can only read CSV exports, and “{name}” isn't one. Export the day from Inflow as CSV.",
+                 name=name)
     if f.content is None:
-        return "I couldn't download that file. Try sending it again."
+        return t(_loc(ctx), "I couldn't download that file. Try sending it again.")
     given = _DATE_RE.search(ctx.text or "")
     try:
         day = date.fromisoformat(given.group(1)) if given else None
     except ValueError:
-        return f"“{given.group(1) if given else ''}” isn't a date I can read; use YYYY-MM-DD."
+        return t(_loc(ctx), "“{given}” isn't a date I can read; use YYYY-MM-DD.",
+                 given=given.group(1) if given else "")
     try:
         summary = await chatters.ingest_file(f.content, day, filename=name)
     except CsvError as exc:
-        return f"I couldn't use “{name}”: {exc}"
+        return t(_loc(ctx), "I couldn't use “{name}”: {problem}", name=name, problem=exc)
     await chatters.write_dashboard_if_configured()
     return summary.text()
 
@@ -374,7 +385,7 @@ def briefing_job(app: App, service: ChatterService, lead: LeadConfig, person_id:
         if late:
             log.warning("briefing sent late lead=%s due=%s", address.id, job.fire_time.isoformat())
         text = (await service.briefing_for(lead, person.name, job.fire_time + BRIEFING_LEAD,
-                                           late_since=job.fire_time if late else None)).text
+                                           late_since=job.fire_time if late else None, locale=person.locale)).text
         who = lead.slack if person_id is None else f"person:{person_id}"
         key = f"briefing:{who}:{job.period}"
         await app.send(address, text, kind=OutboundKind.PROACTIVE, key=key, person=person)
