@@ -75,6 +75,8 @@ class App:
         self.http.channels = self.channels
         self.deps: dict[str, Any] = {"app": self, "db": self.db, "clock": self.clock, "people": self.people}
         self.cli_commands: dict[str, CliCommand] = {}
+        self.status_sections: list[Callable[[App], Awaitable[list[str]]]] = []
+        """Plugins' parts of `python main.py status`: each returns its lines (a title first)."""
         self.external_linkers: dict[str, ExternalLinker] = {}
         """`people add/link --external SOURCE:ID` hands the id to the plugin that owns SOURCE."""
         self.plugins: list[str] = []
@@ -136,6 +138,10 @@ class App:
         """Runs once, on the first start of an empty database, when demo data is enabled."""
         self._seeders.append(hook)
         return hook
+
+    def add_status(self, section: Callable[[App], Awaitable[list[str]]]) -> None:
+        """Add lines to `python main.py status` (called with the app, database open)."""
+        self.status_sections.append(section)
 
     def add_cli(
         self,

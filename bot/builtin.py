@@ -72,6 +72,10 @@ async def status(app: App, _args: argparse.Namespace) -> int:
         print("\nLast handler failures:")
         for at, channel, error in failures:
             print(f"  {at:%Y-%m-%d %H:%M} {channel:<9} {error}")
+    for section in app.status_sections:
+        lines = await section(app)
+        if lines:
+            print("\n" + "\n".join(lines))
     jobs = app.scheduler.describe()
     if jobs:
         print("\nScheduled jobs:")

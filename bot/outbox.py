@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.clock import Clock
 from bot.model import TERMINAL_STATUSES, Address, DeliveryReport, Outbound, OutboundKind, OutboundStatus
 from bot.phones import SenderKind, sender_kind
-from channels.base import Channel, Pacing, PermanentSendError, RetryableSendError, degrade_buttons
+from channels.base import Channel, Pacing, PermanentSendError, RetryableSendError, degrade_buttons, listen_ready
 from channels.markup import render
 from storage.db import Database
 from storage.outbox import OutboxRepo
@@ -48,6 +48,7 @@ class TokenBucket:
         self.tokens = float(self.burst)
         self.stamp = clock.monotonic()
         self.blocked_until = 0.0
+        self._unpaused: asyncio.Event | None = None
 
     def _refill(self) -> None:
         now = self.clock.monotonic()
@@ -66,12 +67,34 @@ class TokenBucket:
 
     async def acquire(self) -> None:
         while (wait := self.wait_time()) > 0:
-            await self.clock.sleep(wait)
+            await self._sleep(wait)
         if self.rate is not None:
             self.tokens -= 1
 
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep on the clock, or until `unpause` (a pause must not outlive the reason for it)."""
+        if self.blocked_until <= self.clock.monotonic():
+            await self.clock.sleep(seconds)
+            return
+        if self._unpaused is None:
+            self._unpaused = asyncio.Event()
+        waker = asyncio.ensure_future(self._unpaused.wait())
+        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        try:
+            await asyncio.wait({waker, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waker.cancel()
+            sleeper.cancel()
+
     def pause(self, seconds: float) -> None:
         self.blocked_until = max(self.blocked_until, self.clock.monotonic() + seconds)
+
+    def unpause(self) -> None:
+        """Lift a pause now and wake whoever waits on it."""
+        self.blocked_until = 0.0
+        if self._unpaused is not None:
+            self._unpaused.set()
+            self._unpaused = None
 
     @property
     def full(self) -> bool:
@@ -131,6 +154,51 @@ class ChannelSender:
         self.pacing_waits = 0
         self.claiming = False
         self.unsent: list[Outbound] = []
+        self.parked: set[int] = set()
+        """Messages waiting on a retry of this channel (or behind one): due at once when it is ready again."""
+        self.resumable = False
+        """The channel signals when it is ready again (see `channels.base.listen_ready`)."""
+        self.retrying: dict[Address, tuple[int, datetime]] = {}
+        """Recipient → (message waiting for a retry, when): later messages to them wait behind it."""
+        self._resumes: set[asyncio.Task[None]] = set()
+
+    async def _behind_a_retry(self, address: Address, msg: Outbound) -> bool:
+        """A later message to a recipient whose earlier one waits for a retry waits behind it."""
+        held = self.retrying.get(address)
+        now = self.outbox.clock.now()
+        if held is not None and held[1] <= now:
+            del self.retrying[address]  # its retry is due: the order is the claim's again
+            return False
+        if held is None or msg.id is None or msg.id <= held[0]:
+            return False
+        await self.outbox.repo.defer(msg, held[1], "waiting behind a retry", now)
+        self.park(msg)
+        return True
+
+    def park(self, msg: Outbound) -> None:
+        if self.resumable and msg.id is not None:
+            self.parked.add(msg.id)
+
+    def resume(self) -> None:
+        """The channel is ready again: lift the pause and retry now what was waiting for it."""
+        self.global_bucket.unpause()
+        self.retrying.clear()  # everything waiting is due now, and is claimed oldest first
+        ids, self.parked = list(self.parked), set()
+        if ids:
+            task = asyncio.create_task(self._retry_now(ids), name=f"outbox-resume-{self.channel.name}")
+            self._resumes.add(task)
+            task.add_done_callback(self._resumes.discard)
+        self.wake.set()
+
+    async def _retry_now(self, ids: list[int]) -> None:
+        try:
+            count = await self.outbox.repo.retry_now(ids, self.outbox.clock.now())
+        except Exception:
+            log.exception("could not resume channel=%s", self.channel.name)
+            return
+        if count:
+            log.info("channel ready again: %d message(s) retried now channel=%s", count, self.channel.name)
+        self.wake.set()
 
     @property
     def backlog(self) -> int:
@@ -152,7 +220,7 @@ class ChannelSender:
         deadline = None if timeout is None else loop.time() + timeout
         while self.in_flight and (deadline is None or loop.time() < deadline):
             await asyncio.sleep(0.01)
-        tasks = list(self.lane_tasks)
+        tasks = [*self.lane_tasks, *self._resumes]
         for t in tasks:
             t.cancel()
         if tasks:
@@ -220,6 +288,9 @@ class ChannelSender:
         try:
             while lane and self.running:
                 msg = lane[0]
+                if await self._behind_a_retry(address, msg):
+                    lane.pop(0)
+                    continue
                 self.pacing_waits += 1
                 try:
                     await bucket.acquire()
@@ -233,10 +304,15 @@ class ChannelSender:
                     finally:
                         self.in_flight -= 1
                 lane.pop(0)
+                if retry_at is None and (held := self.retrying.get(address)) is not None and held[0] == msg.id:
+                    del self.retrying[address]
                 if retry_at is not None:
                     # Keep this recipient's order: what was queued behind waits for the retry.
+                    if msg.id is not None and address not in self.retrying:
+                        self.retrying[address] = (msg.id, retry_at)
                     for later in lane:
                         await self.outbox.repo.defer(later, retry_at, "waiting behind a retry", self.outbox.clock.now())
+                        self.park(later)
                     lane.clear()
         finally:
             if not self.running and self.in_flight == 0:
@@ -264,7 +340,9 @@ class Outbox:
 
     def register(self, channel: Channel) -> None:
         pacing = self.pacing_for(channel)
-        self.senders[channel.name] = ChannelSender(self, channel, pacing)
+        sender = ChannelSender(self, channel, pacing)
+        self.senders[channel.name] = sender
+        sender.resumable = listen_ready(channel, sender.resume)
 
     def pacing_for(self, channel: Channel) -> Pacing:
         """The channel's own limits, with the configured rates for the known providers."""
@@ -453,6 +531,7 @@ class Outbox:
             sender.global_bucket.pause(retry_after)
         retry_at = now + timedelta(seconds=delay)
         await self.repo.mark_retry(msg, retry_at, reason, now)
+        sender.park(msg)
         log.info("send will be retried outbox_id=%s in=%.1fs reason=%s", msg.id, delay, reason)
         return retry_at
 

@@ -17,7 +17,7 @@ from bot.router import Router
 from bot.settings import CoreSettings
 from bot.testing import Flow, migrated_sqlite
 from channels.sms.modem import ModemChannel, ModemConfig
-from channels.sms.simulator import SimulatedModem
+from channels.sms.simulator import SimulatedModem, Transcript
 from storage.sms import SmsRepo
 
 FAST = {
@@ -68,6 +68,10 @@ async def sms_flow(
     channel = ModemChannel(ModemConfig(port=sim.port, **{**FAST, **config}), SmsRepo(app.db), clock, simulator=sim)
     app.add_channel(channel)
     await app.start(run_scheduler=False)
+    for _ in range(500):  # let the first sweep (started when the modem became ready) finish
+        if not channel._sweeps:
+            break
+        await asyncio.sleep(0.01)
     return Flow(app, clock, {}, tmp), channel
 
 
@@ -84,3 +88,35 @@ async def eventually(predicate: Callable[[], Any], timeout: float = 5.0, what: s
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+# -- recorded transcripts (tests/transcripts/sms) -----------------------------------------------------
+
+TRANSCRIPTS = Path(__file__).parent / "transcripts" / "sms"
+
+
+def transcript(name: str) -> Transcript:
+    """A recorded transcript from tests/transcripts/sms, by file name."""
+    return Transcript(TRANSCRIPTS / name)
+
+
+async def inbox_rows(flow: Flow | str) -> list[Any]:
+    """Every stored inbound SMS (address, text, provider_id, status), oldest first; a flow or a db URL."""
+    import sqlalchemy as sa
+
+    from storage.db import Database
+    from storage.inbox import inbound
+
+    db = flow.app.db if isinstance(flow, Flow) else Database(flow, durable=False)
+    try:
+        return await _inbox_rows(db, sa, inbound)
+    finally:
+        if not isinstance(flow, Flow):
+            await db.close()
+
+
+async def _inbox_rows(db: Any, sa: Any, inbound: Any) -> list[Any]:
+    async with db.read() as conn:
+        query = sa.select(inbound.c.address, inbound.c.text, inbound.c.provider_id, inbound.c.status).where(
+            inbound.c.channel == "sms").order_by(inbound.c.id)
+        return list((await conn.execute(query)).all())
