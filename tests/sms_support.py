@@ -31,7 +31,12 @@ FAST = {
 
 
 class Recorder:
-    """A free-text handler that records what reached it (and optionally answers)."""
+    """Records every text the router takes in from the modem, and answers free text (optionally).
+
+    Recording happens where the router starts handling a stored message, not in a handler, so a
+    text from a machine sender (an alphanumeric name, a short code), which is stored but never
+    given to a handler, is recorded too: these tests are about what the modem stack delivers.
+    """
 
     def __init__(self, answer: Callable[[str], str | None] | None = None) -> None:
         self.messages: list[Inbound] = []
@@ -39,9 +44,17 @@ class Recorder:
         self.router = Router("sms-test")
 
         @self.router.message()
-        async def record(ctx: Context) -> str | None:
-            self.messages.append(ctx.inbound)
+        async def reply(ctx: Context) -> str | None:
             return self.answer(ctx.inbound.text) if self.answer else None
+
+    def watch(self, app: App) -> None:
+        handle = app.dispatcher.handle
+
+        async def recording(message: Inbound) -> None:
+            self.messages.append(message)
+            await handle(message)
+
+        app.dispatcher.handle = recording  # type: ignore[method-assign]
 
     @property
     def texts(self) -> list[str]:
@@ -65,6 +78,7 @@ async def sms_flow(
     app = App(core, clock=clock, config=ConfigFile({}))
     if recorder is not None:
         app.include_router(recorder.router)
+        recorder.watch(app)
     channel = ModemChannel(ModemConfig(port=sim.port, **{**FAST, **config}), SmsRepo(app.db), clock, simulator=sim)
     app.add_channel(channel)
     await app.start(run_scheduler=False)
