@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from pydantic_settings import BaseSettings
 
+from bot import phones
 from bot import plugins as plugin_loader
 from bot.clock import Clock, SystemClock
 from bot.config_file import ConfigFile
@@ -65,6 +66,7 @@ class App:
         self.settings = settings or CoreSettings()
         self.clock: Clock = clock or SystemClock()
         self.config = config if config is not None else ConfigFile.load(self.settings.config)
+        phones.set_default_region(self.settings.default_region)  # a plugin may narrow it to its store's country
         self.db = db or Database(self.settings.database_url, durable=self.settings.durable_commits)
         self.overrides = dict(overrides or {})
         """Values for plugins' settings classes (tests), applied by `use_settings`."""
@@ -91,7 +93,10 @@ class App:
         )
         self.scheduler = Scheduler(self.db, self.clock, self.settings)
         self.http = HttpServer(self.settings)
+        self.http.channels = self.channels
         self.cli_commands: dict[str, CliCommand] = {}
+        self.status_sections: list[Callable[[App], Awaitable[list[str]]]] = []
+        """Plugins' parts of `python main.py status`: each returns its lines (a title first)."""
         self.external_linkers: dict[str, ExternalLinker] = {}
         """`people add/link --external SOURCE:ID` hands the id to the plugin that owns SOURCE."""
         self.plugins: list[str] = []
@@ -120,7 +125,7 @@ class App:
         conflicts = self.router.conflicts(self.roles)
         if conflicts:
             raise PluginError(conflicts[0])
-        self.config_people = self.directory.people_from_config(self.config, self.settings.default_timezone)
+        self.config_people = self.directory.people_from_config(self.config)
 
     def use_settings(self, cls: type[S]) -> S:
         """Load a plugin's settings class (validated now, so a bad value fails at start)."""
@@ -156,8 +161,10 @@ class App:
 
         return parse_address(text, self.policies.get, channel)
 
-    def _timezone_for(self, address: Address) -> str:
-        return self.hooks.new_person_timezone(address) or self.settings.default_timezone
+    async def _timezone_for(self, address: Address | None) -> str:
+        """Where a person we have never seen is (quiet hours hold marketing in *their* night)."""
+        found = await self.hooks.new_person_timezone(address) if address is not None else None
+        return found or self.settings.default_timezone
 
     def include_router(self, router: Router) -> None:
         self.router.include(router)
@@ -222,6 +229,10 @@ class App:
         self._seeders.append(hook)
         return hook
 
+    def add_status(self, section: Callable[[App], Awaitable[list[str]]]) -> None:
+        """Add lines to `python main.py status` (called with the app, database open)."""
+        self.status_sections.append(section)
+
     def add_cli(
         self,
         name: str,
@@ -254,7 +265,7 @@ class App:
             person = await self.people.by_address(address)
         quiet_tz = None
         if kind is OutboundKind.PROACTIVE and self._holds_for_quiet_hours(address, person):
-            quiet_tz = person.timezone if person else self._timezone_for(address)
+            quiet_tz = person.timezone if person and person.timezone else await self._timezone_for(address)
         outbound = Outbound(
             address=address,
             body=body,
@@ -296,6 +307,8 @@ class App:
         """
         await self.open_db()
         await self.seed_demo_if_empty()
+        # read again now that plugins have set the phone region (a store's country) and zones
+        self.config_people = self.directory.people_from_config(self.config)
         added = await self.directory.add_people(self.config_people)
         if added:
             log.info("added people from config count=%d", added)

@@ -7,14 +7,15 @@ everyone else stays unknown (None) and reaches only what is open to anyone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from bot.clock import Clock
 from bot.config_file import ConfigError, ConfigFile, StrictModel
 from bot.model import Address, Person
 from bot.roles import Roles
+from bot.settings import check_timezone
 from channels.base import ChannelPolicy
 from storage.people import PeopleRepo
 
@@ -32,8 +33,14 @@ class PersonConfig(StrictModel):
     name: str
     roles: list[str] = Field(default_factory=list)
     timezone: str | None = None
+    """IANA zone; unset: where a new person on their first address would be (the store's)."""
     locale: str = "en"
     external_id: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str | None) -> str | None:
+        return None if value is None else check_timezone(value)
 
     @model_validator(mode="after")
     def _addresses_are_text(self) -> PersonConfig:
@@ -59,7 +66,7 @@ class Directory:
         clock: Clock,
         roles: Roles,
         policies: PolicyLookup,
-        timezone_for: Callable[[Address], str],
+        timezone_for: Callable[[Address | None], Awaitable[str]],
     ) -> None:
         self.people = people
         self.clock = clock
@@ -80,7 +87,7 @@ class Directory:
             display_name or "",
             frozenset({spec.name}),
             [address],
-            timezone=self.timezone_for(address),
+            timezone=await self.timezone_for(address),
             attributes={"lead": True},
         )
         try:
@@ -88,8 +95,11 @@ class Directory:
         except ValueError:  # another message from the same number won the race
             return await self.people.by_address(address)
 
-    def people_from_config(self, config: ConfigFile, default_timezone: str) -> list[Person]:
-        """`[[people]]` validated against the declared roles and channels (a bad key names itself)."""
+    def people_from_config(self, config: ConfigFile) -> list[Person]:
+        """`[[people]]` validated against the declared roles and channels (a bad key names itself).
+
+        A person without a timezone gets "" here; `add_people` gives them a new person's zone.
+        """
         entries = config.section("people", list[PersonConfig], default=[])
         found = []
         for i, item in enumerate(entries):
@@ -103,7 +113,7 @@ class Directory:
             except ValueError as exc:
                 raise ConfigError(f"people[{i}].{exc}") from None
             found.append(Person(None, item.name, frozenset(item.roles), addresses,
-                                item.timezone or default_timezone, item.locale, item.external_id))
+                                item.timezone or "", item.locale, item.external_id))
         return found
 
     async def add_people(self, people: Iterable[Person]) -> int:
@@ -113,6 +123,8 @@ class Directory:
             known = [await self.people.by_address(a) for a in person.addresses]
             if any(known):
                 continue
+            if not person.timezone:
+                person.timezone = await self.lead_timezone(person.addresses[0] if person.addresses else None)
             await self.people.add(person, self.clock.now())
             added += 1
         return added

@@ -23,8 +23,8 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
+from bot import optout
 from bot.clock import Clock
-from bot.compliance import Keyword, keyword
 from bot.context import Context
 from bot.directory import Directory
 from bot.hooks import KernelHooks
@@ -88,7 +88,9 @@ class Dispatcher:
         self.deps = deps
         self.inbox = InboxRepo(db)
         self.conversations = ConversationRepo(db)
-        self.outer: list[OuterMiddleware] = [self._normalise, self._resolve, self._compliance, self._conversation]
+        self.outer: list[OuterMiddleware] = [
+            self._screen, self._normalise, self._resolve, self._compliance, self._conversation
+        ]
         self._locks: dict[Address, tuple[asyncio.Lock, int]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.accepting = True
@@ -121,10 +123,7 @@ class Dispatcher:
     # -- intake ------------------------------------------------------------------------------
 
     def canonical(self, address: Address) -> Address:
-        try:
-            return Address(address.channel, self.policy(address.channel).normalize(address.id))
-        except ValueError:
-            return address
+        return Address(address.channel, self.policy(address.channel).sender(address.id))
 
     async def ingest(self, message: Inbound) -> int | None:
         """Store the message and schedule its handling; returns once it is committed.
@@ -208,6 +207,16 @@ class Dispatcher:
             return await self.outer[i](ctx, lambda: self._chain(ctx, i + 1))
         return await self._route(ctx)
 
+    async def _screen(self, ctx: Context, call_next: Next) -> str:
+        """A machine sender (an SMS from AMAZON, a short code) is kept and counted, never handled."""
+        machine = self.policy(ctx.channel).machine_sender(ctx.address.id)
+        if machine is None:
+            return await call_next()
+        log.info("text from a %s sender stored, not answered inbound_id=%s sender=%s",
+                 machine, ctx.inbound.id, ctx.address.id)
+        ctx.handler_name = f"sender:{machine}"
+        return IGNORED
+
     async def _normalise(self, ctx: Context, call_next: Next) -> str:
         """Text in Unicode NFC, so a word typed with combining accents matches the one in code."""
         ctx.inbound.text = unicodedata.normalize("NFC", ctx.inbound.text or "")
@@ -218,33 +227,43 @@ class Dispatcher:
         return await call_next()
 
     async def _compliance(self, ctx: Context, call_next: Next) -> str:
-        """STOP / START / HELP on texting channels: the law's rules, before any handler."""
+        """STOP / START / HELP on texting channels: the law's rules, before any handler.
+
+        Opting out follows `bot.optout` (any reasonable wording, FCC 24-18); opting back in and
+        HELP need their own word. One confirmation per opt-out; an opted-out number hears only
+        HELP and START answers (the outbox refuses anything else to it). The wording comes from
+        the plugin that implements `hooks.compliance_text` / `hooks.contact_text`.
+        """
         message, person = ctx.inbound, ctx.person
         if not self.policy(ctx.channel).texting or message.callback_data:
             return await call_next()
-        found = keyword(message.text)
-        if found is None:
-            return await call_next()
-        kind, word = found
+        text = message.text
         now = self.clock.now()
-        ctx.handler_name = "compliance"
-        already = await self.people.is_opted_out(message.address)
-        if kind is Keyword.OPT_OUT:
-            await self.people.set_opt_out(message.address, True, word, now)
-            if not already:
-                await self._answer(ctx, self.hooks.compliance_text("opted_out", person, ctx.channel), "optout")
-        elif kind is Keyword.OPT_IN:
-            await self.people.set_opt_out(message.address, False, word, now)
+        if optout.is_opt_in(text):
+            ctx.handler_name = "compliance"
+            await self.people.set_opt_out(message.address, False, optout.normalise(text)[:32], now)
             await self._answer(ctx, self.hooks.compliance_text("opted_in", person, ctx.channel), "optin")
-        else:
-            if already:
-                text = self.hooks.compliance_text("help_opted_out", person, ctx.channel)
+            return HANDLED
+        if optout.is_help(text):
+            ctx.handler_name = "compliance"
+            if await self.people.is_opted_out(message.address):
+                reply = self.hooks.compliance_text("help_opted_out", person, ctx.channel)
             else:
-                text = self.hooks.contact_text(person, ctx.channel)
+                reply = self.hooks.contact_text(person, ctx.channel)
                 commands = self.help_lines(person, ctx.channel)
                 if commands and person is not None:
-                    text = "\n".join([*commands, "", text])
-            await self._answer(ctx, text, "help")
+                    reply = "\n".join([*commands, "", reply])
+            await self._answer(ctx, reply, "help")
+            return HANDLED
+        found = optout.match(text)
+        if found is None:
+            return await call_next()
+        ctx.handler_name = "compliance"
+        already = await self.people.is_opted_out(message.address)
+        await self.people.set_opt_out(message.address, True, f"{found.rule}:{found.sentence}"[:32], now)
+        log.info("opt-out inbound_id=%s rule=%s already=%s", message.id, found.rule, already)
+        if not already:
+            await self._answer(ctx, self.hooks.compliance_text("opted_out", person, ctx.channel), "optout")
         return HANDLED
 
     async def _answer(self, ctx: Context, text: str, tag: str) -> None:

@@ -11,7 +11,7 @@ both, so which answer people get never depends on the order plugins loaded in.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Generic, ParamSpec, TypeVar
 
 from bot.model import Address, Person
@@ -58,7 +58,7 @@ def _stranger(channel: str) -> str:
 COMPLIANCE_DEFAULTS = {
     "opted_out": "You're unsubscribed and will get no more messages. Reply START to resubscribe.",
     "opted_in": "You're subscribed again. Reply STOP to opt out, HELP for help.",
-    "help_opted_out": "You're unsubscribed and get no messages. Reply START to subscribe again.",
+    "help_opted_out": "You're unsubscribed and get no texts from us. Reply START to opt back in.",
 }
 
 
@@ -66,7 +66,7 @@ def _compliance(kind: str, person: Person | None, channel: str) -> str:
     return COMPLIANCE_DEFAULTS[kind]
 
 
-def _no_timezone(address: Address) -> str | None:
+async def _no_timezone(address: Address) -> str | None:
     return None
 
 
@@ -80,7 +80,7 @@ class KernelHooks:
         self.stranger_text: Hook[[str], str] = Hook(
             "stranger_text", _stranger, "what an unknown sender is told on a channel where nobody is enrolled"
         )
-        self.new_person_timezone: Hook[[Address], str | None] = Hook(
+        self.new_person_timezone: Hook[[Address], Awaitable[str | None]] = Hook(
             "new_person_timezone", _no_timezone, "the IANA zone of someone enrolled on first contact (None: default)"
         )
         self.title: Hook[[], str] = Hook("title", lambda: "Huddle", "the name people know this deployment by")

@@ -36,7 +36,8 @@ class CoreSettings(HuddleSettings):
     log_format: Literal["kv", "json"] = "kv"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    default_timezone: str = "UTC"
+    default_timezone: str = Field("UTC", description="IANA zone of people and stores that name none")
+    default_region: str = Field("US", description="country whose national phone numbers are read (ISO 3166)")
     quiet_hours_start: time = time(21, 0)
     quiet_hours_end: time = time(8, 0)
 
@@ -54,6 +55,13 @@ class CoreSettings(HuddleSettings):
     @classmethod
     def _tz(cls, value: str) -> str:
         return check_timezone(value)
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        from bot.phones import check_region
+
+        return check_region(value)
 
 
 def check_timezone(value: str) -> str:

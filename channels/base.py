@@ -120,6 +120,20 @@ class ChannelPolicy:
         """How a person types `command` here: `/stale` on Telegram, `STALE` by SMS."""
         return command
 
+    def sender(self, ident: str) -> str:
+        """The stored form of an id a message came from: canonical, or kept as received."""
+        try:
+            return self.normalize(ident)
+        except ValueError:
+            return ident.strip()
+
+    def machine_sender(self, ident: str) -> str | None:
+        """What kind of machine sent this (`"alphanumeric"`, `"short_code"`), or None for a person.
+
+        A machine's message is stored and shown to the operator, but no handler gets it.
+        """
+        return None
+
     def can_reply(self, ident: str) -> bool:
         """False for senders that cannot receive anything back (an alphanumeric SMS sender)."""
         return True
@@ -134,6 +148,20 @@ class ChannelPolicy:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
+
+
+def listen_ready(channel: object, callback: Callable[[], None]) -> bool:
+    """Subscribe to a channel's "ready again" signal, if it offers one (`add_ready_listener`).
+
+    A channel whose provider can vanish and come back (a modem on a serial port) calls `callback`
+    each time it can send again; the outbox then lifts the pause a failed send put on the channel
+    and retries at once what was waiting for it. Returns False for channels without the signal.
+    """
+    add = getattr(channel, "add_ready_listener", None)
+    if add is None:
+        return False
+    add(callback)
+    return True
 
 
 class SendError(Exception):

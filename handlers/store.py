@@ -14,9 +14,10 @@ from aiohttp import web
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.app import App
+from bot.model import Address
 from bot.plugins import Plugin
 from bot.scheduler import JobRun
-from coaching.pos import MAX_BODY, SIGNATURE_HEADER, TIMESTAMP_HEADER, PayloadError, signature_ok, timestamp_ok
+from coaching.pos import MAX_BODY, SIGNATURE_HEADER, TIMESTAMP_HEADER, PayloadError, check_signature
 from handlers import store_import, store_seed
 from handlers.store_services import StoreServices, services
 from storage.customers import Store
@@ -41,19 +42,21 @@ async def _read_limited(request: web.Request, limit: int) -> bytes | None:
 
 def webhook_handler(app: App, svc: StoreServices) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def pos_webhook(request: web.Request) -> web.Response:
-        secret = svc.settings.pos_webhook_secret
-        if secret is None:
+        secrets = svc.settings.pos_secrets()
+        if not secrets:
             return web.json_response({"error": "POS webhooks are off: set HUDDLE_POS_WEBHOOK_SECRET"}, status=503)
         if request.content_length is not None and request.content_length > MAX_BODY:
             return web.json_response({"error": "body over 1 MB"}, status=413)
         body = await _read_limited(request, MAX_BODY)
         if body is None:
             return web.json_response({"error": "body over 1 MB"}, status=413)
-        if not signature_ok(secret.get_secret_value(), body, request.headers.get(SIGNATURE_HEADER)):
-            log.warning("POS webhook refused: bad or missing signature remote=%s", request.remote)
-            return web.json_response({"error": f"bad or missing {SIGNATURE_HEADER}"}, status=401)
-        if not timestamp_ok(request.headers.get(TIMESTAMP_HEADER), app.clock.now(), svc.settings.pos_webhook_window):
-            return web.json_response({"error": f"missing or stale {TIMESTAMP_HEADER}"}, status=401)
+        refused = check_signature(
+            secrets, body, request.headers.get(SIGNATURE_HEADER), app.clock.now(), svc.settings.pos_webhook_window,
+            legacy=svc.settings.pos_webhook_legacy_signature, legacy_timestamp=request.headers.get(TIMESTAMP_HEADER),
+        )
+        if refused is not None:
+            log.warning("POS webhook refused: %s remote=%s", refused, request.remote)
+            return web.json_response({"error": refused}, status=401)
         try:
             row_id, envelope = await svc.ingest.accept(body)
         except PayloadError as exc:
@@ -68,10 +71,15 @@ def webhook_handler(app: App, svc: StoreServices) -> Callable[[web.Request], Awa
 
 def setup(app: App) -> None:
     svc = services(app)
-    app.hooks.title.implement(lambda: svc.settings.store_name or svc.default_store.name, owner="store")
+    app.hooks.title.implement(lambda: svc.default_store.name, owner="store")
     app.http.route("POST", "/webhooks/pos", webhook_handler(app, svc))
 
     async def start(app: App) -> None:
+        if not svc.configured:
+            log.warning(
+                "no [[stores]] in the config and HUDDLE_DEMO=false: customers are told the store's hours and "
+                "address are not set, HELP names %r, quiet hours use HUDDLE_DEFAULT_TIMEZONE=%s. Add a [[stores]] "
+                "entry (see huddle.example.toml).", svc.default_store.name, svc.default_store.timezone)
         now = app.clock.now()
         svc.store_ids = await svc.customers.ensure_stores(
             [Store(None, s.code, s.name, s.timezone, s.address, s.phone, s.hours) for s in svc.stores], now
@@ -86,6 +94,15 @@ def setup(app: App) -> None:
     async def sweep(_run: JobRun) -> None:
         await svc.ingest.retry_pending()
 
+    async def timezone_for(address: Address) -> str | None:
+        """A new person's zone: the store of their CRM record (by phone), else the first store's."""
+        if address.channel == "sms":
+            store_id = await svc.customers.store_id_for_phone(address.id)
+            if store_id is not None:
+                return svc.store_for(store_id).timezone
+        return svc.default_store.timezone
+
+    app.hooks.new_person_timezone.implement(timezone_for, owner="store")
     app.on_startup(start)
     app.on_shutdown(stop)
     app.scheduler.add("pos_retry", IntervalTrigger(minutes=5), sweep)

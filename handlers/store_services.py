@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from bot import phones
+from bot.model import Address
 from coaching.sources.pos import PosIngest, order_hooks
-from coaching.store_config import DEMO_STORE, StoreConfig, StoreSettings
+from coaching.store_config import DEMO_STORE, UNSET_STORE_CODE, StoreConfig, StoreSettings
 from storage.catalog import CatalogRepo, Product
 from storage.customers import CustomerRepo
 from storage.db import Database
@@ -21,12 +23,14 @@ from storage.sales import SalesRepo
 
 if TYPE_CHECKING:
     from bot.app import App
+    from bot.outbox import Outbox
 
 
 @dataclass
 class StoreServices:
     db: Database
     people: PeopleRepo
+    outbox: Outbox
     settings: StoreSettings
     stores: list[StoreConfig]
     customers: CustomerRepo
@@ -35,6 +39,10 @@ class StoreServices:
     loyalty: LoyaltyRepo
     ingest: PosIngest
     store_ids: dict[str, int] = field(default_factory=dict)
+    relays_in_flight: dict[int, tuple[Address, str | None, str]] = field(default_factory=dict)
+    """Staff replies still being tried after `reply N` answered: outbox id → (staff, thread, who)."""
+    configured: bool = True
+    """False when neither `[[stores]]` nor the demo names a store: HOURS/ADDRESS say they are not set."""
     _stock: dict[int | None, tuple[datetime, list[Product]]] = field(default_factory=dict)
 
     async def in_stock(self, store_id: int | None, now: datetime, ttl: float = 60.0) -> list[Product]:
@@ -62,15 +70,36 @@ def _settings(app: App) -> StoreSettings:
     return use(StoreSettings) if use else StoreSettings()
 
 
+def resolve_stores(app: App, settings: StoreSettings) -> tuple[list[StoreConfig], bool]:
+    """The stores of this deployment, each with its timezone; and whether any was really configured.
+
+    `[[stores]]` when present. Otherwise the demo store in demo mode, and in a real deployment a
+    stand-in that carries only HUDDLE_STORE_NAME: its hours and address are unknown, never the
+    demo's. A store without a timezone gets HUDDLE_DEFAULT_TIMEZONE.
+    """
+    tz = app.settings.default_timezone
+    configured = app.config.section("stores", list[StoreConfig], default=[])
+    if configured:
+        return [s if s.timezone else s.model_copy(update={"timezone": tz}) for s in configured], True
+    if app.settings.demo:
+        return [DEMO_STORE.model_copy(update={"name": settings.store_name or DEMO_STORE.name})], True
+    return [StoreConfig(code=UNSET_STORE_CODE, name=settings.store_name or "our store", timezone=tz)], False
+
+
 def services(app: App) -> StoreServices:
     found = app.deps.get("store")
     if isinstance(found, StoreServices):
         return found
     settings = _settings(app)
-    stores = app.config.section("stores", list[StoreConfig], default=[]) or [DEMO_STORE]
+    stores, configured = resolve_stores(app, settings)
+    region = stores[0].region()
+    if region:
+        phones.set_default_region(region)
     svc = StoreServices(
         db=app.db,
         people=app.people,
+        outbox=app.outbox,
+        configured=configured,
         settings=settings,
         stores=stores,
         customers=CustomerRepo(app.db),

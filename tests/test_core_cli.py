@@ -47,6 +47,9 @@ def test_help_lists_the_commands(tmp_path: Path) -> None:
         (("status",), {"HUDDLE_CONFIG": "missing.toml"}, "missing.toml"),
         (("send", "carrier-pigeon", "x", "hi"), {}, "unknown channel"),
         (("send", "sms", "not-a-phone", "hi"), {}, "phone"),
+        (("status",), {"HUDDLE_DEFAULT_REGION": "XX"}, "HUDDLE_DEFAULT_REGION"),
+        (("status",), {"HUDDLE_TELEGRAM_TOKEN": "1:x", "HUDDLE_TELEGRAM_WEBHOOK_SECRET": "not allowed!"},
+         "HUDDLE_TELEGRAM_WEBHOOK_SECRET"),
     ],
 )
 def test_user_mistakes_are_one_line_and_exit_2(

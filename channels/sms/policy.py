@@ -7,7 +7,7 @@ apply: STOP/START/HELP before any handler, and quiet hours for proactive texts.
 
 from __future__ import annotations
 
-from bot.phones import normalize_phone
+from bot.phones import SenderKind, normalize_phone, normalize_sender, sender_kind
 from channels.base import Capabilities, ChannelPolicy, Markup, Pacing
 from channels.sms import pdu
 
@@ -20,28 +20,32 @@ class SmsPolicy(ChannelPolicy):
     few messages at once keeps the next one ready and spares a claim per message."""
     texting = True
     address_label = "phone number"
-    region = "US"
 
-    def __init__(self, *, region: str = "US", rate: float | None = None, **overrides: object) -> None:
+    def __init__(self, *, rate: float | None = None, **overrides: object) -> None:
         super().__init__(**overrides)  # type: ignore[arg-type]
-        self.region = region
         if rate is not None:
             self.pacing = Pacing(rate, 1, concurrency=1)
 
     def normalize(self, ident: str) -> str:
-        """E.164 (raises for anything else: an alphanumeric sender is kept as received, never typed)."""
-        return normalize_phone(ident.strip(), self.region)
+        """E.164 in the store's region (raises for anything that is not a phone number)."""
+        return normalize_phone(ident.strip())
+
+    def sender(self, ident: str) -> str:
+        """E.164 for a phone, the digits of a short code, else the alphanumeric name as sent."""
+        return normalize_sender(ident)
 
     def command_label(self, command: str) -> str:
         return command.upper()
 
+    def machine_sender(self, ident: str) -> str | None:
+        kind = sender_kind(ident)
+        return None if kind is SenderKind.PHONE else kind.value
+
     def can_reply(self, ident: str) -> bool:
-        return not is_alphanumeric(ident)
+        return sender_kind(ident) is not SenderKind.ALPHANUMERIC
 
     def may_enrol(self, ident: str) -> bool:
-        return not is_alphanumeric(ident)
+        return sender_kind(ident) is SenderKind.PHONE
 
-
-def is_alphanumeric(ident: str) -> bool:
-    """A sender name rather than a number (`AMAZON`, `O2`, `Store 42`)."""
-    return any(c.isalpha() for c in ident)
+    def allows_proactive(self, ident: str) -> bool:
+        return sender_kind(ident) is SenderKind.PHONE
