@@ -1,4 +1,4 @@
-"""Opt-out recall and false positives: `bot.optout` against the old exact-word rule, on a real-world corpus.
+"""Opt-out recall and false positives: `channels.sms.optout` against the old exact-word rule, on a real-world corpus.
 
     python -m bench.optout
 
@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bot import optout
+from channels.sms import optout
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data" / "optout_corpus.csv"
 OLD_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"})
@@ -54,16 +54,16 @@ def main() -> None:
           f"({sum(1 for o, t in rows if not o and 'stop' in t.lower())} of them contain 'stop')")
     print(f"{'matcher':<28}{'recall':>9}{'false pos.':>12}{'µs/msg':>9}")
     results = {}
-    for name, rule in (("old exact word (baseline)", old_rule), ("bot.optout", optout.is_opt_out)):
+    for name, rule in (("old exact word (baseline)", old_rule), ("channels.sms.optout", optout.is_opt_out)):
         recall, fp, us, missed = measure(rule, rows)
         results[name] = (recall, fp, missed)
         print(f"{name:<28}{recall:>8.1%}{fp:>12.1%}{us:>9.1f}")
-    base, new = results["old exact word (baseline)"], results["bot.optout"]
+    base, new = results["old exact word (baseline)"], results["channels.sms.optout"]
     print(f"\nopt-outs the baseline misses: {len(base[2])} of {n_out} "
-          f"(recall ×{new[0] / base[0]:.2f}); bot.optout misses {len(new[2])}")
+          f"(recall ×{new[0] / base[0]:.2f}); channels.sms.optout misses {len(new[2])}")
     wrong = [t for is_out, t in rows if not is_out and optout.is_opt_out(t)]
     if wrong:
-        print("bot.optout false positives: " + "; ".join(repr(t) for t in wrong))
+        print("channels.sms.optout false positives: " + "; ".join(repr(t) for t in wrong))
     print("timings are on 2 shared cores: noisy")
 
 

@@ -23,7 +23,6 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
-from bot import optout
 from bot.clock import Clock
 from bot.context import Context
 from bot.directory import Directory
@@ -227,25 +226,22 @@ class Dispatcher:
         return await call_next()
 
     async def _compliance(self, ctx: Context, call_next: Next) -> str:
-        """STOP / START / HELP on texting channels: the law's rules, before any handler.
+        """Carrier keywords (STOP / START / HELP), before any handler, as the channel's policy finds them.
 
-        Opting out follows `bot.optout` (any reasonable wording, FCC 24-18); opting back in and
-        HELP need their own word. One confirmation per opt-out; an opted-out number hears only
-        HELP and START answers (the outbox refuses anything else to it). The wording comes from
-        the plugin that implements `hooks.compliance_text` / `hooks.contact_text`.
+        One confirmation per opt-out; an opted-out address hears only HELP and START answers (the
+        outbox refuses anything else to it). The wording comes from the plugin that implements
+        `hooks.compliance_text` / `hooks.contact_text`.
         """
         message, person = ctx.inbound, ctx.person
-        if not self.policy(ctx.channel).texting or message.callback_data:
+        found = None if message.callback_data else self.policy(ctx.channel).keyword(message.text)
+        if found is None:
             return await call_next()
-        text = message.text
+        ctx.handler_name = "compliance"
         now = self.clock.now()
-        if optout.is_opt_in(text):
-            ctx.handler_name = "compliance"
-            await self.people.set_opt_out(message.address, False, optout.normalise(text)[:32], now)
+        if found.kind == "opt_in":
+            await self.people.set_opt_out(message.address, False, found.record, now)
             await self._answer(ctx, self.hooks.compliance_text("opted_in", person, ctx.channel), "optin")
-            return HANDLED
-        if optout.is_help(text):
-            ctx.handler_name = "compliance"
+        elif found.kind == "help":
             if await self.people.is_opted_out(message.address):
                 reply = self.hooks.compliance_text("help_opted_out", person, ctx.channel)
             else:
@@ -254,16 +250,12 @@ class Dispatcher:
                 if commands and person is not None:
                     reply = "\n".join([*commands, "", reply])
             await self._answer(ctx, reply, "help")
-            return HANDLED
-        found = optout.match(text)
-        if found is None:
-            return await call_next()
-        ctx.handler_name = "compliance"
-        already = await self.people.is_opted_out(message.address)
-        await self.people.set_opt_out(message.address, True, f"{found.rule}:{found.sentence}"[:32], now)
-        log.info("opt-out inbound_id=%s rule=%s already=%s", message.id, found.rule, already)
-        if not already:
-            await self._answer(ctx, self.hooks.compliance_text("opted_out", person, ctx.channel), "optout")
+        else:
+            already = await self.people.is_opted_out(message.address)
+            await self.people.set_opt_out(message.address, True, found.record, now)
+            log.info("opt-out inbound_id=%s record=%s already=%s", message.id, found.record, already)
+            if not already:
+                await self._answer(ctx, self.hooks.compliance_text("opted_out", person, ctx.channel), "optout")
         return HANDLED
 
     async def _answer(self, ctx: Context, text: str, tag: str) -> None:

@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import Clock
 from bot.model import TERMINAL_STATUSES, Address, DeliveryReport, Outbound, OutboundKind, OutboundStatus
-from bot.phones import SenderKind, sender_kind
 from channels.base import Channel, Pacing, PermanentSendError, RetryableSendError, degrade_buttons, listen_ready
 from channels.markup import render
 from storage.db import Database
@@ -114,20 +113,6 @@ def in_quiet_hours(now: datetime, tz: str, start: time, end: time) -> datetime |
     end_day = local.date() if t < end else local.date() + timedelta(days=1)
     ends = datetime.combine(end_day, end, tzinfo=ZoneInfo(tz))
     return ends.astimezone(now.tzinfo)
-
-
-AddressPolicy = Callable[[Outbound], str | None]
-"""Why a channel can never carry this message to this address (None: it can)."""
-
-
-def sms_address_policy(msg: Outbound) -> str | None:
-    """An alphanumeric sender (AMAZON) cannot be texted; a short code may be answered, never marketed to."""
-    kind = sender_kind(msg.address.id)
-    if not kind.can_reply:
-        return f"cannot text {kind.value.replace('_', ' ')} sender {msg.address.id!r}"
-    if kind is SenderKind.SHORT_CODE and msg.kind is OutboundKind.PROACTIVE and not msg.compliance:
-        return "short codes get no marketing (proactive message refused)"
-    return None
 
 
 def backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -332,7 +317,6 @@ class Outbox:
         self.senders: dict[str, ChannelSender] = {}
         self.rng = random.Random()
         self.on_sent: list[Callable[[Outbound], Awaitable[None]]] = []
-        self.address_policies: dict[str, AddressPolicy] = {"sms": sms_address_policy}
         self.on_failed: list[Callable[[Outbound], Awaitable[None]]] = []
         """Called with a message once it is marked failed or refused (after its row is updated)."""
         self._late: set[asyncio.Task[None]] = set()
@@ -463,8 +447,7 @@ class Outbox:
 
     async def _deliver(self, channel: Channel, msg: Outbound, sender: ChannelSender) -> datetime | None:
         now = self.clock.now()
-        policy = self.address_policies.get(msg.address.channel)
-        refusal = policy(msg) if policy is not None else None
+        refusal = channel.policy.refuses(msg)
         if refusal is not None:
             await self._failed(msg, refusal, refused=True)
             log.info("not sent: %s outbox_id=%s", refusal, msg.id)

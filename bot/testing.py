@@ -40,31 +40,11 @@ from storage.outbox import OutboxRepo
 _ids = itertools.count(1)
 
 
-class UnpacedPolicy(ChannelPolicy):
+def unpaced(policy: ChannelPolicy) -> ChannelPolicy:
     """A declared policy with its pacing lifted: flows should not wait on rate limits."""
-
-    def __init__(self, real: ChannelPolicy) -> None:
-        super().__init__(real.name)
-        self.real = real
-        self.capabilities = real.capabilities
-        self.pacing = Pacing(concurrency=8)
-        self.texting = real.texting
-        self.address_label = real.address_label
-
-    def normalize(self, ident: str) -> str:
-        return self.real.normalize(ident)
-
-    def command_label(self, command: str) -> str:
-        return self.real.command_label(command)
-
-    def can_reply(self, ident: str) -> bool:
-        return self.real.can_reply(ident)
-
-    def may_enrol(self, ident: str) -> bool:
-        return self.real.may_enrol(ident)
-
-    def allows_proactive(self, ident: str) -> bool:
-        return self.real.allows_proactive(ident)
+    found = policy.derive(pacing=Pacing(concurrency=8))
+    found.unpaced = True  # type: ignore[attr-defined]
+    return found
 
 
 @dataclass
@@ -285,14 +265,14 @@ def _fakes_plugin(paced: bool) -> Plugin:
     """Stands in for every declared channel that has no adapter, as the console does in the demo."""
 
     def setup(app: App) -> None:
-        app.hooks.stand_in.implement(lambda policy: FakeChannel(policy if paced else UnpacedPolicy(policy)),
+        app.hooks.stand_in.implement(lambda policy: FakeChannel(policy if paced else unpaced(policy)),
                                      owner="test_fakes")
 
         async def unpace(app: App) -> None:
             """Real adapters (against fake provider servers) keep their policy, minus the pacing."""
             for channel in app.channels.values():
-                if not paced and not isinstance(channel.policy, UnpacedPolicy):
-                    channel.policy = UnpacedPolicy(channel.policy)
+                if not paced and not getattr(channel.policy, "unpaced", False):
+                    channel.policy = unpaced(channel.policy)
                     app.policies[channel.name] = channel.policy
 
         app.on_startup(unpace)

@@ -8,6 +8,7 @@ provider call and says, through the exception it raises, whether trying again co
 
 from __future__ import annotations
 
+import copy
 import html
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -80,6 +81,16 @@ async def health_of(channel: object) -> ChannelHealth:
     return result
 
 
+@dataclass(frozen=True, slots=True)
+class Keyword:
+    """A carrier keyword found in a text: what it asks for, and the words to record with it."""
+
+    kind: str
+    """`opt_out`, `opt_in` or `help`."""
+    record: str
+    """What the consent log keeps of it (the keyword, or the rule and sentence that matched)."""
+
+
 class ChannelPolicy:
     """What Huddle knows about a channel whether or not its adapter runs in this process.
 
@@ -134,6 +145,14 @@ class ChannelPolicy:
         """
         return None
 
+    def keyword(self, text: str) -> Keyword | None:
+        """STOP / START / HELP as this channel's carriers define them (None: ordinary text)."""
+        return None
+
+    def refuses(self, outbound: Outbound) -> str | None:
+        """Why this channel can never carry `outbound` to its address (None: it can)."""
+        return None
+
     def can_reply(self, ident: str) -> bool:
         """False for senders that cannot receive anything back (an alphanumeric SMS sender)."""
         return True
@@ -145,6 +164,15 @@ class ChannelPolicy:
     def allows_proactive(self, ident: str) -> bool:
         """False for addresses that may get replies but no unprompted message (a short code)."""
         return True
+
+    def derive(self, **attributes: Any) -> ChannelPolicy:
+        """A copy with some attributes changed (a stand-in's capabilities, a test's pacing)."""
+        new = copy.copy(self)
+        for key, value in attributes.items():
+            if not hasattr(new, key):
+                raise TypeError(f"ChannelPolicy has no {key!r}")
+            setattr(new, key, value)
+        return new
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"

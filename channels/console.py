@@ -27,8 +27,9 @@ from rapidfuzz import fuzz, process, utils
 
 from bot.model import Address, Inbound, Outbound, Person
 from bot.plugins import Plugin
-from channels.base import Capabilities, ChannelPolicy, Markup, Pacing, SendResult
+from channels.base import Capabilities, ChannelPolicy, Keyword, Markup, Pacing, SendResult
 from channels.markup import to_plain
+from channels.sms.policy import texting_keyword
 
 STAFF_ADDRESS = Address("console", "staff")
 """Where staff notices go when no real staff destination is configured."""
@@ -43,32 +44,14 @@ class ConsolePolicy(ChannelPolicy):
     texting = True
     address_label = "console name"
 
+    def keyword(self, text: str) -> Keyword | None:
+        return texting_keyword(text)
 
-class StandInPolicy(ChannelPolicy):
-    """A declared channel shown in the terminal: its own addresses, commands and rules; no buttons."""
 
-    def __init__(self, real: ChannelPolicy) -> None:
-        super().__init__(real.name)
-        self.real = real
-        self.capabilities = Capabilities(max_length=real.capabilities.max_length, markup=real.capabilities.markup)
-        self.pacing = Pacing(concurrency=4)
-        self.texting = real.texting
-        self.address_label = real.address_label
-
-    def normalize(self, ident: str) -> str:
-        return self.real.normalize(ident)
-
-    def command_label(self, command: str) -> str:
-        return self.real.command_label(command)
-
-    def can_reply(self, ident: str) -> bool:
-        return self.real.can_reply(ident)
-
-    def may_enrol(self, ident: str) -> bool:
-        return self.real.may_enrol(ident)
-
-    def allows_proactive(self, ident: str) -> bool:
-        return self.real.allows_proactive(ident)
+def stand_in_policy(real: ChannelPolicy) -> ChannelPolicy:
+    """A declared channel shown in the terminal: its own addresses, commands and rules; buttons numbered."""
+    caps = Capabilities(max_length=real.capabilities.max_length, markup=real.capabilities.markup)
+    return real.derive(capabilities=caps, pacing=Pacing(concurrency=4))
 
 
 @dataclass
@@ -309,7 +292,7 @@ def setup(app: Any) -> None:
     """The console itself, and at start a stand-in for every declared channel that has no adapter."""
     app.declare_channel(ConsolePolicy())
     app.hooks.stand_in.implement(
-        lambda policy: StandInChannel(policy if policy.name == "console" else StandInPolicy(policy)), owner="console"
+        lambda policy: StandInChannel(policy if policy.name == "console" else stand_in_policy(policy)), owner="console"
     )
     if not app.settings.console:
         return

@@ -19,7 +19,7 @@ from bot.testing import migrated_sqlite
 from channels.sms.modem import ModemChannel, ModemConfig
 from channels.sms.simulator import SimulatedModem, Transcript
 from storage.sms import SmsRepo
-from tests.flows import Flow
+from tests.flows import ROLES_PLUGIN, Flow
 
 FAST = {
     "command_timeout": 0.5,
@@ -77,6 +77,7 @@ async def sms_flow(
         _env_file=None,  # type: ignore[call-arg]
     )
     app = App(core, clock=clock, config=ConfigFile({}))
+    app.load_plugins([ROLES_PLUGIN])  # every audience declared, so a new number becomes a lead as in the product
     if recorder is not None:
         app.include_router(recorder.router)
         recorder.watch(app)

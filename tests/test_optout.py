@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from bot import optout
 from bot.model import Address, OutboundKind, OutboundStatus
+from channels.sms import optout
 from coaching.roles import Role
 from storage.people import opt_outs
 from tests.flows import Flow

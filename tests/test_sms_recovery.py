@@ -145,19 +145,19 @@ async def test_health_is_down_when_the_network_denies_registration(sim: Simulate
 async def test_the_outbox_resumes_any_channel_that_signals_it_is_ready_again() -> None:
     """The outbox side alone, with a fake channel: no provider names, just the ready-again signal."""
     from bot.testing import FakeChannel
-    from channels.base import RetryableSendError
+    from channels.base import ChannelPolicy, RetryableSendError
     from tests.flows import Flow
 
     class Comeback(FakeChannel):
         def __init__(self) -> None:
-            super().__init__("pager")
+            super().__init__(ChannelPolicy("pager"))
             self.listeners: list[object] = []
 
         def add_ready_listener(self, callback: object) -> None:
             self.listeners.append(callback)
 
     channel = Comeback()
-    flow = await Flow.create(channels={})
+    flow = await Flow.create(channels=[])
     flow.app.add_channel(channel)
     flow.app.outbox.register(channel)
     flow.app.outbox.senders["pager"].start()

@@ -16,15 +16,20 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 
 from bot import phones
-from bot.directory import normalize_address
 from bot.model import Address, OutboundKind, OutboundStatus
 from bot.phones import SenderKind, normalize_phone, sender_kind
 from bot.settings import CoreSettings
+from channels.sms.policy import SmsPolicy
 from channels.sms.simulator import SimulatedModem
 from storage.inbox import inbound
 from storage.people import persons
 from tests.flows import Flow
 from tests.sms_support import eventually, sms_flow
+
+
+def normalize_address(address: Address) -> Address:
+    """The stored form of an SMS sender: what the SMS channel's policy writes at intake."""
+    return Address(address.channel, SmsPolicy().sender(address.id))
 
 
 @pytest.fixture(autouse=True)

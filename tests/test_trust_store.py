@@ -135,7 +135,7 @@ async def test_one_store_name_everywhere(monkeypatch: pytest.MonkeyPatch) -> Non
         [start] = await flow.send(CARA, "start")
         for text in (stop, help_, start):
             assert text.startswith("Main St Cannabis"), text
-        assert flow.app.settings.store_name == "Main St Cannabis"
+        assert flow.app.hooks.title() == "Main St Cannabis"
     finally:
         await flow.close()
 

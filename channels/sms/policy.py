@@ -7,9 +7,10 @@ apply: STOP/START/HELP before any handler, and quiet hours for proactive texts.
 
 from __future__ import annotations
 
+from bot.model import Outbound, OutboundKind
 from bot.phones import SenderKind, normalize_phone, normalize_sender, sender_kind
-from channels.base import Capabilities, ChannelPolicy, Markup, Pacing
-from channels.sms import pdu
+from channels.base import Capabilities, ChannelPolicy, Keyword, Markup, Pacing
+from channels.sms import optout, pdu
 
 
 class SmsPolicy(ChannelPolicy):
@@ -37,6 +38,18 @@ class SmsPolicy(ChannelPolicy):
     def command_label(self, command: str) -> str:
         return command.upper()
 
+    def keyword(self, text: str) -> Keyword | None:
+        return texting_keyword(text)
+
+    def refuses(self, outbound: Outbound) -> str | None:
+        """An alphanumeric sender (AMAZON) cannot be texted; a short code may be answered, never marketed to."""
+        kind = sender_kind(outbound.address.id)
+        if not kind.can_reply:
+            return f"cannot text {kind.value.replace('_', ' ')} sender {outbound.address.id!r}"
+        if kind is SenderKind.SHORT_CODE and outbound.kind is OutboundKind.PROACTIVE and not outbound.compliance:
+            return "short codes get no marketing (proactive message refused)"
+        return None
+
     def machine_sender(self, ident: str) -> str | None:
         kind = sender_kind(ident)
         return None if kind is SenderKind.PHONE else kind.value
@@ -49,3 +62,15 @@ class SmsPolicy(ChannelPolicy):
 
     def allows_proactive(self, ident: str) -> bool:
         return sender_kind(ident) is SenderKind.PHONE
+
+
+def texting_keyword(text: str) -> Keyword | None:
+    """Opting back in and HELP need their own word; opting out follows `optout` (FCC 24-18)."""
+    if optout.is_opt_in(text):
+        return Keyword("opt_in", optout.normalise(text)[:32])
+    if optout.is_help(text):
+        return Keyword("help", optout.normalise(text)[:32])
+    found = optout.match(text)
+    if found is not None:
+        return Keyword("opt_out", f"{found.rule}:{found.sentence}"[:32])
+    return None
