@@ -30,7 +30,7 @@ HEAVY = ("aiogram", "openai", "slack_sdk", "slack_bolt")
 
 def _env(workdir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUDDLE_")}
-    env.update(HUDDLE_DATABASE_URL=str(workdir / "huddle.db"), HUDDLE_HTTP_PORT="0", PYTHONDONTWRITEBYTECODE="1")
+    env.update(HUDDLE_DATABASE_URL=str(workdir / "huddle.db"), HUDDLE_HTTP_PORT="0")
     return env
 
 

@@ -11,17 +11,21 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from bot.lazy import lazy_module
 from channels.base import health_of
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from bot.settings import CoreSettings
+else:
+    web = lazy_module("aiohttp.web")
 
 log = logging.getLogger(__name__)
 
-RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+RouteHandler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
 M = TypeVar("M", bound=BaseModel)
 
 RESERVED_QUERY = frozenset({"token"})
@@ -81,7 +85,6 @@ async def validated(request: web.Request, model: type[M], *, query: bool = True)
     return model.model_validate(given)
 
 
-@web.middleware
 async def api_errors(request: web.Request, handler: RouteHandler) -> web.StreamResponse:
     """Under /api/, every error is JSON with a reason, and a bug is a logged 500, never a traceback page."""
     if not request.path.startswith("/api/"):
@@ -112,8 +115,8 @@ def bearer_ok(request: web.Request, token: str | None) -> bool:
 class HttpServer:
     def __init__(self, settings: CoreSettings) -> None:
         self.settings = settings
-        self.web = web.Application(client_max_size=1024**2 * 2, middlewares=[api_errors])
-        self.web.router.add_get("/healthz", self._health)
+        self._app: web.Application | None = None
+        self._routes: list[tuple[str, str, RouteHandler]] = [("GET", "/healthz", self._health)]
         self.runner: web.AppRunner | None = None
         self.port: int | None = None
         self.health_checks: dict[str, Callable[[], Awaitable[bool]]] = {}
@@ -121,10 +124,22 @@ class HttpServer:
         self.channels: Mapping[str, object] = {}
         """The app's channels: each reports through `health_of` (the App points this at its own)."""
 
+    @property
+    def web(self) -> web.Application:
+        """The aiohttp application, built (and aiohttp imported) only when something needs it."""
+        if self._app is None:
+            self._app = web.Application(client_max_size=1024**2 * 2, middlewares=[web.middleware(api_errors)])
+            for method, path, handler in self._routes:
+                self._app.router.add_route(method, path, handler)
+        return self._app
+
     def route(self, method: str, path: str, handler: RouteHandler, *, admin: bool = False) -> None:
         if admin:
             handler = self.require_admin(handler)
-        self.web.router.add_route(method, path, handler)
+        if self._app is None:
+            self._routes.append((method, path, handler))
+        else:
+            self._app.router.add_route(method, path, handler)
 
     def require_admin(self, handler: RouteHandler) -> RouteHandler:
         token = self.settings.admin_token.get_secret_value() if self.settings.admin_token else None

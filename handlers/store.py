@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
-from aiohttp import web
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.app import App
+from bot.lazy import lazy_module
 from bot.model import Address
 from bot.plugins import Plugin
 from bot.scheduler import JobRun
@@ -21,6 +22,11 @@ from coaching.pos import MAX_BODY, SIGNATURE_HEADER, TIMESTAMP_HEADER, PayloadEr
 from handlers import store_import, store_seed
 from handlers.store_services import StoreServices, services
 from storage.customers import Store
+
+if TYPE_CHECKING:
+    from aiohttp import web
+else:
+    web = lazy_module("aiohttp.web")
 
 log = logging.getLogger(__name__)
 

@@ -25,12 +25,12 @@ import re
 import sys
 from datetime import date, datetime, time
 from pathlib import Path
-
-from aiohttp import web
+from typing import TYPE_CHECKING
 
 from bot.app import App
 from bot.context import Context
 from bot.i18n import N_, t
+from bot.lazy import lazy_module
 from bot.model import Address, OutboundKind, Person
 from bot.plugins import Plugin
 from bot.router import Greedy, Router
@@ -47,6 +47,11 @@ from coaching.roles import declare as declare_roles
 from coaching.sources.hubstaff import HubstaffClient, HubstaffSettings, parse_hubstaff_csv
 from coaching.sources.inflow_csv import CsvError
 from storage.chatters import REPORT, ChatterRepo, LeadShift, LeadShiftRepo
+
+if TYPE_CHECKING:
+    from aiohttp import web
+else:
+    web = lazy_module("aiohttp.web")
 
 log = logging.getLogger(__name__)
 
