@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import Field
 
+from bot.lazy import lazy_module
 from bot.model import Address, Button, DeliveryReport, Inbound, InboundFile, Outbound, OutboundStatus, Person
 from bot.plugins import Plugin
 from bot.settings import HuddleSettings
@@ -55,10 +55,14 @@ from channels.markup import Tag, Text, render, tokens
 from storage.outbox import OutboxRepo
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from bot.app import App
     from bot.clock import Clock
     from bot.roles import Roles
     from storage.people import PeopleRepo
+else:
+    web = lazy_module("aiohttp.web")  # imported when the chat is first served, never for other commands
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +71,8 @@ SOCKET_PATH = "/chat/ws"
 SESSION_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_BUTTON_DATA = 256
+GOING_AWAY = 1001
+"""RFC 6455 close code for a server going down."""
 MAX_SESSIONS = 10_000
 """Sessions kept in memory; the oldest idle ones are forgotten first (their people and messages stay stored)."""
 MAX_OUTSTANDING = 500
@@ -232,7 +238,7 @@ class WebChannel:
         sockets = [ws for s in self.sessions.values() for ws in s.sockets]
         for ws in sockets:
             with contextlib.suppress(Exception):
-                await ws.close(code=WSCloseCode.GOING_AWAY, message=b"Huddle is restarting")
+                await ws.close(code=GOING_AWAY, message=b"Huddle is restarting")
 
     def health(self) -> ChannelHealth:
         online = sum(1 for s in self.sessions.values() if s.sockets)
@@ -411,11 +417,11 @@ class WebChannel:
         conn: dict[str, Session | None] = {"session": None}
         try:
             async for msg in ws:
-                if msg.type is WSMsgType.TEXT:
+                if msg.type is web.WSMsgType.TEXT:
                     await self._on_text(ws, conn, msg.data)
-                elif msg.type is WSMsgType.BINARY:
+                elif msg.type is web.WSMsgType.BINARY:
                     await _error(ws, 'Send JSON text frames, e.g. {"type": "text", "id": "1", "text": "hi"}.')
-                elif msg.type is WSMsgType.ERROR:
+                elif msg.type is web.WSMsgType.ERROR:
                     log.info("web socket closed: %s", ws.exception())
                     break
         finally:
@@ -924,7 +930,12 @@ def setup(app: App) -> None:
     app.on_ready(announce)
     app.http.route("GET", PAGE_PATH, channel.page)
     app.http.route("GET", SOCKET_PATH, channel.socket)
-    app.http.web.on_shutdown.append(channel.close_sockets)
+
+    async def close_on_http_shutdown(app: App) -> None:
+        """Open sockets would hold the HTTP server's shutdown up: close them when it begins."""
+        app.http.web.on_shutdown.append(channel.close_sockets)
+
+    app.on_startup(close_on_http_shutdown)
 
 
 plugin = Plugin("web", setup, description="browser chat at /chat: the playground in demo mode")

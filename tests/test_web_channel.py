@@ -13,8 +13,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import secrets
 import shutil
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -372,6 +375,23 @@ async def test_the_channel_is_off_outside_the_demo_unless_asked_for() -> None:
             assert (await client.get("/chat")).status == 404
     finally:
         await flow.close()
+
+
+def test_setting_the_channel_up_imports_no_http_library(tmp_path: Path) -> None:
+    """`status` and `--help` set every plugin up: the chat must not pull aiohttp in before it is served."""
+    code = (
+        "import sys, main\n"
+        "from bot.cli import build_app\n"
+        "app = build_app(main.PLUGINS)\n"
+        "assert type(app.channels['web']).__name__ == 'WebChannel', app.channels\n"
+        "print(sorted(m for m in ('aiohttp', 'aiohttp.web') if m in sys.modules))\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root), "HUDDLE_DEMO": "true", "HUDDLE_DATABASE_URL": str(tmp_path / "x.db")}
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 def test_policy_session_ids() -> None:
