@@ -8,9 +8,12 @@ With no accounts configured, every provider channel that is missing gets a stand
     stale 5               sent as Ann, on her first channel
     /quit                 stop Huddle
 
-Messages are shown as they would arrive on the recipient's channel. A channel that can simulate
-inbound traffic itself (the SMS simulator) carries the text, so the demo exercises the same stack
-as production.
+Messages are shown as they would arrive on the recipient's channel, buttons as numbered choices
+(typing the number presses the button, as on SMS). A channel that can simulate inbound traffic
+itself (the SMS simulator) carries the text, so the demo exercises the same stack as production.
+
+The console reads stdin only when it is a terminal, and on the event loop itself: no thread sits
+in `readline()`, so Ctrl-C, `/quit` and SIGTERM end the process at once.
 """
 
 from __future__ import annotations
