@@ -87,7 +87,8 @@ async def run_phone(state_file: Path, phone: str, lines: list[str] | None = None
     try:
         state = json.loads(await asyncio.to_thread(state_file.read_text))
     except (OSError, ValueError):
-        print(f"No running SMS simulator found ({state_file}). Start the bot in demo mode first: python main.py", file=sys.stderr)
+        print(f"No running SMS simulator found ({state_file}). Start the bot in demo mode first: python main.py",
+              file=sys.stderr)
         return 2
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", int(state["port"]))
