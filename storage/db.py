@@ -309,10 +309,19 @@ class Database:
 
     async def upgrade(self) -> list[str]:
         """Apply every pending migration (all branches); return the heads now applied."""
+        from alembic.util import CommandError
+
         from storage.migrate import upgrade
 
         self._make_parent()
-        return await upgrade(self)
+        try:
+            return await upgrade(self)
+        except CommandError as exc:
+            if "Can't locate revision" not in str(exc):
+                raise
+            raise DatabaseUnavailable(
+                f"database {self.describe()}: it was set up by a newer Huddle ({_reason(exc)}); run that "
+                "version, or point HUDDLE_DATABASE_URL at this version's database") from None
 
     # -- is it there? ------------------------------------------------------------------------
 

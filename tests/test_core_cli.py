@@ -125,6 +125,17 @@ def test_someone_elses_sqlite_database_is_not_migrated_by_status(tmp_path: Path)
     assert tables == {"contacts"}
 
 
+def test_a_database_from_a_newer_huddle_is_one_line(tmp_path: Path, migrated: Path) -> None:
+    """Someone ran a newer version on this file (a revision this code does not know)."""
+    import sqlite3
+
+    with sqlite3.connect(migrated) as conn:
+        conn.execute("INSERT INTO alembic_version (version_num) VALUES ('future_0009')")
+    for args in (("status",), ("run",)):
+        line = one_line_exit_2(huddle(tmp_path, *args), "set up by a newer Huddle")
+        assert "future_0009" in line
+
+
 def test_an_unreachable_or_mistyped_postgres_url_is_one_line(tmp_path: Path) -> None:
     """A host that does not resolve (RFC 6761 reserves .invalid), a refused port, and — when a
     test server is configured — a database name with a typo."""
