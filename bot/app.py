@@ -36,6 +36,8 @@ from storage.people import PeopleRepo
 log = logging.getLogger(__name__)
 
 Hook = Callable[["App"], Awaitable[None]]
+ExternalLinker = Callable[[str, Person], Awaitable[str]]
+"""Maps an external id to a person; returns a line saying what it did."""
 S = TypeVar("S", bound=BaseSettings)
 
 
@@ -72,6 +74,8 @@ class App:
         self.http = HttpServer(self.settings)
         self.deps: dict[str, Any] = {"app": self, "db": self.db, "clock": self.clock, "people": self.people}
         self.cli_commands: dict[str, CliCommand] = {}
+        self.external_linkers: dict[str, ExternalLinker] = {}
+        """`people add/link --external SOURCE:ID` hands the id to the plugin that owns SOURCE."""
         self.plugins: list[str] = []
         self.settings_objects: list[BaseSettings] = []
         """Plugins' settings, registered with `use_settings` so their secrets are redacted from logs."""
@@ -107,6 +111,10 @@ class App:
         """Make `obj` injectable into handlers by parameter name (and reachable as app.deps)."""
         self.deps[name] = obj
         return obj
+
+    def on_external(self, source: str, linker: ExternalLinker) -> None:
+        """Claim external ids of `source` (e.g. "amocrm"): `linker(ref, person)` maps one to a person."""
+        self.external_linkers[source.lower()] = linker
 
     def add_channel(self, channel: Channel) -> None:
         self.channels[channel.name] = channel

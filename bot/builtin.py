@@ -9,18 +9,20 @@ from bot.app import App, roles_text
 from bot.context import Context
 from bot.directory import normalize_address, normalize_phone
 from bot.errors import UserError
+from bot.i18n import N_, t
 from bot.model import Address, OutboundKind, Person, Role
 from bot.router import ANYONE, Router
 
 router = Router("builtin")
 
 
-@router.command("help", roles=ANYONE, help="what you can ask me")
+@router.command("help", roles=ANYONE, help=N_("what you can ask me"))
 async def help_command(ctx: Context) -> str:
     lines = ctx.app.dispatcher.help_lines(ctx.person, ctx.channel)
     if not lines:
-        return ctx.app.dispatcher.stranger_text.get(ctx.channel, ctx.app.dispatcher.contact_text(ctx.person))
-    return "\n".join(["You can use:", *lines])
+        stranger = ctx.app.dispatcher.stranger_text.get(ctx.channel)
+        return t(None, stranger) if stranger else ctx.app.dispatcher.contact_text(ctx.person)
+    return "\n".join([t(ctx.person.locale if ctx.person else None, "You can use:"), *lines])
 
 
 # -- CLI ------------------------------------------------------------------------------------------
@@ -120,6 +122,12 @@ def _people_args(p: argparse.ArgumentParser) -> None:
     add.add_argument("--telegram", help="Telegram user id")
     add.add_argument("--timezone", default=None)
     add.add_argument("--locale", default="en")
+    add.add_argument("--external", action="append", default=[], metavar="SOURCE:ID",
+                     help="an id this person has in another system, e.g. amocrm:555 (a CRM user)")
+    link = sub.add_parser("link", help="give an existing person an id in another system")
+    link.add_argument("person", help="person id (#12 or 12) or exact name")
+    link.add_argument("--external", action="append", required=True, metavar="SOURCE:ID",
+                      help="e.g. amocrm:555 (the amoCRM user whose deals become this person's)")
 
 
 async def people(app: App, args: argparse.Namespace) -> int:
@@ -130,6 +138,12 @@ async def people(app: App, args: argparse.Namespace) -> int:
             print(f"{p.id:>5}  {p.name:<28} {roles_text(p.roles):<28} {addrs}")
         print(f"{len(found)} people")
         return 0
+    if args.action == "link":
+        person = await _find_person(app, args.person)
+        for line in await _link_external(app, person, _externals(app, args.external)):
+            print(line)
+        return 0
+    externals = _externals(app, args.external)
     addresses = []
     try:
         if args.sms:
@@ -153,7 +167,45 @@ async def people(app: App, args: argparse.Namespace) -> int:
     person = Person(None, args.name, frozenset(Role(r) for r in args.roles), addresses, tz, args.locale)
     added = await app.people.add(person, app.clock.now())
     print(f"added #{added.id} {added.name} ({roles_text(added.roles)})")
+    for line in await _link_external(app, added, externals):
+        print(line)
     return 0
+
+
+def _externals(app: App, given: list[str]) -> list[tuple[str, str]]:
+    """`amocrm:555` → ("amocrm", "555"), checked before anything is stored."""
+    from bot.cli import UserError
+
+    out = []
+    for raw in given:
+        source, sep, ref = raw.partition(":")
+        source, ref = source.strip().lower(), ref.strip()
+        if not sep or not source or not ref:
+            raise UserError(f"--external must look like SOURCE:ID (e.g. amocrm:555), got {raw!r}")
+        if source not in app.external_linkers:
+            known = ", ".join(sorted(app.external_linkers)) or "none"
+            raise UserError(f"--external: unknown source {source!r} (known: {known})")
+        out.append((source, ref))
+    return out
+
+
+async def _link_external(app: App, person: Person, externals: list[tuple[str, str]]) -> list[str]:
+    return [await app.external_linkers[source](ref, person) for source, ref in externals]
+
+
+async def _find_person(app: App, query: str) -> Person:
+    from bot.cli import UserError
+
+    raw = query.strip().lstrip("#")
+    if raw.isdigit():
+        found = await app.people.get(int(raw))
+        if found is None:
+            raise UserError(f"no person #{raw}")
+        return found
+    same = [p for p in await app.people.all() if p.name.casefold() == query.strip().casefold()]
+    if len(same) != 1:
+        raise UserError(f"{len(same)} people are called {query!r}" + (": use the id" if same else ""))
+    return same[0]
 
 
 def _db_args(p: argparse.ArgumentParser) -> None:
@@ -172,5 +224,5 @@ def setup(app: App) -> None:
     app.add_cli("run", "run the bot (the default)", _no_args, _run, needs_db=False)
     app.add_cli("status", "queue counts, last errors, configured channels", _no_args, status)
     app.add_cli("send", "queue a message through the outbox", _send_args, send)
-    app.add_cli("people", "list or add people", _people_args, people)
+    app.add_cli("people", "list, add or link people", _people_args, people)
     app.add_cli("db", "database maintenance (db upgrade)", _db_args, db)

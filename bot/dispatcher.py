@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.context import Context
 from bot.directory import normalize_address
+from bot.i18n import N_, t
 from bot.model import Address, Inbound, OutboundKind, Person, Role
 from bot.router import Handler, HandlerResult, Reply, UsageError, parse_args, split_command
 from storage.conversations import ConversationRepo
@@ -31,9 +32,9 @@ OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "Q
 OPT_IN_WORDS = frozenset({"START", "UNSTOP"})
 HELP_WORDS = frozenset({"HELP", "INFO"})
 
-FALLBACK = "Sorry, something went wrong on our side. Please try again in a few minutes."
-REFUSED = "Sorry, that command isn't available to you."
-STRANGER = "Hi! I don't know you yet, so I can't share anything here. Ask your Huddle admin to enroll you."
+FALLBACK = N_("Sorry, something went wrong on our side. Please try again in a few minutes.")
+REFUSED = N_("Sorry, that command isn't available to you.")
+STRANGER = N_("Hi! I don't know you yet, so I can't share anything here. Ask your Huddle admin to enroll you.")
 
 COMMAND_STYLE: dict[str, Callable[[str], str]] = {
     "sms": str.upper,
@@ -149,7 +150,7 @@ class Dispatcher:
                     error=f"{type(exc).__name__}: {exc}"[:2000],
                 )
                 fallback = ctx or Context(app, message, person)
-                await fallback.reply(FALLBACK)
+                await fallback.reply(t(_locale(person), FALLBACK))
             except Exception:
                 log.exception("could not record handler failure inbound_id=%s", message.id)
 
@@ -210,7 +211,7 @@ class Dispatcher:
                 if message.callback_data.startswith(h.prefix) and h.allows(person):
                     ctx.args = message.callback_data[len(h.prefix) :]
                     return await self._run(ctx, h, {})
-            await ctx.reply(REFUSED if person else self._stranger(ctx))
+            await ctx.reply(t(_locale(person), REFUSED) if person else self._stranger(ctx))
             return IGNORED
 
         if message.files:
@@ -228,13 +229,13 @@ class Dispatcher:
                     (h for h in matches if h.allows(person)), None
                 )
                 if allowed is None:
-                    await ctx.reply(REFUSED if person else self._stranger(ctx))
+                    await ctx.reply(t(_locale(person), REFUSED) if person else self._stranger(ctx))
                     return IGNORED
                 ctx.command, ctx.args = name, args
                 try:
                     kwargs = parse_args(allowed, args)
                 except UsageError as exc:
-                    await ctx.reply(self._usage(allowed, ctx.channel, exc.message))
+                    await ctx.reply(self._usage(allowed, ctx, exc))
                     ctx.handler_name = allowed.qualname
                     return HANDLED
                 return await self._run(ctx, allowed, kwargs)
@@ -248,8 +249,10 @@ class Dispatcher:
             await ctx.reply(self._stranger(ctx))
             return IGNORED
         lines = self.help_lines(person, ctx.channel)
-        intro = "I didn't understand that." if split is None else f"I don't know the command “{split[0]}”."
-        await ctx.reply("\n".join([intro, "You can use:", *lines]) if lines else intro)
+        loc = _locale(person)
+        intro = (t(loc, "I didn't understand that.") if split is None
+                 else t(loc, "I don't know the command “{name}”.", name=split[0]))
+        await ctx.reply("\n".join([intro, t(loc, "You can use:"), *lines]) if lines else intro)
         return IGNORED
 
     def _map_numbered_reply(self, ctx: Context) -> None:
@@ -266,7 +269,7 @@ class Dispatcher:
         return f"{s.store_name}: {s.store_contact}"
 
     def _stranger(self, ctx: Context) -> str:
-        return self.stranger_text.get(ctx.channel, STRANGER)
+        return t(None, self.stranger_text.get(ctx.channel, STRANGER))
 
     def command_label(self, name: str, channel: str) -> str:
         return COMMAND_STYLE.get(channel, lambda n: n)(name)
@@ -279,12 +282,15 @@ class Dispatcher:
                 continue
             seen.add(h.names[0])
             usage = h.usage.replace(h.names[0], self.command_label(h.names[0], channel), 1)
-            lines.append(f"{usage} — {h.help}" if h.help else usage)
+            lines.append(f"{usage} — {t(_locale(person), h.help)}" if h.help else usage)
         return lines
 
-    def _usage(self, handler: Handler, channel: str, detail: str | None) -> str:
-        usage = handler.usage.replace(handler.names[0], self.command_label(handler.names[0], channel), 1)
-        return f"{detail + ' ' if detail else ''}Usage: {usage}"
+    def _usage(self, handler: Handler, ctx: Context, exc: UsageError) -> str:
+        """"“x” is not a valid DAYS. Usage: /stale [DAYS]" in the sender's language."""
+        loc = _locale(ctx.person)
+        usage = handler.usage.replace(handler.names[0], self.command_label(handler.names[0], ctx.channel), 1)
+        detail = t(loc, exc.message, **exc.values) if exc.message else ""
+        return t(loc, "{detail}Usage: {usage}", detail=detail + " " if detail else "", usage=usage)
 
     async def _run(self, ctx: Context, handler: Handler, kwargs: dict[str, Any]) -> str:
         ctx.handler_name = handler.qualname
@@ -304,13 +310,20 @@ class Dispatcher:
         try:
             result = await call()
         except UsageError as exc:
-            await ctx.reply(self._usage(handler, ctx.channel, exc.message) if handler.names else (exc.message or ""))
+            if handler.names:
+                await ctx.reply(self._usage(handler, ctx, exc))
+            elif exc.message:
+                await ctx.reply(t(_locale(ctx.person), exc.message, **exc.values))
             return HANDLED
         if isinstance(result, Reply):
             await ctx.reply(result.text, result.buttons)
         elif isinstance(result, str) and result:
             await ctx.reply(result)
         return HANDLED
+
+
+def _locale(person: Person | None) -> str | None:
+    return person.locale if person else None
 
 
 def _pid(person: Person | None) -> int | None:

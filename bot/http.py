@@ -10,9 +10,10 @@ import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
+from pydantic import BaseModel, ValidationError
 
 if TYPE_CHECKING:
     from bot.settings import CoreSettings
@@ -20,6 +21,81 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+M = TypeVar("M", bound=BaseModel)
+
+RESERVED_QUERY = frozenset({"token"})
+"""Query keys the server itself reads (the admin token), never a request's input."""
+
+
+class RequestError(Exception):
+    """A request the client can fix: answered `status` with `{"error": reason, "reasons": [...]}`."""
+
+    def __init__(self, reason: str, status: int = 400, reasons: list[str] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.reasons = reasons or []
+
+
+def error_response(reason: str, status: int = 400, reasons: list[str] | None = None) -> web.Response:
+    body: dict[str, Any] = {"error": reason}
+    if reasons:
+        body["reasons"] = reasons
+    return web.json_response(body, status=status)
+
+
+def _reasons(exc: ValidationError, where: str) -> list[str]:
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"]) or where
+        out.append(f"{where} {loc}: {err['msg']}" if loc != where else f"{where}: {err['msg']}")
+    return out
+
+
+async def validated(request: web.Request, model: type[M], *, query: bool = True) -> M:
+    """The request's input as `model`: a JSON body (strict types) and/or query parameters.
+
+    No body (or an empty one) means the model's documented defaults. A body that is not JSON,
+    has a wrong type or an unknown field, or a bad or unknown query parameter, raises
+    RequestError(400) with every reason, so the caller starts nothing.
+    """
+    raw = await request.read()
+    reasons: list[str] = []
+    given: dict[str, Any] = {}
+    if query:
+        params = {k: v for k, v in request.query.items() if k not in RESERVED_QUERY}
+        if len(params) != len([k for k in request.query if k not in RESERVED_QUERY]):
+            reasons.append("query: a parameter is given more than once")
+        try:
+            given.update(model.model_validate(params).model_dump(exclude_unset=True))
+        except ValidationError as exc:
+            reasons += _reasons(exc, "query")
+    if raw.strip():
+        try:
+            given.update(model.model_validate_json(raw, strict=True).model_dump(exclude_unset=True))
+        except ValidationError as exc:
+            reasons += _reasons(exc, "body")
+    if reasons:
+        raise RequestError("invalid request: " + "; ".join(reasons)[:500], 400, reasons[:20])
+    return model.model_validate(given)
+
+
+@web.middleware
+async def api_errors(request: web.Request, handler: RouteHandler) -> web.StreamResponse:
+    """Under /api/, every error is JSON with a reason, and a bug is a logged 500, never a traceback page."""
+    if not request.path.startswith("/api/"):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except RequestError as exc:
+        return error_response(exc.reason, exc.status, exc.reasons)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(exc.reason or "error", exc.status)
+    except Exception:
+        log.exception("API handler failed path=%s", request.path)
+        return error_response("internal error (logged)", 500)
 
 
 def bearer_ok(request: web.Request, token: str | None) -> bool:
@@ -35,7 +111,7 @@ def bearer_ok(request: web.Request, token: str | None) -> bool:
 class HttpServer:
     def __init__(self, settings: CoreSettings) -> None:
         self.settings = settings
-        self.web = web.Application(client_max_size=1024**2 * 2)
+        self.web = web.Application(client_max_size=1024**2 * 2, middlewares=[api_errors])
         self.web.router.add_get("/healthz", self._health)
         self.runner: web.AppRunner | None = None
         self.port: int | None = None

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.clock import Clock
 from bot.model import Address, DeliveryReport, Outbound, OutboundKind, OutboundStatus
 from channels.base import Channel, Pacing, PermanentSendError, RetryableSendError, degrade_buttons
+from channels.markup import render
 from storage.db import Database
 from storage.outbox import OutboxRepo
 from storage.people import PeopleRepo, consent_in
@@ -342,9 +343,11 @@ class Outbox:
             if until is not None:
                 await self.repo.defer(msg, until, "held for quiet hours", now)
                 return None
-        to_send = msg
-        if msg.buttons and not channel.capabilities.buttons:
-            to_send = Outbound(**{**_fields(msg), "body": degrade_buttons(msg.body, msg.buttons), "buttons": []})
+        body, buttons = msg.body, msg.buttons
+        if buttons and not channel.capabilities.buttons:
+            body, buttons = degrade_buttons(body, buttons), []
+        # The one place neutral markup becomes the channel's own (channels/markup.py).
+        to_send = Outbound(**{**_fields(msg), "body": render(body, channel.capabilities.markup), "buttons": buttons})
         try:
             result = await channel.send(to_send)
         except RetryableSendError as exc:

@@ -56,9 +56,11 @@ class Reply:
 class UsageError(Exception):
     """Raised by a handler (or the argument parser) to send the usage line back."""
 
-    def __init__(self, message: str | None = None) -> None:
+    def __init__(self, message: str | None = None, **values: object) -> None:
         super().__init__(message or "")
         self.message = message
+        """English text with `{placeholders}`, translated for the reader (bot/i18n.py)."""
+        self.values = values
 
 
 @dataclass(slots=True)
@@ -338,7 +340,7 @@ def parse_args(handler: Handler, args: str) -> dict[str, Any]:
             values[p.name] = _convert(tokens[i], p.kind)
         except (ValueError, TypeError):
             shown = tokens[i] if len(tokens[i]) <= 24 else tokens[i][:20] + "…"
-            raise UsageError(f"“{shown}” is not a valid {p.name.upper()}.") from None
+            raise UsageError("“{shown}” is not a valid {name}.", shown=shown, name=p.name.upper()) from None
     if len(tokens) > len(handler.params):
         raise UsageError("Too many arguments.")
     return values

@@ -8,6 +8,7 @@ provider call and says, through the exception it raises, whether trying again co
 
 from __future__ import annotations
 
+import html
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -30,6 +31,7 @@ class Capabilities:
     max_length: int | None = None
     """Longest body one send can carry; the channel splits or refuses beyond it."""
     markup: Markup = Markup.PLAIN
+    """What `send` receives: the outbox renders each neutral-markup body to this once (channels/markup.py)."""
     buttons: bool = False
     files: bool = False
 
@@ -117,6 +119,6 @@ def degrade_buttons(body: str, buttons: list[Button]) -> str:
     if not buttons:
         return body
     lines = [body.rstrip(), ""] if body.strip() else []
-    lines += [f"{i}. {b.text}" for i, b in enumerate(buttons, 1)]
+    lines += [f"{i}. {html.escape(b.text, quote=False)}" for i, b in enumerate(buttons, 1)]  # neutral markup
     lines.append("Reply with a number.")
     return "\n".join(lines)

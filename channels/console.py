@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import itertools
 import logging
 import os
-import re
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -35,6 +33,7 @@ from rapidfuzz import fuzz, process, utils
 
 from bot.model import Address, Inbound, Outbound, Person
 from channels.base import Capabilities, Markup, Pacing, SendResult, degrade_buttons
+from channels.markup import to_plain
 
 PROVIDER_CHANNELS: dict[str, Capabilities] = {
     "sms": Capabilities(max_length=1530, markup=Markup.PLAIN),
@@ -70,14 +69,9 @@ class StandInChannel:
         return None
 
 
-_TAG = re.compile(r"<[^>]+>")
-
-
 def plain(body: str, markup: Markup) -> str:
-    """What the recipient would read: Telegram HTML shown without its tags."""
-    if markup is Markup.TELEGRAM_HTML:
-        return html.unescape(_TAG.sub("", body))
-    return body
+    """What the recipient would read, without formatting (the body is neutral markup)."""
+    return to_plain(body)
 
 
 def render(outbound: Outbound, name: str | None) -> str:
@@ -87,7 +81,7 @@ def render(outbound: Outbound, name: str | None) -> str:
     head = f"── to {who}[{outbound.address.channel} {outbound.address.id}]"
     if outbound.resent:
         head += " (possibly repeated after a restart)"
-    return f"{head}\n{degrade_buttons(plain(outbound.body, markup), outbound.buttons)}\n"
+    return f"{head}\n{plain(degrade_buttons(outbound.body, outbound.buttons), markup)}\n"
 
 
 class ConsoleUI:

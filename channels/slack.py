@@ -49,7 +49,7 @@ from channels.base import (
     SendResult,
 )
 from channels.slack_files import FileFetcher
-from channels.slack_text import MAX_TEXT, blocks_for, escape_mrkdwn, inbound_text, split_text
+from channels.slack_text import MAX_TEXT, blocks_for, inbound_text, split_text
 from channels.slack_watchdog import SocketWatchdog
 
 if TYPE_CHECKING:
@@ -393,7 +393,7 @@ class SlackChannel:
         if self.client is None:
             raise RetryableSendError("slack channel not started")
         channel, thread_ts = await self._target(outbound)
-        pieces = split_text(escape_mrkdwn(outbound.body), MAX_TEXT)
+        pieces = split_text(outbound.body, MAX_TEXT)  # already mrkdwn: the outbox rendered it
         ids: list[str] = []
         for i, piece in enumerate(pieces):
             kwargs: dict[str, Any] = {"channel": channel, "text": piece, "mrkdwn": True}

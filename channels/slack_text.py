@@ -1,6 +1,7 @@
 """Slack's text rules, both ways: what people typed back to plain words, and bodies out to mrkdwn/blocks.
 
-Slack escapes `&`, `<` and `>` in everything it sends, wraps links and mentions in `<...>`, and
+Bodies arrive already rendered to mrkdwn by the outbox (channels/markup.py). Slack escapes `&`,
+`<` and `>` in everything it sends, wraps links and mentions in `<...>`, and
 limits a message to 40,000 characters, a section block to 3,000 and a button label to 75. These
 pure functions keep the adapter itself about protocol only.
 """
@@ -11,6 +12,7 @@ import re
 from typing import Any
 
 from bot.model import Button
+from channels.markup import slack_escape
 
 MAX_TEXT = 40_000
 """chat.postMessage truncates `text` beyond this; longer bodies go out as several messages."""
@@ -22,7 +24,6 @@ MAX_BUTTON_VALUE = 2_000
 
 _ENTITY = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
 _QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'"})
-_KEEP = re.compile(r"<(?:[@#!]|https?://|mailto:)[^<>]*>")
 
 
 def inbound_text(text: str, bot_user_id: str | None = None) -> str:
@@ -46,15 +47,7 @@ def inbound_text(text: str, bot_user_id: str | None = None) -> str:
 
 def escape_mrkdwn(body: str) -> str:
     """Escape `&`, `<`, `>` as Slack asks, but keep links and mentions a handler wrote on purpose."""
-    kept: list[str] = []
-
-    def hold(match: re.Match[str]) -> str:
-        kept.append(match.group(0))
-        return f"\x00{len(kept) - 1}\x00"
-
-    held = _KEEP.sub(hold, body)
-    held = held.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return re.sub(r"\x00(\d+)\x00", lambda m: kept[int(m.group(1))], held)
+    return slack_escape(body)
 
 
 def split_text(text: str, limit: int) -> list[str]:

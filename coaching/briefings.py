@@ -9,29 +9,41 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import time, timedelta
 
-from coaching.cards import Card, Status, fmt_duration, fmt_kpi
+from bot.i18n import N_, t, tn
+from coaching.cards import Card, Status, fmt_duration, fmt_kpi, streak_text, tier_text
 from coaching.chatter_metrics import KPI_LABELS, Kpi
 
 PICKS = 3
+LATE_AFTER = timedelta(minutes=5)
+"""A briefing that goes out later than this after its time says so (the bot was down, then caught up)."""
+SENT_LATE = N_("_(sent late: Huddle was offline at {due:%H:%M}, when this briefing was due)_")
+HEADER = N_("Hi {first} — your briefing for the {shift}{numbers}.")
+NUMBERS_FROM = N_(" (numbers from {day:%a %d %b})")
+NO_ONE = N_("No one to coach from the latest numbers{off}.")
+OFF_COUNT = N_(" ({n} on a day off)")
+ALL_TEAMS = N_("all teams")
+LOG_HINT = N_("After a session, log it: `log NAME: what you talked about`.")
 WEAK_PART = 60.0
 """A KPI sub-score below this is worth naming as a weakness."""
 COACHING_CAP_DAYS = 30
 
 TALKING_POINTS: dict[Kpi, str] = {
-    Kpi.SALES_PER_HR: "Sales/hr is the weakest part: review yesterday's best-selling PPVs together and plan two "
-                      "upsell openers for the shift.",
-    Kpi.CVR: "Few chats turn into buyers: read two chats that didn't convert and find the moment an offer fit.",
-    Kpi.UNLOCK_RATE: "PPVs aren't getting unlocked: look at the teasers and the first price, and try a cheaper "
-                     "entry PPV.",
-    Kpi.GOLDEN_RATIO: "Golden ratio is low: too much free chatting per sale — practise steering toward a PPV sooner.",
-    Kpi.MSGS_PER_HR: "Message pace is slow: look for idle gaps and use saved openers to keep several chats moving.",
-    Kpi.REPLY_TIME: "Replies are slow: aim to answer within the team's usual time; keep fewer chats open at once.",
+    Kpi.SALES_PER_HR: N_("Sales/hr is the weakest part: review yesterday's best-selling PPVs together and plan two "
+                      "upsell openers for the shift."),
+    Kpi.CVR: N_("Few chats turn into buyers: read two chats that didn't convert and find the moment an offer fit."),
+    Kpi.UNLOCK_RATE: N_("PPVs aren't getting unlocked: look at the teasers and the first price, and try a cheaper "
+                     "entry PPV."),
+    Kpi.GOLDEN_RATIO: N_("Golden ratio is low: too much free chatting per sale — "
+                         "practise steering toward a PPV sooner."),
+    Kpi.MSGS_PER_HR: N_("Message pace is slow: look for idle gaps and use saved openers to keep several chats moving."),
+    Kpi.REPLY_TIME: N_("Replies are slow: aim to answer within the team's usual time; keep fewer chats open at once."),
 }
 BOTTLENECK_POINTS = {
-    "PPVs sent per fan": "Funnel: fans are chatted but few PPVs go out — offer earlier in the chat.",
-    "Unlock rate": "Funnel: PPVs go out but don't get unlocked — work on teasers and pricing.",
-    "Sales per unlock": "Funnel: unlocks are cheap — try bundles or a higher second PPV.",
+    "PPVs sent per fan": N_("Funnel: fans are chatted but few PPVs go out — offer earlier in the chat."),
+    "Unlock rate": N_("Funnel: PPVs go out but don't get unlocked — work on teasers and pricing."),
+    "Sales per unlock": N_("Funnel: unlocks are cheap — try bundles or a higher second PPV."),
 }
 
 
@@ -49,32 +61,35 @@ def pick(cards: Iterable[Card], n: int = PICKS) -> list[Card]:
     return sorted(eligible, key=lambda c: (-need(c), c.chatter.name))[:n]
 
 
-def talking_points(card: Card, limit: int = 2) -> list[str]:
+def talking_points(card: Card, limit: int = 2, locale: str | None = None) -> list[str]:
     parts = card.score.parts if card.score else {}
-    points = [TALKING_POINTS[k] for k in card.weakest()[:limit] if parts[k] < WEAK_PART]
+    points = [t(locale, TALKING_POINTS[k]) for k in card.weakest()[:limit] if parts[k] < WEAK_PART]
     if card.funnel and card.funnel.bottleneck:
-        points.append(BOTTLENECK_POINTS[card.funnel.bottleneck])
+        points.append(t(locale, BOTTLENECK_POINTS[card.funnel.bottleneck]))
     if card.streak and card.streak.improving:
-        points.append(f"Recognise the {card.streak.label.replace('d ', '-day ')} streak.")
+        points.append(t(locale, "Recognise the {days}-day improving streak.", days=card.streak.days))
     return points
 
 
-def why(card: Card) -> str:
+def why(card: Card, locale: str | None = None) -> str:
     parts = []
     if card.score:
-        parts.append(f"score {card.score.rounded} ({card.score.tier.value})")
+        parts.append(t(locale, "score {score} ({tier})", score=card.score.rounded,
+                       tier=tier_text(card.score.tier, locale)))
     weakest = [k for k in card.weakest()[:1] if card.score and card.score.parts[k] < WEAK_PART]
     if weakest and card.metrics:
         k = weakest[0]
         value, ref = card.metrics.kpi(k), card.refs.get(k)
-        team = f" vs team {fmt_duration(ref) if k is Kpi.REPLY_TIME else fmt_kpi(k, ref)}" if ref else ""
-        parts.append(f"weakest: {KPI_LABELS[k]} {fmt_kpi(k, value)}{team}")
+        team = (t(locale, " vs team {value}", value=fmt_duration(ref) if k is Kpi.REPLY_TIME else fmt_kpi(k, ref))
+                if ref else "")
+        parts.append(t(locale, "weakest: {kpi} {value}{team}", kpi=t(locale, KPI_LABELS[k]),
+                       value=fmt_kpi(k, value), team=team))
     if card.streak:
-        parts.append(card.streak.label)
+        parts.append(streak_text(card.streak, locale))
     if card.days_since_coaching is None:
-        parts.append("never coached")
+        parts.append(t(locale, "never coached"))
     else:
-        parts.append(f"last coached {card.days_since_coaching}d ago")
+        parts.append(t(locale, "last coached {n}d ago", n=card.days_since_coaching))
     flags = [f for f in card.red_flags if not f.startswith(("score", "never coached", "not coached"))
              and "declining" not in f]
     parts += flags
@@ -88,19 +103,25 @@ class Briefing:
     picks: tuple[str, ...]
 
 
-def briefing(lead_name: str, team_names: list[str], cards: list[Card], shift: str) -> Briefing:
-    """The DM a team lead gets before their shift."""
+def briefing(lead_name: str, team_names: list[str], cards: list[Card], shift: time | str,
+             late_since: time | None = None, locale: str | None = None) -> Briefing:
+    """The DM a team lead gets before their shift, in their language; `late_since` when sent late."""
     chosen = pick(cards)
     first = lead_name.split()[0] if lead_name.strip() else lead_name
     day = cards[0].day if cards else None
-    header = f"Hi {first} — your briefing for the {shift}" + (f" (numbers from {day:%a %d %b})" if day else "") + "."
+    shift_text = t(locale, "{start:%H:%M} shift", start=shift) if isinstance(shift, time) else shift
+    lines = [t(locale, HEADER, first=first, shift=shift_text,
+               numbers=t(locale, NUMBERS_FROM, day=day) if day else "")]
+    if late_since is not None:
+        lines.append(t(locale, SENT_LATE, due=late_since))
     if not chosen:
         off = sum(1 for c in cards if c.status is Status.DAY_OFF)
-        return Briefing(lead_name, f"{header}\nNo one to coach from the latest numbers"
-                        + (f" ({off} on a day off)." if off else "."), ())
-    lines = [header, f"Coach these {len(chosen)} today ({', '.join(team_names)}):"]
+        lines.append(t(locale, NO_ONE, off=t(locale, OFF_COUNT, n=off) if off else ""))
+        return Briefing(lead_name, "\n".join(lines), ())
+    lines.append(tn(locale, "Coach this one today ({teams}):", "Coach these {n} today ({teams}):", len(chosen),
+                    teams=", ".join(team_names) or t(locale, ALL_TEAMS)))
     for i, card in enumerate(chosen, 1):
-        lines.append(f"{i}. *{card.chatter.name}* — {why(card)}")
-        lines += [f"   • {p}" for p in talking_points(card)]
-    lines.append("After a session, log it: `log NAME: what you talked about`.")
+        lines.append(f"{i}. *{card.chatter.name}* — {why(card, locale)}")
+        lines += [f"   • {p}" for p in talking_points(card, locale=locale)]
+    lines.append(t(locale, LOG_HINT))
     return Briefing(lead_name, "\n".join(lines), tuple(c.chatter.name for c in chosen))

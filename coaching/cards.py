@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
+from bot.i18n import N_, t, tn
 from coaching.chatter_metrics import KPI_LABELS, LOWER_IS_BETTER, Chatter, DayMetrics, Kpi
 from coaching.scoring import References, Score, ScoringConfig, Tier, references, score_day, window
 from coaching.trends import (
@@ -42,7 +43,18 @@ class Status(StrEnum):
     NO_DATA = "no_data"
 
 
-STATUS_TEXT = {Status.DAY_OFF: "Day off", Status.NO_DATA: "No data available"}
+STATUS_TEXT = {Status.DAY_OFF: N_("Day off"), Status.NO_DATA: N_("No data available")}
+TIER_TEXT = {Tier.TOP: N_("Top"), Tier.GOOD: N_("Good"), Tier.FAIR: N_("Fair"), Tier.LOW: N_("Low"),
+             Tier.CRITICAL: N_("Critical")}
+TRAFFIC_TEXT = {Traffic.HIGH: N_("HIGH"), Traffic.NORMAL: N_("NORMAL"), Traffic.LOW: N_("LOW")}
+
+
+def tier_text(tier: Tier, locale: str | None = None) -> str:
+    return t(locale, TIER_TEXT.get(tier, tier.value))
+
+
+def streak_text(s: Streak, locale: str | None = None) -> str:
+    return (t(locale, "{n}d improving", n=s.days) if s.improving else t(locale, "{n}d declining", n=s.days))
 
 
 @dataclass(slots=True)
@@ -233,33 +245,37 @@ def arrow_text(kpi: Kpi, arrow: Arrow | None) -> str:
     return (" ↑" if arrow is Arrow.UP else " ↓") + ("" if good else "!")
 
 
-def card_text(card: Card) -> str:
-    """The card in Slack mrkdwn: what `chatter NAME` answers."""
+def card_text(card: Card, locale: str | None = None) -> str:
+    """The card in Slack mrkdwn, in the reader's language: what `chatter NAME` answers."""
     c = card.chatter
     head = f"*{c.name}*" + (f" · {c.team}" if c.team else "") + f" · {card.day:%a %d %b}"
     if card.status is not Status.SCORED:
-        return f"{head}\n{STATUS_TEXT[card.status]}."
+        return f"{head}\n{t(locale, STATUS_TEXT[card.status])}."
     assert card.metrics is not None
     lines = [head]
     if card.score:
-        lines.append(f"Score *{card.score.rounded}* ({card.score.tier.value})"
-                     + (f" · {card.streak.label}" if card.streak else ""))
-    kpis = [f"{KPI_LABELS[k]} {fmt_kpi(k, card.metrics.kpi(k))}{arrow_text(k, card.arrows.get(k))}"
+        lines.append(t(locale, "Score *{score}* ({tier})", score=card.score.rounded,
+                       tier=tier_text(card.score.tier, locale))
+                     + (f" · {streak_text(card.streak, locale)}" if card.streak else ""))
+    kpis = [f"{t(locale, KPI_LABELS[k])} {fmt_kpi(k, card.metrics.kpi(k))}{arrow_text(k, card.arrows.get(k))}"
             for k in Kpi if card.metrics.kpi(k) is not None]
     if kpis:
         lines.append(" · ".join(kpis))
     if card.traffic:
-        lines.append(f"Traffic {card.traffic.value} ({card.metrics.fans_per_hr:.1f} fans/hr)")
+        lines.append(t(locale, "Traffic {level} ({fans:.1f} fans/hr)",
+                       level=t(locale, TRAFFIC_TEXT.get(card.traffic, card.traffic.value)),
+                       fans=card.metrics.fans_per_hr))
     if card.funnel and card.funnel.fans:
         f = card.funnel
-        lines.append(f"Funnel: {f.fans} fans → {f.ppvs_sent or 0} PPVs sent → {f.ppvs_unlocked or 0} unlocked → "
-                     f"${f.sales or 0:,.2f}" + (f" · bottleneck: {f.bottleneck}" if f.bottleneck else ""))
+        lines.append(t(locale, "Funnel: {fans} fans → {sent} PPVs sent → {unlocked} unlocked → ${sales:,.2f}",
+                       fans=f.fans, sent=f.ppvs_sent or 0, unlocked=f.ppvs_unlocked or 0, sales=f.sales or 0)
+                     + (t(locale, " · bottleneck: {what}", what=t(locale, f.bottleneck)) if f.bottleneck else ""))
     if card.days_since_coaching is None:
-        lines.append("Not coached yet.")
+        lines.append(t(locale, "Not coached yet."))
     elif card.days_since_coaching == 0:
-        lines.append("Coached today.")
+        lines.append(t(locale, "Coached today."))
     else:
-        lines.append(f"Last coached {card.days_since_coaching} day{'s' if card.days_since_coaching != 1 else ''} ago.")
+        lines.append(tn(locale, "Last coached {n} day ago.", "Last coached {n} days ago.", card.days_since_coaching))
     if card.red_flags:
-        lines.append("Watch: " + "; ".join(card.red_flags))
+        lines.append(t(locale, "Watch: {flags}", flags="; ".join(card.red_flags)))
     return "\n".join(lines)

@@ -29,6 +29,8 @@ Ingest runs on `[schedules.chatter_ingest]` (a `ScheduleSpec`; default 07:30 UTC
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -71,7 +73,8 @@ class ShiftException(StrictModel):
 class LeadConfig(StrictModel):
     slack: str
     name: str | None = None
-    teams: list[str] = Field(min_length=1)
+    teams: list[str] = Field(default_factory=list)
+    """The teams the briefing covers; empty (or left out) for every team."""
     timezone: str = "UTC"
     shift_start: time
     days: list[str] = Field(default_factory=lambda: list(WEEK))
@@ -96,6 +99,102 @@ def _cron_before(start: time, days: list[str]) -> str:
     shift = (at.date() - datetime(2000, 1, 3).date()).days
     moved = [WEEK[(WEEK.index(d) + shift) % 7] for d in days] if days else list(WEEK)
     return f"{at.minute} {at.hour} * * {','.join(moved)}"
+
+
+# -- a shift typed by a team lead: `shift 09:00 mon-fri North Europe/Madrid` -------------------
+
+BAD_TIME = "“{word}” isn't a time; write it like 09:00 or 9am"
+NO_TIME = "say when your shift starts, like 09:00"
+BAD_ZONE = "“{word}” isn't a timezone I know; use a name like Europe/Madrid"
+DAY_WORDS = {"daily": WEEK, "everyday": WEEK, "weekdays": WEEK[:5], "weekends": WEEK[5:], "weekend": WEEK[5:]}
+_TIME_RE = re.compile(r"^(\d{1,2})(?::(\d{2}))?\s*(am|pm)?$", re.I)
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftRequest:
+    start: time
+    days: list[str]
+    timezone: str | None
+    teams: list[str]
+    """The words left over, split at commas: the teams asked for (matched by the caller)."""
+
+
+def _clock(word: str) -> time | None:
+    m = _TIME_RE.match(word.strip())
+    if not m or (m.group(2) is None and m.group(3) is None and ":" not in word and len(word) > 2):
+        return None
+    hour, minute, half = int(m.group(1)), int(m.group(2) or 0), (m.group(3) or "").lower()
+    if half:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if half == "pm" else 0)
+    if hour > 23 or minute > 59:
+        return None
+    return time(hour, minute)
+
+
+def _day_words(word: str) -> list[str] | None:
+    w = word.lower().strip(",")
+    if w in DAY_WORDS:
+        return list(DAY_WORDS[w])
+    out: list[str] = []
+    for part in filter(None, w.split(",")):
+        if "-" in part:
+            a, _, b = part.partition("-")
+            a, b = a[:3], b[:3]
+            if a not in WEEK or b not in WEEK:
+                return None
+            i, j = WEEK.index(a), WEEK.index(b)
+            out += [WEEK[(i + k) % 7] for k in range((j - i) % 7 + 1)]
+        elif part[:3] in WEEK and WEEK[WEEK.index(part[:3])].startswith(part[:3]) and (
+                len(part) == 3 or part in {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
+                                           "sunday", "tues", "thur", "thurs"}):
+            out.append(part[:3])
+        else:
+            return None
+    return out or None
+
+
+def parse_shift(text: str) -> ShiftRequest:
+    """`"09:00 mon-fri North Europe/Madrid"` → a ShiftRequest; ValueError (plain words) otherwise.
+
+    Words in any order: one time (`09:00`, `9am`), days (`mon-fri`, `mon,wed,fri`, `weekdays`,
+    `daily`; every day when left out), an IANA timezone, and the rest is team names.
+    """
+    start: time | None = None
+    days: list[str] = []
+    zone: str | None = None
+    rest: list[str] = []
+    words = text.replace("–", "-").split()
+    i = 0
+    while i < len(words):
+        word = words[i]
+        joined = f"{word} {words[i + 1]}" if i + 1 < len(words) else ""
+        if joined and joined.lower() in {"every day", "each day"}:
+            days += WEEK
+            i += 2
+            continue
+        if start is None and joined.lower().endswith((" am", " pm")) and (t := _clock(joined)) is not None:
+            start = t  # "9 am"
+            i += 1
+        elif start is None and (t := _clock(word)) is not None:
+            start = t
+        elif (d := _day_words(word)) is not None:
+            days += d
+        elif "/" in word or word.upper() == "UTC":
+            try:
+                zone = _zone(word if "/" in word else "UTC")
+            except ValueError:
+                raise ValueError(BAD_ZONE.format(word=word)) from None
+        elif re.fullmatch(r"\d{1,2}[:.]\d{2}|\d{1,2}\s*(am|pm)", word, re.I):
+            raise ValueError(BAD_TIME.format(word=word))
+        else:
+            rest.append(word)
+        i += 1
+    if start is None:
+        raise ValueError(NO_TIME)
+    teams = [t.strip() for t in " ".join(rest).split(",") if t.strip()]
+    return ShiftRequest(start, list(dict.fromkeys(days)) or list(WEEK), zone, teams)
 
 
 class TeamConfig(StrictModel):

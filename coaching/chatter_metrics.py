@@ -11,6 +11,7 @@ from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 
+from bot.i18n import N_
 from storage.chatters import DAY_OFF_HOURS, Chatter, DayMetrics
 
 __all__ = ["DAY_OFF_HOURS", "Chatter", "CsvRow", "DayMetrics", "Kpi"]
@@ -26,12 +27,12 @@ class Kpi(StrEnum):
 
 
 KPI_LABELS: dict[Kpi, str] = {
-    Kpi.SALES_PER_HR: "Sales/hr",
-    Kpi.CVR: "CVR",
-    Kpi.UNLOCK_RATE: "Unlock rate",
-    Kpi.GOLDEN_RATIO: "Golden ratio",
-    Kpi.MSGS_PER_HR: "Msg/hr",
-    Kpi.REPLY_TIME: "Reply time",
+    Kpi.SALES_PER_HR: N_("Sales/hr"),
+    Kpi.CVR: N_("CVR"),
+    Kpi.UNLOCK_RATE: N_("Unlock rate"),
+    Kpi.GOLDEN_RATIO: N_("Golden ratio"),
+    Kpi.MSGS_PER_HR: N_("Msg/hr"),
+    Kpi.REPLY_TIME: N_("Reply time"),
 }
 
 LOWER_IS_BETTER = frozenset({Kpi.REPLY_TIME})

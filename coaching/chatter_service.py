@@ -19,21 +19,97 @@ from zoneinfo import ZoneInfo
 
 from bot.clock import Clock
 from coaching.briefings import Briefing, briefing
-from coaching.cards import NO_TEAM, STREAK_LOOKBACK, TREND_DAYS, Card, Scorer, TeamView, build_team
+from coaching.cards import NO_TEAM, STREAK_LOOKBACK, TREND_DAYS, Card, Scorer, TeamView, build_team, fmt_duration
 from coaching.chatter_config import ChattersConfig, LeadConfig
 from coaching.chatter_metrics import DAY_OFF_HOURS, Chatter, CsvRow
 from coaching.dashboard import render_dashboard
-from coaching.names import How, NameMatch, NameMatcher, describe_unplaced, normalize_name
+from coaching.names import How, NameMatch, NameMatcher, describe_unplaced, normalize_name, short_names
 from coaching.sources.hubstaff import looks_like_hubstaff, parse_hubstaff_csv
 from coaching.sources.inflow_csv import CsvError, parse_inflow_csv
-from storage.chatters import COACHING, REPORT, ChatterRepo, LogEntry
+from storage.chatters import COACHING, EXPORT, HUBSTAFF, REPORT, ChatterRepo, DayMetrics, LogEntry
 
 log = logging.getLogger(__name__)
 
-_PRECEDENCE = {How.ALIAS: 0, How.EXACT: 0, How.SWAPPED: 1, How.CONTAINED: 2, How.FUZZY: 3}
+_PRECEDENCE = {How.ALIAS: 0, How.EXACT: 0, How.SWAPPED: 1, How.CONTAINED: 2, How.PREFIX: 3, How.FUZZY: 4}
 """When two rows name one chatter, the surer match wins."""
+_LOOSE = frozenset({How.PREFIX, How.FUZZY})
+"""Matches shown back to the uploader, so a wrong guess is noticed."""
 
 _DATE_IN_NAME = re.compile(r"(\d{4})[-_.]?(\d{2})[-_.]?(\d{2})")
+
+EXPORT_COLUMNS = ("sales", "cvr", "unlock_rate", "golden_ratio", "msgs_per_hr", "reply_time_s", "fans_chatted",
+                  "ppvs_sent", "ppvs_unlocked")
+"""The numbers only the Inflow export carries: a stored day with any of them came from an export."""
+
+# -- what a team lead reads after an upload ----------------------------------------------------
+# Every sentence of an upload's reply, in one place (the message catalog takes them from here).
+
+GOT = "Got the {source} for {when}: {saved} {noun} {verb}{updated}."
+UPDATED_FROM_EARLIER = " ({n} updated from an earlier upload)"
+DAY_OFF_LINE = "{n} on a day off (under 1 hour worked)."
+IGNORED_LINE = "{n} not active, ignored."
+TWICE = "{chatter} is in the file twice (“{kept}” and “{dropped}”); I kept “{kept}”."
+LOOSE = "Matched loosely: {pairs}{more}."
+ALIAS_HINT = 'To teach me a name once: `alias "{raw}" = "{target}"`'
+DECIMAL_COMMAS = "Read with decimal commas (0,125 = 0.125; 1.234,50 = 1,234.50)."
+CHANGED = "What changed:"
+CHANGE = "• {who}: {what}"
+NOTHING_CHANGED = "Nothing changed from the earlier upload."
+HUBSTAFF_KEPT = "Hours for {names} stay as Hubstaff tracked them (the export's hours don't override Hubstaff)."
+NOT_IN_THIS_FILE = "In the earlier upload but not in this one, so unchanged: {names}."
+HOURS_UPDATED = "Hours:"
+HOURS_NOW = "{hours} h"
+NOT_IN_FILE = "Not in the file, hours unchanged: {names}."
+AND_N_MORE = " and {n} more"
+SOURCE_EXPORT = "export"
+SOURCE_HUBSTAFF = "Hubstaff hours"
+NOUN = {False: ("chatter", "chatters"), True: ("chatter-day", "chatter-days")}
+
+LABELS = {"sales": "sales", "cvr": "CVR", "unlock_rate": "unlock rate", "golden_ratio": "golden ratio",
+          "msgs_per_hr": "msg/hr", "reply_time_s": "reply time", "fans_chatted": "fans", "ppvs_sent": "PPVs sent",
+          "ppvs_unlocked": "PPVs unlocked", "hours": "hours", "group": "group"}
+MAX_LISTED = 12
+
+
+def fmt_value(column: str, value: Any) -> str:
+    """A stored value as a team lead reads it in a change line."""
+    if value is None:
+        return "–"
+    if column == "sales":
+        return f"${value:,.2f}"
+    if column in {"cvr", "unlock_rate", "golden_ratio"}:
+        return _trim(f"{float(value) * 100:.1f}") + "%"
+    if column == "reply_time_s":
+        return fmt_duration(float(value))
+    if isinstance(value, int | str):
+        return str(value)
+    return _trim(f"{float(value):.2f}")
+
+
+def _trim(text: str) -> str:
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is b
+    if isinstance(a, float) or isinstance(b, float):
+        return abs(float(a) - float(b)) < 1e-9
+    return bool(a == b)
+
+
+def _listed(names: Sequence[str], limit: int = MAX_LISTED) -> str:
+    more = AND_N_MORE.format(n=len(names) - limit) if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+@dataclass(slots=True)
+class Change:
+    """What one upload changed for one chatter-day: (column, before, after) triples."""
+
+    chatter: str
+    day: date
+    columns: list[tuple[str, Any, Any]]
 
 
 @dataclass(slots=True)
@@ -46,31 +122,79 @@ class IngestSummary:
     """Rows for chatters who are not active (or not on any of our teams)."""
     unplaced: list[NameMatch] = field(default_factory=list)
     loose: list[tuple[str, str]] = field(default_factory=list)
-    """(name in the file, chatter) placed by fuzzy matching, shown so a wrong guess is noticed."""
-    source: str = "export"
+    """(name in the file, chatter) placed by a loose rule, shown so a wrong guess is noticed."""
+    source: str = SOURCE_EXPORT
     doubles: list[tuple[str, str, str]] = field(default_factory=list)
     """(chatter, name kept, name dropped) when two rows of one day land on the same chatter."""
+    decimal: str = "."
+    changes: list[Change] = field(default_factory=list)
+    """What a re-upload changed, per chatter-day that was stored before."""
+    hubstaff_kept: list[str] = field(default_factory=list)
+    """Chatters whose hours in the file differ from Hubstaff's, which stay."""
+    not_in_this_file: list[str] = field(default_factory=list)
+    """Chatters of an earlier upload of the same day(s) that this one leaves out (left unchanged)."""
+    hours: list[tuple[str, float | None, float]] = field(default_factory=list)
+    """Hubstaff: (chatter, hours before, hours now) for everyone the file names."""
+    not_in_file: list[str] = field(default_factory=list)
+    """Hubstaff: active chatters the file doesn't name (their hours are left alone)."""
+    short: dict[str, str] = field(default_factory=dict)
+    """Chatter name → the name to use in the reply (first names where they are unique)."""
+
+    def _name(self, chatter: str) -> str:
+        return self.short.get(chatter, chatter)
 
     def text(self) -> str:
-        source = self.source
+        multi = len(self.days) > 1
         when = ", ".join(f"{d:%a %d %b}" for d in self.days[:3]) + (" …" if len(self.days) > 3 else "")
-        noun = "chatter-day" if len(self.days) > 1 else "chatter"
-        lines = [f"Got the {source} for {when}: {self.saved} {noun}{'s' if self.saved != 1 else ''} saved"
-                 + (f" ({self.updated} updated from an earlier upload)" if self.updated else "") + "."]
+        noun = NOUN[multi][self.saved != 1]
+        hubstaff = self.source == SOURCE_HUBSTAFF
+        lines = [GOT.format(source=self.source, when=when, saved=self.saved, noun=noun,
+                            verb="updated" if hubstaff else "saved",
+                            updated=UPDATED_FROM_EARLIER.format(n=self.updated) if self.updated and not hubstaff
+                            else "")]
+        if self.decimal == ",":
+            lines.append(DECIMAL_COMMAS)
+        if hubstaff and self.hours:
+            lines.append(HOURS_UPDATED)
+            for chatter, before, now in self.hours[:MAX_LISTED]:
+                if before is None or _same(before, now):
+                    what = HOURS_NOW.format(hours=fmt_value("hours", now))
+                else:
+                    what = f"{LABELS['hours']} {fmt_value('hours', before)} → {fmt_value('hours', now)}"
+                lines.append(CHANGE.format(who=self._name(chatter), what=what))
+            if len(self.hours) > MAX_LISTED:
+                lines.append(AND_N_MORE.format(n=len(self.hours) - MAX_LISTED).strip() + ".")
         if self.day_off:
-            lines.append(f"{self.day_off} on a day off (under 1 hour worked).")
+            lines.append(DAY_OFF_LINE.format(n=self.day_off))
         if self.ignored:
-            lines.append(f"{self.ignored} not active, ignored.")
+            lines.append(IGNORED_LINE.format(n=self.ignored))
+        if self.changes:
+            lines.append(CHANGED)
+            for change in self.changes[:MAX_LISTED]:
+                who = self._name(change.chatter) + (f" ({change.day:%a %d %b})" if multi else "")
+                what = ", ".join(f"{LABELS.get(c, c)} {fmt_value(c, a)} → {fmt_value(c, b)}"
+                                 for c, a, b in change.columns)
+                lines.append(CHANGE.format(who=who, what=what))
+            if len(self.changes) > MAX_LISTED:
+                lines.append(AND_N_MORE.format(n=len(self.changes) - MAX_LISTED).strip() + ".")
+        elif self.updated and not hubstaff:
+            lines.append(NOTHING_CHANGED)
+        if self.hubstaff_kept:
+            lines.append(HUBSTAFF_KEPT.format(names=_listed([self._name(n) for n in self.hubstaff_kept])))
+        if self.not_in_this_file:
+            lines.append(NOT_IN_THIS_FILE.format(names=_listed([self._name(n) for n in self.not_in_this_file])))
+        if self.not_in_file:
+            lines.append(NOT_IN_FILE.format(names=_listed([self._name(n) for n in self.not_in_file])))
         for chatter, kept, dropped in self.doubles[:5]:
-            lines.append(f"{chatter} is in the file twice (“{kept}” and “{dropped}”); I kept “{kept}”.")
+            lines.append(TWICE.format(chatter=chatter, kept=kept, dropped=dropped))
         if self.loose:
-            lines.append("Matched loosely: " + "; ".join(f"{a} → {b}" for a, b in self.loose[:5])
-                         + (f" and {len(self.loose) - 5} more" if len(self.loose) > 5 else "") + ".")
+            more = f" and {len(self.loose) - 5} more" if len(self.loose) > 5 else ""
+            lines.append(LOOSE.format(pairs="; ".join(f"{a} → {b}" for a, b in self.loose[:5]), more=more))
         if self.unplaced:
             lines.append(describe_unplaced(self.unplaced) + ".")
             example = next((m for m in self.unplaced if m.candidates), self.unplaced[0])
             target = example.candidates[0] if example.candidates else "Their Name"
-            lines.append(f'To teach me a name once: `alias "{example.raw}" = "{target}"`')
+            lines.append(ALIAS_HINT.format(raw=example.raw, target=target))
         return "\n".join(lines)
 
 
@@ -148,7 +272,8 @@ class ChatterService:
         if not looks_like_hubstaff(data, filename):
             return await self.ingest_csv(data, day, filename)
         by_day = parse_hubstaff_csv(data)
-        total = IngestSummary(days=[], source="Hubstaff hours")
+        total = IngestSummary(days=[], source=SOURCE_HUBSTAFF)
+        absent: set[str] | None = None
         for when, hours in sorted(by_day.items(), key=lambda kv: kv[0] or date.min):
             part = await self.ingest_hours(hours, day or when or self.default_day())
             total.days += part.days
@@ -156,19 +281,29 @@ class ChatterService:
             total.day_off += part.day_off
             total.ignored += part.ignored
             total.unplaced += part.unplaced
+            total.hours += part.hours
+            total.short = part.short
+            absent = set(part.not_in_file) if absent is None else absent & set(part.not_in_file)
+        total.not_in_file = sorted(absent or ())
         return total
 
     async def ingest_csv(
         self, data: bytes | str, day: date | None = None, filename: str | None = None
     ) -> IngestSummary:
-        """Parse, match and store an export; raises CsvError (nothing stored) on a bad file."""
+        """Parse, match and store an export; raises CsvError (nothing stored) on a bad file.
+
+        A re-upload of a day replaces that day's numbers for the chatters it names, hours included
+        (unless Hubstaff gave them), and the summary lists what changed. Chatters an earlier upload
+        had and this one leaves out keep their numbers, and are named.
+        """
         parsed = parse_inflow_csv(data)
         chatters = await self.repo.chatters()
         matcher = await self.matcher(chatters)
         by_id = {c.id: c for c in chatters}
         our_teams = {normalize_name(c.team) for c in chatters if c.team}
         rows: dict[tuple[int, date], dict[str, Any]] = {}
-        summary = IngestSummary(days=[])
+        summary = IngestSummary(days=[], decimal=parsed.decimal,
+                                short=short_names(c.name for c in chatters if c.active))
         seen_unplaced: set[str] = set()
         for row in parsed.rows:
             d = self.day_for(row, day, filename)
@@ -184,7 +319,7 @@ class ChatterService:
             if not chatter.active:
                 summary.ignored += 1
                 continue
-            if match.how is How.FUZZY:
+            if match.how in _LOOSE:
                 summary.loose.append((row.name, chatter.name))
             values = {c: getattr(row, c) for c in parsed.columns if c not in {"name", "day"}}
             key = (chatter.id, d)
@@ -198,14 +333,34 @@ class ChatterService:
             rows[key] = {"chatter_id": chatter.id, "day": d, "_how": match.how, "_name": row.name, **values}
         columns = [c for c in parsed.columns if c not in {"name", "day"}]
         summary.days = sorted({d for _, d in rows}) or [day or self.default_day()]
-        existing = await self.repo.days(summary.days[0], summary.days[-1], {cid for cid, _ in rows}) if rows else []
-        hours_before = {(m.chatter_id, m.day): m.hours for m in existing}
-        summary.updated = sum(1 for k in rows if k in hours_before)
+        existing = await self.repo.days(summary.days[0], summary.days[-1]) if rows else []
+        before = {(m.chatter_id, m.day): m for m in existing if m.day in set(summary.days)}
+        for key, row in rows.items():
+            old = before.get(key)
+            if old is None or not _from_export(old):
+                continue
+            summary.updated += 1
+            changed = []
+            for c in columns:
+                if c == "hours" and old.hours_source == HUBSTAFF:
+                    if not _same(old.hours, row.get("hours")) and row.get("hours") is not None:
+                        summary.hubstaff_kept.append(by_id[key[0]].name)
+                    continue
+                if not _same(getattr(old, c), row.get(c)):
+                    changed.append((c, getattr(old, c), row.get(c)))
+            if changed:
+                summary.changes.append(Change(by_id[key[0]].name, key[1], changed))
+        summary.not_in_this_file = sorted({
+            by_id[m.chatter_id].name for key, m in before.items()
+            if key not in rows and _from_export(m) and m.chatter_id in by_id and by_id[m.chatter_id].active
+        })
         summary.saved = len(rows)
-        await self.repo.upsert_days(list(rows.values()), columns, self.clock.now(), keep_existing={"hours"})
-        for key, row in rows.items():  # the hours now stored: Hubstaff's if it came first, else the file's
-            hours = hours_before.get(key)
-            hours = row.get("hours") if hours is None else hours
+        await self.repo.upsert_days(list(rows.values()), columns, self.clock.now(), hours_source=EXPORT)
+        for key, row in rows.items():  # the hours now stored: Hubstaff's if it gave them, else the file's
+            old = before.get(key)
+            hours = old.hours if old is not None and old.hours_source == HUBSTAFF else row.get("hours")
+            if "hours" not in columns and old is not None:
+                hours = old.hours
             summary.day_off += hours is not None and hours < DAY_OFF_HOURS
         return summary
 
@@ -220,12 +375,17 @@ class ChatterService:
         return bool(active)
 
     async def ingest_hours(self, hours: Mapping[str, float], day: date) -> IngestSummary:
-        """Hubstaff hours for one day; active chatters absent from a non-empty pull tracked 0 h."""
+        """Hubstaff hours for one day, for the chatters named only: the others keep their hours.
+
+        A Hubstaff pull names every member (0 for one who tracked nothing), a time export only
+        those it covers; either way a chatter the source doesn't name is not assumed to be off.
+        """
         chatters = await self.repo.chatters()
         matcher = await self.matcher(chatters)
         by_id = {c.id: c for c in chatters}
         found: dict[int, float] = {}
-        summary = IngestSummary(days=[day], source="Hubstaff hours")
+        summary = IngestSummary(days=[day], source=SOURCE_HUBSTAFF,
+                                short=short_names(c.name for c in chatters if c.active))
         for name, h in hours.items():
             match = matcher.match(name)
             if match.chatter_id is None:
@@ -234,14 +394,13 @@ class ChatterService:
                 summary.ignored += 1
             else:
                 found[match.chatter_id] = found.get(match.chatter_id, 0.0) + h
-        if found:
-            for c in chatters:
-                if c.active and c.id not in found:
-                    found[c.id] = 0.0
+        before = {m.chatter_id: m.hours for m in await self.repo.days(day, day, set(found))} if found else {}
         rows = [{"chatter_id": cid, "day": day, "hours": h} for cid, h in found.items()]
-        await self.repo.upsert_days(rows, ["hours"], self.clock.now())
+        await self.repo.upsert_days(rows, ["hours"], self.clock.now(), hours_source=HUBSTAFF)
         summary.saved = len(rows)
-        summary.day_off = sum(1 for h in found.values() if h < 1.0)
+        summary.day_off = sum(1 for h in found.values() if h < DAY_OFF_HOURS)
+        summary.hours = sorted(((by_id[cid].name, before.get(cid), h) for cid, h in found.items()))
+        summary.not_in_file = sorted(c.name for c in chatters if c.active and c.id not in found)
         return summary
 
     # -- reading ---------------------------------------------------------------------------------
@@ -289,12 +448,18 @@ class ChatterService:
     def lead_for(self, slack_id: str | None) -> LeadConfig | None:
         return next((lead for lead in self.config.leads if lead.slack == slack_id), None)
 
-    async def briefing_for(self, lead: LeadConfig, lead_name: str, shift_start: datetime | None = None) -> Briefing:
-        """The lead's briefing; `shift_start` (aware) names the shift, else the configured start."""
-        views = await self.teams(lead.teams)
+    async def briefing_for(self, lead: LeadConfig, lead_name: str, shift_start: datetime | None = None,
+                           late_since: datetime | None = None, locale: str | None = None) -> Briefing:
+        """The lead's briefing; `shift_start` (aware) names the shift, else the configured start.
+
+        `late_since` is when the briefing was due, given when it goes out late (after downtime).
+        """
+        views = await self.teams(lead.teams or None)
         cards = [c for v in views for c in v.cards]
-        local = shift_start.astimezone(ZoneInfo(lead.timezone)).time() if shift_start else lead.shift_start
-        return briefing(lead_name, lead.teams, cards, f"{local:%H:%M} shift")
+        zone = ZoneInfo(lead.timezone)
+        local = shift_start.astimezone(zone).time() if shift_start else lead.shift_start
+        due = late_since.astimezone(zone).time() if late_since else None
+        return briefing(lead_name, lead.teams, cards, local, due, locale)
 
     # -- coaching log ----------------------------------------------------------------------------
 
@@ -361,6 +526,11 @@ class ChatterService:
         await self.write_dashboard_if_configured()
         log.info("chatter ingest done: %s", "; ".join(done) or "nothing new")
         return done
+
+
+def _from_export(day: DayMetrics) -> bool:
+    """A stored day that an export wrote to (not only Hubstaff's hours)."""
+    return day.hours_source == EXPORT or any(getattr(day, c) is not None for c in EXPORT_COLUMNS)
 
 
 def _write_atomically(path: Path, text: str) -> None:

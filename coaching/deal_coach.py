@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
-from coaching.deal_rules_text import RULE_TEXT, lang, money
+from coaching.deal_rules_text import lang, money, rule_text
 from coaching.deals import Assessment, DealMetrics, EventKind, Priority, Reason
 from coaching.prompts import load_prompt
 
@@ -189,7 +189,7 @@ def rule_probability(a: Assessment) -> int:
 
 def rule_analysis(a: Assessment, locale: str) -> DealAnalysis:
     """The offline analysis: the same fields the model fills, from the priority rules."""
-    t = RULE_TEXT[lang(locale)]
+    t = rule_text(locale)
     v = _values(a, locale)
     m, reasons = a.metrics, set(a.reasons)
     said = [t["reason"][r].format(**v) for r in a.reasons]

@@ -7,20 +7,24 @@ retried job or a restarted process never sends the same coaching twice.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
+from bot.i18n import t
 from bot.model import Button, Person, Role
 from bot.settings import HuddleSettings
-from coaching.deal_coach import CoachResult, DealCoach, Urgency
-from coaching.deal_format import format_alert, format_brief, format_detailed, format_summary
+from coaching.deal_coach import CoachResult, DealAnalysis, DealCoach, Urgency, rule_analysis
+from coaching.deal_format import Digest, format_alert, format_brief, format_detailed, format_digest
 from coaching.deals import Assessment, DealRules, Priority, assess, assess_all, is_stale
-from storage.deals import DealRepo
+from storage.deals import DealRepo, Seen
 from storage.people import PeopleRepo
 
 log = logging.getLogger(__name__)
@@ -38,6 +42,8 @@ class DealSettings(HuddleSettings):
     deals_large_budget: Decimal = Field(Decimal("100000"), ge=0, description="budget from which a stale deal is high")
     deals_ai_concurrency: int = Field(4, ge=1, le=64, description="deal analyses sent to the model at once")
     deals_ai_timeout: float = Field(60.0, gt=0, description="seconds to wait for one AI analysis")
+    deals_daily_cap: int = Field(20, ge=0, le=1000,
+                                 description="analyses a manager is sent unasked per day, besides the digests")
 
     def rules(self) -> DealRules:
         return DealRules(
@@ -49,8 +55,27 @@ class DealSettings(HuddleSettings):
 
 
 def detail_button(deal_id: int, locale: str) -> Button:
-    text = "Подробный анализ" if locale.lower().startswith("ru") else "Detailed analysis"
-    return Button(text, f"{DETAIL_PREFIX}{deal_id}")
+    return Button(t(locale, "Detailed analysis"), f"{DETAIL_PREFIX}{deal_id}")
+
+
+def advice_key(analysis: DealAnalysis) -> str:
+    """What makes two analyses the same advice: the priority and the recommended actions.
+
+    Day counts in the wording grow on their own; they do not make advice new.
+    """
+    payload = [analysis.priority.value, [(r.urgency.value, r.action.strip().casefold())
+                                         for r in analysis.recommendations]]
+    return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode()).hexdigest()[:32]
+
+
+def day_start(now: datetime, tz: str) -> datetime:
+    """The start of `now`'s day in zone `tz`, as an aware datetime (UTC for an unknown zone)."""
+    try:
+        zone = ZoneInfo(tz)
+    except Exception:
+        zone = ZoneInfo("UTC")
+    local = now.astimezone(zone)
+    return datetime.combine(local.date(), time(0), tzinfo=zone)
 
 
 @dataclass(slots=True)
@@ -60,6 +85,12 @@ class RunReport:
     messages: int = 0
     ai: int = 0
     rules: int = 0
+    held_back: int = 0
+    """Analyses not sent because the manager reached the daily limit."""
+    identical: int = 0
+    """Analyses not sent because the manager already had the same advice."""
+    unchanged: int = 0
+    """Deals the digest only counted."""
     errors: list[str] = field(default_factory=list)
 
 
@@ -71,6 +102,8 @@ class DealDesk:
     now: Callable[[], datetime]
     send: Send
     rules: DealRules = field(default_factory=DealRules)
+    daily_cap: int = 20
+    """Analyses a manager may be sent unasked per day (their timezone), besides one digest a run."""
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -127,25 +160,75 @@ class DealDesk:
     # -- proactive work ------------------------------------------------------------------------
 
     async def monitor_run(self, person_id: int, period: str) -> RunReport:
-        """One periodic run for one manager: a summary, then details for high-priority deals only."""
+        """One periodic run for one manager: one digest of what changed, then only new analyses.
+
+        The digest lists deals that turned red or went stale since the manager's last run and deals
+        whose advice changed, and counts the rest. An analysis goes out for a red deal only when its
+        advice differs from every one this manager was already sent, and at most `daily_cap` a day
+        (in the manager's timezone); the digest says how many it held back.
+        """
         report = RunReport()
         person = await self.people.get(person_id)
         if person is None or Role.SALES_MANAGER not in person.roles:
             log.info("deal monitor skipped: not a sales manager person_id=%s", person_id)
             return report
+        now = self.now()
         items = await self.my_deals(person)
         report.managers, report.deals = 1, len(items)
-        await self.send(person, format_summary(items, person.locale, with_hint=True),
-                        f"dealmon:{person_id}:{period}:summary", [])
+        prev = await self.repo.watch(person_id)
+        seen = {a.deal.id: Seen(a.priority.value, a.stale, advice_key(rule_analysis(a, person.locale)))
+                for a in items}
+        digest = Digest(items, first=not prev, cap=self.daily_cap)
+        for a in items:
+            before, now_seen = prev.get(a.deal.id), seen[a.deal.id]
+            if a.priority is Priority.HIGH and (before is None or before.priority != Priority.HIGH.value):
+                digest.turned_red.append(a)
+            elif a.stale and (before is None or not before.stale):
+                digest.went_stale.append(a)
+            elif before is not None and before.advice != now_seen.advice:
+                digest.new_advice.append(a)
+
+        red = [a for a in items if a.priority is Priority.HIGH]
+        results = await self.coach.analyze_many(red, person.locale, now)  # concurrently, bounded
+        already = await self.repo.sent_advice(person_id, [a.deal.id for a in red])
+        room = max(0, self.daily_cap - await self.repo.sent_since(person_id, day_start(now, person.timezone)))
+        listed = {a.deal.id for a in (*digest.turned_red, *digest.went_stale, *digest.new_advice)}
+        to_send: list[tuple[Assessment, CoachResult, str]] = []
+        for a, r in zip(red, results, strict=True):
+            key = advice_key(r.analysis)
+            if (a.deal.id, key) in already:
+                report.identical += 1
+                continue
+            if len(to_send) >= room:
+                digest.held_back += 1
+                continue
+            to_send.append((a, r, key))
+            if a.deal.id not in listed:
+                digest.new_advice.append(a)
+        digest.analyses = len(to_send)
+        report.held_back = digest.held_back
+        report.unchanged = digest.unchanged
+
+        await self.send(person, format_digest(digest, person.locale), f"dealmon:{person_id}:{period}:digest", [])
         report.messages += 1
-        high = [a for a in items if a.priority is Priority.HIGH]
-        results = await self.coach.analyze_many(high, person.locale, self.now())  # concurrently, bounded
-        for a, r in zip(high, results, strict=True):
+        for a, r, key in to_send:
             await self._send_result(person, a, r, f"dealmon:{person_id}:{period}:deal:{a.deal.id}", report)
+            await self.repo.record_sent(person_id, a.deal.id, key, now)
+        await self.repo.save_watch(person_id, seen, now)
         return report
 
-    async def _send_detailed(self, person: Person, a: Assessment, key: str, report: RunReport) -> None:
-        await self._send_result(person, a, await self.analyze(person, a), key, report)
+    async def _offer(self, person: Person, a: Assessment, r: CoachResult, key: str, report: RunReport) -> None:
+        """Send an analysis unasked unless this manager already has it or is at the day's limit."""
+        advice = advice_key(r.analysis)
+        assert person.id is not None
+        if (a.deal.id, advice) in await self.repo.sent_advice(person.id, [a.deal.id]):
+            report.identical += 1
+            return
+        if await self.repo.sent_since(person.id, day_start(self.now(), person.timezone)) >= self.daily_cap:
+            report.held_back += 1
+            return
+        await self._send_result(person, a, r, key, report)
+        await self.repo.record_sent(person.id, a.deal.id, advice, self.now())
 
     async def _send_result(self, person: Person, a: Assessment, r: CoachResult, key: str, report: RunReport) -> None:
         report.ai += r.source == "ai"
@@ -168,7 +251,7 @@ class DealDesk:
             return report
         report.managers = 1
         if notify:
-            await self._send_detailed(person, a, f"dealapi:{job_id}:deal:{deal_id}", report)
+            await self._offer(person, a, await self.analyze(person, a), f"dealapi:{job_id}:deal:{deal_id}", report)
         else:
             r = await self.analyze(person, a)
             report.ai += r.source == "ai"
@@ -188,6 +271,9 @@ class DealDesk:
             total.messages += r.messages
             total.ai += r.ai
             total.rules += r.rules
+            total.held_back += r.held_back
+            total.identical += r.identical
+            total.unchanged += r.unchanged
         return total
 
     async def check_stale(self, days: float, job_id: str) -> RunReport:

@@ -7,96 +7,66 @@ language (English and Russian; anything else reads English). The adapter splits 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.i18n import N_, t, tn
 from coaching.deal_coach import CoachResult, Source, Urgency
-from coaching.deal_rules_text import lang, money
+from coaching.deal_rules_text import lang, money, translated
 from coaching.deals import Assessment, DealMetrics, Priority
 
 ICON = {Priority.HIGH: "🔴", Priority.MEDIUM: "🟡", Priority.LOW: "🟢"}
 
-LABELS: dict[str, dict[str, Any]] = {
-    "en": {
-        "title": "DEAL ANALYSIS",
-        "deal": "Deal",
-        "budget": "Budget",
-        "probability": "Win probability",
-        "manager": "Manager",
-        "stage": "Stage",
-        "age": "In progress: {d} d",
-        "calls": "Calls: {n} ({m} min)",
-        "touches": "Contacts: {n}",
-        "silent": "Days without activity: {d}",
-        "overdue": "Overdue tasks: {n}",
-        "in_stage": "In this stage: {d} d",
-        "assessment": "ASSESSMENT",
-        "strengths": "WHAT'S GOOD",
-        "concerns": "CONCERNS",
-        "critical": "CRITICAL",
-        "recs": "RECOMMENDATIONS",
-        "urgency": {Urgency.TODAY: "🔥 TODAY", Urgency.THIS_WEEK: "⏰ THIS WEEK", Urgency.PLANNED: "📅 PLAN"},
-        "why": "Why",
-        "how": "How",
-        "phrases": "WHAT TO SAY TO THE CLIENT",
-        "plan": "ACTION PLAN (2–3 days)",
-        "ai": "🤖 AI analysis of {t}",
-        "rules": "📏 Rule-based analysis (AI unavailable) of {t}",
-        "summary": "📊 <b>Your deals</b>: {n} active — 🔴 {h} · 🟡 {m} · 🟢 {l}",
-        "summary_none": "📊 You have no active deals.",
-        "line_silent": "{d} d silent",
-        "line_overdue": "{n} overdue",
-        "more": "…and {n} more",
-        "stale_title": "⚠️ <b>Stale deals</b> (no activity ≥ {d} d or overdue tasks): {n}",
-        "stale_none": "✅ No stale deals (no activity ≥ {d} d).",
-        "next": "Next",
-        "details_hint": "Detailed analysis follows for high-priority deals.",
-    },
-    "ru": {
-        "title": "АНАЛИЗ СДЕЛКИ",
-        "deal": "Сделка",
-        "budget": "Бюджет",
-        "probability": "Вероятность закрытия",
-        "manager": "Менеджер",
-        "stage": "Этап",
-        "age": "В работе: {d} дн.",
-        "calls": "Звонков: {n} ({m} мин)",
-        "touches": "Касаний: {n}",
-        "silent": "Дней без активности: {d}",
-        "overdue": "Просроченных задач: {n}",
-        "in_stage": "На этапе: {d} дн.",
-        "assessment": "ОЦЕНКА",
-        "strengths": "ЧТО ХОРОШО",
-        "concerns": "ЧТО ВЫЗЫВАЕТ БЕСПОКОЙСТВО",
-        "critical": "КРИТИЧНО",
-        "recs": "РЕКОМЕНДАЦИИ",
-        "urgency": {Urgency.TODAY: "🔥 СРОЧНО", Urgency.THIS_WEEK: "⏰ НА ЭТОЙ НЕДЕЛЕ",
-                    Urgency.PLANNED: "📅 ЗАПЛАНИРОВАТЬ"},
-        "why": "Почему",
-        "how": "Как",
-        "phrases": "ЧТО СКАЗАТЬ КЛИЕНТУ",
-        "plan": "ПЛАН ДЕЙСТВИЙ (2–3 дня)",
-        "ai": "🤖 Анализ ИИ от {t}",
-        "rules": "📏 Анализ по правилам (ИИ недоступен) от {t}",
-        "summary": "📊 <b>Ваши сделки</b>: активных {n} — 🔴 {h} · 🟡 {m} · 🟢 {l}",
-        "summary_none": "📊 У вас нет активных сделок.",
-        "line_silent": "{d} дн. тишины",
-        "line_overdue": "просрочено: {n}",
-        "more": "…и ещё {n}",
-        "stale_title": "⚠️ <b>Зависшие сделки</b> (нет активности ≥ {d} дн. или просрочены задачи): {n}",
-        "stale_none": "✅ Зависших сделок нет (без активности ≥ {d} дн.).",
-        "next": "Дальше",
-        "details_hint": "Подробный анализ — для сделок с высоким приоритетом.",
-    },
+LABELS: dict[str, Any] = {
+    "title": N_("DEAL ANALYSIS"),
+    "deal": N_("Deal"),
+    "budget": N_("Budget"),
+    "probability": N_("Win probability"),
+    "manager": N_("Manager"),
+    "stage": N_("Stage"),
+    "age": N_("In progress: {d} d"),
+    "calls": N_("Calls: {n} ({m} min)"),
+    "touches": N_("Contacts: {n}"),
+    "silent": N_("Days without activity: {d}"),
+    "overdue": N_("Overdue tasks: {n}"),
+    "in_stage": N_("In this stage: {d} d"),
+    "assessment": N_("ASSESSMENT"),
+    "strengths": N_("WHAT'S GOOD"),
+    "concerns": N_("CONCERNS"),
+    "critical": N_("CRITICAL"),
+    "recs": N_("RECOMMENDATIONS"),
+    "urgency": {Urgency.TODAY: N_("🔥 TODAY"), Urgency.THIS_WEEK: N_("⏰ THIS WEEK"), Urgency.PLANNED: N_("📅 PLAN")},
+    "why": N_("Why"),
+    "how": N_("How"),
+    "phrases": N_("WHAT TO SAY TO THE CLIENT"),
+    "plan": N_("ACTION PLAN (2–3 days)"),
+    "ai": N_("🤖 AI analysis of {t}"),
+    "rules": N_("📏 Rule-based analysis (AI unavailable) of {t}"),
+    "summary": N_("📊 <b>Your deals</b>: {n} active — 🔴 {h} · 🟡 {m} · 🟢 {l}"),
+    "summary_none": N_("📊 You have no active deals."),
+    "line_silent": N_("{d} d silent"),
+    "line_overdue": N_("{n} overdue"),
+    "more": N_("…and {n} more"),
+    "stale_title": N_("⚠️ <b>Stale deals</b> (no activity ≥ {d} d or overdue tasks): {n}"),
+    "stale_none": N_("✅ No stale deals (no activity ≥ {d} d)."),
+    "next": N_("Next"),
 }
 
 MAX_LINES = 30
 
 
+_labels: dict[str, dict[str, Any]] = {}
+
+
 def labels(locale: str) -> dict[str, Any]:
-    return LABELS[lang(locale)] if lang(locale) in LABELS else LABELS["en"]
+    """LABELS in the reader's language (the message catalog)."""
+    code = lang(locale)
+    if code not in _labels:
+        _labels[code] = translated(LABELS, code)
+    return _labels[code]
 
 
 MAX_ITEM = 800
@@ -219,19 +189,79 @@ def deal_line(a: Assessment, locale: str) -> str:
     return f"{ICON[a.priority]} <b>#{d.id}</b> {e(d.name, MAX_NAME)} — {' · '.join(parts)}"
 
 
-def format_summary(items: list[Assessment], locale: str, *, with_hint: bool = False) -> str:
-    """Active deals, most urgent first, one line each (the /deals answer and each monitor run)."""
+PAGE = MAX_LINES
+"""Deals per page of /deals."""
+
+
+def pages(items: list[Assessment]) -> int:
+    return max(1, -(-len(items) // PAGE))
+
+
+def format_summary(items: list[Assessment], locale: str, *, page: int = 1) -> str:
+    """Active deals, most urgent first, one line each, `PAGE` a page (the /deals answer)."""
     lb = labels(locale)
     if not items:
         return lb["summary_none"]
     counts = {p: sum(1 for a in items if a.priority is p) for p in Priority}
     lines = [lb["summary"].format(n=len(items), h=counts[Priority.HIGH], m=counts[Priority.MEDIUM],
                                   l=counts[Priority.LOW]), ""]
-    lines += [deal_line(a, locale) for a in items[:MAX_LINES]]
-    if len(items) > MAX_LINES:
-        lines.append(lb["more"].format(n=len(items) - MAX_LINES))
-    if with_hint and counts[Priority.HIGH]:
-        lines += ["", f"<i>{lb['details_hint']}</i>"]
+    start = (page - 1) * PAGE
+    lines += [deal_line(a, locale) for a in items[start : start + PAGE]]
+    if pages(items) > 1:
+        lines += ["", t(locale, "Page {page} of {pages}: deals {first}–{last}.", page=page, pages=pages(items),
+                        first=start + 1, last=min(len(items), start + PAGE))]
+    return "\n".join(lines)
+
+
+@dataclass(slots=True)
+class Digest:
+    """What one monitoring run tells a manager: only what changed since the run before."""
+
+    items: list[Assessment]
+    first: bool
+    turned_red: list[Assessment] = field(default_factory=list)
+    went_stale: list[Assessment] = field(default_factory=list)
+    new_advice: list[Assessment] = field(default_factory=list)
+    analyses: int = 0
+    held_back: int = 0
+    cap: int = 0
+
+    @property
+    def unchanged(self) -> int:
+        return len(self.items) - len(self.turned_red) - len(self.went_stale) - len(self.new_advice)
+
+
+def format_digest(d: Digest, locale: str) -> str:
+    """One message per monitoring run: red, stale and new advice since the last run; a count of the rest."""
+    if not d.items:
+        return labels(locale)["summary_none"]
+    counts = {p: sum(1 for a in d.items if a.priority is p) for p in Priority}
+    totals = dict(n=len(d.items), h=counts[Priority.HIGH], m=counts[Priority.MEDIUM], l=counts[Priority.LOW])
+    head = (t(locale, "📊 <b>Deal monitoring</b>: {n} active — 🔴 {h} · 🟡 {m} · 🟢 {l}", **totals) if d.first
+            else t(locale, "📊 <b>Since the last report</b>: {n} active — 🔴 {h} · 🟡 {m} · 🟢 {l}", **totals))
+    lines = [head]
+    sections = [
+        (d.turned_red, t(locale, "🔴 <b>Red now</b>:") if d.first else t(locale, "🔴 <b>Turned red</b>:")),
+        (d.went_stale, t(locale, "⚠️ <b>Stale</b>:") if d.first else t(locale, "⚠️ <b>Went stale</b>:")),
+        (d.new_advice, t(locale, "💡 <b>New advice</b>:")),
+    ]
+    for group, title in sections:
+        if not group:
+            continue
+        lines += ["", title, *[deal_line(a, locale) for a in group[:MAX_LINES]]]
+        if len(group) > MAX_LINES:
+            lines.append(labels(locale)["more"].format(n=len(group) - MAX_LINES))
+    if d.unchanged:
+        lines += ["", tn(locale, "✅ {n} other deal unchanged.", "✅ {n} other deals unchanged.", d.unchanged)
+                      if d.turned_red or d.went_stale or d.new_advice
+                      else tn(locale, "✅ {n} deal unchanged.", "✅ {n} deals unchanged.", d.unchanged)]
+    if d.analyses:
+        lines.append(tn(locale, "The analysis of {n} deal follows.", "Analyses of {n} deals follow.", d.analyses))
+    if d.held_back:
+        lines.append(tn(locale, "⏸ {n} analysis held back: the daily limit of {cap} is reached. "
+                                "Ask /analyze #ID for any deal.",
+                        "⏸ {n} analyses held back: the daily limit of {cap} is reached. "
+                        "Ask /analyze #ID for any deal.", d.held_back, cap=d.cap))
     return "\n".join(lines)
 
 

@@ -2,10 +2,14 @@
 
 Exports are typed by people: case, spacing, accents, first/last order and nicknames drift
 ("Ajay Adedeji" for "Adedeji Oyeniran"). Matching goes from the surest rule to the loosest —
-remembered alias, exact, swapped, containment, then rapidfuzz `token_sort_ratio` above a cutoff —
-and stops at the first rule that gives exactly one chatter. Two or more at the same rule is
-*ambiguous*, none at all is *unknown*; both go back to the uploader in plain words, and one alias
+remembered alias, exact, swapped, containment, word prefixes ("Carlo" → "Carlos Mendes",
+"ana r" → "Ana Ruiz"), then rapidfuzz `token_sort_ratio` above a cutoff — and stops at the first
+rule that gives exactly one chatter. Two or more at the same rule is *ambiguous*, none at all is
+*unknown* (with the closest names as a hint); both go back in plain words, and one alias
 confirmed by a team lead settles the name for good.
+
+The one matcher serves both the upload and what a team lead types (`chatter Carlo`, `log Ana: …`),
+so a name that places a row in a CSV also finds the card, and the other way round.
 """
 
 from __future__ import annotations
@@ -22,6 +26,12 @@ from rapidfuzz import fuzz, process, utils
 DEFAULT_CUTOFF = 85.0
 AMBIGUITY_MARGIN = 5.0
 """Two fuzzy candidates closer than this are not told apart automatically."""
+PREFIX_MIN = 3
+"""A word must have this many letters to stand for a longer one ("Car" → "Carlos")."""
+HINT_CUTOFF = 70.0
+"""How close a typo must be to a chatter's name or one of its words to be offered as a hint."""
+HINT_MARGIN = 10.0
+"""Only hints about as close as the closest one are offered."""
 
 
 def normalize_name(text: str) -> str:
@@ -37,6 +47,7 @@ class How(StrEnum):
     EXACT = "exact"
     SWAPPED = "swapped"
     CONTAINED = "contained"
+    PREFIX = "prefix"
     FUZZY = "fuzzy"
     AMBIGUOUS = "ambiguous"
     UNKNOWN = "unknown"
@@ -105,9 +116,24 @@ class NameMatcher:
             self._result(raw, How.EXACT, self._exact.get(norm, ()))
             or self._result(raw, How.SWAPPED, self._sorted.get(tuple(sorted(tokens)), ()))
             or self._result(raw, How.CONTAINED, self._contained(frozenset(tokens)))
+            or self._result(raw, How.PREFIX, self._prefixed(tokens))
             or self._fuzzy(raw, norm)
         )
         return found or NameMatch(raw, How.UNKNOWN, None, self._closest(frozenset(tokens)))
+
+    def _prefixed(self, tokens: list[str]) -> set[int]:
+        """Chatters with a word starting with each word given ("carlo" → "carlos mendes")."""
+        if any(len(t) < PREFIX_MIN for t in tokens[:1]) or len(tokens) > 4:
+            return set()
+        found: set[int] | None = None
+        for i, t in enumerate(tokens):
+            short_ok = i > 0  # "ana r": after a full first word, an initial is enough
+            ids = {cid for word, cids in self._by_token.items() if word.startswith(t)
+                   and (len(t) >= PREFIX_MIN or short_ok) for cid in cids}
+            found = ids if found is None else found & ids
+            if not found:
+                return set()
+        return {cid for cid in found or set() if len(tokens) <= len(self._tokens[cid])}
 
     def _contained(self, tokens: frozenset[str]) -> set[int]:
         """Chatters whose name holds every word given, or whose every word is in the name given."""
@@ -128,11 +154,22 @@ class NameMatcher:
         return self._result(raw, How.FUZZY, close, best)
 
     def _closest(self, tokens: frozenset[str]) -> tuple[str, ...]:
-        """A hint for an unknown name: chatters sharing a word with it (e.g. a surname)."""
+        """A hint for an unknown name: chatters sharing a word with it (e.g. a surname), else a
+        chatter with a word close to one given (a typo: "Carlso" → Carlos Mendes)."""
         shared: set[int] = set()
         for t in tokens:
             if len(t) > 2:
                 shared |= self._by_token.get(t, set())
+        if not shared:
+            for t in tokens:
+                if len(t) < PREFIX_MIN:
+                    shared |= {cid for word, cids in self._by_token.items() if len(t) == 2 and word.startswith(t)
+                               for cid in cids}
+                    continue
+                hits = process.extract(t, list(self._by_token), scorer=fuzz.ratio, score_cutoff=HINT_CUTOFF, limit=3)
+                for word, score, _ in hits:
+                    if hits[0][1] - score < HINT_MARGIN:
+                        shared |= self._by_token[word]
         return tuple(sorted(self.names[i] for i in shared))[:3]
 
 
@@ -152,3 +189,12 @@ def describe_unplaced(matches: Iterable[NameMatch], limit: int = 10) -> str:
     more = f", and {len(items) - limit} more" if len(items) > limit else ""
     noun = "name" if len(items) == 1 else "names"
     return f"{len(items)} {noun} I couldn't place: " + "; ".join(parts) + more
+
+
+def short_names(names: Iterable[str]) -> dict[str, str]:
+    """Each name → its first word where no other name shares it, else the whole name (replies)."""
+    items = list(dict.fromkeys(names))
+    firsts: dict[str, int] = defaultdict(int)
+    for n in items:
+        firsts[normalize_name(n).split(" ")[0]] += 1
+    return {n: n.split()[0] if n.split() and firsts[normalize_name(n).split(" ")[0]] == 1 else n for n in items}

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
+from bot.i18n import N_
+
 TREND_THRESHOLD = 0.10
 STREAK_MIN = 3
 TRAFFIC_BAND = 0.25
@@ -93,7 +95,7 @@ def imbalance(fans_per_hr: Iterable[float | None]) -> float | None:
     return ratio if ratio >= IMBALANCE_RATIO else None
 
 
-FUNNEL_STAGES = ("PPVs sent per fan", "Unlock rate", "Sales per unlock")
+FUNNEL_STAGES = (N_("PPVs sent per fan"), N_("Unlock rate"), N_("Sales per unlock"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,17 +1,21 @@
 """Admin HTTP API for deal coaching, on the shared server behind the admin bearer token.
 
-    POST /api/deals/{id}/analyze?notify=true       202 {job_id}  analyse one deal (and message its manager)
-    POST /api/managers/{id}/analyze-deals          202 {job_id}  summary + details for one manager
-    POST /api/deals/analyze-all                    202 {job_id}  the same for every manager with deals
-    POST /api/deals/check-stale?days_threshold=N   202 {job_id}  alerts to managers with stale deals
-    POST /api/monitoring/start?interval_hours=N    200  periodic monitoring for every sales manager
-    POST /api/monitoring/stop                      200
-    GET  /api/monitoring/status                    200
-    GET  /api/deals/jobs/{job_id}                  200  state and result of queued work
-    GET  /api/deals/openapi.json                   the OpenAPI description (no token needed)
+    POST /api/deals/{id}/analyze          {"notify": true}       202 {job_id}  analyse one deal (message its manager)
+    POST /api/managers/{id}/analyze-deals                        202 {job_id}  one manager's digest, now
+    POST /api/deals/analyze-all                                  202 {job_id}  the same for every manager
+    POST /api/deals/check-stale           {"days_threshold": 3}  202 {job_id}  alerts to managers with stale deals
+    POST /api/monitoring/start            {"interval_hours": 24} 200  periodic monitoring for every sales manager
+    POST /api/monitoring/stop                                    200
+    GET  /api/monitoring/status                                  200
+    GET  /api/deals/jobs/{job_id}                                200  state and result of queued work
+    GET  /api/openapi.json                                       the OpenAPI description (no token needed)
 
+Every input is a pydantic model (`extra="forbid"`), given as a JSON body with strict types or as
+query parameters (`?interval_hours=6`); no body means the defaults shown. A body that is not JSON,
+a wrong type, an unknown field or an id out of range answers 400 with `error` and `reasons`, and
+starts nothing; an unknown id is 404. The OpenAPI description is generated from the same models.
 Queued work runs in the background; its messages carry keys derived from the job id, so each job
-sends at most once. Out-of-range values answer 400 with the reason; unknown ids 404.
+sends at most once.
 """
 
 from __future__ import annotations
@@ -21,11 +25,13 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from bot.app import App
+from bot.http import RequestError, error_response, validated
 from bot.model import Role
 from coaching.deal_desk import DealDesk, RunReport
 from handlers.sales_managers import MAX_HOURS, MAX_STALE_DAYS, MIN_HOURS, MonitorControl
@@ -33,48 +39,41 @@ from handlers.sales_managers import MAX_HOURS, MAX_STALE_DAYS, MIN_HOURS, Monito
 log = logging.getLogger(__name__)
 
 MAX_JOBS_KEPT = 500
+MAX_DEAL_ID = 2**63 - 1
+MAX_PERSON_ID = 2**31 - 1
 
 
-class BadRequest(Exception):
-    pass
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
 
-def _int(request: web.Request, name: str, low: int, high: int, default: int | None = None) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        if default is None:
-            raise BadRequest(f"{name} is required ({low}–{high})")
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be an integer, got {raw[:40]!r}") from None
-    if not low <= value <= high:
-        raise BadRequest(f"{name} must be between {low} and {high}, got {value}")
-    return value
+class AnalyzeDeal(_Body):
+    notify: bool = Field(True, description="message the deal's manager the detailed analysis")
 
 
-def _bool(request: web.Request, name: str, default: bool) -> bool:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    low = raw.lower()
-    if low in {"1", "true", "yes", "on"}:
-        return True
-    if low in {"0", "false", "no", "off"}:
-        return False
-    raise BadRequest(f"{name} must be true or false, got {raw[:40]!r}")
+class NoInput(_Body):
+    """Routes that take no input: the body must be empty or `{}`."""
 
 
-def _path_id(request: web.Request, name: str) -> int:
+class CheckStale(_Body):
+    days_threshold: int = Field(3, ge=1, le=MAX_STALE_DAYS, description="days without activity")
+
+
+class MonitoringStart(_Body):
+    interval_hours: int = Field(24, ge=MIN_HOURS, le=MAX_HOURS, description="hours between digests")
+
+
+_DEAL_ID = TypeAdapter(Annotated[int, Field(ge=1, le=MAX_DEAL_ID)])
+_PERSON_ID = TypeAdapter(Annotated[int, Field(ge=1, le=MAX_PERSON_ID)])
+
+
+def _path_id(request: web.Request, name: str, adapter: TypeAdapter[int]) -> int:
     raw = request.match_info[name]
-    if not raw.isdigit():
-        raise BadRequest(f"{name} must be a positive integer")
-    return int(raw)
-
-
-def _bad(reason: str, status: int = 400) -> web.Response:
-    return web.json_response({"error": reason}, status=status)
+    try:
+        return adapter.validate_python(raw, strict=False) if raw.isdigit() else adapter.validate_python(None)
+    except ValidationError:
+        high = MAX_DEAL_ID if adapter is _DEAL_ID else MAX_PERSON_ID
+        raise RequestError(f"{name} must be an integer from 1 to {high}, got {raw[:40]!r}") from None
 
 
 class DealsApi:
@@ -123,30 +122,32 @@ class DealsApi:
     # -- handlers ------------------------------------------------------------------------------
 
     async def analyze_deal(self, request: web.Request) -> web.Response:
-        deal_id = _path_id(request, "id")
-        notify = _bool(request, "notify", True)
+        deal_id = _path_id(request, "id", _DEAL_ID)
+        notify = (await validated(request, AnalyzeDeal)).notify
         if await self.desk.repo.get(deal_id) is None:
-            return _bad(f"deal {deal_id} not found", 404)
+            return error_response(f"deal {deal_id} not found", 404)
         return self.queue("analyze_deal", lambda job: self.desk.analyze_deal_and_notify(deal_id, job, notify),
                           deal_id=deal_id, notify=notify)
 
     async def analyze_manager(self, request: web.Request) -> web.Response:
-        person_id = _path_id(request, "id")
+        person_id = _path_id(request, "id", _PERSON_ID)
+        await validated(request, NoInput)
         person = await self.app.people.get(person_id)
         if person is None or Role.SALES_MANAGER not in person.roles:
-            return _bad(f"sales manager {person_id} not found", 404)
+            return error_response(f"sales manager {person_id} not found", 404)
         return self.queue("analyze_manager", lambda job: self.desk.analyze_manager(person_id, job),
                           manager_id=person_id, manager_name=person.name)
 
-    async def analyze_all(self, _request: web.Request) -> web.Response:
+    async def analyze_all(self, request: web.Request) -> web.Response:
+        await validated(request, NoInput)
         return self.queue("analyze_all", self.desk.analyze_all)
 
     async def check_stale(self, request: web.Request) -> web.Response:
-        days = _int(request, "days_threshold", 1, MAX_STALE_DAYS, default=int(self.desk.rules.stale_days))
+        days = (await validated(request, CheckStale)).days_threshold
         return self.queue("check_stale", lambda job: self.desk.check_stale(days, job), days_threshold=days)
 
     async def monitoring_start(self, request: web.Request) -> web.Response:
-        hours = _int(request, "interval_hours", MIN_HOURS, MAX_HOURS, default=24)
+        hours = (await validated(request, MonitoringStart)).interval_hours
         managers = [p for p in await self.app.people.all(Role.SALES_MANAGER) if p.id is not None]
         for p in managers:
             assert p.id is not None
@@ -154,13 +155,15 @@ class DealsApi:
         return web.json_response({"status": "started", "interval_hours": hours,
                                   "managers": [p.id for p in managers]})
 
-    async def monitoring_stop(self, _request: web.Request) -> web.Response:
+    async def monitoring_stop(self, request: web.Request) -> web.Response:
+        await validated(request, NoInput)
         stopped = [m.person_id for m in await self.desk.repo.monitors()]
         for pid in stopped:
             await self.control.stop(pid)
         return web.json_response({"status": "stopped", "managers": stopped})
 
-    async def monitoring_status(self, _request: web.Request) -> web.Response:
+    async def monitoring_status(self, request: web.Request) -> web.Response:
+        await validated(request, NoInput)
         monitors = await self.desk.repo.monitors()
         return web.json_response({
             "is_running": bool(monitors),
@@ -173,40 +176,34 @@ class DealsApi:
 
     async def job(self, request: web.Request) -> web.Response:
         job = self.jobs.get(request.match_info["job_id"])
-        return web.json_response(job) if job else _bad("job not found", 404)
+        return web.json_response(job) if job else error_response("job not found", 404)
 
     async def openapi(self, _request: web.Request) -> web.Response:
         return web.json_response(OPENAPI)
 
 
-Route = Callable[[web.Request], Awaitable[web.Response]]
-
-
-def _guard(handler: Route) -> Route:
-    async def wrapped(request: web.Request) -> web.Response:
-        try:
-            return await handler(request)
-        except BadRequest as exc:
-            return _bad(str(exc))
-
-    return wrapped
+ROUTES: list[tuple[str, str, str, type[_Body] | None, str]] = [
+    ("POST", "/api/deals/{id}/analyze", "analyze_deal", AnalyzeDeal,
+     "Analyse one deal; with notify its manager gets the detailed analysis (unless they already have it)"),
+    ("POST", "/api/managers/{id}/analyze-deals", "analyze_manager", NoInput,
+     "One manager's digest and new analyses of red deals, now"),
+    ("POST", "/api/deals/analyze-all", "analyze_all", NoInput, "The same for every manager with active deals"),
+    ("POST", "/api/deals/check-stale", "check_stale", CheckStale,
+     "Alert managers whose deals have no activity for N days or overdue tasks"),
+    ("POST", "/api/monitoring/start", "monitoring_start", MonitoringStart,
+     "Periodic monitoring for every sales manager"),
+    ("POST", "/api/monitoring/stop", "monitoring_stop", NoInput, "Stop all periodic monitoring"),
+    ("GET", "/api/monitoring/status", "monitoring_status", NoInput, "Who is monitored, how often, and the next run"),
+    ("GET", "/api/deals/jobs/{job_id}", "job", None, "State and result of queued work"),
+]
 
 
 def setup(app: App, desk: DealDesk, control: MonitorControl) -> DealsApi:
     api = DealsApi(app, desk, control)
-    routes = [
-        ("POST", "/api/deals/{id}/analyze", api.analyze_deal),
-        ("POST", "/api/managers/{id}/analyze-deals", api.analyze_manager),
-        ("POST", "/api/deals/analyze-all", api.analyze_all),
-        ("POST", "/api/deals/check-stale", api.check_stale),
-        ("POST", "/api/monitoring/start", api.monitoring_start),
-        ("POST", "/api/monitoring/stop", api.monitoring_stop),
-        ("GET", "/api/monitoring/status", api.monitoring_status),
-        ("GET", "/api/deals/jobs/{job_id}", api.job),
-    ]
-    for method, path, handler in routes:
-        app.http.route(method, path, _guard(handler), admin=True)
-    app.http.route("GET", "/api/deals/openapi.json", api.openapi)
+    for method, path, name, _model, _summary in ROUTES:
+        app.http.route(method, path, getattr(api, name), admin=True)
+    for path in ("/api/openapi.json", "/api/deals/openapi.json"):
+        app.http.route("GET", path, api.openapi)
     app.provide("deals_api", api)
 
     async def stop(_app: App) -> None:
@@ -216,51 +213,59 @@ def setup(app: App, desk: DealDesk, control: MonitorControl) -> DealsApi:
     return api
 
 
-def _op(summary: str, params: list[dict[str, Any]], ok: str = "202", extra: dict[str, Any] | None = None
-        ) -> dict[str, Any]:
+_ERROR = {"type": "object", "required": ["error"],
+          "properties": {"error": {"type": "string", "minLength": 1},
+                         "reasons": {"type": "array", "items": {"type": "string"}}}}
+
+
+def _json(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema or {"type": "object"}}}}
+
+
+def _operation(method: str, path: str, model: type[_Body] | None, summary: str) -> dict[str, Any]:
+    params: list[dict[str, Any]] = []
+    if "{id}" in path:
+        high = MAX_DEAL_ID if path.startswith("/api/deals/") else MAX_PERSON_ID
+        params.append({"name": "id", "in": "path", "required": True,
+                       "schema": {"type": "integer", "minimum": 1, "maximum": high}})
+    if "{job_id}" in path:
+        params.append({"name": "job_id", "in": "path", "required": True,
+                       "schema": {"type": "string", "minLength": 1, "maxLength": 64}})
+    op: dict[str, Any] = {"summary": summary, "security": [{"bearer": []}]}
     responses: dict[str, Any] = {
-        ok: {"description": "queued; poll /api/deals/jobs/{job_id}" if ok == "202" else "done"},
-        "400": {"description": "a value out of range (the reason is in `error`)"},
-        "401": {"description": "missing or wrong bearer token"},
+        "400": _json("the request is invalid; `error` and `reasons` say why, and nothing was started", _ERROR),
+        "401": _json("missing or wrong bearer token", _ERROR),
     }
-    responses.update(extra or {})
-    return {"summary": summary, "parameters": params, "responses": responses, "security": [{"bearer": []}]}
+    queued = method == "POST" and path not in ("/api/monitoring/start", "/api/monitoring/stop")
+    responses["202" if queued else "200"] = _json("queued; poll /api/deals/jobs/{job_id}" if queued else "done")
+    if "{" in path:
+        responses["404"] = _json("unknown id", _ERROR)
+    if model is not None:
+        schema = model.model_json_schema()
+        props = schema.get("properties", {})
+        params += [{"name": name, "in": "query", "required": False, "schema": props[name],
+                    "description": props[name].get("description", "")} for name in props]
+        if method == "POST":
+            op["requestBody"] = {"required": False, "description": "the same fields as JSON (optional: "
+                                 "without a body the defaults apply)", "content": {"application/json": {
+                                     "schema": {**schema, "additionalProperties": False}}}}
+    op["parameters"] = params
+    op["responses"] = responses
+    return op
 
 
-def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+def openapi() -> dict[str, Any]:
+    """The admin API's OpenAPI 3.1 description, built from the same pydantic models that validate it."""
+    paths: dict[str, Any] = {}
+    for method, path, _name, model, summary in ROUTES:
+        paths.setdefault(path, {})[method.lower()] = _operation(method, path, model, summary)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Huddle deal coaching admin API", "version": "2"},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                                       "description": "HUDDLE_ADMIN_TOKEN"}}},
+        "paths": paths,
+    }
 
 
-def _p(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
-
-
-NOT_FOUND = {"404": {"description": "unknown id"}}
-OPENAPI: dict[str, Any] = {
-    "openapi": "3.1.0",
-    "info": {"title": "Huddle deal coaching admin API", "version": "1"},
-    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                                   "description": "HUDDLE_ADMIN_TOKEN"}}},
-    "paths": {
-        "/api/deals/{id}/analyze": {"post": _op(
-            "Analyse one deal; with notify=true its manager gets the detailed analysis",
-            [_p("id"), _q("notify", {"type": "boolean", "default": True}, "message the deal's manager")],
-            extra=NOT_FOUND)},
-        "/api/managers/{id}/analyze-deals": {"post": _op(
-            "Send one manager a summary and details for high-priority deals", [_p("id")], extra=NOT_FOUND)},
-        "/api/deals/analyze-all": {"post": _op("The same for every manager with active deals", [])},
-        "/api/deals/check-stale": {"post": _op(
-            "Alert managers whose deals have no activity for N days or overdue tasks",
-            [_q("days_threshold", {"type": "integer", "minimum": 1, "maximum": MAX_STALE_DAYS, "default": 3},
-                "days without activity")])},
-        "/api/monitoring/start": {"post": _op(
-            "Periodic monitoring for every sales manager",
-            [_q("interval_hours", {"type": "integer", "minimum": MIN_HOURS, "maximum": MAX_HOURS, "default": 24},
-                "hours between summaries")], ok="200")},
-        "/api/monitoring/stop": {"post": _op("Stop all periodic monitoring", [], ok="200")},
-        "/api/monitoring/status": {"get": _op("Who is monitored, how often, and the next run", [], ok="200")},
-        "/api/deals/jobs/{job_id}": {"get": _op(
-            "State and result of queued work", [{"name": "job_id", "in": "path", "required": True,
-                                                 "schema": {"type": "string"}}], ok="200", extra=NOT_FOUND)},
-    },
-}
+OPENAPI = openapi()

@@ -74,7 +74,20 @@ async def _run_sync(app: App, args: argparse.Namespace) -> int:
         print(f"amoCRM sync failed: {exc}", file=sys.stderr)
         return 1
     print(f"synced {result.deals} deals and {result.events} events from amoCRM")
+    print_unmapped(result.unmapped_owners, "amocrm")
     return 0
+
+
+def print_unmapped(owners: dict[str, int], source: str) -> None:
+    """Name every CRM user whose deals reach nobody, and how to fix it."""
+    if not owners:
+        return
+    shown = ", ".join(f"{ref} ({n} deal{'s' if n != 1 else ''})" for ref, n in sorted(owners.items())[:20])
+    more = f" and {len(owners) - 20} more" if len(owners) > 20 else ""
+    print(f"{len(owners)} {source} user(s) are linked to nobody, so their deals reach no one: {shown}{more}")
+    first = sorted(owners)[0]
+    print(f"  link one: python main.py people link NAME --external {source}:{first}  "
+          f"(or people add NAME --role sales_manager --external {source}:{first})")
 
 
 def setup(app: App) -> None:

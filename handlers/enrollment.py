@@ -21,6 +21,7 @@ from bot.app import App
 from bot.clock import Clock
 from bot.context import Context
 from bot.errors import UserError
+from bot.i18n import N_, t
 from bot.model import Address, Role
 from bot.router import ANYONE, Greedy, Router
 from bot.settings import HuddleSettings
@@ -31,18 +32,26 @@ log = logging.getLogger(__name__)
 
 router = Router("enrollment")
 
-NOT_ENROLLED = (
+NOT_ENROLLED = N_(
     "Hi! You're not enrolled yet, so I can't share anything here. "
     "If your admin gave you an invite code, send {start} CODE."
 )
-NEED_CODE = "Hi! To use this bot you need an invite code from your Huddle admin. Send it as {start} CODE."
-INVALID = (
+NEED_CODE = N_("Hi! To use this bot you need an invite code from your Huddle admin. Send it as {start} CODE.")
+INVALID = N_(
     "Sorry, that invite code isn't valid: it may have expired or been used already. "
     "Please ask your admin for a new one."
 )
-TOO_MANY = "Too many codes tried from this account. Please wait an hour, or ask your admin for help."
-TAKEN = "This account is already linked to someone else, so the code can't be used here. Please ask your admin."
-GROUP = "Please send your invite code to me in a private chat, not in a group."
+TOO_MANY = N_("Too many codes tried from this account. Please wait an hour, or ask your admin for help.")
+TAKEN = N_("This account is already linked to someone else, so the code can't be used here. Please ask your admin.")
+GROUP = N_("Please send your invite code to me in a private chat, not in a group.")
+ROLE_NAMES = {
+    Role.CUSTOMER: N_("customer"),
+    Role.BUDTENDER: N_("budtender"),
+    Role.CHATTER: N_("chatter"),
+    Role.TEAM_LEAD: N_("team lead"),
+    Role.SALES_MANAGER: N_("sales manager"),
+    Role.ADMIN: N_("admin"),
+}
 
 
 class EnrollmentSettings(HuddleSettings):
@@ -88,40 +97,45 @@ def _start_label(ctx: Context) -> str:
     return ctx.app.dispatcher.command_label("start", ctx.channel)
 
 
-def _role_text(role: Role) -> str:
-    return role.value.replace("_", " ")
+def _role_text(role: Role, locale: str | None) -> str:
+    return t(locale, ROLE_NAMES.get(role, role.value.replace("_", " ")))
 
 
-@router.command("start", roles=ANYONE, usage="start CODE", help="enrol with an invite code", hidden=True)
+@router.command("start", roles=ANYONE, usage="start CODE", help=N_("enrol with an invite code"), hidden=True)
 async def start(ctx: Context, enrollment: Enrollment, code: Greedy = "") -> str:
     person = ctx.person
+    loc = person.locale if person else None
     label = _start_label(ctx)
     help_label = ctx.app.dispatcher.command_label("help", ctx.channel)
     if not normalize_code(code or ""):
         if person is not None and person.roles:
-            return f"Welcome back, {person.first_name or 'there'}! Send {help_label} to see what you can do."
-        return NEED_CODE.format(start=label)
+            return t(loc, "Welcome back, {name}! Send {help} to see what you can do.",
+                     name=person.first_name or t(loc, "there"), help=help_label)
+        return t(loc, NEED_CODE, start=label)
     if ctx.channel == "telegram" and ctx.address.id.startswith("-"):
-        return GROUP
+        return t(loc, GROUP)
     if enrollment.locked(ctx.address):
-        return TOO_MANY
+        return t(loc, TOO_MANY)
     result = await enrollment.redeem(code, ctx.address, ctx.inbound.display_name)
     if result.outcome is Outcome.INVALID:
         log.info("invite code refused channel=%s", ctx.channel)
-        return INVALID
+        return t(loc, INVALID)
     if result.outcome is Outcome.TAKEN:
-        return TAKEN
+        return t(loc, TAKEN)
     assert result.person_id is not None and result.role is not None
     if result.outcome is Outcome.ALREADY:
-        return f"You're already enrolled as {_role_text(result.role)}. Send {help_label} to see what you can do."
+        return t(loc, "You're already enrolled as {role}. Send {help} to see what you can do.",
+                 role=_role_text(result.role, loc), help=help_label)
     enrolled = await ctx.app.people.get(result.person_id)
     assert enrolled is not None
     ctx.person = enrolled
+    loc = enrolled.locale
     log.info("enrolled person_id=%s role=%s channel=%s new=%s", enrolled.id, result.role, ctx.channel, result.created)
     lines = ctx.app.dispatcher.help_lines(enrolled, ctx.channel)
-    text = f"Welcome, {enrolled.first_name or 'there'}! You're enrolled as {_role_text(result.role)}."
+    text = t(loc, "Welcome, {name}! You're enrolled as {role}.", name=enrolled.first_name or t(loc, "there"),
+             role=_role_text(result.role, loc))
     if lines:
-        text += "\n\nYou can use:\n" + "\n".join(lines)
+        text += "\n\n" + t(loc, "You can use:") + "\n" + "\n".join(lines)
     return text
 
 
@@ -217,7 +231,7 @@ def setup(app: App) -> None:
     app.include_router(router)
     for channel in ("telegram", "slack"):
         label = app.dispatcher.command_label("start", channel)
-        app.dispatcher.stranger_text.setdefault(channel, NOT_ENROLLED.format(start=label))
+        app.dispatcher.stranger_text.setdefault(channel, t(None, NOT_ENROLLED, start=label))
     app.add_cli("invite", "make a one-time code that enrols a Telegram/Slack user with a role", _configure, _run)
 
 

@@ -2,6 +2,11 @@
 
 Daily metrics are unique per (chatter, day): an export uploaded again for the same day updates
 the row instead of adding one, and each source (the CSV, Hubstaff) only writes its own columns.
+Hours remember where they came from (`hours_source`): a corrected export replaces the hours an
+earlier export gave, but never the hours Hubstaff gave (Hubstaff is the authority on who worked).
+
+Team leads enrolled with an invite (not in the config file) keep their shift in
+`chat_lead_shifts`, so their briefing is scheduled like a configured lead's.
 """
 
 from __future__ import annotations
@@ -70,7 +75,25 @@ chatter_days = sa.Table(
     sa.Column("hours", sa.Float),
     sa.Column("group", sa.String(200), key="group"),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("hours_source", sa.String(16)),
     sa.UniqueConstraint("chatter_id", "day", name="uq_chatter_days_chatter_id_day"),
+    sa.Index("ix_chatter_days_day", "day"),
+)
+
+HUBSTAFF = "hubstaff"
+EXPORT = "export"
+"""Values of `chatter_days.hours_source`."""
+
+chat_lead_shifts = sa.Table(
+    "chat_lead_shifts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("person_id", sa.Integer, sa.ForeignKey("persons.id", ondelete="CASCADE"), nullable=False, unique=True),
+    sa.Column("shift_start", sa.String(5), nullable=False),
+    sa.Column("days", sa.String(64), nullable=False),
+    sa.Column("teams", sa.JSON, nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
 )
 
 coaching_log = sa.Table(
@@ -82,6 +105,7 @@ coaching_log = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("notes", sa.Text, nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index("ix_coaching_log_chatter", "chatter_id", "at"),
 )
 
 DAY_OFF_HOURS = 1.0
@@ -105,6 +129,7 @@ class DayMetrics:
     ppvs_unlocked: int | None = None
     hours: float | None = None
     group: str | None = None
+    hours_source: str | None = None
 
     @property
     def day_off(self) -> bool:
@@ -270,28 +295,35 @@ class ChatterRepo:
     # -- daily metrics ---------------------------------------------------------------------------
 
     async def upsert_days(self, rows: Sequence[dict[str, Any]], columns: Iterable[str], now: datetime, *,
-                          keep_existing: Iterable[str] = ()) -> int:
+                          hours_source: str | None = None) -> int:
         """Insert or update (chatter_id, day) rows, writing only `columns` (the source's own).
 
-        Columns in `keep_existing` are only filled when still empty (a CSV's Hours never override
-        Hubstaff's).
+        With `hours_source=HUBSTAFF` the hours always win; with `EXPORT` they replace an earlier
+        export's hours but never Hubstaff's. Without a source (seeding, tests) hours are written
+        as given.
         """
-        keep = set(keep_existing)
         cols = [c for c in columns if c in METRIC_COLUMNS]
         if not rows:
             return 0
-        values = [{"chatter_id": r["chatter_id"], "day": r["day"], "updated_at": now, **{c: r.get(c) for c in cols}}
-                  for r in rows]
+        values = []
+        for r in rows:
+            value = {"chatter_id": r["chatter_id"], "day": r["day"], "updated_at": now, **{c: r.get(c) for c in cols}}
+            if "hours" in cols and hours_source is not None:
+                value["hours_source"] = hours_source if r.get("hours") is not None else None
+            values.append(value)
 
         async def unit(conn: AsyncConnection) -> int:
             stmt = self.db.insert(chatter_days)
+            set_: dict[str, Any] = {c: stmt.excluded[c] for c in cols}
+            if "hours" in cols and hours_source == EXPORT:
+                by_hubstaff = chatter_days.c.hours_source == HUBSTAFF
+                set_["hours"] = sa.case((by_hubstaff, chatter_days.c.hours), else_=stmt.excluded.hours)
+                set_["hours_source"] = sa.case((by_hubstaff, chatter_days.c.hours_source),
+                                               else_=stmt.excluded.hours_source)
+            elif "hours" in cols and hours_source is not None:
+                set_["hours_source"] = stmt.excluded.hours_source
             stmt = stmt.on_conflict_do_update(
-                index_elements=["chatter_id", "day"],
-                set_={
-                    **{c: sa.func.coalesce(chatter_days.c[c], stmt.excluded[c]) if c in keep else stmt.excluded[c]
-                       for c in cols},
-                    "updated_at": stmt.excluded.updated_at,
-                },
+                index_elements=["chatter_id", "day"], set_={**set_, "updated_at": stmt.excluded.updated_at},
             )
             await conn.execute(stmt, values)
             return len(values)
@@ -313,7 +345,8 @@ class ChatterRepo:
             query = query.where(chatter_days.c.chatter_id.in_(list(chatter_ids)))
         rows = (await conn.execute(query)).all()
         return [
-            DayMetrics(chatter_id=r.chatter_id, day=r.day, **{c: getattr(r, c) for c in METRIC_COLUMNS})
+            DayMetrics(chatter_id=r.chatter_id, day=r.day, hours_source=r.hours_source,
+                       **{c: getattr(r, c) for c in METRIC_COLUMNS})
             for r in rows
         ]
 
@@ -366,3 +399,53 @@ class ChatterRepo:
         async with self.db.read() as conn:
             rows = (await conn.execute(query)).all()
         return [LogEntry(r.chatter_id, r.lead_id, r.kind, r.notes, r.at) for r in rows if r.at.date() >= since]
+
+
+@dataclass(frozen=True, slots=True)
+class LeadShift:
+    """An invited team lead's shift: briefings go out 30 minutes before it."""
+
+    person_id: int
+    shift_start: str
+    """"HH:MM" in `timezone`."""
+    days: list[str]
+    teams: list[str]
+    """Empty: every team."""
+    timezone: str
+
+
+class LeadShiftRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def all(self) -> list[LeadShift]:
+        async with self.db.read() as conn:
+            rows = (await conn.execute(sa.select(chat_lead_shifts).order_by(chat_lead_shifts.c.person_id))).all()
+        return [self._shift(r) for r in rows]
+
+    async def get(self, person_id: int) -> LeadShift | None:
+        query = sa.select(chat_lead_shifts).where(chat_lead_shifts.c.person_id == person_id)
+        async with self.db.read() as conn:
+            row = (await conn.execute(query)).first()
+        return self._shift(row) if row else None
+
+    async def put(self, shift: LeadShift, now: datetime) -> None:
+        async def unit(conn: AsyncConnection) -> None:
+            values = {"shift_start": shift.shift_start, "days": ",".join(shift.days), "teams": list(shift.teams),
+                      "timezone": shift.timezone, "updated_at": now}
+            stmt = self.db.insert(chat_lead_shifts).values(person_id=shift.person_id, **values)
+            await conn.execute(stmt.on_conflict_do_update(index_elements=["person_id"], set_=values))
+
+        await self.db.run(unit)
+
+    async def remove(self, person_id: int) -> bool:
+        async def unit(conn: AsyncConnection) -> bool:
+            result = await conn.execute(chat_lead_shifts.delete().where(chat_lead_shifts.c.person_id == person_id))
+            return bool(result.rowcount)
+
+        return await self.db.run(unit)
+
+    @staticmethod
+    def _shift(row: Any) -> LeadShift:
+        return LeadShift(row.person_id, row.shift_start, [d for d in row.days.split(",") if d], list(row.teams or []),
+                         row.timezone)

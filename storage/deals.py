@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -87,7 +87,38 @@ deal_monitors = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
 
+deal_watch = sa.Table(
+    "deal_watch",
+    metadata,
+    sa.Column("person_id", sa.Integer, sa.ForeignKey("persons.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("deal_id", sa.BigInteger, sa.ForeignKey("deals.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("priority", sa.String(8), nullable=False),
+    sa.Column("stale", sa.Boolean, nullable=False),
+    sa.Column("advice", sa.String(64), nullable=False),
+    sa.Column("seen_at", UTCDateTime, nullable=False),
+)
+"""Each deal as a manager's last monitoring run saw it, so the next run can say what changed."""
+
+deal_sent = sa.Table(
+    "deal_sent",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("person_id", sa.Integer, sa.ForeignKey("persons.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("deal_id", sa.BigInteger, sa.ForeignKey("deals.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("advice", sa.String(64), nullable=False),
+    sa.Column("sent_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("person_id", "deal_id", "advice", name="uq_deal_sent_advice"),
+)
+"""Every analysis a manager was sent unasked, by its advice: never the same one twice; counted per day."""
+
 CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    priority: str
+    stale: bool
+    advice: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +135,8 @@ class UpsertResult:
     events: int
     unassigned: list[int]
     """Deal ids whose owner could not be matched to a person."""
+    unmapped_owners: dict[str, int] = field(default_factory=dict)
+    """CRM owner references that match no person, with how many deals each has."""
 
 
 def event_key(e: DealEvent) -> str:
@@ -143,6 +176,7 @@ class DealRepo:
         async def unit(conn: AsyncConnection) -> UpsertResult:
             owners: dict[tuple[str, str], int | None] = {}
             unassigned: list[int] = []
+            unmapped: dict[str, int] = {}
             n_events = 0
             for d in items:
                 person_id = d.person_id
@@ -153,6 +187,8 @@ class DealRepo:
                     person_id = owners[k]
                 if person_id is None:
                     unassigned.append(d.id)
+                    if d.owner_ref:
+                        unmapped[d.owner_ref] = unmapped.get(d.owner_ref, 0) + 1
                 values = {
                     "source": d.source, "name": d.name[:500], "stage": (d.stage or "")[:200], "pipeline": d.pipeline,
                     "status": d.status.value, "budget": d.budget, "currency": d.currency[:8],
@@ -181,7 +217,7 @@ class DealRepo:
                         rows,
                     )
                     n_events += len(rows)
-            return UpsertResult(len(items), n_events, unassigned)
+            return UpsertResult(len(items), n_events, unassigned, unmapped)
 
         return await self.db.run(unit)
 
@@ -200,17 +236,22 @@ class DealRepo:
                 sa.func.lower(persons.c.name) == ref.strip().lower()))).first()
         return int(row.id) if row else None
 
-    async def map_owner(self, source: str, owner_ref: str, person_id: int) -> None:
-        """Link a CRM user to a person and give them the deals already imported under that name."""
+    async def map_owner(self, source: str, owner_ref: str, person_id: int) -> int:
+        """Link a CRM user to a person and give them the deals already imported under that name.
 
-        async def unit(conn: AsyncConnection) -> None:
+        Returns how many stored deals are now theirs.
+        """
+
+        async def unit(conn: AsyncConnection) -> int:
             stmt = self.db.insert(deal_owners).values(source=source, owner_ref=owner_ref, person_id=person_id)
             await conn.execute(stmt.on_conflict_do_update(index_elements=["source", "owner_ref"],
                                                           set_={"person_id": person_id}))
-            await conn.execute(deals.update().where(deals.c.source == source, deals.c.owner_ref == owner_ref)
-                               .values(person_id=person_id))
+            result = await conn.execute(deals.update().where(deals.c.source == source,
+                                                             deals.c.owner_ref == owner_ref)
+                                        .values(person_id=person_id))
+            return int(result.rowcount or 0)
 
-        await self.db.run(unit)
+        return await self.db.run(unit)
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -291,6 +332,52 @@ class DealRepo:
             result = await conn.execute(deal_monitors.update().where(
                 deal_monitors.c.person_id == person_id, deal_monitors.c.active.is_(True))
                 .values(active=False, updated_at=now))
+            return bool(result.rowcount)
+
+        return await self.db.run(unit)
+
+    # -- what a manager was told (monitoring digests) ---------------------------------------------
+
+    async def watch(self, person_id: int) -> dict[int, Seen]:
+        async with self.db.read() as conn:
+            rows = (await conn.execute(sa.select(deal_watch).where(deal_watch.c.person_id == person_id))).all()
+        return {int(r.deal_id): Seen(r.priority, bool(r.stale), r.advice) for r in rows}
+
+    async def save_watch(self, person_id: int, seen: dict[int, Seen], now: datetime) -> None:
+        """Replace the manager's snapshot with `seen` (deals no longer active drop out)."""
+
+        async def unit(conn: AsyncConnection) -> None:
+            await conn.execute(deal_watch.delete().where(deal_watch.c.person_id == person_id))
+            rows = [{"person_id": person_id, "deal_id": d, "priority": v.priority, "stale": v.stale,
+                     "advice": v.advice, "seen_at": now} for d, v in seen.items()]
+            for i in range(0, len(rows), CHUNK):
+                await conn.execute(deal_watch.insert(), rows[i : i + CHUNK])
+
+        await self.db.run(unit)
+
+    async def sent_advice(self, person_id: int, deal_ids: Sequence[int]) -> set[tuple[int, str]]:
+        """(deal id, advice) pairs already sent to this manager, for these deals."""
+        found: set[tuple[int, str]] = set()
+        async with self.db.read() as conn:
+            for i in range(0, len(deal_ids), CHUNK):
+                q = sa.select(deal_sent.c.deal_id, deal_sent.c.advice).where(
+                    deal_sent.c.person_id == person_id, deal_sent.c.deal_id.in_(list(deal_ids[i : i + CHUNK])))
+                found.update((int(r.deal_id), r.advice) for r in await conn.execute(q))
+        return found
+
+    async def sent_since(self, person_id: int, since: datetime) -> int:
+        """How many analyses this manager was sent unasked since `since` (the daily cap)."""
+        async with self.db.read() as conn:
+            q = sa.select(sa.func.count()).select_from(deal_sent).where(
+                deal_sent.c.person_id == person_id, deal_sent.c.sent_at >= since)
+            return int((await conn.execute(q)).scalar_one())
+
+    async def record_sent(self, person_id: int, deal_id: int, advice: str, now: datetime) -> bool:
+        """Note an analysis as sent; False when this very advice had been sent before."""
+
+        async def unit(conn: AsyncConnection) -> bool:
+            stmt = self.db.insert(deal_sent).values(person_id=person_id, deal_id=deal_id, advice=advice, sent_at=now)
+            result = await conn.execute(stmt.on_conflict_do_nothing(index_elements=["person_id", "deal_id", "advice"]))
             return bool(result.rowcount)
 
         return await self.db.run(unit)

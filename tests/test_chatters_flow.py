@@ -219,7 +219,7 @@ async def test_scheduled_ingest_with_monday_exception_drop_folder_and_hubstaff(t
 
         async def hubstaff(day: object) -> dict[str, float]:
             asked.append(day)
-            return {"Ana Ruiz": 7.5, "Bea Costa": 0.5, "Ajay Adedeji": 6.0}
+            return {"Ana Ruiz": 7.5, "Bea Costa": 0.5, "Carlos Mendes": 0.0, "Ajay Adedeji": 6.0}
 
         service.hours_source = hubstaff
         tl = await lead(flow)
@@ -231,7 +231,7 @@ async def test_scheduled_ingest_with_monday_exception_drop_folder_and_hubstaff(t
         assert [str(d) for d in asked] == ["2026-11-22"]
         assert dashboard.exists() and "Chatter coaching" in dashboard.read_text(encoding="utf-8")
         assert "Day off" in (await flow.send(tl, "chatter bea costa"))[-1]  # Hubstaff's 0.5 h beats the CSV's 7
-        assert "Day off" in (await flow.send(tl, "chatter carlos"))[-1]  # absent from Hubstaff: 0 h
+        assert "Day off" in (await flow.send(tl, "chatter carlos"))[-1]  # a member who tracked nothing: 0 h
         assert "Score" in (await flow.send(tl, "chatter ana"))[-1]
         await flow.advance(timedelta(days=1))  # Tuesday 15:30: the ingest ran at 07:30 instead
         assert len(asked) == 2
@@ -268,5 +268,29 @@ async def test_hubstaff_csv_fallback_from_settings(tmp_path: Path, monkeypatch: 
         tl = await lead(flow)
         await flow.advance(timedelta(hours=1, minutes=30))  # 07:30 UTC: the ingest
         assert "Day off" in (await flow.send(tl, "chatter ana"))[-1]
+    finally:
+        await flow.close()
+
+
+async def test_a_russian_team_lead_reads_help_cards_and_the_briefing_in_russian() -> None:
+    """Person.locale picks the message catalog for a team lead too: help, usage, card, who, briefing."""
+    flow = await Flow.create(plugins=PLUGINS, config=CONFIG, start=START)
+    try:
+        tl = await flow.person("Ezekiel Mensah", {Role.TEAM_LEAD}, slack="U0TL0001", locale="ru")
+        assert "Цифр пока нет" in (await flow.send(tl, "who"))[-1]
+        await seed_history(flow)
+        [help_ru] = await flow.send(tl, "help")
+        assert "Доступные команды:\nwho [TEAM…] — три чаттера" in help_ru  # (this flow has no /help plugin)
+        [who] = await flow.send(tl, "who")
+        assert who.startswith("С кем поработать сегодня (цифры за 22.11):") and "оценка" in who
+        [card] = await flow.send(tl, "chatter ana ruiz")
+        assert "Оценка *" in card and "Воронка:" in card and "Коучинга ещё не было." in card
+        assert "Формат: `log ИМЯ: о чём говорили`" in (await flow.send(tl, "log somebody"))[-1]
+        assert "Формат: log NAME: notes…" in (await flow.send(tl, "log"))[-1]
+        assert (await flow.send(tl, "team Westeros"))[-1].startswith("Я не знаю команду «Westeros».")
+        await flow.advance(timedelta(hours=2, minutes=30))  # 09:30 Madrid, 30 minutes before the Monday shift
+        [briefing] = flow.sent_to(tl)[-1:]
+        assert briefing.startswith("Привет, Ezekiel! Брифинг на смену в 10:00 (цифры за 22.11).")
+        assert "Сегодня поработайте с этими 3 (Team North):" in briefing and "После сессии запишите её" in briefing
     finally:
         await flow.close()

@@ -53,8 +53,9 @@ class FakeHubstaff:
         if request.query.get("page_start_id") == "3":
             return web.json_response({"members": [{"user_id": 3}], "users": [{"id": 3, "name": "Bea Costa"}]})
         return web.json_response({
-            "members": [{"user_id": 1}, {"user_id": 2}],
-            "users": [{"id": 1, "name": "Ana Ruiz"}, {"id": 2, "name": "Carlos Mendes"}],
+            "members": [{"user_id": 1}, {"user_id": 2}, {"user_id": 4}],
+            "users": [{"id": 1, "name": "Ana Ruiz"}, {"id": 2, "name": "Carlos Mendes"},
+                      {"id": 4, "name": "Dara Okafor"}],  # a member who tracked nothing that day
             "pagination": {"next_page_start_id": 3},
         })
 
@@ -112,7 +113,7 @@ async def test_daily_hours_with_pagination_and_a_private_token_file(fake: tuple[
         hours = await client.daily_hours(DAY)
     finally:
         await client.aclose()
-    assert hours == {"Ana Ruiz": 7.5, "Carlos Mendes": 0.5, "Bea Costa": 6.0}
+    assert hours == {"Ana Ruiz": 7.5, "Carlos Mendes": 0.5, "Bea Costa": 6.0, "Dara Okafor": 0.0}
     path = tmp_path / "secrets" / "hubstaff.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     saved = TokenFile(path).load()

@@ -179,3 +179,49 @@ async def test_scheduled_sync_feeds_the_commands(amo: FakeAmoCrm, tmp_path: Path
         assert "<b>#1</b> Acme &lt;fleet&gt;" in reply and "Negotiation" in reply
     finally:
         await flow.close()
+
+
+async def test_operator_maps_crm_users_to_people_and_sync_names_the_unmapped(amo: FakeAmoCrm, tmp_path: Path) -> None:
+    """`people add … --external amocrm:555`, `amocrm-sync`, `people link`: as an operator types them."""
+    import asyncio
+
+    from bot.model import Address
+    from bot.testing import Flow
+    from tests.test_core_cli import huddle
+
+    amo.leads = [lead for lead in amo.leads if lead["id"] <= 4]
+    for lead in amo.leads:
+        lead["responsible_user_id"] = 555 if lead["id"] <= 2 else 556
+    env = {"HUDDLE_DEMO": "false", "HUDDLE_AMOCRM_BASE_URL": amo.base_url, "HUDDLE_AMOCRM_CLIENT_ID": "cid",
+           "HUDDLE_AMOCRM_CLIENT_SECRET": "shh", "HUDDLE_AMOCRM_REFRESH_TOKEN": "r0",
+           "HUDDLE_AMOCRM_TOKEN_FILE": str(tmp_path / "tokens.json"), "HUDDLE_AMOCRM_RATE": "7"}
+
+    def run(*args: str) -> tuple[int, str, str]:
+        out = huddle(tmp_path, *args, **env)
+        return out.returncode, out.stdout, out.stderr
+
+    code, out, err = await asyncio.to_thread(run, "people", "add", "Ann Lee", "--role", "sales_manager",
+                                             "--telegram", "100001", "--external", "amocrm:555")
+    assert code == 0 and "linked amoCRM user 555 to #1 Ann Lee" in out, err
+    code, out, err = await asyncio.to_thread(run, "amocrm-sync")
+    assert code == 0, err
+    assert "1 amocrm user(s) are linked to nobody, so their deals reach no one: 556 (2 deals)" in out
+    assert "people link NAME --external amocrm:556" in out
+    for bad, needle in ((("--external", "amocrm"),), "SOURCE:ID"), ((("--external", "salesforce:1"),), "unknown"):
+        code, _, err = await asyncio.to_thread(run, "people", "link", "Ann Lee", *bad[0])
+        assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err, err
+    code, out, err = await asyncio.to_thread(run, "people", "add", "Boris Orlov", "--role", "sales_manager",
+                                             "--telegram", "100002")
+    code, out, err = await asyncio.to_thread(run, "people", "link", "Boris Orlov", "--external", "amocrm:556")
+    assert code == 0 and "linked amoCRM user 556 to #2 Boris Orlov (2 stored deal(s) now theirs)" in out, err
+
+    # and from the managers' side: each sees exactly the CRM user's deals
+    flow = await Flow.create(plugins=["handlers.sales_managers"], database_url=str(tmp_path / "h.db"),
+                             start=datetime.fromtimestamp(T0 + 86400 * 5, UTC))
+    try:
+        [ann] = await flow.send(Address("telegram", "100001"), "/deals")
+        [boris] = await flow.send(Address("telegram", "100002"), "/deals")
+        assert "<b>#1</b> Acme &lt;fleet&gt;" in ann and "#3</b>" not in ann
+        assert "#3</b>" in boris and "#4</b>" in boris and "#1</b>" not in boris
+    finally:
+        await flow.close()

@@ -115,7 +115,8 @@ async def test_monitor_sends_one_summary_and_details_only_for_high_priority() ->
         await flow.advance(timedelta(minutes=1))
         new = flow.sent_to(ann)[before:]
         assert len(new) == 2, new
-        assert new[0].startswith("📊") and "#101" in new[0] and "#102" in new[0] and "#103" in new[0]
+        assert new[0].startswith("📊") and "#101" in new[0] and "#102" in new[0] and "#103" not in new[0]
+        assert "1 other deal unchanged" in new[0]  # the healthy deal is only counted
         assert "DEAL ANALYSIS</b> #101" in new[1]
         assert flow.sent_to(boris) == []
         [status] = await flow.send(ann, "/status")
@@ -153,10 +154,10 @@ async def test_monitoring_survives_a_restart_without_double_sending(tmp_path: Pa
         await flow.settle()
         rows = [m for m in await flow.outbox_rows() if (m.idempotency_key or "").startswith("dealmon:")]
         assert len(rows) == 2
-        # and the schedule goes on, on the same grid
+        # and the schedule goes on, on the same grid: nothing changed, so the digest alone
         await flow.advance(timedelta(hours=5, minutes=59))
-        assert len(flow.sent_to(ann)) == 2
-        assert flow.sent_to(ann)[0].startswith("📊")
+        [digest] = flow.sent_to(ann)
+        assert digest.startswith("📊") and "3 deals unchanged" in digest
     finally:
         await flow.close()
 
@@ -233,7 +234,29 @@ async def test_monitor_runs_use_ai_for_high_deals_and_the_cache_between_runs() -
         assert first[0].startswith("📊") and "🤖 AI analysis" in first[1]
         assert len(ai.requests) == 1  # only the one high-priority deal went to the model
         await flow.advance(timedelta(hours=1))
-        assert len(flow.sent_to(ann)) == 5 and "🤖 AI analysis" in flow.sent_to(ann)[-1]
+        assert len(flow.sent_to(ann)) == 4 and "unchanged" in flow.sent_to(ann)[-1]  # the same analysis: not re-sent
         assert len(ai.requests) == 1  # nothing changed: the cached analysis was reused
+    finally:
+        await flow.close()
+
+
+async def test_a_russian_manager_gets_help_usage_errors_and_refusals_in_russian() -> None:
+    """Person.locale picks the catalog for every text: help, usage errors, unknown commands."""
+    flow, ann, boris = await make_flow()
+    try:
+        [help_ru] = await flow.send(boris, "/help")
+        assert help_ru.startswith("<b>Коучинг по сделкам</b>") and "/deals [PAGE] — мои активные сделки" in help_ru
+        assert "/monitor HOURS — сводка изменений каждые HOURS часов (1–168)" in help_ru
+        [usage] = await flow.send(boris, "/stale 0")
+        assert usage == "DAYS — от 1 до 365. Формат: /stale [DAYS]"
+        [bad] = await flow.send(boris, "/analyze abc")
+        assert bad == "«abc» — неверное значение DEAL_ID. Формат: /analyze DEAL_ID"
+        [unknown] = await flow.send(boris, "/frobnicate")
+        assert unknown.startswith("Я не знаю команду «frobnicate».\nДоступные команды:")
+        [monitor] = await flow.send(boris, "/monitor 6")
+        assert monitor.startswith("✅ Мониторинг включён")
+        # the same texts in English for Ann
+        [usage] = await flow.send(ann, "/stale 0")
+        assert usage == "DAYS must be between 1 and 365. Usage: /stale [DAYS]"
     finally:
         await flow.close()

@@ -10,7 +10,6 @@ The first refresh token comes from `HUDDLE_HUBSTAFF_REFRESH_TOKEN`; after that t
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
 import os
@@ -26,13 +25,22 @@ from pydantic import Field, SecretStr
 
 from bot.clock import Clock
 from bot.settings import HuddleSettings
+from coaching.sources.csv_rows import MixedDecimals, NumberSample, column_letter, decide_decimal
 from coaching.sources.inflow_csv import (
+    AT,
+    FOR,
     HEADER_LOOKUP,
+    MAX_HOURS,
+    MIXED,
+    NEGATIVE,
     CsvError,
+    check_quotes,
     decode,
     normalize_header,
     parse_day,
     parse_hours,
+    read_records,
+    refuse,
     sniff_delimiter,
 )
 
@@ -182,7 +190,11 @@ class HubstaffClient:
         return items, users
 
     async def daily_hours(self, day: date) -> dict[str, float]:
-        """Tracked hours per member name for one day (members with no time are left out)."""
+        """Tracked hours per member name for one day; a member who tracked nothing has 0.
+
+        Every member of the organization is named, so the caller can tell "tracked nothing"
+        (0 h: a day off) from "not in Hubstaff at all" (absent: their hours are left alone).
+        """
         org = self.settings.hubstaff_organization_id
         members, users = await self._pages(f"organizations/{org}/members", {"include": "users"}, "members")
         names = {u["id"]: u.get("name") or u.get("email") or str(u["id"]) for u in users}
@@ -198,11 +210,16 @@ class HubstaffClient:
             if a.get("date", day.isoformat()) != day.isoformat():
                 continue
             seconds[names.get(a.get("user_id"), str(a.get("user_id")))] += float(a.get("tracked") or 0)
-        return {name: s / 3600 for name, s in seconds.items()}
+        everyone = {names[u["id"]]: 0.0 for u in users}  # members Hubstaff names (not bare ids)
+        return everyone | {name: s / 3600 for name, s in seconds.items()}
 
 
 _HUBSTAFF_HEADERS = {"member": "name", "time": "hours", "duration": "hours", "total time": "hours",
-                     "tracked": "hours", "time tracked": "hours"}
+                     "tracked": "hours", "time tracked": "hours", "user": "name", "member name": "name"}
+EMPTY_EXPORT = "The Hubstaff export is empty."
+NEEDS_COLUMNS = "The Hubstaff export needs a Member (or Name) column and a Time (or Hours) column."
+NOT_A_TIME = "“{raw}” isn't a time or a date"
+MORE_THAN_A_DAY = "{name} has {hours:.1f} hours on {day}, more than a day"
 
 
 def looks_like_hubstaff(data: bytes | str, filename: str | None = None) -> bool:
@@ -218,27 +235,82 @@ def looks_like_hubstaff(data: bytes | str, filename: str | None = None) -> bool:
     return not metrics and (named or bool(headers & _HUBSTAFF_HEADERS.keys()))
 
 
+def _key(header: str) -> str | None:
+    h = normalize_header(header)
+    return _HUBSTAFF_HEADERS.get(h) or HEADER_LOOKUP.get(h)
+
+
 def parse_hubstaff_csv(data: bytes | str) -> dict[date | None, dict[str, float]]:
-    """A Hubstaff time export (Member/Name, Date, Time/Duration/Hours) → {day: {name: hours}}."""
+    """A Hubstaff time export (Member/Name, Date, Time/Duration/Hours) → {day: {name: hours}}.
+
+    Hubstaff's Time & Activity report has a row per member, day and project (Date, Member,
+    Client, Project, Task, Notes, Time as h:mm:ss, Activity %, …): a member's rows for a day are
+    added up. Decimal hours follow the file's decimal mark (`7,5` in a semicolon file). Like the
+    Inflow export, a file with a value that can't be read or can't be true (negative time, more
+    than 24 hours in a day) is refused whole, with the line and column.
+    """
     text = decode(data) if isinstance(data, bytes) else data.lstrip("\ufeff")
     if not text.strip():
-        raise CsvError("The Hubstaff export is empty.")
-    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=sniff_delimiter(text)))
-    header = [normalize_header(h) for h in rows[0]]
-    keys = [_HUBSTAFF_HEADERS.get(h) or HEADER_LOOKUP.get(h) for h in header]
+        raise CsvError(EMPTY_EXPORT)
+    delimiter, recs = read_records(text)
+    header_at = next((i for i, r in enumerate(recs[:10]) if "name" in {_key(c) for c in r.cells}), 0)
+    header = recs[header_at].cells
+    keys = [_key(h) for h in header]
     if "name" not in keys or "hours" not in keys:
-        raise CsvError("The Hubstaff export needs a Member (or Name) column and a Time (or Hours) column.")
+        raise CsvError(NEEDS_COLUMNS)
+    index = {k: keys.index(k) for k in ("name", "hours", "day") if k in keys}
+    body = [r for r in recs[header_at + 1 :] if any(c.strip() for c in r.cells)]
+    check_quotes(body, delimiter, len(header))
+    rows: list[tuple[int, str, str, str]] = []
+    for r in body:
+        cells = r.cells
+
+        def cell(k: str, cells: list[str] = cells) -> str:
+            i = index.get(k)
+            return cells[i].strip() if i is not None and i < len(cells) else ""
+
+        name = " ".join(cell("name").split())
+        if not name or name.lower() in {"total", "totals", "grand total"}:
+            continue
+        rows.append((r.start, name, cell("hours"), cell("day")))
+    hours_header = header[index["hours"]].strip()
+    try:
+        mark = decide_decimal((NumberSample(line, hours_header, raw) for line, _, raw, _ in rows
+                               if ":" not in raw), delimiter)
+    except MixedDecimals as exc:
+        raise refuse([MIXED.format(detail=exc)]) from None
+    errors: list[str] = []
     out: dict[date | None, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for n, cells in enumerate(rows[1:], start=2):
-        if not any(c.strip() for c in cells):
-            continue
-        record = {k: cells[i].strip() for i, k in enumerate(keys) if k and i < len(cells)}
-        if not record.get("name") or record["name"].lower() in {"total", "totals"}:
-            continue
+    last_line: dict[tuple[date | None, str], int] = {}
+    for line, name, raw_hours, raw_day in rows:
         try:
-            hours = parse_hours(record.get("hours") or "0")
-            day = parse_day(record["day"]) if record.get("day") else None
+            hours = parse_hours(raw_hours or "0", mark)
+            day = parse_day(raw_day) if raw_day else None
         except ValueError:
-            raise CsvError(f"line {n} of the Hubstaff export has a time or date I can't read.") from None
-        out[day][" ".join(record["name"].split())] += hours
+            bad, col = (raw_hours, "hours") if not _reads(raw_hours, mark) else (raw_day, "day")
+            errors.append(f"{AT.format(line=line, letter=column_letter(index[col]), header=header[index[col]])}: "
+                          f"{NOT_A_TIME.format(raw=bad[:30])}{FOR.format(name=name[:40])}")
+            continue
+        if hours < 0:
+            errors.append(f"{AT.format(line=line, letter=column_letter(index['hours']), header=hours_header)}: "
+                          f"{NEGATIVE.format(raw=raw_hours)}{FOR.format(name=name[:40])}")
+            continue
+        out[day][name] += hours
+        last_line[(day, name)] = line
+    for (day, name), line in last_line.items():
+        total = out[day][name]
+        if total > MAX_HOURS:
+            errors.append(f"{AT.format(line=line, letter=column_letter(index['hours']), header=hours_header)}: "
+                          + MORE_THAN_A_DAY.format(name=name[:40], hours=total,
+                                                   day=f"{day:%a %d %b}" if day else "one day"))
+    if errors:
+        raise refuse(errors)
     return {d: dict(v) for d, v in out.items()}
+
+
+def _reads(raw: str, mark: str) -> bool:
+    try:
+        parse_hours(raw or "0", mark)
+    except ValueError:
+        return False
+    return True

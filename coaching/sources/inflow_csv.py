@@ -2,8 +2,17 @@
 
 Exports come from different people and spreadsheet tools, so this reader is lenient about form
 (delimiter, BOM, encoding, header wording, `12.5%` vs `0.125`, `$1,234.50`, `1m 30s`) and strict
-about content: a value it cannot read rejects the whole file with a plain message, so a half-read
-day is never stored.
+about content: a value it cannot read, or one that cannot be true (a rate over 100 %, a negative
+count, more than 24 hours in a day), rejects the whole file with the line and column, so a
+half-read or misread day is never stored.
+
+Conventions are decided per file, never per cell:
+
+* the decimal mark, from all of the file's numbers (`csv_rows.decide_decimal`): in a semicolon
+  file `0,125` is 0.125 and `1.234,50` is 1234.50; a file that writes decimals both ways is refused;
+* the scale of each rate column: bare numbers are fractions (`0.125`) unless most of the column's
+  non-zero bare values are above 1, in which case the column is in percent (`12.5`); a cell with
+  `%` is always a percentage. A value that would be over 100 % in the column's scale is refused.
 """
 
 from __future__ import annotations
@@ -14,10 +23,22 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from coaching.chatter_metrics import CsvRow
+from coaching.sources.csv_rows import (
+    MixedDecimals,
+    NumberSample,
+    Record,
+    column_letter,
+    decide_decimal,
+    decimal_mark_of,
+    number_token,
+    parse_decimal,
+    records,
+    unbalanced_quote,
+)
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_ERRORS_SHOWN = 3
@@ -31,8 +52,9 @@ class CsvError(ValueError):
 # Header wording seen in exports, after `normalize_header`. Keys are CsvRow fields.
 HEADER_ALIASES: dict[str, tuple[str, ...]] = {
     "name": ("name", "chatter", "chatter name", "employee", "employee name", "member", "user", "full name", "agent"),
-    "day": ("date", "day", "report date"),
-    "sales": ("sales", "total sales", "revenue", "total revenue", "earnings", "net sales", "gross sales", "sales usd"),
+    "day": ("date", "day", "report date", "datum", "fecha", "дата"),
+    "sales": ("sales", "total sales", "revenue", "total revenue", "earnings", "net sales", "gross sales", "sales usd",
+              "umsatz", "ventes", "ventas", "продажи", "выручка"),
     "cvr": ("cvr", "conversion rate", "conversion", "conv rate", "cr"),
     "unlock_rate": ("unlock rate", "unlock", "unlock %", "unlocks rate", "ppv unlock rate", "unlocked rate"),
     "golden_ratio": ("golden ratio", "golden", "gr"),
@@ -59,6 +81,8 @@ class ParsedCsv:
     columns: dict[str, str]
     """CsvRow field → the header it came from."""
     delimiter: str
+    decimal: str = "."
+    """The file's decimal mark, as decided from all of its numbers."""
     skipped: int = 0
     """Blank and total lines left out."""
     unknown_headers: list[str] = field(default_factory=list)
@@ -85,6 +109,33 @@ def _unit_hint(header: str) -> str | None:
     return m.group(1).strip() if m else None
 
 
+# -- what the uploader reads -------------------------------------------------------------------
+# Every sentence a team lead can get back from this module, in one place (the message catalog
+# takes them from here).
+
+TOO_BIG = "That file is too big for a daily export (over 5 MB). Check it's the right file."
+NOT_CSV = "That file isn't a CSV (it looks like a spreadsheet or an image). Export it as CSV and send it again."
+EMPTY_FILE = "That file is empty."
+NOT_READABLE = "I couldn't read that file as a CSV ({error})."
+NO_NAMES = ("I couldn't find a column with the chatters' names (like “Name” or “Chatter”). "
+            "Is this the Inflow export?")
+NO_NUMBERS = ("That file has names but none of the numbers I look for (Sales, CVR, Unlock rate, "
+              "Golden ratio, Msg/hr, Reply time, Fans chatted).")
+NO_ROWS = "That file has a header but no chatters in it."
+SAVED_NOTHING = "I saved nothing from this file: {problems}. Fix {it} and send the file again."
+MIXED = "{detail}; write them all one way"
+AT = "line {line}, column {letter} “{header}”"
+NOT_A_NUMBER = "“{raw}” isn't a {what}"
+OVER_100 = "“{raw}” is over 100 %"
+OVER_100_FRACTIONS = "“{raw}” is over 100 % (this column's other values are fractions like {example})"
+NEGATIVE = "“{raw}” is negative"
+NOT_WHOLE = "“{raw}” isn't a whole number"
+OVER_A_DAY = "“{raw}” is more than 24 hours in one day"
+FOR = " ({name})"
+AND_MORE = " (and {n} more)"
+QUOTE = "line {line}: {problem}"
+
+
 # -- values ----------------------------------------------------------------------------------
 
 
@@ -93,52 +144,54 @@ def _clean(raw: str) -> str | None:
     return None if value.lower() in EMPTY else value
 
 
-def parse_number(raw: str) -> Decimal:
-    """`"1,234.50"`, `"1.234,50"`, `"1 234"`, `"(12.00)"` → Decimal."""
-    text = raw.strip().replace(" ", "").replace("\u202f", "")
-    negative = text.startswith("(") and text.endswith(")")
-    text = text.strip("()")
-    text = text.replace("$", "").replace("€", "").replace("£", "").replace("USD", "").replace("usd", "")
-    if "," in text and "." in text:
-        text = text.replace(".", "").replace(",", ".") if text.rfind(",") > text.rfind(".") else text.replace(",", "")
-    elif "," in text:
-        text = text.replace(",", "") if re.fullmatch(r"-?\d{1,3}(,\d{3})+", text) else text.replace(",", ".")
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise ValueError(raw) from None
-    if not value.is_finite():
-        raise ValueError(raw)
-    return -value if negative else value
+def _own_mark(raw: str, default: str = ".") -> str:
+    """The decimal mark one value shows by itself (for single values outside a file)."""
+    token = number_token(raw)
+    return (decimal_mark_of(token) if token else None) or default
 
 
-def parse_money(raw: str) -> Decimal:
-    return parse_number(raw).quantize(Decimal("0.01"))
+def parse_number(raw: str, mark: str | None = None) -> Decimal:
+    """`"1,234.50"`, `"1.234,50"`, `"1 234"`, `"(12.00)"` → Decimal, with the file's decimal `mark`.
+
+    Without a mark (one value on its own) the value's own shape decides, defaulting to `.`.
+    """
+    return parse_decimal(raw, mark or _own_mark(raw))
 
 
-def parse_percent(raw: str) -> float:
-    """`"12.5%"` and `"0.125"` → 0.125; a bare number above 1 is read as a percentage (`"12.5"`)."""
+def parse_money(raw: str, mark: str | None = None) -> Decimal:
+    return parse_number(raw, mark).quantize(Decimal("0.01"))
+
+
+def parse_percent(raw: str, mark: str | None = None, scale: str | None = None) -> float:
+    """`"12.5%"` and `"0.125"` → 0.125; a bare number is read in the column's `scale`.
+
+    `scale` is "percent" or "fraction"; without one (a value on its own) a bare number above 1
+    is a percentage (`"12.5"`).
+    """
     text = raw.strip()
     if text.endswith("%"):
-        return float(parse_number(text[:-1])) / 100
-    value = float(parse_number(text))
-    return value / 100 if value > 1 else value
+        return float(parse_number(text[:-1], mark)) / 100
+    value = float(parse_number(text, mark))
+    if scale is None:
+        scale = "percent" if value > 1 else "fraction"
+    return value / 100 if scale == "percent" else value
 
 
 _DURATION_RE = re.compile(r"(\d+(?:[.,]\d+)?)\s*(h|hr|hrs|hours?|m|min|mins|minutes?|s|sec|secs|seconds?)\b")
 _UNIT_SECONDS = {"h": 3600, "m": 60, "s": 1}
+_BARE = re.compile(r"\d+(?:[.,]\d+)*")
 
 
-def parse_duration_seconds(raw: str, bare_unit: str = "s") -> float:
-    """`"1m 30s"`, `"90"`, `"90s"`, `"1:30"`, `"00:01:30"`, `"1.5 min"` → seconds."""
+def parse_duration_seconds(raw: str, bare_unit: str = "s", mark: str | None = None) -> float:
+    """`"1m 30s"`, `"90"`, `"90s"`, `"1:30"`, `"00:01:30"`, `"1.5 min"`, `"1,5"` → seconds."""
     text = raw.strip().lower()
     if re.fullmatch(r"\d+(:\d{1,2}){1,2}(\.\d+)?", text):
         parts = [float(p) for p in text.split(":")]
         if len(parts) == 2:
             return parts[0] * 60 + parts[1]
         return parts[0] * 3600 + parts[1] * 60 + parts[2]
-    if re.fullmatch(r"\d+(?:[.,]\d+)?", text):
-        return float(text.replace(",", ".")) * _UNIT_SECONDS[bare_unit]
+    if _BARE.fullmatch(text):
+        return float(parse_number(text, mark)) * _UNIT_SECONDS[bare_unit]
     matches = list(_DURATION_RE.finditer(text))
     leftover = _DURATION_RE.sub("", text).strip()
     if not matches or leftover:
@@ -146,18 +199,18 @@ def parse_duration_seconds(raw: str, bare_unit: str = "s") -> float:
     return sum(float(m.group(1).replace(",", ".")) * _UNIT_SECONDS[m.group(2)[0]] for m in matches)
 
 
-def parse_hours(raw: str) -> float:
-    """`"7.5"`, `"7:30"`, `"7:30:00"`, `"7h 30m"` → hours."""
+def parse_hours(raw: str, mark: str | None = None) -> float:
+    """`"7.5"`, `"7,5"`, `"7:30"`, `"7:30:00"`, `"7h 30m"` → hours."""
     text = raw.strip().lower()
-    if re.fullmatch(r"\d+(?:[.,]\d+)?", text):
-        return float(text.replace(",", "."))
+    if _BARE.fullmatch(text):
+        return float(parse_number(text, mark))
     if re.fullmatch(r"\d+:\d{1,2}(:\d{1,2})?", text):
         return parse_duration_seconds(text if text.count(":") == 2 else text + ":00") / 3600
-    return parse_duration_seconds(text) / 3600
+    return parse_duration_seconds(text, mark=mark) / 3600
 
 
-def parse_int(raw: str) -> int:
-    value = parse_number(raw)
+def parse_int(raw: str, mark: str | None = None) -> int:
+    value = parse_number(raw, mark)
     if value != value.to_integral_value():
         raise ValueError(raw)
     return int(value)
@@ -179,24 +232,71 @@ def parse_day(raw: str) -> date:
     raise ValueError(raw)
 
 
-def _parser(key: str, header: str) -> Callable[[str], Any]:
+RATE_FIELDS = frozenset({"cvr", "unlock_rate", "golden_ratio"})
+COUNT_FIELDS = frozenset({"fans_chatted", "ppvs_sent", "ppvs_unlocked"})
+NUMERIC_FIELDS = frozenset({"sales", "msgs_per_hr", "reply_time_s", "hours"} | RATE_FIELDS | COUNT_FIELDS)
+"""Columns whose numbers vote on the file's decimal mark (names, teams and dates don't)."""
+MAX_HOURS = 24.0
+
+
+class ValueProblem(ValueError):
+    """A value that was read but cannot be true; its message is for the uploader."""
+
+
+def rate_scale(raws: list[str], mark: str) -> str:
+    """"percent" when most non-zero bare values of a rate column are above 1, else "fraction"."""
+    above = at_most = 0
+    for raw in raws:
+        if raw.strip().endswith("%"):
+            continue
+        try:
+            value = parse_number(raw, mark)
+        except ValueError:
+            continue
+        if value > 1:
+            above += 1
+        elif value > 0:
+            at_most += 1
+    return "percent" if above > at_most else "fraction"
+
+
+def _checked(key: str, raw: str, value: Any, scale: str | None, example: str | None) -> Any:
+    """The value, or ValueProblem when it cannot be a true reading of a chatter's day."""
+    if key in RATE_FIELDS:
+        if value < 0:
+            raise ValueProblem(NEGATIVE.format(raw=raw))
+        if value > 1:
+            fractions = scale == "fraction" and not raw.strip().endswith("%") and example
+            raise ValueProblem((OVER_100_FRACTIONS if fractions else OVER_100).format(raw=raw, example=example))
+    elif key in COUNT_FIELDS or key in {"msgs_per_hr", "reply_time_s", "hours"}:
+        if value < 0:
+            raise ValueProblem(NEGATIVE.format(raw=raw))
+        if key == "hours" and value > MAX_HOURS:
+            raise ValueProblem(OVER_A_DAY.format(raw=raw))
+    return value
+
+
+def _parser(key: str, header: str, mark: str, scale: str | None) -> Callable[[str], Any]:
     hint = _unit_hint(header) or ""
     if key == "sales":
-        return parse_money
-    if key in {"cvr", "unlock_rate", "golden_ratio"}:
-        return parse_percent
+        return lambda raw: parse_money(raw, mark)
+    if key in RATE_FIELDS:
+        return lambda raw: parse_percent(raw, mark, scale)
     if key == "reply_time_s":
         unit = "m" if hint in {"min", "mins", "minutes", "m"} else "s"
-        return lambda raw: parse_duration_seconds(raw, unit)
-    if key in {"fans_chatted", "ppvs_sent", "ppvs_unlocked"}:
-        return parse_int
+        return lambda raw: parse_duration_seconds(raw, unit, mark)
+    if key in COUNT_FIELDS:
+        return lambda raw: parse_int(raw, mark)
     if key == "msgs_per_hr":
-        return lambda raw: float(parse_number(raw))
+        return lambda raw: float(parse_number(raw, mark))
     if key == "hours":
-        return parse_hours
+        return lambda raw: parse_hours(raw, mark)
     if key == "day":
         return parse_day
     return lambda raw: raw.strip()
+
+
+_KIND = {"sales": "amount", "day": "date", "reply_time_s": "duration", "hours": "number of hours"}
 
 
 # -- the file --------------------------------------------------------------------------------
@@ -206,8 +306,7 @@ def decode(data: bytes) -> str:
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data.decode("utf-16")
     if b"\x00" in data[:4096]:
-        raise CsvError("That file isn't a CSV (it looks like a spreadsheet or an image). "
-                       "Export it as CSV and send it again.")
+        raise CsvError(NOT_CSV)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -215,37 +314,74 @@ def decode(data: bytes) -> str:
 
 
 def sniff_delimiter(text: str) -> str:
-    sample = "\n".join(text.splitlines()[:20])
+    """The csv Sniffer's answer, checked: the delimiter that gives the header's width to most rows.
+
+    The Sniffer can be swayed by decimal commas in a short semicolon file; a candidate that splits
+    every one of the first lines into the same number of cells as the header wins over it.
+    """
+    lines = text.splitlines()[:20]
+    sample = "\n".join(lines)
     try:
-        return csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter
+        sniffed: str | None = csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter
     except csv.Error:
-        first = text.splitlines()[0] if text.strip() else ""
-        counts = {d: first.count(d) for d in (",", ";", "\t")}
-        return max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
+        sniffed = None
+
+    def consistency(d: str) -> float:
+        rows = [r for r in csv.reader(io.StringIO(sample, newline=""), delimiter=d) if any(c.strip() for c in r)]
+        if len(rows) < 2 or len(rows[0]) < 2:
+            return 0.0
+        return sum(len(r) == len(rows[0]) for r in rows[1:]) / (len(rows) - 1)
+
+    scores = {d: consistency(d) for d in (",", ";", "\t")}
+    best = max(scores, key=lambda d: (scores[d], d == sniffed))
+    if sniffed is not None and scores[sniffed] >= scores[best]:
+        return sniffed
+    if scores[best] > 0:
+        return best
+    first = lines[0] if lines else ""
+    counts = {d: first.count(d) for d in (",", ";", "\t")}
+    return max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
+
+
+def read_records(text: str) -> tuple[str, list[Record]]:
+    """The delimiter and the records of a decoded export, or CsvError in plain words."""
+    delimiter = sniff_delimiter(text)
+    try:
+        return delimiter, list(records(io.StringIO(text, newline=""), delimiter=delimiter))
+    except csv.Error as exc:
+        raise CsvError(NOT_READABLE.format(error=exc)) from None
+
+
+def refuse(problems: list[str]) -> CsvError:
+    more = AND_MORE.format(n=len(problems) - MAX_ERRORS_SHOWN) if len(problems) > MAX_ERRORS_SHOWN else ""
+    return CsvError(SAVED_NOTHING.format(problems="; ".join(problems[:MAX_ERRORS_SHOWN]) + more,
+                                         it="it" if len(problems) == 1 else "them"))
+
+
+def check_quotes(body: list[Record], delimiter: str, width: int) -> None:
+    """Refuse the file if a quote left open swallowed rows (see `csv_rows.unbalanced_quote`)."""
+    problems = [QUOTE.format(line=r.start, problem=p) for r in body
+                if (p := unbalanced_quote(r, delimiter, width)) is not None]
+    if problems:
+        raise refuse(problems)
 
 
 def parse_inflow_csv(data: bytes | str) -> ParsedCsv:
     """Parse an export into rows, or raise CsvError saying in plain words what is wrong."""
     if isinstance(data, bytes):
         if len(data) > MAX_BYTES:
-            raise CsvError("That file is too big for a daily export (over 5 MB). Check it's the right file.")
+            raise CsvError(TOO_BIG)
         text = decode(data)
     else:
         text = data.lstrip("\ufeff")
     if not text.strip():
-        raise CsvError("That file is empty.")
-    delimiter = sniff_delimiter(text)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        lines = list(reader)
-    except csv.Error as exc:
-        raise CsvError(f"I couldn't read that file as a CSV ({exc}).") from None
-    header_at = next((i for i, r in enumerate(lines[:10]) if any(HEADER_LOOKUP.get(normalize_header(c)) == "name"
-                                                                     for c in r)), None)
+        raise CsvError(EMPTY_FILE)
+    delimiter, recs = read_records(text)
+    header_at = next((i for i, r in enumerate(recs[:10]) if any(HEADER_LOOKUP.get(normalize_header(c)) == "name"
+                                                                  for c in r.cells)), None)
     if header_at is None:
-        raise CsvError("I couldn't find a column with the chatters' names (like “Name” or “Chatter”). "
-                       "Is this the Inflow export?")
-    header = lines[header_at]
+        raise CsvError(NO_NAMES)
+    header = recs[header_at].cells
     columns: dict[str, int] = {}
     sources: dict[str, str] = {}
     unknown: list[str] = []
@@ -259,13 +395,15 @@ def parse_inflow_csv(data: bytes | str) -> ParsedCsv:
             columns[key] = i
             sources[key] = cell.strip()
     if not any(k in columns for k in METRIC_FIELDS):
-        raise CsvError("That file has names but none of the numbers I look for (Sales, CVR, Unlock rate, "
-                       "Golden ratio, Msg/hr, Reply time, Fans chatted).")
-    parsers = {k: _parser(k, sources[k]) for k in columns}
-    rows: list[CsvRow] = []
-    errors: list[str] = []
+        raise CsvError(NO_NUMBERS)
+    body = recs[header_at + 1 :]
+    check_quotes(body, delimiter, len(header))
+
+    # Rows first as raw text, so the decimal mark and the rate scales are decided from the whole file.
+    pending: list[tuple[CsvRow, dict[str, str]]] = []
     skipped = 0
-    for n, cells in enumerate(lines[header_at + 1 :], start=header_at + 2):
+    for rec in body:
+        cells = rec.cells
         if not any(c.strip() for c in cells):
             skipped += 1
             continue
@@ -273,22 +411,42 @@ def parse_inflow_csv(data: bytes | str) -> ParsedCsv:
         if not name or name.lower() in {"total", "totals", "grand total", "sum", "average"}:
             skipped += 1
             continue
-        row = CsvRow(name=" ".join(name.split()), line=n)
-        for key, idx in columns.items():
-            if key == "name" or idx >= len(cells):
-                continue
-            raw = _clean(cells[idx])
-            if raw is None:
-                continue
+        raws = {k: raw for k, idx in columns.items()
+                if k != "name" and idx < len(cells) and (raw := _clean(cells[idx])) is not None}
+        pending.append((CsvRow(name=" ".join(name.split()), line=rec.start), raws))
+    if not pending:
+        raise CsvError(NO_ROWS)
+    samples = (NumberSample(row.line, sources[k], raw) for row, raws in pending for k, raw in raws.items()
+               if k in NUMERIC_FIELDS)
+    try:
+        mark = decide_decimal(samples, delimiter)
+    except MixedDecimals as exc:
+        raise refuse([MIXED.format(detail=exc)]) from None
+    scales = {k: rate_scale([raws[k] for _, raws in pending if k in raws], mark) for k in RATE_FIELDS & set(columns)}
+    examples = {k: next((raws[k] for _, raws in pending if k in raws and not raws[k].endswith("%")
+                         and _fraction_like(raws[k], mark)), None) for k in scales}
+    parsers = {k: _parser(k, sources[k], mark, scales.get(k)) for k in columns}
+    rows: list[CsvRow] = []
+    errors: list[str] = []
+    for row, raws in pending:
+        for key, raw in raws.items():
             try:
-                setattr(row, key, parsers[key](raw))
-            except (ValueError, ArithmeticError):
-                errors.append(f"line {n}: {LABELS.get(key, key)} “{raw[:30]}” for {row.name[:40]}")
+                value = _checked(key, raw, parsers[key](raw), scales.get(key), examples.get(key))
+            except (ValueError, ArithmeticError) as exc:
+                at = AT.format(line=row.line, letter=column_letter(columns[key]), header=sources[key][:40])
+                what = str(exc) if isinstance(exc, ValueProblem) else NOT_A_NUMBER.format(
+                    raw=raw[:30], what=_KIND.get(key, "number"))
+                errors.append(f"{at}: {what}{FOR.format(name=row.name[:40])}")
+                continue
+            setattr(row, key, value)
         rows.append(row)
     if errors:
-        more = f" (and {len(errors) - MAX_ERRORS_SHOWN} more)" if len(errors) > MAX_ERRORS_SHOWN else ""
-        raise CsvError("I couldn't read some values, so I saved nothing: "
-                       + "; ".join(errors[:MAX_ERRORS_SHOWN]) + more + ". Fix them and send the file again.")
-    if not rows:
-        raise CsvError("That file has a header but no chatters in it.")
-    return ParsedCsv(rows, {k: sources[k] for k in columns}, delimiter, skipped, unknown)
+        raise refuse(errors)
+    return ParsedCsv(rows, {k: sources[k] for k in columns}, delimiter, mark, skipped, unknown)
+
+
+def _fraction_like(raw: str, mark: str) -> bool:
+    try:
+        return 0 < parse_number(raw, mark) <= 1
+    except ValueError:
+        return False

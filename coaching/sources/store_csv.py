@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.directory import normalize_phone
 from bot.model import Address, Person, Role
 from coaching.sources.csv_rows import (
+    BrokenRecord,
     Columns,
     ImportReport,
     RowError,
@@ -183,6 +184,9 @@ class StoreImporter:
         batch: list[tuple[int, dict[str, Any]]] = []
         for line, cells in rows:
             report.read += 1
+            if isinstance(cells, BrokenRecord):  # an unbalanced quote: its rows are not one customer
+                report.skip(line, cells.reason)
+                continue
             try:
                 row = parse(cols, cells, options, state)
             except RowError as exc:
