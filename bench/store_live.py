@@ -144,8 +144,7 @@ async def _post_all(url: str, events: int, concurrency: int, offset: int, rate: 
     async def worker(session: aiohttp.ClientSession) -> None:
         while not queue.empty():
             body = queue.get_nowait()
-            headers = {"X-Huddle-Signature": sign(SECRET, body), "X-Huddle-Timestamp": str(int(time.time())),
-                       "Content-Type": "application/json"}
+            headers = {"X-Huddle-Signature": sign(SECRET, body, time.time()), "Content-Type": "application/json"}
             t = time.perf_counter()
             async with session.post(url, data=body, headers=headers) as resp:
                 await resp.read()
@@ -154,8 +153,7 @@ async def _post_all(url: str, events: int, concurrency: int, offset: int, rate: 
 
     async def one(session: aiohttp.ClientSession, body: bytes, at: float) -> None:
         await asyncio.sleep(max(0.0, at - time.perf_counter()))
-        headers = {"X-Huddle-Signature": sign(SECRET, body), "X-Huddle-Timestamp": str(int(time.time())),
-                   "Content-Type": "application/json"}
+        headers = {"X-Huddle-Signature": sign(SECRET, body, time.time()), "Content-Type": "application/json"}
         t = time.perf_counter()
         async with session.post(url, data=body, headers=headers) as resp:
             await resp.read()

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from pydantic_settings import BaseSettings
 
+from bot import phones
 from bot.clock import Clock, SystemClock
 from bot.config_file import ConfigFile
 from bot.directory import Directory
@@ -62,6 +63,7 @@ class App:
         self.settings = settings or CoreSettings()
         self.clock: Clock = clock or SystemClock()
         self.config = config if config is not None else ConfigFile.load(self.settings.config)
+        phones.set_default_region(self.settings.default_region)  # a plugin may narrow it to its store's country
         self.db = db or Database(self.settings.database_url, durable=self.settings.durable_commits)
         self.people = PeopleRepo(self.db)
         self.directory = Directory(self.people, self.clock, self.settings)
@@ -72,8 +74,11 @@ class App:
         self.dispatcher = Dispatcher(self)
         self.scheduler = Scheduler(self.db, self.clock, self.settings)
         self.http = HttpServer(self.settings)
+        self.http.channels = self.channels
         self.deps: dict[str, Any] = {"app": self, "db": self.db, "clock": self.clock, "people": self.people}
         self.cli_commands: dict[str, CliCommand] = {}
+        self.status_sections: list[Callable[[App], Awaitable[list[str]]]] = []
+        """Plugins' parts of `python main.py status`: each returns its lines (a title first)."""
         self.external_linkers: dict[str, ExternalLinker] = {}
         """`people add/link --external SOURCE:ID` hands the id to the plugin that owns SOURCE."""
         self.plugins: list[str] = []
@@ -137,6 +142,10 @@ class App:
         self._seeders.append(hook)
         return hook
 
+    def add_status(self, section: Callable[[App], Awaitable[list[str]]]) -> None:
+        """Add lines to `python main.py status` (called with the app, database open)."""
+        self.status_sections.append(section)
+
     def add_cli(
         self,
         name: str,
@@ -169,7 +178,7 @@ class App:
             person = await self.people.by_address(address)
         quiet_tz = None
         if kind is OutboundKind.PROACTIVE and self._holds_for_quiet_hours(address, person):
-            quiet_tz = person.timezone if person else self.settings.default_timezone
+            quiet_tz = person.timezone if person and person.timezone else await self.directory.lead_timezone(address)
         outbound = Outbound(
             address=address,
             body=body,
@@ -237,6 +246,8 @@ class App:
             await self._bind_http()
         await self.open_db()
         await self.seed_demo_if_empty()
+        # read again now that plugins have set the phone region (a store's country) and zones
+        self.config_people = self.directory.people_from_config(self.config)
         added = await self.directory.add_people(self.config_people)
         if added:
             log.info("added people from config count=%d", added)

@@ -61,11 +61,22 @@ async def status(app: App, _args: argparse.Namespace) -> int:
         print("\nLast send errors:")
         for at, channel, status_, reason in errors:
             print(f"  {at:%Y-%m-%d %H:%M} {channel:<9} {status_:<8} {reason}")
+    count, latest = await inbox.unanswered_senders()
+    if count:
+        print(f"\nTexts from senders that are not people (kept, never answered, never leads): {count}")
+        for at, sender, kind, text in latest:
+            preview = " ".join(text.split())
+            preview = preview if len(preview) <= 60 else preview[:59] + "…"
+            print(f"  {at:%Y-%m-%d %H:%M} {sender:<14} {kind:<12} {preview}")
     failures = await inbox.recent_errors()
     if failures:
         print("\nLast handler failures:")
         for at, channel, error in failures:
             print(f"  {at:%Y-%m-%d %H:%M} {channel:<9} {error}")
+    for section in app.status_sections:
+        lines = await section(app)
+        if lines:
+            print("\n" + "\n".join(lines))
     jobs = app.scheduler.describe()
     if jobs:
         print("\nScheduled jobs:")

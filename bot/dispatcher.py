@@ -15,10 +15,12 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from bot import optout
 from bot.context import Context
 from bot.directory import normalize_address
 from bot.i18n import N_, t
 from bot.model import Address, Inbound, OutboundKind, Person, Role
+from bot.phones import SenderKind, sender_kind
 from bot.router import Handler, HandlerResult, Reply, UsageError, parse_args, split_command
 from storage.conversations import ConversationRepo
 from storage.inbox import FAILED, HANDLED, IGNORED, InboxRepo
@@ -27,10 +29,6 @@ if TYPE_CHECKING:
     from bot.app import App
 
 log = logging.getLogger(__name__)
-
-OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"})
-OPT_IN_WORDS = frozenset({"START", "UNSTOP"})
-HELP_WORDS = frozenset({"HELP", "INFO"})
 
 FALLBACK = N_("Sorry, something went wrong on our side. Please try again in a few minutes.")
 REFUSED = N_("Sorry, that command isn't available to you.")
@@ -49,9 +47,7 @@ class Dispatcher:
         self.conversations = ConversationRepo(app.db)
         self._locks: dict[Address, tuple[asyncio.Lock, int]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self.contact_text: Callable[[Person | None], str] = lambda _p: (
-            f"{app.settings.store_name}: {app.settings.store_contact}"
-        )
+        self.contact_text: Callable[..., str] = self._default_contact
         self.stranger_text: dict[str, str] = {}
         self.accepting = True
 
@@ -118,6 +114,13 @@ class Dispatcher:
         person: Person | None = None
         ctx: Context | None = None
         try:
+            kind = self._sender_kind(message.address)
+            if kind is not SenderKind.PHONE:
+                # AMAZON, O2, a short code: kept and counted, never a lead, never answered.
+                log.info("text from a %s sender stored, not answered inbound_id=%s sender=%s",
+                         kind.value, message.id, message.address.id)
+                await self.inbox.finish(message.id, IGNORED, app.clock.now(), handler=f"sender:{kind.value}")
+                return
             person = await app.directory.resolve(message.address, message.display_name)
             if await self._compliance(message, person):
                 await self.inbox.finish(
@@ -154,50 +157,62 @@ class Dispatcher:
             except Exception:
                 log.exception("could not record handler failure inbound_id=%s", message.id)
 
+    @staticmethod
+    def _sender_kind(address: Address) -> SenderKind:
+        return sender_kind(address.id) if address.channel == "sms" else SenderKind.PHONE
+
     async def _compliance(self, message: Inbound, person: Person | None) -> bool:
-        """STOP / START / HELP words on texting channels: the law's rules, before any handler."""
+        """STOP / START / HELP on texting channels: the law's rules, before any handler.
+
+        Opting out follows `bot.optout` (any reasonable wording, FCC 24-18); opting back in and
+        HELP need their own word. One confirmation per opt-out; an opted-out number hears only
+        HELP and START answers (the outbox refuses anything else to it).
+        """
         if message.address.channel not in self.app.settings.compliance_channels or message.callback_data:
             return False
-        word = message.text.strip().upper()
+        text = message.text
         now = self.app.clock.now()
-        if word in OPT_OUT_WORDS:
-            already = await self.app.people.is_opted_out(message.address)
-            await self.app.people.set_opt_out(message.address, True, word, now)
-            if not already:
-                await self.app.send(
-                    message.address,
-                    f"{self.app.settings.store_name}: you're unsubscribed and will get no more messages. "
-                    "Reply START to resubscribe.",
-                    key=f"in:{message.id}:optout",
-                    person=person,
-                    compliance=True,
-                    kind=OutboundKind.REPLY,
-                )
-            return True
-        if word in OPT_IN_WORDS:
-            await self.app.people.set_opt_out(message.address, False, word, now)
+        name = self.app.settings.store_name
+        if optout.is_opt_in(text):
+            await self.app.people.set_opt_out(message.address, False, optout.normalise(text)[:32], now)
             await self.app.send(
                 message.address,
-                f"{self.app.settings.store_name}: you're subscribed again. Reply STOP to opt out, HELP for help.",
+                f"{name}: you're subscribed again. Reply STOP to opt out, HELP for help.",
                 key=f"in:{message.id}:optin",
                 person=person,
                 compliance=True,
                 kind=OutboundKind.REPLY,
             )
             return True
-        if word in HELP_WORDS:
-            text = self.contact_text(person)
+        if optout.is_help(text):
+            opted_out = await self.app.people.is_opted_out(message.address)
+            reply = self.contact_text(person, opted_out=opted_out)
             commands = self.help_lines(person, message.address.channel)
-            if commands and person is not None and not person.roles <= {Role.CUSTOMER}:
-                text = "\n".join([*commands, "", text])
+            if commands and not opted_out and person is not None and not person.roles <= {Role.CUSTOMER}:
+                reply = "\n".join([*commands, "", reply])
             await self.app.send(
                 message.address,
-                text,
+                reply,
                 key=f"in:{message.id}:help",
                 person=person,
                 compliance=True,
                 kind=OutboundKind.REPLY,
             )
+            return True
+        found = optout.match(text)
+        if found is not None:
+            already = await self.app.people.is_opted_out(message.address)
+            await self.app.people.set_opt_out(message.address, True, f"{found.rule}:{found.sentence}"[:32], now)
+            log.info("opt-out inbound_id=%s rule=%s already=%s", message.id, found.rule, already)
+            if not already:
+                await self.app.send(
+                    message.address,
+                    f"{name}: you're unsubscribed and will get no more messages. Reply START to resubscribe.",
+                    key=f"in:{message.id}:optout",
+                    person=person,
+                    compliance=True,
+                    kind=OutboundKind.REPLY,
+                )
             return True
         return False
 
@@ -264,8 +279,11 @@ class Dispatcher:
                 ctx.inbound.callback_data = buttons[n - 1][1]
                 ctx.state.pop("_buttons", None)
 
-    def contact_text(self, person: Person | None) -> str:
+    def _default_contact(self, person: Person | None, *, opted_out: bool = False) -> str:
+        """HELP: who we are and how to reach us; to an opted-out number, how to opt back in."""
         s = self.app.settings
+        if opted_out:
+            return f"{s.store_name}: you're unsubscribed and get no texts from us. Reply START to opt back in."
         return f"{s.store_name}: {s.store_contact}"
 
     def _stranger(self, ctx: Context) -> str:

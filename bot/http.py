@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
+
+from channels.base import health_of
 
 if TYPE_CHECKING:
     from bot.settings import CoreSettings
@@ -116,6 +118,9 @@ class HttpServer:
         self.runner: web.AppRunner | None = None
         self.port: int | None = None
         self.health_checks: dict[str, Callable[[], Awaitable[bool]]] = {}
+        """Extra named checks a plugin adds (True = fine)."""
+        self.channels: Mapping[str, object] = {}
+        """The app's channels: each reports through `health_of` (the App points this at its own)."""
         self._site: _ReservedSite | None = None
 
     def route(self, method: str, path: str, handler: RouteHandler, *, admin: bool = False) -> None:
@@ -136,14 +141,24 @@ class HttpServer:
         return guarded
 
     async def _health(self, _request: web.Request) -> web.Response:
+        """Every channel's live state and every extra check; 503 as soon as one configured part is down."""
+        channels: dict[str, dict[str, Any]] = {}
+        for name, channel in sorted(self.channels.items()):
+            try:
+                health = await health_of(channel)
+                channels[name] = {"up": bool(health.up), **health.detail}
+            except Exception as exc:
+                log.exception("health probe failed channel=%s", name)
+                channels[name] = {"up": False, "error": f"health probe failed: {type(exc).__name__}"}
         checks = {}
         for name, check in self.health_checks.items():
             try:
-                checks[name] = await check()
+                checks[name] = bool(await check())
             except Exception:
                 checks[name] = False
-        ok = all(checks.values())
-        return web.json_response({"ok": ok, "checks": checks}, status=200 if ok else 503)
+        ok = all(c["up"] for c in channels.values()) and all(checks.values())
+        body = {"ok": ok, "channels": channels, "checks": checks}
+        return web.json_response(body, status=200 if ok else 503, dumps=_dumps)
 
     async def bind(self, host: str | None = None, port: int | None = None) -> int:
         """Take the port now, serve later (`start`): a busy port fails before anything else starts.
@@ -209,3 +224,9 @@ class _ReservedSite(web.TCPSite):
     def close(self) -> None:
         if self._reserved is not None:
             self._reserved.close()
+
+
+def _dumps(value: Any) -> str:
+    import json
+
+    return json.dumps(value, default=str)

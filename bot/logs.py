@@ -21,20 +21,31 @@ _SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|API_KEY|_KEY$)", re.I)
 _secrets: set[str] = set()
 
 
+def add_secret(value: str) -> None:
+    """Remember one secret, with the forms it takes when escaped (`%r`, JSON), so no log line carries it."""
+    if len(value) < 6:
+        return
+    _secrets.add(value)
+    for escaped in (repr(value)[1:-1], json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]):
+        if len(escaped) >= 6:
+            _secrets.add(escaped)
+
+
 def register_secrets(*settings: BaseSettings) -> None:
     """Remember secret values so that no log line can carry them."""
     for s in settings:
         for name in type(s).model_fields:
             value = getattr(s, name, None)
-            if isinstance(value, SecretStr) and len(value.get_secret_value()) >= 6:
-                _secrets.add(value.get_secret_value())
+            if isinstance(value, SecretStr):
+                add_secret(value.get_secret_value())
     for name, value in os.environ.items():
-        if _SECRET_NAME.search(name) and len(value) >= 6:
-            _secrets.add(value)
+        if _SECRET_NAME.search(name):
+            add_secret(value)
 
 
 def redact(text: str) -> str:
-    for secret in _secrets:
+    """Every known secret in `text` replaced by `***`, the longest first (one may contain another)."""
+    for secret in sorted(_secrets, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, "***")
     return text
@@ -50,15 +61,18 @@ class KeyValueFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object a line. Secrets are redacted in each value *before* JSON escaping: a secret
+    holding `"` or `\\` is written escaped (`\\"`, `\\\\`), so redacting the encoded line would miss it."""
+
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact(record.getMessage()),
         }
         if record.exc_info:
-            data["exc"] = self.formatException(record.exc_info)
+            data["exc"] = redact(self.formatException(record.exc_info))
         return redact(json.dumps(data, ensure_ascii=False))
 
 

@@ -85,6 +85,9 @@ class Inbound:
     """Set when the message is a button press (Telegram callback, Slack action)."""
     display_name: str | None = None
     """The name the provider knows the sender by; used to greet people we do not know yet."""
+    sender_type: str | None = None
+    """SMS only: the sender's type of number from the PDU (`international`, `national`, `unknown`,
+    `alphanumeric`, `abbreviated`, ...). Not stored; None on other channels."""
     id: int | None = None
     """Row id once stored."""
 

@@ -20,8 +20,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import Clock
-from bot.model import Address, DeliveryReport, Outbound, OutboundKind, OutboundStatus
-from channels.base import Channel, Pacing, PermanentSendError, RetryableSendError, degrade_buttons
+from bot.model import TERMINAL_STATUSES, Address, DeliveryReport, Outbound, OutboundKind, OutboundStatus
+from bot.phones import SenderKind, sender_kind
+from channels.base import Channel, Pacing, PermanentSendError, RetryableSendError, degrade_buttons, listen_ready
 from channels.markup import render
 from storage.db import Database
 from storage.outbox import OutboxRepo
@@ -47,6 +48,7 @@ class TokenBucket:
         self.tokens = float(self.burst)
         self.stamp = clock.monotonic()
         self.blocked_until = 0.0
+        self._unpaused: asyncio.Event | None = None
 
     def _refill(self) -> None:
         now = self.clock.monotonic()
@@ -65,12 +67,34 @@ class TokenBucket:
 
     async def acquire(self) -> None:
         while (wait := self.wait_time()) > 0:
-            await self.clock.sleep(wait)
+            await self._sleep(wait)
         if self.rate is not None:
             self.tokens -= 1
 
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep on the clock, or until `unpause` (a pause must not outlive the reason for it)."""
+        if self.blocked_until <= self.clock.monotonic():
+            await self.clock.sleep(seconds)
+            return
+        if self._unpaused is None:
+            self._unpaused = asyncio.Event()
+        waker = asyncio.ensure_future(self._unpaused.wait())
+        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        try:
+            await asyncio.wait({waker, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waker.cancel()
+            sleeper.cancel()
+
     def pause(self, seconds: float) -> None:
         self.blocked_until = max(self.blocked_until, self.clock.monotonic() + seconds)
+
+    def unpause(self) -> None:
+        """Lift a pause now and wake whoever waits on it."""
+        self.blocked_until = 0.0
+        if self._unpaused is not None:
+            self._unpaused.set()
+            self._unpaused = None
 
     @property
     def full(self) -> bool:
@@ -90,6 +114,20 @@ def in_quiet_hours(now: datetime, tz: str, start: time, end: time) -> datetime |
     end_day = local.date() if t < end else local.date() + timedelta(days=1)
     ends = datetime.combine(end_day, end, tzinfo=ZoneInfo(tz))
     return ends.astimezone(now.tzinfo)
+
+
+AddressPolicy = Callable[[Outbound], str | None]
+"""Why a channel can never carry this message to this address (None: it can)."""
+
+
+def sms_address_policy(msg: Outbound) -> str | None:
+    """An alphanumeric sender (AMAZON) cannot be texted; a short code may be answered, never marketed to."""
+    kind = sender_kind(msg.address.id)
+    if not kind.can_reply:
+        return f"cannot text {kind.value.replace('_', ' ')} sender {msg.address.id!r}"
+    if kind is SenderKind.SHORT_CODE and msg.kind is OutboundKind.PROACTIVE and not msg.compliance:
+        return "short codes get no marketing (proactive message refused)"
+    return None
 
 
 def backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -116,6 +154,51 @@ class ChannelSender:
         self.pacing_waits = 0
         self.claiming = False
         self.unsent: list[Outbound] = []
+        self.parked: set[int] = set()
+        """Messages waiting on a retry of this channel (or behind one): due at once when it is ready again."""
+        self.resumable = False
+        """The channel signals when it is ready again (see `channels.base.listen_ready`)."""
+        self.retrying: dict[Address, tuple[int, datetime]] = {}
+        """Recipient → (message waiting for a retry, when): later messages to them wait behind it."""
+        self._resumes: set[asyncio.Task[None]] = set()
+
+    async def _behind_a_retry(self, address: Address, msg: Outbound) -> bool:
+        """A later message to a recipient whose earlier one waits for a retry waits behind it."""
+        held = self.retrying.get(address)
+        now = self.outbox.clock.now()
+        if held is not None and held[1] <= now:
+            del self.retrying[address]  # its retry is due: the order is the claim's again
+            return False
+        if held is None or msg.id is None or msg.id <= held[0]:
+            return False
+        await self.outbox.repo.defer(msg, held[1], "waiting behind a retry", now)
+        self.park(msg)
+        return True
+
+    def park(self, msg: Outbound) -> None:
+        if self.resumable and msg.id is not None:
+            self.parked.add(msg.id)
+
+    def resume(self) -> None:
+        """The channel is ready again: lift the pause and retry now what was waiting for it."""
+        self.global_bucket.unpause()
+        self.retrying.clear()  # everything waiting is due now, and is claimed oldest first
+        ids, self.parked = list(self.parked), set()
+        if ids:
+            task = asyncio.create_task(self._retry_now(ids), name=f"outbox-resume-{self.channel.name}")
+            self._resumes.add(task)
+            task.add_done_callback(self._resumes.discard)
+        self.wake.set()
+
+    async def _retry_now(self, ids: list[int]) -> None:
+        try:
+            count = await self.outbox.repo.retry_now(ids, self.outbox.clock.now())
+        except Exception:
+            log.exception("could not resume channel=%s", self.channel.name)
+            return
+        if count:
+            log.info("channel ready again: %d message(s) retried now channel=%s", count, self.channel.name)
+        self.wake.set()
 
     @property
     def backlog(self) -> int:
@@ -137,7 +220,7 @@ class ChannelSender:
         deadline = None if timeout is None else loop.time() + timeout
         while self.in_flight and (deadline is None or loop.time() < deadline):
             await asyncio.sleep(0.01)
-        tasks = list(self.lane_tasks)
+        tasks = [*self.lane_tasks, *self._resumes]
         for t in tasks:
             t.cancel()
         if tasks:
@@ -205,6 +288,9 @@ class ChannelSender:
         try:
             while lane and self.running:
                 msg = lane[0]
+                if await self._behind_a_retry(address, msg):
+                    lane.pop(0)
+                    continue
                 self.pacing_waits += 1
                 try:
                     await bucket.acquire()
@@ -218,10 +304,15 @@ class ChannelSender:
                     finally:
                         self.in_flight -= 1
                 lane.pop(0)
+                if retry_at is None and (held := self.retrying.get(address)) is not None and held[0] == msg.id:
+                    del self.retrying[address]
                 if retry_at is not None:
                     # Keep this recipient's order: what was queued behind waits for the retry.
+                    if msg.id is not None and address not in self.retrying:
+                        self.retrying[address] = (msg.id, retry_at)
                     for later in lane:
                         await self.outbox.repo.defer(later, retry_at, "waiting behind a retry", self.outbox.clock.now())
+                        self.park(later)
                     lane.clear()
         finally:
             if not self.running and self.in_flight == 0:
@@ -241,11 +332,17 @@ class Outbox:
         self.senders: dict[str, ChannelSender] = {}
         self.rng = random.Random()
         self.on_sent: list[Callable[[Outbound], Awaitable[None]]] = []
+        self.address_policies: dict[str, AddressPolicy] = {"sms": sms_address_policy}
+        self.on_failed: list[Callable[[Outbound], Awaitable[None]]] = []
+        """Called with a message once it is marked failed or refused (after its row is updated)."""
         self._late: set[asyncio.Task[None]] = set()
+        self._attempt_waiters: dict[int, list[asyncio.Future[None]]] = {}
 
     def register(self, channel: Channel) -> None:
         pacing = self.pacing_for(channel)
-        self.senders[channel.name] = ChannelSender(self, channel, pacing)
+        sender = ChannelSender(self, channel, pacing)
+        self.senders[channel.name] = sender
+        sender.resumable = listen_ready(channel, sender.resume)
 
     def pacing_for(self, channel: Channel) -> Pacing:
         """The channel's own limits, with the configured rates for the known providers."""
@@ -321,22 +418,77 @@ class Outbox:
                 return
         log.info("delivery report for unknown message channel=%s provider_id=%s", report.channel, report.provider_id)
 
+    async def first_attempt(self, outbound_id: int, timeout: float) -> Outbound | None:
+        """The message as its first attempt left it (sent, refused, failed, or queued for a retry
+        with the reason), or None if no attempt was made within `timeout` seconds (app clock).
+
+        For callers that must tell a person the truth about one message, e.g. staff replying to a
+        customer: "Sent" only when it was, otherwise the reason.
+        """
+        current = await self.repo.get(outbound_id)
+        if current is None or current.status in TERMINAL_STATUSES or current.status is OutboundStatus.SENT:
+            return current
+        if current.status is OutboundStatus.QUEUED and current.attempts > 0:
+            return current  # tried before (a retry is due later): its reason says why
+        if current.address.channel not in self.senders:
+            return None  # no channel sends it in this process (a gateway elsewhere will)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._attempt_waiters.setdefault(outbound_id, []).append(fut)
+        sleeper = asyncio.ensure_future(self.clock.sleep(timeout))
+        try:
+            await asyncio.wait({fut, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waiters = self._attempt_waiters.get(outbound_id, [])
+            if fut in waiters:
+                waiters.remove(fut)
+            if not waiters:
+                self._attempt_waiters.pop(outbound_id, None)
+        if not fut.done():
+            return None
+        return await self.repo.get(outbound_id)
+
     async def deliver(self, channel: Channel, msg: Outbound, sender: ChannelSender) -> datetime | None:
         """The last step: consent, reachability and quiet hours, then the provider call.
 
         Returns when the message will be tried again, if it will.
         """
+        try:
+            return await self._deliver(channel, msg, sender)
+        finally:
+            for fut in self._attempt_waiters.pop(msg.id, []) if msg.id is not None else []:
+                if not fut.done():
+                    fut.set_result(None)
+
+    async def _failed(self, msg: Outbound, reason: str, *, refused: bool = False) -> None:
+        await self.repo.mark_failed(msg, reason, self.clock.now(), refused=refused)
+        msg.status = OutboundStatus.REFUSED if refused else OutboundStatus.FAILED
+        msg.reason = reason
+        for hook in self.on_failed:
+            try:
+                await hook(msg)
+            except Exception:
+                log.exception("on_failed hook raised outbox_id=%s", msg.id)
+
+    async def _deliver(self, channel: Channel, msg: Outbound, sender: ChannelSender) -> datetime | None:
         now = self.clock.now()
+        policy = self.address_policies.get(msg.address.channel)
+        refusal = policy(msg) if policy is not None else None
+        if refusal is not None:
+            await self._failed(msg, refusal, refused=True)
+            log.info("not sent: %s outbox_id=%s", refusal, msg.id)
+            return None
+
         async def check(conn: AsyncConnection) -> tuple[bool, str | None]:
             return await consent_in(conn, msg.address)
 
         opted_out, unreachable = await self.db.query(check)
         if opted_out and not msg.compliance:
-            await self.repo.mark_failed(msg, "opted out", now, refused=True)
+            await self._failed(msg, "opted out", refused=True)
             log.info("not sent: recipient opted out outbox_id=%s", msg.id)
             return None
         if unreachable:
-            await self.repo.mark_failed(msg, f"unreachable: {unreachable}", now, refused=True)
+            await self._failed(msg, f"unreachable: {unreachable}", refused=True)
             return None
         if msg.kind is OutboundKind.PROACTIVE and msg.quiet_tz:
             until = in_quiet_hours(now, msg.quiet_tz, self.settings.quiet_hours_start, self.settings.quiet_hours_end)
@@ -353,7 +505,7 @@ class Outbox:
         except RetryableSendError as exc:
             return await self._retry(msg, exc.reason, exc.retry_after, sender)
         except PermanentSendError as exc:
-            await self.repo.mark_failed(msg, exc.reason, self.clock.now())
+            await self._failed(msg, exc.reason)
             if exc.unreachable:
                 await self.people.mark_unreachable(msg.address, exc.reason, self.clock.now())
             log.warning("send failed permanently outbox_id=%s channel=%s reason=%s", msg.id, channel.name, exc.reason)
@@ -371,7 +523,7 @@ class Outbox:
     ) -> datetime | None:
         now = self.clock.now()
         if msg.attempts >= self.settings.outbox_max_attempts:
-            await self.repo.mark_failed(msg, f"gave up after {msg.attempts} attempts: {reason}", now)
+            await self._failed(msg, f"gave up after {msg.attempts} attempts: {reason}")
             return None
         delay = backoff(msg.attempts, self.settings.outbox_backoff_base, self.settings.outbox_backoff_max, self.rng)
         if retry_after is not None:
@@ -379,6 +531,7 @@ class Outbox:
             sender.global_bucket.pause(retry_after)
         retry_at = now + timedelta(seconds=delay)
         await self.repo.mark_retry(msg, retry_at, reason, now)
+        sender.park(msg)
         log.info("send will be retried outbox_id=%s in=%.1fs reason=%s", msg.id, delay, reason)
         return retry_at
 

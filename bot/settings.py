@@ -38,7 +38,8 @@ class CoreSettings(HuddleSettings):
     log_format: Literal["kv", "json"] = "kv"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    default_timezone: str = "UTC"
+    default_timezone: str = Field("UTC", description="IANA zone of people and stores that name none")
+    default_region: str = Field("US", description="country whose national phone numbers are read (ISO 3166)")
     quiet_hours_start: time = time(21, 0)
     quiet_hours_end: time = time(8, 0)
     quiet_hours_roles: list[Role] = Field(default_factory=lambda: [Role.CUSTOMER])
@@ -82,6 +83,13 @@ class CoreSettings(HuddleSettings):
         except (ArgumentError, ValueError) as exc:
             raise ValueError(str(exc) if "unsupported" in str(exc) else f"not a valid database URL ({exc})") from None
         return value
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        from bot.phones import check_region
+
+        return check_region(value)
 
 
 def check_timezone(value: str) -> str:

@@ -80,6 +80,20 @@ async def health_of(channel: object) -> ChannelHealth:
     return result
 
 
+def listen_ready(channel: object, callback: Callable[[], None]) -> bool:
+    """Subscribe to a channel's "ready again" signal, if it offers one (`add_ready_listener`).
+
+    A channel whose provider can vanish and come back (a modem on a serial port) calls `callback`
+    each time it can send again; the outbox then lifts the pause a failed send put on the channel
+    and retries at once what was waiting for it. Returns False for channels without the signal.
+    """
+    add = getattr(channel, "add_ready_listener", None)
+    if add is None:
+        return False
+    add(callback)
+    return True
+
+
 class SendError(Exception):
     pass
 

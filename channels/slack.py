@@ -22,6 +22,7 @@ import contextlib
 import logging
 import re
 import uuid
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -40,6 +41,7 @@ from bot.model import Address, Inbound, InboundFile, Outbound
 from bot.settings import HuddleSettings
 from channels.base import (
     Capabilities,
+    ChannelHealth,
     DeliveryHandler,
     InboundHandler,
     Markup,
@@ -160,6 +162,8 @@ class SlackChannel:
         self.bot_user_id: str | None = None
         self.dm_channels: dict[str, str] = {}
         self.accepting = False
+        self.last_event_at: datetime | None = None
+        """When the last event from Slack was stored (any message, command or button)."""
         self._on_inbound: InboundHandler | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -240,12 +244,32 @@ class SlackChannel:
             self.session = None
 
     async def healthy(self) -> bool:
+        return self.health().up
+
+    def health(self) -> ChannelHealth:
+        """Socket Mode: up while the websocket is open and not silent past the watchdog's timeout.
+
+        HTTP mode: up while accepting events (Slack calls us; there is no connection to watch).
+        """
+
+        def iso(t: datetime | None) -> str | None:
+            return t.isoformat() if t else None
+
+        detail: dict[str, Any] = {"mode": self.mode, "bot_user": self.bot_user_id,
+                                  "last_event_at": iso(self.last_event_at)}
         if not self.accepting:
-            return False
+            return ChannelHealth(False, {**detail, "connected": False, "error": "not receiving"})
         if self.mode == "http":
-            return True
+            return ChannelHealth(True, detail)
         session = self.socket.client.current_session if self.socket else None
-        return session is not None and not session.closed
+        connected = session is not None and not session.closed
+        up = connected
+        if self.watchdog is not None:
+            silent = self.watchdog.silent_for()
+            detail.update(watchdog_silent_for=round(silent, 1), watchdog_timeout=self.watchdog.timeout,
+                          reconnects=self.watchdog.reconnects)
+            up = up and silent < self.watchdog.timeout
+        return ChannelHealth(up, {**detail, "connected": connected})
 
     # -- inbound -----------------------------------------------------------------------------
 
@@ -270,6 +294,7 @@ class SlackChannel:
         if self._on_inbound is None:
             raise RuntimeError("slack channel not started")
         await self._on_inbound(inbound)
+        self.last_event_at = self.clock.now()
 
     async def _on_message(self, event: dict[str, Any]) -> None:
         """A DM to the bot (message.im). Channel messages reach us only as mentions."""
@@ -479,7 +504,6 @@ def setup(app: App) -> None:
         return
     channel = SlackChannel(settings, app.clock)
     app.add_channel(channel)
-    app.http.health_checks["slack"] = channel.healthy
     if mode == "http":
         if not app.settings.http_enabled:
             log.warning("slack http mode needs the HTTP server: set HUDDLE_HTTP_ENABLED=true")

@@ -55,6 +55,12 @@ class SocketWatchdog:
     async def on_message(self, _message: Any) -> None:
         self.messages += 1
 
+    def silent_for(self) -> float:
+        """Seconds since the last sign of life the watchdog has seen (for health reports)."""
+        if self._alive_since_last_look():
+            self._last_alive = self.clock.monotonic()
+        return max(0.0, self.clock.monotonic() - self._last_alive)
+
     def _alive_since_last_look(self) -> bool:
         """A newer pong than any seen before, or a message, since the last look."""
         alive = False

@@ -22,8 +22,10 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import re
 import uuid
 from collections import deque
+from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 from aiogram import Bot
@@ -42,12 +44,13 @@ from aiogram.exceptions import (
 from aiogram.methods.base import Response
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from aiohttp import web
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from bot.model import Address, Button, Inbound, Outbound
 from bot.settings import HuddleSettings
 from channels.base import (
     Capabilities,
+    ChannelHealth,
     DeliveryHandler,
     InboundHandler,
     Markup,
@@ -68,6 +71,7 @@ log = logging.getLogger(__name__)
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ALLOWED_UPDATES = ["message", "callback_query"]
+SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 MAX_CALLBACK_BYTES = 64
 UNREACHABLE_HINTS = (
     "chat not found",
@@ -90,7 +94,7 @@ class TelegramSettings(HuddleSettings):
     telegram_mode: Literal["polling", "webhook"] = "polling"
     telegram_webhook_url: str | None = Field(None, description=f"public HTTPS URL that reaches {WEBHOOK_PATH}")
     telegram_webhook_secret: SecretStr | None = Field(
-        None, description="X-Telegram-Bot-Api-Secret-Token value; derived from the token when unset"
+        None, description="X-Telegram-Bot-Api-Secret-Token value; derived from the token when unset or empty"
     )
     telegram_poll_timeout: int = Field(25, ge=0, le=50, description="long-poll seconds per getUpdates")
     telegram_group_per_minute: int = Field(20, ge=1, description="messages a minute to one group")
@@ -102,10 +106,23 @@ class TelegramSettings(HuddleSettings):
             raise ValueError("HUDDLE_TELEGRAM_MODE=webhook needs HUDDLE_TELEGRAM_WEBHOOK_URL")
         return self
 
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _secret_telegram_accepts(cls, value: SecretStr | None) -> SecretStr | None:
+        """Empty means "derive one" (never "no secret"); otherwise what setWebhook accepts: 1-256 of A-Za-z0-9_-."""
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not SECRET_TOKEN.fullmatch(value.get_secret_value()):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule), or unset")
+        return value
+
     def webhook_secret(self) -> str:
+        """The secret Telegram must send with every webhook call: the configured one, or one derived from the token."""
         if self.telegram_webhook_secret is not None:
             return self.telegram_webhook_secret.get_secret_value()
         token = self.telegram_token.get_secret_value() if self.telegram_token else ""
+        if not token:
+            raise ValueError("no Telegram token to derive the webhook secret from")
         return hmac.new(token.encode(), b"huddle-telegram-webhook", hashlib.sha256).hexdigest()
 
 
@@ -153,6 +170,11 @@ class TelegramChannel:
         self.offset: int | None = None
         """The next update id to ask for: every update below it is stored."""
         self.healthy = False
+        self.last_ok_at: datetime | None = None
+        """When Telegram last answered us (getUpdates, setWebhook) or reached us (a webhook call)."""
+        self.last_update_at: datetime | None = None
+        self.last_error: str | None = None
+        self.last_error_at: datetime | None = None
         self._on_inbound: InboundHandler | None = None
         self._receiving = False
         self._accepting = False
@@ -189,8 +211,29 @@ class TelegramChannel:
             await self.stop_receiving()
         await self.bot.session.close()
 
-    async def health(self) -> bool:
-        return self.healthy
+    def health(self) -> ChannelHealth:
+        """Up while the last getUpdates succeeded (polling) or the webhook is registered (webhook mode)."""
+
+        def iso(t: datetime | None) -> str | None:
+            return t.isoformat() if t else None
+
+        return ChannelHealth(self.healthy and self._receiving, {
+            "mode": self.mode,
+            "connected": self.healthy,
+            "last_ok_at": iso(self.last_ok_at),
+            "last_update_at": iso(self.last_update_at),
+            "last_error": self.last_error,
+            "last_error_at": iso(self.last_error_at),
+        })
+
+    def _ok(self) -> None:
+        self.healthy = True
+        self.last_ok_at = self.clock.now()
+
+    def _failed(self, error: str) -> None:
+        self.healthy = False
+        self.last_error = error[:300]
+        self.last_error_at = self.clock.now()
 
     # -- receiving ---------------------------------------------------------------------------
 
@@ -204,7 +247,8 @@ class TelegramChannel:
                 if not prepared:
                     await self.bot.delete_webhook(drop_pending_updates=False)  # polling is refused while one is set
                     await self._learn_username()
-                    prepared = self.healthy = True
+                    prepared = True
+                    self._ok()
                 updates = await self.bot.get_updates(
                     offset=self.offset, timeout=timeout, allowed_updates=ALLOWED_UPDATES, request_timeout=timeout + 10
                 )
@@ -213,18 +257,22 @@ class TelegramChannel:
             except TelegramRetryAfter as exc:
                 delay = max(delay, float(exc.retry_after))
                 log.warning("telegram flood control on getUpdates, waiting %.0fs", delay)
+                self._failed(f"flood control: retry after {exc.retry_after}s")
             except TelegramConflictError as exc:
                 log.error("telegram getUpdates conflict (another poller or a webhook?): %s", exc.message)
+                self._failed(f"conflict: {exc.message}")
             except TelegramUnauthorizedError:
                 log.error("telegram rejected the bot token (HUDDLE_TELEGRAM_TOKEN)")
+                self._failed("bot token rejected")
             except (AiogramError, OSError, TimeoutError) as exc:
                 log.warning("telegram getUpdates failed, retrying in %.0fs: %s", delay, exc)
+                self._failed(f"getUpdates failed: {type(exc).__name__}: {exc}")
             else:
-                self.healthy = True
+                self._ok()
                 delay = base
                 if await self._accept_all(updates):
                     continue
-            self.healthy = False
+                self._failed("an update could not be stored")
             await self.clock.sleep(delay)
             delay = min(cap, delay * 2)
 
@@ -255,6 +303,7 @@ class TelegramChannel:
             log.debug("telegram update ignored update_id=%s type=%s", update.update_id, update.event_type)
             return
         await self._on_inbound(inbound)
+        self.last_update_at = self.clock.now()
         if update.callback_query is not None:
             try:  # stops the button's spinner; a stale query only costs the spinner
                 await self.bot.answer_callback_query(update.callback_query.id, request_timeout=10)
@@ -317,7 +366,7 @@ class TelegramChannel:
     async def handle_webhook(self, request: web.Request) -> web.Response:
         """POST /telegram/webhook: check the secret header, store the update, then answer 200."""
         given = request.headers.get(SECRET_HEADER, "")
-        if not hmac.compare_digest(given.encode(), self.secret.encode()):
+        if not given or not self.secret or not hmac.compare_digest(given.encode(), self.secret.encode()):
             log.warning("telegram webhook call with a wrong secret token from %s", request.remote)
             return web.Response(status=401, text="unauthorized")
         if not self._receiving:
@@ -328,9 +377,11 @@ class TelegramChannel:
             return web.Response(status=400, text="not a Telegram update")
         try:
             await self.accept(update)
-        except Exception:
+        except Exception as exc:
             log.exception("could not store telegram update update_id=%s; Telegram will redeliver", update.update_id)
+            self.last_error, self.last_error_at = f"webhook update not stored: {type(exc).__name__}", self.clock.now()
             return web.Response(status=500, text="try again")
+        self.last_ok_at = self.clock.now()
         return web.Response(status=200)
 
     async def _register_webhook(self) -> None:
@@ -345,11 +396,12 @@ class TelegramChannel:
                     allowed_updates=ALLOWED_UPDATES,
                     drop_pending_updates=False,
                 )
-                self.healthy = True
+                self._ok()
                 log.info("telegram webhook registered")
                 return
             except (AiogramError, OSError, TimeoutError) as exc:
                 log.warning("telegram setWebhook failed, retrying in %.0fs: %s", delay, exc)
+                self._failed(f"setWebhook failed: {type(exc).__name__}: {exc}")
             await self.clock.sleep(delay)
             delay = min(cap, delay * 2)
 
@@ -440,14 +492,13 @@ def send_error(exc: BaseException) -> SendError:
 
 def setup(app: App) -> None:
     """Add the Telegram channel when HUDDLE_TELEGRAM_TOKEN is set (the webhook route in webhook mode)."""
-    settings = TelegramSettings()
+    settings = app.use_settings(TelegramSettings)
     if settings.telegram_token is None:
         log.info("telegram channel off: HUDDLE_TELEGRAM_TOKEN is not set")
         return
     channel = TelegramChannel(settings, app.clock)
     app.add_channel(channel)
     app.provide("telegram_settings", settings)
-    app.http.health_checks["telegram"] = channel.health
     if settings.telegram_mode == "webhook":
         if not app.settings.http_enabled:
             log.error("HUDDLE_TELEGRAM_MODE=webhook needs the HTTP server: set HUDDLE_HTTP_ENABLED=true")

@@ -151,14 +151,16 @@ def points_reply(ctx: CustomerContext, store: StoreInfo, rules: LoyaltyRules, na
 
 def hours_reply(store: StoreInfo) -> str:
     if not store.hours:
-        return f"Please call {store.name}{' at ' + store.phone if store.phone else ''} for today's hours."
+        call = f" Please call {store.phone} for today's hours." if store.phone else ""
+        return f"{store.name} hasn't set its opening hours here yet.{call}"
     where = f" {store.address}." if store.address else ""
     return f"{store.name} hours: {store.hours}.{where}"
 
 
 def address_reply(store: StoreInfo) -> str:
     if not store.address:
-        return f"Please call {store.name}{' at ' + store.phone if store.phone else ''} for directions."
+        call = f" Please call {store.phone} for directions." if store.phone else ""
+        return f"{store.name} hasn't set its address here yet.{call}"
     hours = f" Hours: {store.hours}." if store.hours else ""
     return f"{store.name} is at {store.address}.{hours}"
 

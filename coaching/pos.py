@@ -14,8 +14,16 @@ voided order may total below zero; a discount is an amount off, its sign ignored
 Huddle knows (`[[stores]]` in huddle.toml), or absent for the first one; an unknown `budtender_id`
 is accepted with a warning in the answer, the order kept without a budtender. `customer.created`
 carries `{"id", "first_name", "last_name", "phone", "email", "vip_tier", "signup_date", "store"}`.
-Headers: `X-Huddle-Signature: sha256=<hex HMAC-SHA256 of the raw body>` and
-`X-Huddle-Timestamp: <unix seconds>` within the window (5 minutes by default).
+Signature (Stripe's scheme, so a captured request cannot be replayed later): the header
+`X-Huddle-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`. The timestamp is
+inside the signed text, so it cannot be refreshed without the secret, and it must be within the
+window (5 minutes by default). Several `v1=` may be sent (one per secret while a secret is being
+rotated); one match is enough. Elements other than `t` and `v1` are ignored.
+
+The old header `sha256=<hex HMAC of the body alone>` with `X-Huddle-Timestamp` is refused unless
+HUDDLE_POS_WEBHOOK_LEGACY_SIGNATURE=true: anyone who saw one request could send it again with a
+fresh timestamp (the event id still stops a second processing, but not a first one of a captured
+event that never reached us).
 """
 
 from __future__ import annotations
@@ -41,15 +49,73 @@ class PayloadError(ValueError):
     """A readable reason why an event was refused (sent back with the 400)."""
 
 
-def sign(secret: str, body: bytes) -> str:
+SCHEME = "v1"
+
+
+def sign(secret: str, body: bytes, timestamp: int | float) -> str:
+    """The `X-Huddle-Signature` value for `body` sent at `timestamp`: `t=…,v1=…`."""
+    t = int(timestamp)
+    return f"t={t},{SCHEME}={_digest(secret, t, body)}"
+
+
+def _digest(secret: str, t: int, body: bytes) -> str:
+    return hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def legacy_sign(secret: str, body: bytes) -> str:
+    """The old, replayable body-only signature (`sha256=<hex>`), accepted only behind a setting."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
-    """Constant-time comparison of the given `sha256=<hex>` against our own."""
-    if not header:
-        return False
-    return hmac.compare_digest(header.strip().lower().encode(), sign(secret, body).encode())
+def parse_signature(header: str) -> tuple[int | None, list[str]]:
+    """`t=1,v1=a,v1=b,v0=c` → (1, ["a", "b"]): the timestamp and the signatures of our scheme."""
+    t: int | None = None
+    signatures: list[str] = []
+    for item in header.split(","):
+        key, sep, value = item.strip().partition("=")
+        if not sep:
+            continue
+        if key == "t":
+            try:
+                t = int(value)
+            except ValueError:
+                return None, []
+        elif key == SCHEME:
+            signatures.append(value.strip().lower())
+    return t, signatures
+
+
+def check_signature(secrets: list[str], body: bytes, header: str | None, now: datetime, window: float = 300, *,
+                    legacy: bool = False, legacy_timestamp: str | None = None) -> str | None:
+    """None when `header` proves the body came from a holder of one of `secrets` within `window`
+    seconds of `now`; otherwise the reason it does not (sent back with the 401)."""
+    if not header or not header.strip():
+        return f"missing {SIGNATURE_HEADER}"
+    header = header.strip()
+    if header.lower().startswith("sha256="):
+        if not legacy:
+            return (f"{SIGNATURE_HEADER}: the body-only sha256= signature can be replayed and is refused; send "
+                    "t=<unix>,v1=<hex HMAC-SHA256 of \"t.body\"> (or set HUDDLE_POS_WEBHOOK_LEGACY_SIGNATURE=true)")
+        if not any(hmac.compare_digest(header.lower().encode(), legacy_sign(s, body).encode()) for s in secrets):
+            return f"bad {SIGNATURE_HEADER}"
+        if not timestamp_ok(legacy_timestamp, now, window):
+            return f"missing or stale {TIMESTAMP_HEADER}"
+        return None
+    t, given = parse_signature(header)
+    if t is None or not given:
+        return f"{SIGNATURE_HEADER} must look like t=<unix seconds>,v1=<hex>"
+    expected = [_digest(s, t, body).encode() for s in secrets]
+    if not any(hmac.compare_digest(g.encode(), e) for g in given for e in expected):
+        return f"bad {SIGNATURE_HEADER}"
+    if abs(now.timestamp() - t) > window:
+        return f"{SIGNATURE_HEADER} timestamp is outside the {int(window)} s window (replayed or clock skew)"
+    return None
+
+
+def signature_ok(secret: str, body: bytes, header: str | None, now: datetime | None = None,
+                 window: float = 300) -> bool:
+    """True when `header` is a valid, fresh `t=…,v1=…` signature of `body` (see `check_signature`)."""
+    return check_signature([secret], body, header, now or datetime.now(UTC), window) is None
 
 
 def timestamp_ok(header: str | None, now: datetime, window: float = 300) -> bool:

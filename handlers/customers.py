@@ -14,7 +14,7 @@ import re
 
 from bot.app import App
 from bot.context import Context
-from bot.model import Address, OutboundKind, Person, Role
+from bot.model import Address, Outbound, OutboundKind, OutboundStatus, Person, Role
 from bot.router import Greedy, Router, UsageError
 from coaching import concierge
 from coaching.ai import AiClient, ai_client_for
@@ -197,13 +197,48 @@ async def _thread_handoff(ctx: Context, svc: StoreServices) -> Handoff | None:
 
 
 async def _send_to_customer(ctx: Context, svc: StoreServices, handoff: Handoff, text: str) -> str:
+    """Queue staff's text to the customer and say what became of it: "Sent" only when it was."""
     customer = await ctx.app.people.get(handoff.person_id)
     store = store_info(svc)
     staff_name = ctx.person.first_name if ctx.person and ctx.person.name.strip() else "Staff"
-    await ctx.app.send(Address("sms", handoff.customer_address), f"{staff_name} at {store.name}: {text.strip()}",
-                       kind=OutboundKind.REPLY, key=f"in:{ctx.inbound.id}:relay", person=customer)
-    return f"Sent to {customer.name if customer and customer.name.strip() else handoff.customer_address} " \
-           f"(#{handoff.id})."
+    body = f"{staff_name} at {store.name}: {text.strip()}"
+    queued = await ctx.app.send(Address("sms", handoff.customer_address), body, kind=OutboundKind.REPLY,
+                                key=f"in:{ctx.inbound.id}:relay", person=customer)
+    who = f"{customer.name if customer and customer.name.strip() else handoff.customer_address} (#{handoff.id})"
+    assert queued.id is not None
+    outcome = await ctx.app.outbox.first_attempt(queued.id, svc.settings.store_staff_reply_wait)
+    if outcome is not None and outcome.status in (OutboundStatus.SENT, OutboundStatus.DELIVERED):
+        return f"Sent to {who}."
+    if outcome is not None and outcome.status in (OutboundStatus.FAILED, OutboundStatus.REFUSED):
+        return f"Not sent to {who}: {_why(outcome.reason)}."
+    _watch_relay(ctx, svc, queued.id, who)
+    if outcome is None:
+        return f"Queued for {who}, not sent yet (the line is busy). I'll tell you here if it fails."
+    return f"Not sent to {who} yet: {_why(outcome.reason)}. Huddle keeps trying and will tell you if it gives up."
+
+
+def _why(reason: str | None) -> str:
+    """The outbox's reason in words staff act on."""
+    if not reason:
+        return "unknown error"
+    if reason == "opted out":
+        return "they opted out of texts (they can text START to opt back in)"
+    return reason
+
+
+def _watch_relay(ctx: Context, svc: StoreServices, outbox_id: int, who: str) -> None:
+    """Remember to tell this staff member if the message still fails after our answer."""
+    svc.relays_in_flight[outbox_id] = (ctx.address, ctx.inbound.thread, who)
+
+
+async def _relay_failed(app: App, svc: StoreServices, msg: Outbound) -> None:
+    """An outbox hook: a staff reply that failed after `reply N` answered is reported to its author."""
+    watched = svc.relays_in_flight.pop(msg.id, None) if msg.id is not None else None
+    if watched is None:
+        return
+    staff, thread, who = watched
+    await app.send(staff, f"Your reply to {who} could not be sent: {_why(msg.reason)}.", kind=OutboundKind.REPLY,
+                   key=f"relay-failed:{msg.id}", thread=thread)
 
 
 async def _close(ctx: Context, svc: StoreServices, handoff: Handoff) -> str:
@@ -284,12 +319,22 @@ def setup(app: App) -> None:
     ai_client_for(app)
     app.include_router(router)
 
+    async def relay_failed(msg: Outbound) -> None:
+        await _relay_failed(app, svc, msg)
+
+    app.outbox.on_failed.append(relay_failed)
+
     default_contact = type(app.settings).model_fields["store_contact"].default
 
-    def contact(_person: Person | None) -> str:
-        """HELP: the store's name and number, the keywords, and HUDDLE_STORE_CONTACT when it is set."""
+    def contact(_person: Person | None, *, opted_out: bool = False) -> str:
+        """HELP: the store's name and number, the keywords, and HUDDLE_STORE_CONTACT when it is set.
+
+        To an opted-out number it says how to opt back in, never "Reply STOP" (they already did).
+        """
         s = svc.default_store
         phone = f" {s.phone}" if s.phone else ""
+        if opted_out:
+            return f"{s.name}{phone}: you're unsubscribed and get no texts from us. Reply START to opt back in."
         custom = app.settings.store_contact != default_contact
         extra = app.settings.store_contact if custom else "Reply STOP to opt out."
         return f"{s.name}{phone}: text POINTS, HOURS, ADDRESS, JOIN or HUMAN. {extra}"

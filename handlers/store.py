@@ -15,11 +15,13 @@ from datetime import datetime
 from aiohttp import web
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot import phones
 from bot.app import App
+from bot.model import Address
 from bot.scheduler import JobRun
-from coaching.pos import MAX_BODY, SIGNATURE_HEADER, TIMESTAMP_HEADER, PayloadError, signature_ok, timestamp_ok
+from coaching.pos import MAX_BODY, SIGNATURE_HEADER, TIMESTAMP_HEADER, PayloadError, check_signature
 from coaching.sources.pos import PosIngest, order_hooks
-from coaching.store_config import DEMO_STORE, StoreConfig, StoreSettings
+from coaching.store_config import DEMO_STORE, UNSET_STORE_CODE, StoreConfig, StoreSettings
 from storage.catalog import CatalogRepo, Product
 from storage.customers import CustomerRepo, Store
 from storage.loyalty import LoyaltyRepo
@@ -38,6 +40,10 @@ class StoreServices:
     loyalty: LoyaltyRepo
     ingest: PosIngest
     store_ids: dict[str, int] = field(default_factory=dict)
+    relays_in_flight: dict[int, tuple[Address, str | None, str]] = field(default_factory=dict)
+    """Staff replies still being tried after `reply N` answered: outbox id → (staff, thread, who)."""
+    configured: bool = True
+    """False when neither `[[stores]]` nor the demo names a store: HOURS/ADDRESS say they are not set."""
     _stock: dict[int | None, tuple[datetime, list[Product]]] = field(default_factory=dict)
 
     async def in_stock(self, store_id: int | None, now: datetime, ttl: float = 60.0) -> list[Product]:
@@ -72,15 +78,40 @@ def _settings(app: App) -> StoreSettings:
     return use(StoreSettings) if use else StoreSettings()
 
 
+def resolve_stores(app: App) -> tuple[list[StoreConfig], bool]:
+    """The stores of this deployment, each with its timezone; and whether any was really configured.
+
+    `[[stores]]` when present. Otherwise the demo store in demo mode, and in a real deployment a
+    stand-in that carries only HUDDLE_STORE_NAME: its hours and address are unknown, never the
+    demo's. A store without a timezone gets HUDDLE_DEFAULT_TIMEZONE.
+    """
+    core = app.settings
+    tz = core.default_timezone
+    configured = app.config.section("stores", list[StoreConfig], default=[])
+    if configured:
+        return [s if s.timezone else s.model_copy(update={"timezone": tz}) for s in configured], True
+    default_name = type(core).model_fields["store_name"].default
+    if core.demo:
+        name = core.store_name if core.store_name != default_name else DEMO_STORE.name
+        return [DEMO_STORE.model_copy(update={"name": name})], True
+    return [StoreConfig(code=UNSET_STORE_CODE, name=core.store_name, timezone=tz)], False
+
+
 def services(app: App) -> StoreServices:
     found = app.deps.get("store")
     if isinstance(found, StoreServices):
         return found
     settings = _settings(app)
-    stores = app.config.section("stores", list[StoreConfig], default=[]) or [DEMO_STORE]
+    stores, configured = resolve_stores(app)
+    # One store name everywhere: STOP/START confirmations, HELP, the console and the coaching prompts.
+    app.settings.store_name = stores[0].name
+    region = stores[0].region()
+    if region:
+        phones.set_default_region(region)
     svc = StoreServices(
         settings=settings,
         stores=stores,
+        configured=configured,
         customers=CustomerRepo(app.db),
         catalog=CatalogRepo(app.db),
         sales=SalesRepo(app.db),
@@ -108,19 +139,21 @@ async def _read_limited(request: web.Request, limit: int) -> bytes | None:
 
 def webhook_handler(app: App, svc: StoreServices) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def pos_webhook(request: web.Request) -> web.Response:
-        secret = svc.settings.pos_webhook_secret
-        if secret is None:
+        secrets = svc.settings.pos_secrets()
+        if not secrets:
             return web.json_response({"error": "POS webhooks are off: set HUDDLE_POS_WEBHOOK_SECRET"}, status=503)
         if request.content_length is not None and request.content_length > MAX_BODY:
             return web.json_response({"error": "body over 1 MB"}, status=413)
         body = await _read_limited(request, MAX_BODY)
         if body is None:
             return web.json_response({"error": "body over 1 MB"}, status=413)
-        if not signature_ok(secret.get_secret_value(), body, request.headers.get(SIGNATURE_HEADER)):
-            log.warning("POS webhook refused: bad or missing signature remote=%s", request.remote)
-            return web.json_response({"error": f"bad or missing {SIGNATURE_HEADER}"}, status=401)
-        if not timestamp_ok(request.headers.get(TIMESTAMP_HEADER), app.clock.now(), svc.settings.pos_webhook_window):
-            return web.json_response({"error": f"missing or stale {TIMESTAMP_HEADER}"}, status=401)
+        refused = check_signature(
+            secrets, body, request.headers.get(SIGNATURE_HEADER), app.clock.now(), svc.settings.pos_webhook_window,
+            legacy=svc.settings.pos_webhook_legacy_signature, legacy_timestamp=request.headers.get(TIMESTAMP_HEADER),
+        )
+        if refused is not None:
+            log.warning("POS webhook refused: %s remote=%s", refused, request.remote)
+            return web.json_response({"error": refused}, status=401)
         warnings: list[str] = []
         try:
             row_id, envelope = await svc.ingest.accept(body, warnings)
@@ -142,6 +175,11 @@ def setup(app: App) -> None:
     app.http.route("POST", "/webhooks/pos", webhook_handler(app, svc))
 
     async def start(app: App) -> None:
+        if not svc.configured:
+            log.warning(
+                "no [[stores]] in the config and HUDDLE_DEMO=false: customers are told the store's hours and "
+                "address are not set, HELP names %r, quiet hours use HUDDLE_DEFAULT_TIMEZONE=%s. Add a [[stores]] "
+                "entry (see huddle.example.toml).", svc.default_store.name, svc.default_store.timezone)
         await svc.ensure_configured(app.clock.now())
         retried = await svc.ingest.retry_pending()
         if retried:
@@ -153,6 +191,15 @@ def setup(app: App) -> None:
     async def sweep(_run: JobRun) -> None:
         await svc.ingest.retry_pending()
 
+    async def timezone_for(address: Address) -> str | None:
+        """A new person's zone: the store of their CRM record (by phone), else the first store's."""
+        if address.channel == "sms":
+            store_id = await svc.customers.store_id_for_phone(address.id)
+            if store_id is not None:
+                return svc.store_for(store_id).timezone
+        return svc.default_store.timezone
+
+    app.directory.timezone_for = timezone_for
     app.on_startup(start)
     app.on_shutdown(stop)
     app.scheduler.add("pos_retry", IntervalTrigger(minutes=5), sweep)

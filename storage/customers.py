@@ -304,6 +304,15 @@ class CustomerRepo:
             row = (await conn.execute(sa.select(customers).where(customers.c.id == customer_id))).first()
         return _customer(row) if row else None
 
+    async def store_id_for_phone(self, phone: str) -> int | None:
+        """The store of the CRM record with this phone (the most recent visit wins), if any."""
+        async with self.db.read() as conn:
+            row = (await conn.execute(
+                sa.select(customers.c.store_id).where(customers.c.phone == phone, customers.c.store_id.is_not(None))
+                .order_by(customers.c.last_visit_at.desc().nulls_last(), customers.c.id.desc()).limit(1)
+            )).first()
+        return None if row is None else int(row.store_id)
+
     async def by_external_id(self, external_id: str) -> Customer | None:
         async with self.db.read() as conn:
             row = (await conn.execute(sa.select(customers).where(customers.c.external_id == external_id))).first()

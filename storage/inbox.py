@@ -152,3 +152,15 @@ class InboxRepo:
                 )
             ).all()
         return [(r[0], r[1], r[2] or "") for r in rows]
+
+    async def unanswered_senders(self, limit: int = 5) -> tuple[int, list[tuple[datetime, str, str, str]]]:
+        """Texts from senders that are not people (`AMAZON`, short codes): how many, and the latest
+        (received at, sender, kind, text). The dispatcher files them with handler `sender:<kind>`."""
+        match = inbound.c.handler.like("sender:%")
+        async with self.db.read() as conn:
+            total = (await conn.execute(sa.select(sa.func.count()).where(match))).scalar() or 0
+            rows = (await conn.execute(
+                sa.select(inbound.c.received_at, inbound.c.address, inbound.c.handler, inbound.c.text)
+                .where(match).order_by(inbound.c.id.desc()).limit(limit)
+            )).all()
+        return int(total), [(r[0], r[1], (r[2] or "").removeprefix("sender:"), r[3]) for r in rows]

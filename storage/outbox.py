@@ -225,6 +225,22 @@ class OutboxRepo:
             attempts=max(0, msg.attempts - 1),
         )
 
+    async def retry_now(self, ids: list[int], now: datetime) -> int:
+        """Make queued rows due now (their channel is back); rows already due or no longer queued stay."""
+        if not ids:
+            return 0
+
+        async def unit(conn: AsyncConnection) -> int:
+            result = await conn.execute(
+                outbox.update()
+                .where(outbox.c.id.in_(ids), outbox.c.status == OutboundStatus.QUEUED.value,
+                       outbox.c.next_attempt_at > now)
+                .values(next_attempt_at=now, updated_at=now)
+            )
+            return int(result.rowcount or 0)
+
+        return await self.db.run(unit)
+
     async def release(self, ids: list[int], now: datetime) -> None:
         """Give back rows claimed but never handed to the provider (a clean shutdown)."""
         if not ids:

@@ -1,9 +1,12 @@
-"""SMS modem state that must survive a restart: parts of long texts, and parts already sent.
+"""SMS modem state that must survive a restart: parts of long texts, parts already sent, raw PDUs.
 
 Parts of a concatenated inbound SMS are kept here (raw PDU and the modem slot they came from)
 until the whole message has been committed to the inbox, so a restart half-way through a set
 loses nothing. Sent parts are recorded per outbox message so a retry after a failure in the
-middle of a long text sends only the parts that did not go out.
+middle of a long text sends only the parts that did not go out. A PDU that is not a text for a
+handler (binary data, WAP push, a flash message, something unreadable) is kept raw in `sms_held`
+before its modem slot is freed; a text that could only be read leniently keeps its raw PDU there
+too, marked `delivered`.
 """
 
 from __future__ import annotations
@@ -41,6 +44,27 @@ sms_sent_parts = sa.Table(
     sa.Column("sent_at", UTCDateTime, nullable=False),
 )
 
+sms_held = sa.Table(
+    "sms_held",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("pdu", sa.Text, nullable=False),
+    sa.Column("slot", sa.Integer),
+    sa.Column("storage", sa.String(8)),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("sender", sa.String(64)),
+    sa.Column("text", sa.Text),
+    sa.Column("provider_id", sa.String(200)),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("digest", name="uq_sms_held_digest"),
+    sa.Index("ix_sms_held_received_at", "received_at"),
+)
+
+HELD, DELIVERED = "held", "delivered"
+"""`sms_held.outcome`: never handed to a handler / handed over with what could be read."""
+
 SetKey = tuple[str, int, int]
 """(sender, concatenation reference, total parts)."""
 
@@ -60,6 +84,25 @@ class StoredPart:
     @property
     def key(self) -> SetKey:
         return (self.sender, self.reference, self.total)
+
+
+@dataclass(frozen=True, slots=True)
+class HeldPdu:
+    id: int
+    pdu: str
+    slot: int | None
+    storage: str | None
+    reason: str
+    outcome: str
+    sender: str | None
+    text: str | None
+    provider_id: str | None
+    received_at: datetime
+
+
+def _held(row: sa.Row) -> HeldPdu:
+    return HeldPdu(row.id, row.pdu, row.slot, row.storage, row.reason, row.outcome, row.sender, row.text,
+                   row.provider_id, row.received_at)
 
 
 def _part(row: sa.Row) -> StoredPart:
@@ -154,3 +197,47 @@ class SmsRepo:
             return int(result.rowcount or 0)
 
         return await self.db.run(unit)
+
+    # -- raw PDUs ---------------------------------------------------------------------------------
+
+    async def hold(
+        self,
+        digest: str,
+        pdu: str,
+        *,
+        reason: str,
+        now: datetime,
+        slot: int | None = None,
+        storage: str | None = None,
+        outcome: str = HELD,
+        sender: str | None = None,
+        text: str | None = None,
+        provider_id: str | None = None,
+    ) -> bool:
+        """Keep a raw PDU (once per digest: reading the same slot again adds nothing). True if new."""
+
+        def clean(value: str | None) -> str | None:
+            return None if value is None else value.replace("\x00", "\ufffd")  # PostgreSQL text holds no NUL
+
+        async def unit(conn: AsyncConnection) -> bool:
+            stmt = self.db.insert(sms_held).values(
+                digest=digest, pdu=pdu, slot=slot, storage=storage, reason=reason[:2000], outcome=outcome,
+                sender=clean(sender), text=clean(text), provider_id=provider_id, received_at=now,
+            )
+            result = await conn.execute(stmt.on_conflict_do_nothing(index_elements=["digest"]))
+            return bool(result.rowcount)
+
+        return await self.db.run(unit)
+
+    async def held(self, limit: int = 50, outcome: str | None = HELD) -> list[HeldPdu]:
+        """Raw PDUs, newest first; `outcome=None` lists lenient deliveries too."""
+        async with self.db.read() as conn:
+            query = sa.select(sms_held).order_by(sms_held.c.id.desc()).limit(limit)
+            if outcome is not None:
+                query = query.where(sms_held.c.outcome == outcome)
+            return [_held(r) for r in await conn.execute(query)]
+
+    async def held_counts(self) -> dict[str, int]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(sa.select(sms_held.c.outcome, sa.func.count()).group_by(sms_held.c.outcome))
+            return {r[0]: int(r[1]) for r in rows}

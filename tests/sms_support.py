@@ -17,7 +17,7 @@ from bot.router import Router
 from bot.settings import CoreSettings
 from bot.testing import Flow, migrated_sqlite
 from channels.sms.modem import ModemChannel, ModemConfig
-from channels.sms.simulator import SimulatedModem
+from channels.sms.simulator import SimulatedModem, Transcript
 from storage.sms import SmsRepo
 
 FAST = {
@@ -31,7 +31,12 @@ FAST = {
 
 
 class Recorder:
-    """A free-text handler that records what reached it (and optionally answers)."""
+    """Records every text the router takes in from the modem, and answers free text (optionally).
+
+    Recording happens where the router starts handling a stored message, not in a handler, so a
+    text from a machine sender (an alphanumeric name, a short code), which is stored but never
+    given to a handler, is recorded too: these tests are about what the modem stack delivers.
+    """
 
     def __init__(self, answer: Callable[[str], str | None] | None = None) -> None:
         self.messages: list[Inbound] = []
@@ -39,9 +44,17 @@ class Recorder:
         self.router = Router("sms-test")
 
         @self.router.message()
-        async def record(ctx: Context) -> str | None:
-            self.messages.append(ctx.inbound)
+        async def reply(ctx: Context) -> str | None:
             return self.answer(ctx.inbound.text) if self.answer else None
+
+    def watch(self, app: App) -> None:
+        handle = app.dispatcher.handle
+
+        async def recording(message: Inbound) -> None:
+            self.messages.append(message)
+            await handle(message)
+
+        app.dispatcher.handle = recording  # type: ignore[method-assign]
 
     @property
     def texts(self) -> list[str]:
@@ -65,9 +78,14 @@ async def sms_flow(
     app = App(core, clock=clock, config=ConfigFile({}))
     if recorder is not None:
         app.include_router(recorder.router)
+        recorder.watch(app)
     channel = ModemChannel(ModemConfig(port=sim.port, **{**FAST, **config}), SmsRepo(app.db), clock, simulator=sim)
     app.add_channel(channel)
     await app.start(run_scheduler=False)
+    for _ in range(500):  # let the first sweep (started when the modem became ready) finish
+        if not channel._sweeps:
+            break
+        await asyncio.sleep(0.01)
     return Flow(app, clock, {}, tmp), channel
 
 
@@ -84,3 +102,35 @@ async def eventually(predicate: Callable[[], Any], timeout: float = 5.0, what: s
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+# -- recorded transcripts (tests/transcripts/sms) -----------------------------------------------------
+
+TRANSCRIPTS = Path(__file__).parent / "transcripts" / "sms"
+
+
+def transcript(name: str) -> Transcript:
+    """A recorded transcript from tests/transcripts/sms, by file name."""
+    return Transcript(TRANSCRIPTS / name)
+
+
+async def inbox_rows(flow: Flow | str) -> list[Any]:
+    """Every stored inbound SMS (address, text, provider_id, status), oldest first; a flow or a db URL."""
+    import sqlalchemy as sa
+
+    from storage.db import Database
+    from storage.inbox import inbound
+
+    db = flow.app.db if isinstance(flow, Flow) else Database(flow, durable=False)
+    try:
+        return await _inbox_rows(db, sa, inbound)
+    finally:
+        if not isinstance(flow, Flow):
+            await db.close()
+
+
+async def _inbox_rows(db: Any, sa: Any, inbound: Any) -> list[Any]:
+    async with db.read() as conn:
+        query = sa.select(inbound.c.address, inbound.c.text, inbound.c.provider_id, inbound.c.status).where(
+            inbound.c.channel == "sms").order_by(inbound.c.id)
+        return list((await conn.execute(query)).all())

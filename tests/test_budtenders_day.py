@@ -49,7 +49,7 @@ async def post(http: aiohttp.ClientSession, port: int, flow: Flow, n: int, when:
             "rewards_signup": signup, "items": [{"sku": "P1", "name": "OG", "category": "flower", "quantity": 1,
                                                  "unit_price": total}]}
     body = json.dumps({"id": f"evt-D{n}", "type": "order.created", "data": data}).encode()
-    headers = {"X-Huddle-Signature": sign(SECRET, body), "X-Huddle-Timestamp": str(int(flow.clock.now().timestamp())),
+    headers = {"X-Huddle-Signature": sign(SECRET, body, flow.clock.now().timestamp()),
                "Content-Type": "application/json"}
     async with http.post(f"http://127.0.0.1:{port}/webhooks/pos", data=body, headers=headers) as resp:
         assert resp.status == 200, await resp.text()

@@ -88,6 +88,9 @@ def test_help_lists_the_commands(tmp_path: Path) -> None:
         (("import", "customers", "missing.csv"), {}, "missing.csv"),
         # a database URL that is not one
         (("status",), {"HUDDLE_DATABASE_URL": "postgresql://u@db:port/huddle"}, "HUDDLE_DATABASE_URL"),
+        (("status",), {"HUDDLE_DEFAULT_REGION": "XX"}, "HUDDLE_DEFAULT_REGION"),
+        (("status",), {"HUDDLE_TELEGRAM_TOKEN": "1:x", "HUDDLE_TELEGRAM_WEBHOOK_SECRET": "not allowed!"},
+         "HUDDLE_TELEGRAM_WEBHOOK_SECRET"),
     ],
 )
 def test_user_mistakes_are_one_line_and_exit_2(

@@ -181,7 +181,7 @@ async def test_stop_then_proactive_is_refused_but_stored(flow: Flow) -> None:
     assert "subscribed again" in back
 
 
-async def test_stop_is_a_single_exact_word(flow: Flow) -> None:
+async def test_a_negated_stop_is_not_an_opt_out(flow: Flow) -> None:
     cus = await flow.person("Cara", {Role.CUSTOMER}, sms="+16195550100")
     await flow.send(cus, "please don't stop texting me")
     assert not await flow.app.people.is_opted_out(cus.addresses[0])

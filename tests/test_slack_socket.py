@@ -211,15 +211,31 @@ async def test_not_acknowledged_when_the_message_could_not_be_stored(fake: FakeS
         await fake.push_event(dm("hi", user=TIA, ts="1700001100.1"), within=0.5)
 
 
-async def test_health_check_reports_the_socket(fake: FakeSlack, flow: Flow) -> None:
-    assert await flow.app.http.health_checks["slack"]()
-    await fake.close()
-    channel = flow.app.channels["slack"]
-    assert isinstance(channel, SlackChannel) and channel.socket is not None
-    session = channel.socket.client.current_session
-    assert session is not None
-    await session.close()
-    assert not await flow.app.http.health_checks["slack"]()
+async def test_healthz_reports_the_socket_and_503_when_it_closes(fake: FakeSlack, flow: Flow) -> None:
+    """GET /healthz from an operator's side: the Slack entry says connected, then down with 503."""
+    import aiohttp
+
+    port = await flow.app.http.start("127.0.0.1", 0)
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
+                body = await r.json()
+                assert r.status == 200 and body["ok"] is True
+                slack = body["channels"]["slack"]
+                assert slack["up"] is True and slack["connected"] is True and slack["mode"] == "socket"
+                assert "watchdog_silent_for" in slack and slack["reconnects"] == 0
+            await fake.close()
+            channel = flow.app.channels["slack"]
+            assert isinstance(channel, SlackChannel) and channel.socket is not None
+            session = channel.socket.client.current_session
+            assert session is not None
+            await session.close()
+            async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
+                body = await r.json()
+                assert r.status == 503 and body["ok"] is False
+                assert body["channels"]["slack"]["up"] is False and body["channels"]["slack"]["connected"] is False
+    finally:
+        await flow.app.http.stop()
 
 
 async def test_simulated_inbound_goes_the_same_way(fake: FakeSlack, flow: Flow) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from channels.base import PermanentSendError, RetryableSendError
-from channels.sms.at import AtPort, AtTimeout, CmeError, CmsError, PortClosed, Urc
+from channels.sms.at import AtHung, AtPort, AtTimeout, CmeError, CmsError, PortClosed, Urc
 from channels.sms.modem import choose_cnmi, choose_storage, classify_cms
 
 
@@ -129,3 +129,81 @@ def test_cms_classification() -> None:
     bad = classify_cms(1)
     assert isinstance(bad, PermanentSendError) and bad.unreachable
     assert isinstance(classify_cms(304), PermanentSendError) and not classify_cms(304).unreachable  # type: ignore[union-attr]
+
+
+# -- vendor codes, missing finals and silence (shapes from python-gsmmodem issues and ModemManager) -------
+
+
+@pytest.mark.parametrize("noise", ["^RSSI: 20", "+ZPASR: \"UMTS\"", "^MODE:5,4", "+CIEV: \"MESSAGE\",1",
+                                   "^BOOT:20952350,0,0,0,75", "+QIND: \"csq\",20,99", "+XYZNEW: 1"])
+async def test_vendor_codes_inside_a_cmgr_answer_are_unsolicited(noise: str) -> None:
+    """python-gsmmodem #40: ['^RSSI: 20', '+CMGR: 0,,20', '0791…', 'OK'] failed to parse there."""
+    port, reader, writer, urcs = make_port()
+    pdu_line = "07919762020033F1240B919792956102F30000418011026315610133"
+    task = asyncio.create_task(port.command("AT+CMGR=0", expect="+CMGR"))
+    await answer(reader, writer, f"\r\n{noise}\r\n+CMGR: 0,,20\r\n{pdu_line}\r\n{noise}\r\n\r\nOK\r\n")
+    assert await task == ["+CMGR: 0,,20", pdu_line]
+    assert [u.name for u in urcs] == [noise.split(":")[0]] * 2
+    await port.close()
+
+
+async def test_a_command_without_a_known_prefix_keeps_its_own_plus_lines() -> None:
+    port, reader, writer, urcs = make_port()
+    task = asyncio.create_task(port.command("AT+CGMR"))
+    await answer(reader, writer, "\r\n+CGMR: LE20B04SIM7600G22\r\n\r\nOK\r\n")
+    assert await task == ["+CGMR: LE20B04SIM7600G22"] and urcs == []
+    await port.close()
+
+
+async def test_cpin_without_a_final_ok_settles_on_its_answer() -> None:
+    """python-gsmmodem's Wavecom profile: 'AT+CPIN?' → ['+CPIN: READY'] and no OK."""
+    port, reader, writer, _ = make_port()
+    task = asyncio.create_task(port.command("AT+CPIN?", timeout=2.0, expect="+CPIN", settle=0.05))
+    await answer(reader, writer, "\r\n+CPIN: READY\r\n")
+    assert await asyncio.wait_for(task, 1.0) == ["+CPIN: READY"]
+    await port.close()
+
+
+async def test_a_vendor_code_between_cds_and_its_pdu() -> None:
+    port, reader, _writer, urcs = make_port()
+    reader.feed_data(b"\r\n+CDS: 25\r\n^RSSI:14\r\n0006D60B911326880736F4111011719551401110117195714000\r\n")
+    await asyncio.sleep(0.01)
+    assert urcs == [Urc("^RSSI", "14"), Urc("+CDS", "25", "0006D60B911326880736F4111011719551401110117195714000")]
+    reader.feed_data(b"\r\n+CDS: 25\r\nOK\r\n")  # and a +CDS whose PDU never came is not fed junk
+    await asyncio.sleep(0.01)
+    assert urcs[-1] == Urc("+CDS", "25", None)
+    await port.close()
+
+
+async def test_a_send_met_by_silence_is_declared_hung_before_its_ceiling() -> None:
+    port, reader, writer, _ = make_port()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    task = asyncio.create_task(port.send_pdu(12, "0011AABB", timeout=30.0, silence=0.2))
+    await answer(reader, writer, "\r\n> ")
+    with pytest.raises(AtHung):
+        await task
+    assert loop.time() - started < 2.0
+    await port.close()
+
+
+async def test_a_slow_send_with_signs_of_life_is_not_hung() -> None:
+    port, reader, writer, urcs = make_port()
+    task = asyncio.create_task(port.send_pdu(12, "0011AABB", timeout=5.0, silence=0.3))
+    await answer(reader, writer, "\r\n> ")
+    for _ in range(4):  # the modem keeps talking (a URC every 0.2 s) while the network takes its time
+        await asyncio.sleep(0.2)
+        reader.feed_data(b"\r\n^RSSI:14\r\n")
+    reader.feed_data(b"\r\n+CMGS: 9\r\n\r\nOK\r\n")
+    assert await task == ["+CMGS: 9"]
+    assert len(urcs) == 4
+    await port.close()
+
+
+def test_storage_and_cnmi_choices_from_odd_answers() -> None:
+    assert choose_storage('+CPMS: (("SM","BM","SR"),("SM"))') == "SM"  # Wavecom, nested
+    assert choose_storage("+CPMS: (),(),()") is None  # Nokia N79: nothing offered
+    assert choose_storage('+CPMS: "ME","SM","SR"') == "ME"  # no parentheses at all
+    assert choose_storage("+CPMS: (MT,SM),(MT,SM),(MT,SM)") == "SM"  # no quotes
+    assert choose_storage('+CPMS: ("MT","SR"),("MT"),("MT")') == "MT"  # only what it named
+    assert choose_cnmi("+CNMI: (0-2),(0-3),(0,2),(0-2),(0,1)") == (2, 1, 0, 1, 0)

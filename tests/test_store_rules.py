@@ -71,10 +71,11 @@ def test_points_are_floored_decimals() -> None:
 
 def test_signature_and_timestamp() -> None:
     body = b'{"a": 1}'
-    assert signature_ok("s", body, sign("s", body))
-    assert signature_ok("s", body, sign("s", body).upper().replace("SHA256", "sha256"))
-    assert not signature_ok("s", body + b" ", sign("s", body))
-    assert not signature_ok("s", body, None) and not signature_ok("s", body, "")
+    t = NOW.timestamp()
+    assert signature_ok("s", body, sign("s", body, t), NOW)
+    assert not signature_ok("s", body + b" ", sign("s", body, t), NOW)
+    assert not signature_ok("s", body, None, NOW) and not signature_ok("s", body, "", NOW)
+    assert not signature_ok("s", body, sign("s", body, t - 301), NOW)  # signed too long ago: a replay
     assert timestamp_ok(str(NOW.timestamp() - 300), NOW) and not timestamp_ok(str(NOW.timestamp() - 301), NOW)
     assert not timestamp_ok("soon", NOW) and not timestamp_ok(None, NOW)
 
@@ -87,3 +88,20 @@ def test_event_money_is_never_float() -> None:
     with pytest.raises(PayloadError, match=r"data\.items\.0\.quantity"):
         parse_event(b'{"id": "e", "type": "order.created", "data": {"id": "T", "total": 1, '
                     b'"occurred_at": "2026-11-23T10:00:00Z", "items": [{"unit_price": 1, "quantity": -1}]}}')
+
+
+def test_signatures_interoperate_with_stripes_own_library() -> None:
+    """Proven against the world: Stripe's python library (stripe.WebhookSignature) verifies what
+    we sign, and we verify what it signs (its documented scheme t=<unix>,v1=<HMAC of "t.body">)."""
+    stripe = pytest.importorskip("stripe")
+    secret = "whsec_test_secret"  # the dummy secret of stripe-python's own webhook tests
+    body = b'{\n  "id": "evt_test_webhook",\n  "object": "event"\n}'
+    t = int(NOW.timestamp())
+    ours = sign(secret, body, t)
+    assert stripe.WebhookSignature.verify_header(body.decode(), ours, secret, tolerance=None)
+    assert stripe.WebhookSignature.generate_signature_header(body.decode(), secret, timestamp=t) == ours
+    theirs = stripe.WebhookSignature.generate_signature_header(body.decode(), secret, timestamp=t)
+    header = theirs + ",v0=6ffbb59b2300aae63f272406069a9788598b792a944a07aba816edb039989a39"  # other scheme: ignored
+    assert signature_ok(secret, body, header, NOW)
+    with pytest.raises(stripe.SignatureVerificationError):
+        stripe.WebhookSignature.verify_header(body.decode(), sign("other", body, t), secret, tolerance=None)

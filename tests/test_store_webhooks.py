@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from bot.testing import Flow, migrated_sqlite
-from coaching.pos import sign
+from coaching.pos import legacy_sign, sign
 from coaching.sources.pos import OrderProcessed, on_order
 from coaching.sources.store_csv import ImportOptions, StoreImporter
 from handlers.store import services
@@ -37,7 +37,8 @@ class Pos:
         headers = {"Content-Type": "application/json",
                    "X-Huddle-Timestamp": str(int(timestamp if timestamp is not None
                                                  else self.flow.clock.now().timestamp()))}
-        sig = signature if signature is not None else sign(secret, body)
+        sig = signature if signature is not None else sign(
+            secret, body, timestamp if timestamp is not None else self.flow.clock.now().timestamp())
         if sig:
             headers["X-Huddle-Signature"] = sig
         async with self.session.post(self.url, data=body, headers=headers) as resp:
@@ -156,10 +157,55 @@ async def test_wrong_secret_and_stale_timestamp_are_401(gate: tuple[Flow, Pos]) 
     status, _ = await pos.post(order("evt-x", "TX", "99.00"), secret="not-the-secret")
     assert status == 401
     status, body = await pos.post(order("evt-y", "TY", "9.00"), timestamp=START.timestamp() - 301)
-    assert status == 401 and "Timestamp" in body["error"]
+    assert status == 401 and "timestamp" in body["error"]
     status, _ = await pos.post(order("evt-z", "TZ", "9.00"), timestamp=START.timestamp() + 299)
     assert status == 200
     assert await services(flow.app).ingest.events.count() == 1
+
+
+async def test_a_captured_request_replayed_an_hour_later_is_refused(gate: tuple[Flow, Pos]) -> None:
+    """The open door of issue 17: body + signature seen an hour ago, sent again with a fresh timestamp."""
+    flow, pos = gate
+    body = json.dumps(order("evt-cap", "TC", "50.00")).encode()
+    captured = sign(SECRET, body, flow.clock.now().timestamp() - 3600)
+    status, reply = await pos.post(None, raw=body, signature=captured)  # X-Huddle-Timestamp is "now"
+    assert status == 401 and "window" in reply["error"]
+    forged = captured.replace(f"t={int(flow.clock.now().timestamp()) - 3600}", f"t={int(flow.clock.now().timestamp())}")
+    status, reply = await pos.post(None, raw=body, signature=forged)  # a fresher t is not covered by the HMAC
+    assert status == 401 and reply["error"] == "bad X-Huddle-Signature"
+    assert await services(flow.app).ingest.events.count() == 0
+
+
+async def test_the_old_body_only_signature_is_refused_unless_enabled(gate: tuple[Flow, Pos],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    flow, pos = gate
+    body = json.dumps(order("evt-old", "TO", "5.00")).encode()
+    status, reply = await pos.post(None, raw=body, signature=legacy_sign(SECRET, body))
+    assert status == 401 and "HUDDLE_POS_WEBHOOK_LEGACY_SIGNATURE" in reply["error"]
+    monkeypatch.setattr(services(flow.app).settings, "pos_webhook_legacy_signature", True)
+    status, reply = await pos.post(None, raw=body, signature=legacy_sign(SECRET, body))
+    assert status == 200, reply
+    status, reply = await pos.post(None, raw=body, signature=legacy_sign("other", body))
+    assert status == 401
+
+
+async def test_several_v1_during_a_secret_rotation(gate: tuple[Flow, Pos], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stripe sends one v1 per active secret; Huddle accepts the new and, while configured, the previous one."""
+    from pydantic import SecretStr
+
+    flow, pos = gate
+    now = int(flow.clock.now().timestamp())
+    body = json.dumps(order("evt-rot", "TR", "7.00")).encode()
+    both = sign("whsec_new", body, now) + "," + sign(SECRET, body, now).split(",")[1]
+    status, _ = await pos.post(None, raw=body, signature=both)  # v1 of the old secret matches the current one
+    assert status == 200
+    monkeypatch.setattr(services(flow.app).settings, "pos_webhook_secret", SecretStr("whsec_new"))
+    monkeypatch.setattr(services(flow.app).settings, "pos_webhook_previous_secret", SecretStr(SECRET))
+    body2 = json.dumps(order("evt-rot2", "TR2", "7.00")).encode()
+    status, _ = await pos.post(None, raw=body2, signature=sign(SECRET, body2, now))  # POS not switched yet
+    assert status == 200
+    status, _ = await pos.post(None, raw=body2, signature=f"t={now},v0=" + "0" * 64)  # other schemes ignored
+    assert status == 401
 
 
 async def test_body_over_one_megabyte_is_413(gate: tuple[Flow, Pos]) -> None:

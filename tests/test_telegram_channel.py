@@ -404,6 +404,64 @@ async def test_webhook_checks_the_secret_and_stores_before_answering(
         await flow.close()
 
 
+@pytest.mark.parametrize("empty", ["", "   "])
+async def test_an_empty_webhook_secret_falls_back_to_the_derived_one(
+    fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch, empty: str
+) -> None:
+    """Issue 17: HUDDLE_TELEGRAM_WEBHOOK_SECRET="" registered no secret and took unsigned POSTs."""
+    _env(monkeypatch, fake, telegram_mode="webhook", telegram_webhook_url="https://bot.example/telegram/webhook",
+         telegram_webhook_secret=empty)
+    derived = TelegramSettings(telegram_token=fake.token, _env_file=None).webhook_secret()  # type: ignore[call-arg]
+    assert derived and len(derived) == 64
+    flow = await _flow()
+    port = await flow.app.http.start(port=0)
+    try:
+        await flow.person("Ann", {Role.SALES_MANAGER}, telegram=str(ANN))
+        await fake.wait_for(lambda: fake.webhook is not None)
+        assert fake.webhook is not None and fake.webhook["secret_token"] == derived
+        update = fake.message(ANN, "/echo signed")
+        url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
+        async with aiohttp.ClientSession() as http:
+            for headers in ({}, {SECRET_HEADER: ""}, {SECRET_HEADER: empty}):
+                async with http.post(url, json=update, headers=headers) as r:
+                    assert r.status == 401  # an unsigned update is never accepted in webhook mode
+            async with http.post(url, json=update, headers={SECRET_HEADER: derived}) as r:
+                assert r.status == 200
+        await fake.wait_sent(1, ANN)
+        assert len(await _inbox(flow)) == 1
+    finally:
+        await flow.close()
+
+
+def test_a_webhook_secret_telegram_would_refuse_is_a_config_error() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="A-Z, a-z, 0-9"):
+        TelegramSettings(telegram_token="1:x", telegram_webhook_secret="with spaces", _env_file=None)  # type: ignore[call-arg]
+    ok = TelegramSettings(telegram_token="1:x", telegram_webhook_secret="Ab_9-x", _env_file=None)  # type: ignore[call-arg]
+    assert ok.webhook_secret() == "Ab_9-x"
+
+
+async def test_healthz_shows_telegram_polling_and_its_last_error(tg: Flow, fake: FakeTelegram) -> None:
+    port = await tg.app.http.start("127.0.0.1", 0)
+    url = f"http://127.0.0.1:{port}/healthz"
+    try:
+        await until(tg, lambda: _channel(tg).health().up, step=0)
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url) as r:
+                body = await r.json()
+                assert r.status == 200 and body["channels"]["telegram"]["up"] is True
+                assert body["channels"]["telegram"]["mode"] == "polling" and body["channels"]["telegram"]["last_ok_at"]
+            for _ in range(3):
+                fake.fail_next("getUpdates", 401, "Unauthorized")
+            await until(tg, lambda: not _channel(tg).health().up)
+            async with http.get(url) as r:
+                body = await r.json()
+                assert r.status == 503 and body["channels"]["telegram"]["last_error"] == "bot token rejected"
+    finally:
+        await tg.app.http.stop()
+
+
 # -- pacing and error mapping ----------------------------------------------------------------------
 
 

@@ -5,6 +5,12 @@ command in flight on its final result (OK, ERROR, +CME ERROR, +CMS ERROR), answe
 prompt, and hands unsolicited result codes (+CMTI, +CDS, RDY, ...) to a callback, even when they
 arrive in the middle of a command's response. A line that looks like a URC but is the answer the
 command asked for (`+CPIN: READY` after `AT+CPIN?`) stays with the command.
+
+Real modems interleave vendor codes with answers (Huawei `^RSSI:` inside a `+CMGR` answer, seen in
+python-gsmmodem issue #40; ZTE `+ZPASR:`, Quectel `+QIND:`): while a command that expects a given
+prefix is in flight, any other `+X:`/`^X:` line is treated as unsolicited, never as its answer.
+Some firmwares end `AT+CPIN?` without a final OK (python-gsmmodem's Wavecom profile): a command
+may `settle` on its expected line instead of waiting for a result that never comes.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +30,11 @@ URC_PREFIXES = (
     "+CMTI:", "+CDSI:", "+CDS:", "+CMT:", "+CBM:", "RDY", "+CPIN:", "SMS DONE", "PB DONE", "RING",
     "+CREG:", "+CEREG:", "+CGREG:", "NO CARRIER", "+CLIP:", "+CRING:", "+CFUN:", "+STIN:", "+CGEV:",
     "+CNSMOD:", "+SIMCARD:", "+CPSI:", "START", "*ATREADY:", "+RECEIVE",
+    # vendors (ModemManager's Huawei, ZTE and Quectel plugins list these as unsolicited)
+    "^RSSI:", "^MODE:", "^BOOT:", "^DSFLOWRPT:", "^SRVST:", "^SIMST:", "^STIN:", "^CSNR:", "^HCSQ:",
+    "^RSSILVL:", "^HRSSILVL:", "^SYSINFOEX:", "^NDISSTAT:", "^CEND:", "^ORIG:", "^CONF:", "^CONN:",
+    "^SMMEMFULL:", "+ZPASR:", "+ZUSIMR:", "+ZDONR:", "+ZPSTM:", "+ZEND", "+CIEV:", "+QIND:", "+QUSIM:",
+    "+CUSD:", "+CTZV:", "+CTZE:", "+CTZU:", "*PSUTTZ:", "DST:", "+CSQN:", "+CMGRMI:", "+PACSP",
 )
 TWO_LINE_URCS = ("+CDS:", "+CMT:", "+CBM:")
 """URCs whose PDU follows on the next line (PDU mode)."""
@@ -30,6 +42,13 @@ TWO_LINE_URCS = ("+CDS:", "+CMT:", "+CBM:")
 _FINAL_OK = {"OK"}
 _FINAL_ERR = {"ERROR", "NO CARRIER", "NO DIALTONE", "BUSY", "NO ANSWER", "COMMAND NOT SUPPORT"}
 _ERR_RE = re.compile(r"^\+(CME|CMS) ERROR:\s*(.*)$")
+_VENDOR_RE = re.compile(r"^[+^*$#%][A-Z][A-Z0-9_]*[:=]?", re.IGNORECASE)
+"""`+ZPASR: ...`, `^MODE:5`, `$QCSIMSTAT: ...`: the shape of an unsolicited code nobody listed."""
+_HEX_RE = re.compile(r"^[0-9A-Fa-f]+$")
+
+
+def is_hex(line: str) -> bool:
+    return bool(_HEX_RE.match(line))
 
 CMS_TEXT_CODES = {
     "unknown error": 500, "sim busy": 515, "sim not inserted": 310, "sim pin required": 311,
@@ -59,6 +78,10 @@ class CmsError(AtError):
 
 class AtTimeout(AtError):
     """The modem did not finish the command in time (it hangs, or the link is gone)."""
+
+
+class AtHung(AtTimeout):
+    """The modem said nothing at all for too long in the middle of a command (a hung send)."""
 
 
 class PortClosed(AtError):
@@ -104,12 +127,14 @@ def _error_code(text: str, table: dict[str, int] | None = None) -> int | None:
 
 
 class _Pending:
-    def __init__(self, command: str, expect: str | None) -> None:
+    def __init__(self, command: str, expect: str | None, settle: float | None = None) -> None:
         self.command = command
         self.expect = expect
+        self.settle = settle
         self.lines: list[str] = []
         self.done: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
         self.prompt: asyncio.Event = asyncio.Event()
+        self.timer: asyncio.TimerHandle | None = None
 
 
 class AtPort:
@@ -130,8 +155,13 @@ class AtPort:
         self._pending: _Pending | None = None
         self._two_line: str | None = None
         self._task: asyncio.Task[None] | None = None
+        self._two_line_waited = 0
         self.closed = False
         self.close_reason: BaseException | None = None
+        self.last_rx = time.monotonic()
+        """When the modem last said anything (monotonic seconds): silence means a hang."""
+        self.strays: list[str] = []
+        """The last lines that arrived with no command in flight (late answers after a timeout)."""
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._read_loop(), name="at-reader")
@@ -145,22 +175,31 @@ class AtPort:
 
     # -- commands ------------------------------------------------------------------------------
 
-    async def command(self, command: str, timeout: float = 5.0, expect: str | None = None) -> list[str]:
+    async def command(
+        self, command: str, timeout: float = 5.0, expect: str | None = None, settle: float | None = None
+    ) -> list[str]:
         """Send `command` and return its information lines; raise a typed error otherwise.
 
         `expect` is the response prefix this command produces (e.g. "+CPIN") when that prefix
-        could also arrive unsolicited.
+        could also arrive unsolicited. With `settle`, the expected line is answer enough: if no
+        final result follows within `settle` seconds, the command completes without one.
         """
         async with self._lock:
-            pending = self._begin(command, expect)
+            pending = self._begin(command, expect, settle)
             try:
                 await self._write(command + "\r")
                 return await self._wait(pending, timeout)
             finally:
                 self._pending = None
 
-    async def send_pdu(self, tpdu_length: int, pdu_hex: str, timeout: float = 60.0) -> list[str]:
-        """`AT+CMGS=<length>`, wait for `> `, write the PDU and Ctrl-Z, wait for `+CMGS: <mr>`."""
+    async def send_pdu(
+        self, tpdu_length: int, pdu_hex: str, timeout: float = 60.0, silence: float | None = None
+    ) -> list[str]:
+        """`AT+CMGS=<length>`, wait for `> `, write the PDU and Ctrl-Z, wait for `+CMGS: <mr>`.
+
+        `timeout` is the ceiling for the network's answer; `silence` ends the wait earlier when the
+        modem has said nothing at all (not even an unsolicited code) for that long: a hung modem.
+        """
         command = f"AT+CMGS={tpdu_length}"
         async with self._lock:
             pending = self._begin(command, "+CMGS")
@@ -169,7 +208,8 @@ class AtPort:
                 prompt = asyncio.ensure_future(pending.prompt.wait())
                 try:
                     await asyncio.wait(
-                        {prompt, pending.done}, timeout=min(timeout, 10.0), return_when=asyncio.FIRST_COMPLETED
+                        {prompt, pending.done}, timeout=min(timeout, 10.0, silence or 10.0),
+                        return_when=asyncio.FIRST_COMPLETED,
                     )
                 finally:
                     prompt.cancel()
@@ -179,14 +219,35 @@ class AtPort:
                     await self._write("\x1b")  # cancel the half-entered command
                     raise AtTimeout(command, "no '>' prompt")
                 await self._write(pdu_hex + "\x1a")
-                return await self._wait(pending, timeout)
+                if silence is None:
+                    return await self._wait(pending, timeout)
+                return await self._wait_unless_silent(pending, timeout, silence)
             finally:
                 self._pending = None
 
-    def _begin(self, command: str, expect: str | None) -> _Pending:
+    async def _wait_unless_silent(self, pending: _Pending, timeout: float, silence: float) -> list[str]:
+        loop = asyncio.get_running_loop()
+        start = time.monotonic()
+        deadline = loop.time() + timeout
+        while True:
+            quiet_since = max(self.last_rx, start)
+            left = min(deadline - loop.time(), quiet_since + silence - time.monotonic())
+            if left <= 0:
+                if loop.time() >= deadline:
+                    raise AtTimeout(pending.command, f"no answer in {timeout:g} s")
+                raise AtHung(pending.command, f"modem silent for {silence:g} s")
+            done, _ = await asyncio.wait({pending.done}, timeout=left)
+            if done:
+                return pending.done.result()
+
+    async def write(self, data: str) -> None:
+        """Write raw characters (ESC to leave a half-entered PDU)."""
+        await self._write(data)
+
+    def _begin(self, command: str, expect: str | None, settle: float | None = None) -> _Pending:
         if self.closed:
             raise PortClosed(command, "port closed")
-        self._pending = _Pending(command, expect)
+        self._pending = _Pending(command, expect, settle)
         return self._pending
 
     async def _write(self, data: str) -> None:
@@ -214,6 +275,7 @@ class AtPort:
                 if not chunk:
                     error = PortClosed("read", "end of stream")
                     break
+                self.last_rx = time.monotonic()
                 buffer += chunk.decode("ascii", "replace")
                 buffer = self._consume(buffer)
         except asyncio.CancelledError:
@@ -240,26 +302,38 @@ class AtPort:
     def _line(self, line: str) -> None:
         pending = self._pending
         if self._two_line is not None:
+            if is_hex(line):
+                head, self._two_line = self._two_line, None
+                self._dispatch(parse_urc(head, line))
+                return
+            if self._is_urc(line, pending) and self._two_line_waited < 2:
+                self._two_line_waited += 1  # a vendor code slipped between a +CDS and its PDU
+                self._dispatch(parse_urc(line))
+                return
             head, self._two_line = self._two_line, None
-            self._dispatch(parse_urc(head, line))
-            return
+            log.warning("modem announced %r but the next line is not a PDU: %r", head, line[:80])
+            self._dispatch(parse_urc(head))
         if pending is not None and pending.expect and line.startswith(pending.expect):
             pending.lines.append(line)
+            if pending.settle is not None and pending.timer is None:
+                pending.timer = asyncio.get_running_loop().call_later(pending.settle, self._settled, pending)
             return
-        if line.startswith(URC_PREFIXES):
-            if line.startswith(TWO_LINE_URCS):
-                self._two_line = line
-            else:
-                self._dispatch(parse_urc(line))
+        if line.startswith(TWO_LINE_URCS):
+            self._two_line = line
+            self._two_line_waited = 0
             return
         if pending is None:
-            log.debug("modem said %r with no command in flight", line)
+            if self._is_urc(line, None):
+                self._dispatch(parse_urc(line))
+            else:
+                log.debug("modem said %r with no command in flight", line)
+                self.strays = [*self.strays[-9:], line]
             return
         if line == ">":
             pending.prompt.set()
             return
-        if line == pending.command or line.startswith("AT"):
-            return  # echo (before ATE0 took effect)
+        if line == pending.command or line.upper().startswith("AT"):
+            return  # echo (before ATE0 took effect, or a modem that keeps it on)
         if line in _FINAL_OK:
             self._finish(pending, result=pending.lines)
         elif line in _FINAL_ERR:
@@ -270,10 +344,28 @@ class AtPort:
                 self._finish(pending, error=CmsError(pending.command, line, _error_code(text, CMS_TEXT_CODES)))
             else:
                 self._finish(pending, error=CmeError(pending.command, line, _error_code(text)))
+        elif self._is_urc(line, pending):
+            self._dispatch(parse_urc(line))
         else:
             pending.lines.append(line)
 
+    @staticmethod
+    def _is_urc(line: str, pending: _Pending | None) -> bool:
+        """A known unsolicited code, or (while a command waits for its own prefix) any other code."""
+        if line.startswith(URC_PREFIXES):
+            return True
+        if pending is not None and pending.expect is None:
+            return False  # a command without a known prefix: its own lines may look like anything
+        return bool(_VENDOR_RE.match(line)) and not is_hex(line)
+
+    def _settled(self, pending: _Pending) -> None:
+        if not pending.done.done():
+            log.info("modem gave no final result for %s; taking %r as the answer", pending.command, pending.lines)
+            self._finish(pending, result=pending.lines)
+
     def _finish(self, pending: _Pending, result: list[str] | None = None, error: AtError | None = None) -> None:
+        if pending.timer is not None:
+            pending.timer.cancel()
         if pending.done.done():
             return
         if error is not None:

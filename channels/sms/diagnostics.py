@@ -7,7 +7,11 @@ import re
 from dataclasses import dataclass
 
 from channels.sms.at import AtError, AtPort
-from channels.sms.modem import Opener, choose_cnmi, open_serial
+from channels.sms.link import REG_STATES, ModemConfig, Opener, choose_storage, csq_to_dbm, negotiate_cnmi, open_serial
+
+__all__ = ["REG_STATES", "Check", "csq_to_dbm", "diagnose", "render"]
+
+_FALLBACK = ModemConfig().fallback_sweep_interval
 
 
 @dataclass(slots=True)
@@ -16,24 +20,6 @@ class Check:
     ok: bool
     value: str
     hint: str = ""
-
-
-def csq_to_dbm(rssi: int) -> tuple[int | None, int]:
-    """AT+CSQ rssi (0-31, 99 unknown) as dBm and 0-4 bars."""
-    if rssi == 99 or rssi < 0 or rssi > 31:
-        return None, 0
-    bars = 1 if rssi < 10 else 2 if rssi < 15 else 3 if rssi < 20 else 4
-    return -113 + 2 * rssi, bars if rssi > 1 else 0
-
-
-REG_STATES = {
-    "0": ("not registered, not searching", "check that the SIM is activated and the antenna is connected"),
-    "1": ("registered, home network", ""),
-    "2": ("searching for a network", "wait a minute; if it stays so, check the antenna and coverage"),
-    "3": ("registration denied", "the operator refuses this SIM: check the plan is active and SMS is allowed"),
-    "4": ("unknown", "check the antenna and coverage"),
-    "5": ("registered, roaming", ""),
-}
 
 
 async def diagnose(port: str, baud: int = 115200, opener: Opener = open_serial, timeout: float = 5.0) -> list[Check]:
@@ -55,6 +41,12 @@ async def diagnose(port: str, baud: int = 115200, opener: Opener = open_serial, 
         except AtError as exc:
             return exc
 
+    async def ask_settling(command: str, expect: str) -> list[str] | AtError:
+        try:  # some firmwares answer +CPIN? with no final OK
+            return await at.command(command, timeout, expect, settle=0.5)
+        except AtError as exc:
+            return exc
+
     try:
         answer = await ask("AT")
         if isinstance(answer, AtError):
@@ -72,7 +64,7 @@ async def diagnose(port: str, baud: int = 115200, opener: Opener = open_serial, 
         imei = await ask("AT+CGSN")
         checks.append(Check("IMEI", isinstance(imei, list), " ".join(imei) if isinstance(imei, list) else str(imei)))
 
-        pin = await ask("AT+CPIN?", "+CPIN")
+        pin = await ask_settling("AT+CPIN?", "+CPIN")
         pin_text = " ".join(pin).replace("+CPIN:", "").strip() if isinstance(pin, list) else str(pin)
         sim_hint = ""
         if "SIM PIN" in pin_text:
@@ -112,22 +104,44 @@ async def diagnose(port: str, baud: int = 115200, opener: Opener = open_serial, 
         checks.append(Check("SMS centre", ok, smsc.group(1) if smsc and ok else "not set",
                             "" if ok else "set HUDDLE_SMS_SMSC to your operator's SMS centre number"))
 
+        offered = await ask("AT+CPMS=?", "+CPMS")
+        choice = choose_storage(" ".join(offered)) if isinstance(offered, list) else None
         got = await ask("AT+CPMS?", "+CPMS")
         if isinstance(got, list) and got:
             parts = [p.strip().strip('"') for p in got[0].split(":", 1)[1].split(",")]
-            used, total = int(parts[1]), int(parts[2])
-            full = used >= total
-            checks.append(Check("storage", not full, f"{parts[0]} {used}/{total} used",
-                                "full: new texts cannot arrive; start the bot to read and delete them" if full else ""))
+            try:
+                used, total = int(parts[1]), int(parts[2])
+            except (IndexError, ValueError):
+                checks.append(Check("storage", choice is not None, got[0],
+                                    "" if choice else "the modem reports no SMS storage: SMS may not be supported"))
+            else:
+                full = used >= total
+                value = f"{parts[0]} {used}/{total} used" + (f", Huddle uses {choice}" if choice else "")
+                checks.append(Check("storage", not full, value,
+                                    "full: new texts cannot arrive; start the bot to read and delete them" if full
+                                    else ""))
         else:
             checks.append(Check("storage", False, str(got), "SMS service not ready: wait for SMS DONE after boot"))
 
-        got = await ask("AT+CNMI=?", "+CNMI")
-        if isinstance(got, list) and got:
-            _mode, _mt, _bm, ds, _bfr = choose_cnmi(" ".join(got))
+        async def cnmi(command: str) -> list[str]:
+            return await at.command(command, timeout, "+CNMI")
+
+        try:
+            chosen = await negotiate_cnmi(cnmi)
+        except AtError as exc:
+            checks.append(Check("indications", False, str(exc), "the modem stopped answering"))
+        else:
+            ds = chosen.setting[3] if chosen.setting else 0
             how = {1: "pushed (+CDS)", 2: "stored (+CDSI)", 0: "none"}[ds]
-            checks.append(Check("indications", ds != 0, f"new messages +CMTI, delivery reports {how}",
-                                "" if ds else "this modem cannot report deliveries: messages stay 'sent'"))
+            if chosen.setting is None:
+                checks.append(Check("indications", False, chosen.note or "none",
+                                    f"Huddle finds new texts by sweeping the storage every {_FALLBACK:.0f} s instead"))
+            else:
+                value = f"new messages +CMTI, delivery reports {how}"
+                if chosen.note:
+                    value += f" — {chosen.note}; Huddle also sweeps the storage every {_FALLBACK:.0f} s"
+                checks.append(Check("indications", ds != 0, value,
+                                    "" if ds else "this modem cannot report deliveries: messages stay 'sent'"))
     finally:
         await at.close()
     return checks

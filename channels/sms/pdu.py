@@ -9,7 +9,7 @@ Decoding: SMS-DELIVER (international, national and alphanumeric senders, timesta
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 
@@ -150,8 +150,29 @@ def encode_address(number: str) -> bytes:
     return bytes([len(digits), toa]) + _swap_digits(digits)
 
 
-def decode_address(data: bytes, pos: int) -> tuple[str, int]:
-    """Decode an address field (digit-count length) at `pos`; return it and the next position."""
+class Ton(StrEnum):
+    """TP-OA type of number (23.040 9.1.2.5): what kind of sender an address is."""
+
+    UNKNOWN = "unknown"
+    INTERNATIONAL = "international"
+    NATIONAL = "national"
+    NETWORK = "network"
+    SUBSCRIBER = "subscriber"
+    ALPHANUMERIC = "alphanumeric"
+    ABBREVIATED = "abbreviated"
+    RESERVED = "reserved"
+
+
+_TONS = list(Ton)
+
+
+def read_address(data: bytes, pos: int) -> tuple[str, Ton, int]:
+    """An address field (digit-count length) at `pos`: its text, type of number and the next position.
+
+    International numbers get a leading `+`; national and unknown ones are the digits as sent (the
+    directory knows the region to read them in); alphanumeric senders (`AMAZON`, `O2`) are GSM 7-bit
+    packed text. Semi-octets A-E are `*#abc` (23.040 9.1.2.3).
+    """
     if pos + 2 > len(data):
         raise PduError("address runs past the end")
     ndigits, toa = data[pos], data[pos + 1]
@@ -160,11 +181,20 @@ def decode_address(data: bytes, pos: int) -> tuple[str, int]:
     if len(raw) != nbytes:
         raise PduError("address runs past the end")
     end = pos + 2 + nbytes
-    ton = (toa >> 4) & 0x07
-    if ton == 0b101:  # alphanumeric, GSM 7-bit packed
-        return gsm7_decode(unpack_septets(raw, ndigits * 4 // 7)), end
+    ton = _TONS[(toa >> 4) & 0x07]
+    if ton is Ton.ALPHANUMERIC:
+        # The digit count covers the packed septets; a count rounded up to whole octets leaves one
+        # septet of padding bits, which reads as a trailing '@' (no sender name ends with one).
+        text = gsm7_decode(unpack_septets(raw, ndigits * 4 // 7))
+        return (text[:-1] if text.endswith("@") and len(text) > 1 else text), ton, end
     number = _unswap_digits(raw, ndigits)
-    return ("+" + number if ton == 0b001 else number), end
+    return ("+" + number if ton is Ton.INTERNATIONAL else number), ton, end
+
+
+def decode_address(data: bytes, pos: int) -> tuple[str, int]:
+    """Decode an address field at `pos`; return its text and the next position."""
+    text, _ton, end = read_address(data, pos)
+    return text, end
 
 
 def encode_smsc(number: str | None) -> bytes:
@@ -313,7 +343,12 @@ def encode_submit(
     return result
 
 
-# -- decoding -----------------------------------------------------------------------------------
+# -- decoding ----------------------------------------------------------------------------------
+#
+# Everything a modem can hand us goes through `read_pdu`, which never raises: it says whether the
+# PDU is a text to deliver (possibly read leniently, with notes saying what was sloppy), a status
+# report, or something to hold raw (not a text, or not readable). `decode_deliver` is the strict
+# view of the same code: it raises `PduError` unless a text decoded cleanly.
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,12 +363,20 @@ class Concat:
 class DeliverPdu:
     sender: str
     text: str
-    timestamp: datetime
+    timestamp: datetime | None
     encoding: Encoding
     concat: Concat | None
     smsc: str | None = None
     raw_ucs2: bytes | None = None
     """For UCS-2 parts, the UTF-16 bytes: a broken phone may split a surrogate pair across parts."""
+    sender_type: Ton = Ton.UNKNOWN
+    notes: tuple[str, ...] = ()
+    """What had to be read leniently (short user data, odd UCS-2 byte, ...); empty for a clean PDU."""
+    pid: int = 0
+    dcs: int = 0
+    message_class: int | None = None
+    port: int | None = None
+    """Destination application port (UDH IE 4/5): set for WAP push and other data for an application."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,6 +408,49 @@ STATUS_REASONS = {
     0x65: "error in the phone",
 }
 
+WAP_PUSH_PORTS = frozenset({2948, 2949})
+"""WAP push (WSP over SMS, 0x0B84/0x0B85): MMS notifications, service indications, OTA settings."""
+
+
+class Kind(StrEnum):
+    TEXT = "text"
+    REPORT = "report"
+    HELD = "held"
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What one stored or pushed PDU turned out to be. Built by `read_pdu`, which never raises."""
+
+    kind: Kind
+    pdu: str
+    """The PDU normalised with its SMSC prefix (`00` when the modem gave none): what is stored."""
+    tpdu: str
+    """The TPDU alone: the same message gives the same TPDU whichever way a modem printed it."""
+    deliver: DeliverPdu | None = None
+    report: StatusReportPdu | None = None
+    reason: str | None = None
+    """Why a PDU is held instead of delivered."""
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return self.deliver.notes if self.deliver is not None else ()
+
+
+def _hex(text: str) -> bytes:
+    try:
+        return bytes.fromhex("".join(text.split()))
+    except ValueError as exc:
+        raise PduError("not hexadecimal") from exc
+
+
+def _smsc_of(prefix: bytes) -> str | None:
+    if len(prefix) <= 2:
+        return None
+    toa = prefix[1]
+    digits = _unswap_digits(prefix[2:], (len(prefix) - 2) * 2).rstrip("F")
+    return ("+" if (toa >> 4) & 0x07 == 1 else "") + digits
+
 
 def _split_sca(data: bytes, tpdu_length: int | None) -> tuple[str | None, bytes]:
     """Strip the SMSC prefix. With the modem's TPDU length we know whether one is present."""
@@ -375,102 +461,150 @@ def _split_sca(data: bytes, tpdu_length: int | None) -> tuple[str | None, bytes]
     n = data[0]
     if 1 + n > len(data):
         raise PduError("SMSC field runs past the end")
-    smsc = None
-    if n > 1:
-        toa = data[1]
-        digits = _unswap_digits(data[2 : 1 + n], (n - 1) * 2).rstrip("F")
-        smsc = ("+" if (toa >> 4) & 0x07 == 1 else "") + digits
-    return smsc, data[1 + n :]
+    return _smsc_of(data[: 1 + n]), data[1 + n :]
 
 
-def _dcs_encoding(dcs: int) -> Encoding:
+def _layouts(data: bytes, length: int | None) -> list[tuple[int, str | None]]:
+    """Ways to split `data` into SMSC prefix and TPDU, most likely first, with a note if unusual.
+
+    27.005 says the length in `+CMGR`/`+CMGL` counts the TPDU only; some firmwares count the SMSC
+    octets too, and some print the PDU without its SMSC prefix. Each reading is tried in turn.
+    """
+    sca = data[0] + 1 if data else 0
+    fits = 0 < sca < len(data)
+    if length is None:
+        return [(sca, None), (0, None)] if fits else [(0, None)]
+    if fits and sca + length == len(data):
+        return [(sca, None), (0, "no SMSC prefix despite the length")]
+    if length == len(data):
+        return [(0, None)] + ([(sca, "the modem's length counts the SMSC octets")] if fits else [])
+    note = f"length {length} does not match the {len(data)}-octet PDU"
+    return [(sca, note), (0, note)] if fits else [(0, note)]
+
+
+def _dcs_info(dcs: int) -> tuple[Encoding, int | None, str | None]:
+    """(alphabet, message class, reason to hold) from TP-DCS (23.038 section 4)."""
     group = dcs >> 4
-    if group <= 0x3:  # general data coding (0x20 bit: compressed, which we do not support)
+    if group <= 0x7:  # general data coding (0x4-0x7: the same, marked for automatic deletion)
+        klass = dcs & 0x03 if dcs & 0x10 else None
         if dcs & 0x20:
-            return Encoding.BINARY
-        return {0: Encoding.GSM7, 1: Encoding.BINARY, 2: Encoding.UCS2}.get((dcs >> 2) & 0x03, Encoding.GSM7)
-    if group in (0xC, 0xD):
-        return Encoding.GSM7
+            return Encoding.BINARY, klass, "compressed text (not supported)"
+        alphabet = (dcs >> 2) & 0x03
+        encoding = {0: Encoding.GSM7, 1: Encoding.BINARY, 2: Encoding.UCS2}.get(alphabet, Encoding.GSM7)
+        return encoding, klass, None
+    if group == 0xC:
+        return Encoding.GSM7, None, "message waiting indication (discard)"
+    if group == 0xD:
+        return Encoding.GSM7, None, None
     if group == 0xE:
-        return Encoding.UCS2
+        return Encoding.UCS2, None, None
     if group == 0xF:
-        return Encoding.BINARY if dcs & 0x04 else Encoding.GSM7
-    return Encoding.GSM7
+        return (Encoding.BINARY if dcs & 0x04 else Encoding.GSM7), dcs & 0x03, None
+    return Encoding.GSM7, None, None  # reserved groups 8-B: read as the default alphabet
 
 
-def _parse_udh(udh: bytes) -> Concat | None:
+def _parse_udh(udh: bytes, notes: list[str] | None = None) -> tuple[Concat | None, int | None]:
+    """Concatenation and destination port from a user data header."""
     concat = None
+    port = None
     i = 0
     while i + 1 < len(udh):
         iei, ln = udh[i], udh[i + 1]
         val = udh[i + 2 : i + 2 + ln]
         if len(val) != ln:
-            raise PduError("user data header element runs past the end")
+            if notes is None:
+                raise PduError("user data header element runs past the end")
+            notes.append("user data header element runs past the end")
+            break
         if iei == 0x00 and ln == 3:
             concat = Concat(val[0], val[1], val[2])
         elif iei == 0x08 and ln == 4:
             concat = Concat((val[0] << 8) | val[1], val[2], val[3], wide_ref=True)
+        elif iei == 0x04 and ln == 2:
+            port = val[0]
+        elif iei == 0x05 and ln == 4:
+            port = (val[0] << 8) | val[1]
         i += 2 + ln
     if concat is not None and (concat.total == 0 or concat.part == 0 or concat.part > concat.total):
-        return None  # a nonsensical header: treat the part as a message on its own
-    return concat
+        concat = None  # a nonsensical header: treat the part as a message on its own
+    return concat, port
 
 
-def decode_deliver(pdu_hex: str, tpdu_length: int | None = None) -> DeliverPdu:
-    """Decode an SMS-DELIVER as `+CMGR`/`+CMGL` print it (with or without the SMSC prefix)."""
-    try:
-        data = bytes.fromhex(pdu_hex.strip())
-    except ValueError as exc:
-        raise PduError("not hexadecimal") from exc
-    smsc, t = _split_sca(data, tpdu_length)
+def _deliver_tpdu(t: bytes, smsc: str | None) -> DeliverPdu:
+    """Decode an SMS-DELIVER TPDU, leniently where networks are sloppy (see `DeliverPdu.notes`).
+
+    Strict (raises PduError): a header that cannot be read (sender address, PID, DCS, timestamp
+    octets missing). Lenient (notes): user data shorter than its length, an odd trailing UCS-2
+    byte, a header flag with no user data, a header running past the data, a bad timestamp.
+    """
+    notes: list[str] = []
     if len(t) < 2:
         raise PduError("PDU too short")
     first = t[0]
-    if first & 0x03 != 0x00:
-        raise PduError(f"not an SMS-DELIVER (first octet {first:02X})")
-    sender, pos = decode_address(t, 1)
-    if pos + 10 > len(t):
+    sender, ton, pos = read_address(t, 1)
+    if pos + 9 > len(t):
         raise PduError("PDU too short for its header")
-    dcs = t[pos + 1]
-    timestamp = decode_timestamp(t[pos + 2 : pos + 9])
-    udl = t[pos + 9]
-    ud = t[pos + 10 :]
-    encoding = _dcs_encoding(dcs)
-    udhi = bool(first & 0x40)
-    concat = None
+    pid, dcs = t[pos], t[pos + 1]
+    try:
+        timestamp: datetime | None = decode_timestamp(t[pos + 2 : pos + 9])
+    except PduError as exc:
+        timestamp = None
+        notes.append(str(exc))
+    if pos + 9 == len(t):
+        raise PduError("PDU ends before its user data length")
+    udl, ud = t[pos + 9], t[pos + 10 :]
+    encoding, klass, _hold = _dcs_info(dcs)
+    concat = port = None
     udh_len = 0
-    if udhi:
+    if first & 0x40:
         if not ud:
-            raise PduError("header indicated but user data empty")
-        udh_len = ud[0] + 1
-        if udh_len > len(ud):
-            raise PduError("user data header runs past the end")
-        concat = _parse_udh(ud[1:udh_len])
+            notes.append("header flag set but no user data")
+        elif ud[0] + 1 > len(ud) or (encoding is not Encoding.GSM7 and ud[0] + 1 > udl):
+            notes.append("user data header runs past the data; read as text")
+        else:
+            udh_len = ud[0] + 1
+            concat, port = _parse_udh(ud[1:udh_len], notes)
     raw = None
     if encoding is Encoding.GSM7:
-        if udl > 160 or (udl * 7 + 7) // 8 > len(ud):
-            raise PduError("user data shorter than its length says")
+        available = len(ud) * 8 // 7
+        if udl > available:
+            notes.append(f"user data shorter than its length ({available} of {udl} septets)")
+        count = min(udl, available)
         header_septets = (udh_len * 8 + 6) // 7
-        septets = unpack_septets(ud, udl)[header_septets:]
-        text = gsm7_decode(septets)
+        text = gsm7_decode(unpack_septets(ud, count)[header_septets:])
     else:
-        if udl > len(ud) or udl > 140:
-            raise PduError("user data shorter than its length says")
-        body = ud[udh_len:udl]
+        if udl > len(ud):
+            notes.append(f"user data shorter than its length ({len(ud)} of {udl} octets)")
+        body = ud[udh_len : min(udl, len(ud))]
         if encoding is Encoding.UCS2:
+            if len(body) % 2:
+                notes.append("odd trailing byte in UCS-2 dropped")
             raw = body[: len(body) // 2 * 2]
             text = raw.decode("utf-16-be", "replace")
         else:
             text = body.decode("latin-1")
-    return DeliverPdu(sender, text, timestamp, encoding, concat, smsc, raw)
+    return DeliverPdu(sender, text, timestamp, encoding, concat, smsc, raw, ton, tuple(notes), pid, dcs, klass,
+                      port)
 
 
-def decode_status_report(pdu_hex: str, tpdu_length: int | None = None) -> StatusReportPdu:
-    try:
-        data = bytes.fromhex(pdu_hex.strip())
-    except ValueError as exc:
-        raise PduError("not hexadecimal") from exc
-    _smsc, t = _split_sca(data, tpdu_length)
+def _hold_reason(d: DeliverPdu) -> str | None:
+    """Why a decoded SMS-DELIVER is not a text for a handler (None: it is one)."""
+    if d.port in WAP_PUSH_PORTS:
+        return f"WAP push (MMS notification or settings) to port {d.port}"
+    if d.port is not None:
+        return f"data for application port {d.port}"
+    if (reason := _dcs_info(d.dcs)[2]) is not None:
+        return reason
+    if d.encoding is Encoding.BINARY:
+        return "8-bit data"
+    if d.message_class == 0:
+        return "class 0 (flash) message"
+    if d.pid == 0x40:
+        return "type 0 (silent) message"
+    return None
+
+
+def _status_tpdu(t: bytes) -> StatusReportPdu:
     if len(t) < 2 or t[0] & 0x03 != 0x02:
         raise PduError("not an SMS-STATUS-REPORT")
     reference = t[1]
@@ -483,6 +617,88 @@ def decode_status_report(pdu_hex: str, tpdu_length: int | None = None) -> Status
     final = not (0x20 <= status < 0x40)
     reason = None if delivered else STATUS_REASONS.get(status, f"network status {status:#04x}")
     return StatusReportPdu(reference, recipient, status, delivered, final, reason, discharged)
+
+
+def _classify(data: bytes, sca: int) -> tuple[Received, bool, int]:
+    """One reading of `data`: (result, whether it parsed, how many notes). Never raises."""
+    prefix, t = data[:sca], data[sca:]
+    pdu_hex = (prefix.hex() if sca else "00").upper() + t.hex().upper()
+    tpdu_hex = t.hex().upper()
+    if not t:
+        return Received(Kind.HELD, pdu_hex, tpdu_hex, reason="empty PDU"), False, 0
+    mti = t[0] & 0x03
+    try:
+        if mti == 0x00:
+            d = _deliver_tpdu(t, _smsc_of(prefix))
+            if (why := _hold_reason(d)) is not None:
+                return Received(Kind.HELD, pdu_hex, tpdu_hex, deliver=d, reason=why), True, len(d.notes)
+            return Received(Kind.TEXT, pdu_hex, tpdu_hex, deliver=d), True, len(d.notes)
+        if mti == 0x02:
+            return Received(Kind.REPORT, pdu_hex, tpdu_hex, report=_status_tpdu(t)), True, 0
+        if mti == 0x01:
+            decode_submit(t.hex(), len(t))  # parses: an outgoing message a phone or another program stored
+            return Received(Kind.HELD, pdu_hex, tpdu_hex, reason="an outgoing message (SMS-SUBMIT)"), True, 0
+        raise PduError(f"reserved message type (first octet {t[0]:02X})")
+    except (PduError, IndexError, ValueError) as exc:
+        kind = {0: "SMS-DELIVER", 2: "status report"}.get(mti, "PDU")
+        return Received(Kind.HELD, pdu_hex, tpdu_hex, reason=f"unreadable {kind}: {exc}"), False, 0
+
+
+def read_pdu(pdu_hex: str, length: int | None = None, *, report: bool = False) -> Received:
+    """Classify and decode what `+CMGR`, `+CMGL`, `+CMT` or `+CDS` printed. Never raises.
+
+    `length` is the modem's announced TPDU length, if any. Every plausible layout (with or without
+    the SMSC prefix) is tried; a clean reading wins, else the one with the fewest notes, else the
+    PDU is held with the reason the most likely layout failed (`report`: where a status report was
+    announced, the reason it could not be read as one).
+    """
+    try:
+        data = _hex(pdu_hex)
+    except PduError:
+        junk = "".join(pdu_hex.split()).upper()[:2000]
+        return Received(Kind.HELD, junk, junk, reason="not hexadecimal")
+    if not data:
+        return Received(Kind.HELD, "", "", reason="empty PDU")
+    best: tuple[Received, bool, int] | None = None
+    for sca, layout_note in _layouts(data, length):
+        result, parsed, notes = _classify(data, sca)
+        if report and not parsed and best is not None and not best[1] and "status report" in (result.reason or ""):
+            best = None  # announced as a report: say why it is not one
+        if parsed and layout_note is not None and result.deliver is not None:
+            result = _with_note(result, layout_note)
+            notes += 1
+        if parsed and notes == 0:
+            return result
+        if best is None or (parsed and (not best[1] or notes < best[2])):
+            best = (result, parsed, notes)
+    assert best is not None
+    return best[0]
+
+
+def _with_note(result: Received, note: str) -> Received:
+    d = result.deliver
+    assert d is not None
+    return replace(result, deliver=replace(d, notes=(*d.notes, note)))
+
+
+def decode_deliver(pdu_hex: str, tpdu_length: int | None = None, *, lenient: bool = False) -> DeliverPdu:
+    """Decode an SMS-DELIVER as `+CMGR`/`+CMGL` print it (with or without the SMSC prefix).
+
+    Strict by default: raises PduError unless it decoded cleanly. `lenient=True` returns what
+    could be read (see `DeliverPdu.notes`) and raises only when nothing could.
+    """
+    result = read_pdu(pdu_hex, tpdu_length)
+    d = result.deliver
+    if d is None:
+        raise PduError(result.reason or "not an SMS-DELIVER")
+    if d.notes and not lenient:
+        raise PduError(d.notes[0])
+    return d
+
+
+def decode_status_report(pdu_hex: str, tpdu_length: int | None = None) -> StatusReportPdu:
+    _smsc, t = _split_sca(_hex(pdu_hex), tpdu_length)
+    return _status_tpdu(t)
 
 
 def join_parts(parts: list[DeliverPdu]) -> str:
@@ -581,8 +797,8 @@ def decode_submit(pdu_hex: str, tpdu_length: int | None = None) -> SubmitDecoded
         if not ud or ud[0] + 1 > len(ud):
             raise PduError("user data header runs past the end")
         udh_len = ud[0] + 1
-        concat = _parse_udh(ud[1:udh_len])
-    if _dcs_encoding(dcs) is Encoding.GSM7:
+        concat, _port = _parse_udh(ud[1:udh_len])
+    if _dcs_info(dcs)[0] is Encoding.GSM7:
         if (udl * 7 + 7) // 8 > len(ud):
             raise PduError("user data shorter than its length says")
         text = gsm7_decode(unpack_septets(ud, udl)[(udh_len * 8 + 6) // 7 :])

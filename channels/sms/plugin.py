@@ -3,11 +3,15 @@
 With `HUDDLE_SMS_PORT` set, the channel drives that modem. Without it, in demo mode, a simulated
 SIM7600 runs on a pseudo-terminal inside the bot and the very same stack talks to it; `python
 main.py phone +15551234567` then texts the store through it from another terminal.
+
+`python main.py status` shows how many raw PDUs are held (not texts, or unreadable) and the last
+reasons; `python main.py sms held` lists them with their hex.
 """
 
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -18,7 +22,7 @@ from channels.sms.diagnostics import diagnose, render
 from channels.sms.modem import ModemChannel, ModemConfig
 from channels.sms.phone_link import PhoneLink, run_phone
 from channels.sms.simulator import SimulatedModem
-from storage.sms import SmsRepo
+from storage.sms import DELIVERED, HELD, HeldPdu, SmsRepo
 
 
 class SmsSettings(HuddleSettings):
@@ -29,6 +33,7 @@ class SmsSettings(HuddleSettings):
     sms_max_parts: int = Field(10, ge=1, le=255, description="longer texts are refused, never truncated")
     sms_reassembly_timeout: float = Field(600.0, gt=0, description="seconds before a partial long text is delivered")
     sms_sweep_interval: float = Field(300.0, gt=0, description="seconds between safety sweeps of the modem storage")
+    sms_send_silence: float = Field(20.0, gt=0, description="seconds of modem silence in a send before it is hung")
     sms_simulator: bool = Field(True, description="in demo mode without a port, run the simulated modem")
     sms_sim_cmgs_delay: tuple[float, float] = Field((2.0, 4.0), description="simulated send time range, seconds")
     sms_sim_state: Path = Field(Path(".huddle-sms-sim.json"), description="where the simulator tells `phone` its port")
@@ -43,6 +48,7 @@ def modem_config(s: SmsSettings) -> ModemConfig:
         max_parts=s.sms_max_parts,
         reassembly_timeout=s.sms_reassembly_timeout,
         sweep_interval=s.sms_sweep_interval,
+        send_silence=s.sms_send_silence,
     )
 
 
@@ -54,6 +60,9 @@ def setup(app: App) -> None:
                 needs_db=False)
     app.add_cli("phone", "act as a phone texting the store through the SMS simulator", _configure_phone, _run_phone,
                 needs_db=False)
+    app.add_cli("sms", "SMS records: `sms held` lists raw PDUs kept because they were not texts", _configure_sms,
+                _run_sms)
+    app.add_status(_status)
     if settings.sms_port:
         app.add_channel(ModemChannel(config, store, app.clock))
         return
@@ -105,3 +114,56 @@ def _configure_phone(parser: argparse.ArgumentParser) -> None:
 
 async def _run_phone(app: App, args: argparse.Namespace) -> int:
     return await run_phone(SmsSettings().sms_sim_state, args.number, wait=args.wait)
+
+
+# -- status and `sms held` ---------------------------------------------------------------------------
+
+
+async def _status(app: App) -> list[str]:
+    repo = SmsRepo(app.db)
+    counts = await repo.held_counts()
+    held = counts.get(HELD, 0)
+    lines = [f"SMS raw PDUs held (not texts, or unreadable): {held}"
+             + (" — `python main.py sms held` lists them" if held else "")]
+    for row in await repo.held(limit=5):
+        lines.append(f"  {_when(row.received_at)} {_slot(row):<7} {row.reason}")
+    if lenient := counts.get(DELIVERED, 0):
+        lines.append(f"SMS texts delivered with what could be read (raw PDU kept): {lenient}")
+    return lines
+
+
+def _configure_sms(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="sms_command", metavar="WHAT", required=True)
+    held = sub.add_parser("held", help="raw PDUs kept because they were not texts (newest first)")
+    held.add_argument("--all", action="store_true", help="also texts delivered leniently, with their raw PDU")
+    held.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+
+
+async def _run_sms(app: App, args: argparse.Namespace) -> int:
+    rows = await SmsRepo(app.db).held(limit=max(1, args.limit), outcome=None if args.all else HELD)
+    if not rows:
+        print("No raw SMS PDUs held." if not args.all else "No raw SMS PDUs kept.")
+        return 0
+    for row in rows:
+        print(_describe(row))
+    return 0
+
+
+def _describe(row: HeldPdu) -> str:
+    head = f"#{row.id} {_when(row.received_at)} slot {_slot(row)} {row.outcome}: {row.reason}"
+    lines = [head]
+    if row.sender:
+        lines.append(f"    from {row.sender}")
+    if row.text:
+        preview = " ".join(row.text.split())
+        lines.append(f"    text {preview[:120]!r}{'…' if len(preview) > 120 else ''}")
+    lines.append(f"    hex  {row.pdu}")
+    return "\n".join(lines)
+
+
+def _when(at: datetime) -> str:
+    return f"{at:%Y-%m-%d %H:%M}"
+
+
+def _slot(row: HeldPdu) -> str:
+    return f"{row.storage}:{row.slot}" if row.slot is not None else "pushed"

@@ -4,7 +4,13 @@ The modem stack opens the pty's slave side (through a stable symlink, like a ude
 real pyserial-asyncio transport and speaks real AT commands to it. The simulator answers a
 SIM7600's SMS subset in PDU mode: ME/SR storage, `+CMTI` for new messages, `+CDS`/`+CDSI` status
 reports, the boot sequence, realistic CMGS delays, and fault injection (CMS errors, a hang, the
-port closing, an unsolicited code inside a response, a reboot, a malformed PDU).
+port closing, an unsolicited code inside a response, a reboot, a malformed PDU, an answer without
+its final result, the port vanishing in the middle of an answer, the whole modem going silent).
+
+Recorded material from real modems can be replayed through it: `script` answers chosen commands
+with the exact bytes a given firmware sent (a `+CPIN: READY` with no OK, a malformed `+CPMS=?`), and
+`load_listing` stores the entries of a recorded `+CMGL` answer, noise lines included, so that the
+stack reads them from a pty exactly as it would from that modem.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import os
 import random
 import re
 import tempfile
+import time
 import tty
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,8 +40,17 @@ BOOT_URCS = ("RDY", "+CPIN: READY", "SMS DONE", "PB DONE")
 @dataclass(slots=True)
 class StoredSms:
     pdu_hex: str
-    tpdu_length: int
+    tpdu_length: int | str
     read: bool = False
+    noise: list[str] = field(default_factory=list)
+    """Lines a real modem printed around this entry (vendor codes, junk), replayed after its PDU."""
+    before: list[str] = field(default_factory=list)
+    """Lines printed before this entry's header."""
+    between: list[str] = field(default_factory=list)
+    """Lines printed between this entry's header and its PDU."""
+    cmgr_header: str | None = None
+    cmgl_header: str | None = None
+    """Headers exactly as a recorded modem printed them (`+CMGR: ,,25`, `+CMGR: 0,"",25`)."""
 
 
 @dataclass(slots=True)
@@ -60,6 +76,14 @@ class Faults:
     """Unsolicited lines to slip into the next response that has information lines."""
     delivery_status: dict[str, int] = field(default_factory=dict)
     """Number → TP-Status its status reports carry (0 delivered; 0x46 expired, ...)."""
+    withhold_final: list[str] = field(default_factory=list)
+    """Command prefixes answered with their information lines but no final result (the modem stalls)."""
+    vanish_mid_answer: list[str] = field(default_factory=list)
+    """Command prefixes after whose first answer line the port disappears (USB unplugged mid-read)."""
+    hang_after_prompt: int = 0
+    """CMGS commands that get their '>' prompt, take the PDU and then never answer."""
+    hang_for: float = 0.0
+    """With `hang_after_prompt`: the whole modem then stays silent this long (see `freeze`)."""
 
 
 class SimulatedModem:
@@ -92,6 +116,12 @@ class SimulatedModem:
         self.storage: dict[str, dict[int, StoredSms]] = {"ME": {}, "SM": {}, "SR": {}}
         self.sent: list[SentSms] = []
         self.commands: list[str] = []
+        self.log: list[tuple[float, str]] = []
+        """(monotonic time, command) for every command the modem received."""
+        self.script: dict[str, str] = {}
+        """Command (upper case) → the exact text to answer with, replacing the built-in answer."""
+        self.frozen_until = 0.0
+        """Monotonic time until which the modem ignores everything (a firmware stall)."""
         self.on_text: list[Callable[[str, str], None]] = []
         """Called with (number, text) when every part of a sent message has arrived."""
         self._assembly: dict[tuple[str, int, int], dict[int, str]] = {}
@@ -203,6 +233,10 @@ class SimulatedModem:
             loop.remove_writer(self._master)
 
     def urc(self, line: str) -> None:
+        wait = self.frozen_until - time.monotonic()
+        if wait > 0:  # a stalled modem announces nothing until it wakes up
+            asyncio.get_running_loop().call_later(wait, self.urc, line)
+            return
         self.write(f"\r\n{line}\r\n")
 
     async def _take(self, terminators: bytes) -> bytes:
@@ -224,10 +258,17 @@ class SimulatedModem:
             line = raw.decode("ascii", "replace").strip()
             if not line:
                 continue
+            if time.monotonic() < self.frozen_until:
+                log.info("simulator frozen; ignores %r", line)
+                continue
             if self.echo:
                 self.write(line + "\r")
             self.commands.append(line)
+            self.log.append((time.monotonic(), line))
             if self._swallow(line):
+                continue
+            if (scripted := self.script.get(line.upper())) is not None:
+                self.write(scripted)
                 continue
             try:
                 await self._command(line)
@@ -253,7 +294,19 @@ class SimulatedModem:
                 return code
         return None
 
-    def _respond(self, lines: list[str], final: str = "OK") -> None:
+    def _fault_for(self, faults: list[str], command: str) -> bool:
+        for i, prefix in enumerate(faults):
+            if command.upper().startswith(prefix.upper()):
+                del faults[i]
+                return True
+        return False
+
+    def _respond(self, lines: list[str], final: str = "OK", command: str = "") -> None:
+        if command and lines and self._fault_for(self.faults.vanish_mid_answer, command):
+            self.write(f"\r\n{lines[0]}\r\n")
+            log.info("simulator port vanishes in the middle of the answer to %r", command)
+            self._spawn(self.close_port(reopen_after=0.1))
+            return
         out = []
         for i, ln in enumerate(lines):
             out.append(f"\r\n{ln}")
@@ -261,6 +314,9 @@ class SimulatedModem:
                 out += [f"\r\n{u}" for u in self.faults.mid_response]
                 self.faults.mid_response.clear()
         self.write("".join(out) + ("\r\n" if out else ""))
+        if command and self._fault_for(self.faults.withhold_final, command):
+            log.info("simulator withholds the final result of %r", command)
+            return
         self._final(final)
 
     def _final(self, final: str) -> None:
@@ -338,9 +394,10 @@ class SimulatedModem:
             lines = []
             for idx in sorted(box):
                 sms = box[idx]
-                lines += [f"+CMGL: {idx},{1 if sms.read else 0},,{sms.tpdu_length}", sms.pdu_hex]
+                header = sms.cmgl_header or f"+CMGL: {idx},{1 if sms.read else 0},,{sms.tpdu_length}"
+                lines += [*sms.before, header, *sms.between, sms.pdu_hex, *sms.noise]
                 sms.read = True
-            self._respond(lines)
+            self._respond(lines, command=line)
         elif upper.startswith("AT+CMGD="):
             args = upper.split("=")[1].split(",")
             box = self.storage[self.mems[0]]
@@ -349,7 +406,7 @@ class SimulatedModem:
             else:
                 box.pop(int(args[0]), None)
             self._final("OK")
-            while self._network_queue and len(self.storage["ME"]) < self.capacity:
+            while self._network_queue and len(self.storage[self.mems[2]]) < self.capacity:
                 self.deliver_pdu(self._network_queue.pop(0))
         elif upper.startswith("AT+CMGS="):
             await self._cmgs(int(upper.split("=")[1]))
@@ -392,13 +449,20 @@ class SimulatedModem:
             return
         stat = 1 if sms.read else 0
         sms.read = True
-        self._respond([f"+CMGR: {stat},,{sms.tpdu_length}", sms.pdu_hex])
+        header = sms.cmgr_header or f"+CMGR: {stat},,{sms.tpdu_length}"
+        self._respond([*sms.before, header, *sms.between, sms.pdu_hex, *sms.noise], command=f"AT+CMGR={index}")
 
     async def _cmgs(self, length: int) -> None:
         self.write("\r\n> ")
         data = (await self._take(b"\x1a\x1b")).decode("ascii", "replace")
         if data.endswith("\x1b"):
             self._final("OK")  # cancelled
+            return
+        if self.faults.hang_after_prompt > 0:
+            self.faults.hang_after_prompt -= 1
+            log.info("simulator took the PDU and hangs")
+            if self.faults.hang_for:
+                self.freeze(self.faults.hang_for)
             return
         hex_text = data[:-1].strip()
         try:
@@ -456,7 +520,7 @@ class SimulatedModem:
 
     # -- the phone side ----------------------------------------------------------------------------
 
-    def _store(self, mem: str, pdu_hex: str, tpdu_length: int) -> int | None:
+    def _store(self, mem: str, pdu_hex: str, tpdu_length: int | str) -> int | None:
         box = self.storage[mem]
         for slot in range(self.capacity):
             if slot not in box:
@@ -464,25 +528,78 @@ class SimulatedModem:
                 return slot
         return None
 
-    def deliver_pdu(self, pdu_hex: str, *, mid_response: bool = False) -> int | None:
-        """Put one PDU (with SMSC prefix) into ME storage and announce it with +CMTI."""
+    def deliver_pdu(
+        self, pdu_hex: str, *, mid_response: bool = False, length: int | str | None = None,
+        noise: list[str] | None = None, before: list[str] | None = None, mem: str | None = None,
+        cmgr_header: str | None = None, between: list[str] | None = None,
+    ) -> int | None:
+        """Put one PDU (with SMSC prefix) into the receive storage and announce it with +CMTI.
+
+        `length` overrides the TPDU length the modem will print (a firmware that counts its own
+        way); `noise`/`before` are lines printed with the entry when it is read or listed.
+        """
         try:
             raw = bytes.fromhex(pdu_hex)
-            tpdu_length = len(raw) - 1 - raw[0]
+            tpdu_length: int | str = len(raw) - 1 - raw[0]
         except (ValueError, IndexError):
             tpdu_length = len(pdu_hex) // 2
-        slot = self._store("ME", pdu_hex, tpdu_length)
+        mem = mem or self.mems[2]
+        slot = self._store(mem, pdu_hex, tpdu_length if length is None else length)
         if slot is None:
             # A full modem refuses the message; the network keeps it and tries again later.
             self._network_queue.append(pdu_hex)
             return None
+        stored = self.storage[mem][slot]
+        stored.noise, stored.before, stored.cmgr_header = list(noise or []), list(before or []), cmgr_header
+        stored.between = list(between or [])
         if self.cnmi[1] in (1, 3):  # the new-message indication was switched on
-            line = f'+CMTI: "ME",{slot}'
+            line = f'+CMTI: "{mem}",{slot}'
             if mid_response:
                 self.faults.mid_response.append(line)
             else:
                 self.urc(line)
         return slot
+
+    def load_listing(self, lines: list[str], *, mem: str | None = None, announce: bool = False) -> list[int]:
+        """Store the entries of a recorded `+CMGL` answer at their slots, with the noise around them.
+
+        Lines between an entry's PDU and the next header come back after that PDU when it is read
+        or listed; lines before the first header come back before it. Returns the slots.
+        """
+        mem = mem or self.mems[2]
+        box = self.storage[mem]
+        slots: list[int] = []
+        before: list[str] = []
+        current: StoredSms | None = None
+        for raw in lines:
+            line = raw.strip()
+            if line == "OK" or line.upper().startswith("AT+CMGL"):
+                continue
+            if not line:
+                if current is not None and current.pdu_hex:
+                    current.noise.append("")  # a blank line the modem printed
+                continue
+            if line.startswith("+CMGL:"):
+                fields = line.split(":", 1)[1].split(",")
+                slot = int(fields[0])
+                length = fields[-1].strip()
+                current = StoredSms("", int(length) if length.isdigit() else length, read=fields[1].strip() != "0",
+                                    before=before, cmgl_header=line)
+                before = []
+                box[slot] = current
+                slots.append(slot)
+            elif current is not None and not current.pdu_hex and all(c in "0123456789ABCDEFabcdef" for c in line):
+                current.pdu_hex = line
+            elif current is not None and not current.pdu_hex:
+                current.between.append(line)
+            elif current is not None:
+                current.noise.append(line)
+            else:
+                before.append(line)
+        if announce and self.cnmi[1] in (1, 3):
+            for slot in slots:
+                self.urc(f'+CMTI: "{mem}",{slot}')
+        return slots
 
     def deliver(
         self,
@@ -511,8 +628,25 @@ class SimulatedModem:
     def hang_next(self, command: str = "AT", times: int = 1) -> None:
         self.faults.hangs += [command] * times
 
+    def freeze(self, seconds: float) -> None:
+        """The whole modem goes silent for `seconds` (a firmware stall): input is ignored, nothing said."""
+        self.frozen_until = time.monotonic() + seconds
+
+    def cmgs_count(self) -> int:
+        return sum(1 for c in self.commands if c.upper().startswith("AT+CMGS="))
+
     def fail_delivery(self, number: str, status: int = 0x46) -> None:
         self.faults.delivery_status[number] = status
+
+    def unplug(self) -> None:
+        """The USB device vanishes and stays away: the port and its device node are gone."""
+        self._close_pty()
+        with contextlib.suppress(FileNotFoundError):
+            self.link.unlink()
+
+    def plug(self) -> None:
+        """The device comes back (a new pty under the same name)."""
+        self._open_pty()
 
     async def close_port(self, reopen_after: float = 0.05) -> None:
         """The USB device vanishes and comes back (same name, new device)."""
@@ -546,6 +680,48 @@ class SimulatedModem:
 
     def stored(self, mem: str = "ME") -> dict[int, StoredSms]:
         return self.storage[mem]
+
+
+class Transcript:
+    """A recorded modem exchange (tests/transcripts/sms/*.txt): commands and the lines answered.
+
+    `# ...` lines say where it was published; `> AT+...` starts a block; `<blank>` is an empty line.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.name = path.name
+        self.source: list[str] = []
+        self.blocks: list[tuple[str, list[str]]] = []
+        for raw in path.read_text().splitlines():
+            if raw.startswith("#"):
+                self.source.append(raw[1:].strip())
+            elif raw.startswith("> "):
+                self.blocks.append((raw[2:].strip(), []))
+            elif raw.strip() and self.blocks:
+                self.blocks[-1][1].append("" if raw.strip() == "<blank>" else raw.rstrip())
+
+    def answer(self, command: str) -> list[str]:
+        return next(lines for cmd, lines in self.blocks if cmd == command)
+
+    def script(self, sim: SimulatedModem, *commands: str) -> None:
+        """Let the simulator answer these commands (all blocks if none named) byte for byte."""
+        for cmd, lines in self.blocks:
+            if not commands or cmd in commands:
+                sim.script[cmd.upper()] = "".join(f"\r\n{ln}" if ln else "\r\n" for ln in lines) + "\r\n"
+
+    def load_listing(self, sim: SimulatedModem, announce: bool = False) -> list[int]:
+        return sim.load_listing(self.answer("AT+CMGL=4"), announce=announce)
+
+    def store_cmgr(self, sim: SimulatedModem, command: str) -> int | None:
+        """Store the entry a recorded `+CMGR` answer shows, noise and header as printed; announce it."""
+        lines = [ln for ln in self.answer(command) if not ln.upper().startswith("AT") and ln != "OK"]
+        i = next(n for n, ln in enumerate(lines) if ln.startswith("+CMGR:"))
+        j = next(n for n in range(i + 1, len(lines)) if lines[n] and all(c in "0123456789ABCDEFabcdef" for c in
+                                                                         lines[n]))
+        header, pdu_hex = lines[i], lines[j]
+        length = header.rsplit(",", 1)[-1].strip()
+        return sim.deliver_pdu(pdu_hex, length=int(length) if length.isdigit() else length, before=lines[:i],
+                               between=lines[i + 1 : j], noise=lines[j + 1 :], cmgr_header=header)
 
 
 _NUM = re.compile(r"^\+?\d{3,20}$")
