@@ -8,6 +8,7 @@ from collections import defaultdict
 from bot.app import App, roles_text
 from bot.context import Context
 from bot.directory import normalize_address, normalize_phone
+from bot.errors import UserError
 from bot.i18n import N_, t
 from bot.model import Address, OutboundKind, Person, Role
 from bot.router import ANYONE, Router
@@ -108,8 +109,6 @@ def _send_args(p: argparse.ArgumentParser) -> None:
 
 
 async def send(app: App, args: argparse.Namespace) -> int:
-    from bot.cli import UserError
-
     try:
         ident = normalize_phone(args.address) if args.channel == "sms" else args.address
         address = normalize_address(Address(args.channel, ident))
@@ -143,8 +142,6 @@ def _people_args(p: argparse.ArgumentParser) -> None:
 
 
 async def people(app: App, args: argparse.Namespace) -> int:
-    from bot.cli import UserError
-
     if args.action == "list":
         found = await app.people.all(Role(args.role) if args.role else None)
         for p in found:
@@ -228,7 +225,7 @@ def _db_args(p: argparse.ArgumentParser) -> None:
 
 
 async def db(app: App, args: argparse.Namespace) -> int:
-    heads = await app.db.upgrade()
+    heads = await app.db.upgrade()  # already applied by the CLI (needs_db); this reads the heads back
     print(f"database {app.db.describe()} is at {', '.join(heads)}")
     return 0
 
@@ -239,4 +236,4 @@ def setup(app: App) -> None:
     app.add_cli("status", "queue counts, last errors, configured channels", _no_args, status)
     app.add_cli("send", "queue a message through the outbox", _send_args, send)
     app.add_cli("people", "list, add or link people", _people_args, people)
-    app.add_cli("db", "database maintenance (db upgrade)", _db_args, db, needs_db=False)
+    app.add_cli("db", "database maintenance (db upgrade)", _db_args, db)
