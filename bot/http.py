@@ -6,6 +6,7 @@ Routes are added before start. `admin` routes require `Authorization: Bearer <HU
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -123,6 +124,7 @@ class HttpServer:
         """Extra named checks a plugin adds (True = fine)."""
         self.channels: Mapping[str, object] = {}
         """The app's channels: each reports through `health_of` (the App points this at its own)."""
+        self._site: _ReservedSite | None = None
 
     @property
     def web(self) -> web.Application:
@@ -173,23 +175,70 @@ class HttpServer:
         body = {"ok": ok, "channels": channels, "checks": checks}
         return web.json_response(body, status=200 if ok else 503, dumps=_dumps)
 
-    async def start(self, host: str | None = None, port: int | None = None) -> int:
+    async def bind(self, host: str | None = None, port: int | None = None) -> int:
+        """Take the port now, serve later (`start`): a busy port fails before anything else starts.
+
+        Raises OSError (e.g. EADDRINUSE) as `loop.create_server` does; the app turns it into one line.
+        """
+        if self._site is not None:
+            return self.port or 0
         self.runner = web.AppRunner(self.web, access_log=None)
         await self.runner.setup()
-        site = web.TCPSite(
-            self.runner, host or self.settings.http_host, self.settings.http_port if port is None else port
-        )
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else self.settings.http_port
-        log.info("http listening host=%s port=%s", host or self.settings.http_host, self.port)
+        site = _ReservedSite(self.runner, host or self.settings.http_host,
+                             self.settings.http_port if port is None else port)
+        try:
+            await site.bind()
+        except BaseException:
+            await self.runner.cleanup()
+            self.runner = None
+            raise
+        self._site = site
+        self.port = site.port
         return self.port
 
+    async def start(self, host: str | None = None, port: int | None = None) -> int:
+        await self.bind(host, port)
+        assert self._site is not None
+        await self._site.start()
+        log.info("http listening host=%s port=%s", host or self.settings.http_host, self.port)
+        return self.port or 0
+
     async def stop(self) -> None:
+        site, self._site = self._site, None
+        if site is not None and not site.started:
+            site.close()  # bound but never served (start-up failed later)
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
+
+
+class _ReservedSite(web.TCPSite):
+    """A TCPSite whose socket is bound first and served later (`start_serving=False`)."""
+
+    def __init__(self, runner: web.AppRunner, host: str, port: int) -> None:
+        super().__init__(runner, host, port)
+        self.started = False
+        self._reserved: asyncio.Server | None = None
+
+    async def bind(self) -> None:
+        server = self._runner.server
+        assert server is not None
+        self._reserved = await asyncio.get_running_loop().create_server(
+            server, self._host, self._port, start_serving=False
+        )
+        self._server = self._reserved
+        sockets = self._reserved.sockets
+        self._bound_port = sockets[0].getsockname()[1] if sockets else self._port
+
+    async def start(self) -> None:
+        assert self._reserved is not None
+        self._runner._reg_site(self)
+        await self._reserved.start_serving()
+        self.started = True
+
+    def close(self) -> None:
+        if self._reserved is not None:
+            self._reserved.close()
 
 
 def _dumps(value: Any) -> str:
