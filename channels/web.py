@@ -192,6 +192,7 @@ class WebChannel:
         demo: bool,
         title: Callable[[], str] = lambda: "Huddle",
         url: str = PAGE_PATH,
+        stopping: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
         self.policy = policy
@@ -202,6 +203,9 @@ class WebChannel:
         self.demo = demo
         self.title = title
         self.url = url
+        self.stopping = stopping
+        """Resolves when the process is asked to stop (`App.wait_stopped`): open sockets are closed
+        then, before the HTTP server's shutdown would wait up to a minute for them."""
         self.sessions: OrderedDict[str, Session] = OrderedDict()
         self.frame_limit = (settings.web_max_file_bytes + 2) // 3 * 4 + 64 * 1024
         """Largest frame read at all (a file at the limit, base64, plus its fields); beyond it the
@@ -209,6 +213,8 @@ class WebChannel:
         self._on_inbound: InboundHandler | None = None
         self._on_delivery: DeliveryHandler | None = None
         self._running = False
+        self._sockets: set[web.WebSocketResponse] = set()
+        self._watch: asyncio.Task[None] | None = None
 
     @property
     def summary(self) -> str:
@@ -221,12 +227,25 @@ class WebChannel:
         self._on_inbound = on_inbound
         self._on_delivery = on_delivery
         self._running = True
+        if self.stopping is not None and self._watch is None:
+            self._watch = asyncio.create_task(self._close_when_stopping(), name="web-chat-close-on-stop")
+
+    async def _close_when_stopping(self) -> None:
+        assert self.stopping is not None
+        await self.stopping()
+        self._running = False
+        await self.close_sockets()
 
     async def stop_receiving(self) -> None:
         self._running = False
 
     async def stop(self) -> None:
         self._running = False
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            self._watch = None
         await self.close_sockets()
         for session in self.sessions.values():
             for fut in session.waiting.values():
@@ -234,9 +253,8 @@ class WebChannel:
                     fut.cancel()
 
     async def close_sockets(self, _app: object = None) -> None:
-        """Close every socket (also wired to the HTTP server's shutdown, so it never waits on them)."""
-        sockets = [ws for s in self.sessions.values() for ws in s.sockets]
-        for ws in sockets:
+        """Close every open socket, said hello or not (so the HTTP server's shutdown never waits on one)."""
+        for ws in list(self._sockets):
             with contextlib.suppress(Exception):
                 await ws.close(code=GOING_AWAY, message=b"Huddle is restarting")
 
@@ -244,7 +262,7 @@ class WebChannel:
         online = sum(1 for s in self.sessions.values() if s.sockets)
         return ChannelHealth(self._running, {
             "sessions_online": online,
-            "sockets": sum(len(s.sockets) for s in self.sessions.values()),
+            "sockets": len(self._sockets),
             "unseen": sum(len(s.outstanding) for s in self.sessions.values()),
         })
 
@@ -412,9 +430,12 @@ class WebChannel:
     async def socket(self, request: web.Request) -> web.StreamResponse:
         if not self._origin_ok(request):
             return web.Response(status=403, text="This chat only opens from its own page.")
+        if not self._running:
+            return web.Response(status=503, text="Huddle is starting or stopping; try again in a moment.")
         ws = web.WebSocketResponse(max_msg_size=self.frame_limit, heartbeat=30)
         await ws.prepare(request)
         conn: dict[str, Session | None] = {"session": None}
+        self._sockets.add(ws)
         try:
             async for msg in ws:
                 if msg.type is web.WSMsgType.TEXT:
@@ -425,6 +446,7 @@ class WebChannel:
                     log.info("web socket closed: %s", ws.exception())
                     break
         finally:
+            self._sockets.discard(ws)
             session = conn["session"]
             if session is not None:
                 session.sockets.discard(ws)
@@ -919,7 +941,7 @@ def setup(app: App) -> None:
     host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else f"[{host}]" if ":" in host else host
     url = f"http://{host}:{app.settings.http_port}{PAGE_PATH}"
     channel = WebChannel(settings, policy, app.clock, people=app.people, roles=app.roles, pending=pending,
-                         demo=app.settings.demo, title=app.hooks.title, url=url)
+                         demo=app.settings.demo, title=app.hooks.title, url=url, stopping=app.wait_stopped)
     app.add_channel(channel)
 
     async def announce(app: App) -> None:
@@ -932,7 +954,10 @@ def setup(app: App) -> None:
     app.http.route("GET", SOCKET_PATH, channel.socket)
 
     async def close_on_http_shutdown(app: App) -> None:
-        """Open sockets would hold the HTTP server's shutdown up: close them when it begins."""
+        """Also close sockets when the HTTP application shuts down, if it is not serving yet
+        (a test server); a running bot has bound its port by now, and `stopping` covers it."""
+        if app.http.web.frozen:
+            return
         app.http.web.on_shutdown.append(channel.close_sockets)
 
     app.on_startup(close_on_http_shutdown)

@@ -14,8 +14,10 @@ import asyncio
 import base64
 import json
 import os
+import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -23,6 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import sqlalchemy as sa
 from aiohttp import WSMsgType
@@ -41,7 +44,8 @@ from storage.invites import InviteRepo
 from tests.flows import CHANNELS, Flow, migrated_sqlite
 from tests.test_chatters_flow import EXPORT
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
 
 # -- a tiny audience to probe the protocol with ----------------------------------------------------
 
@@ -392,6 +396,51 @@ def test_setting_the_channel_up_imports_no_http_library(tmp_path: Path) -> None:
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+async def test_the_running_bot_serves_the_chat_and_stops_promptly_with_a_socket_open(tmp_path: Path) -> None:
+    """`python main.py run` as an operator starts it: the page, a conversation, then SIGTERM."""
+    root = ROOT
+    env = {**os.environ, "PYTHONPATH": str(root), "HUDDLE_DATABASE_URL": str(tmp_path / "huddle.db"),
+           "HUDDLE_DEMO": "true", "HUDDLE_CONSOLE": "false", "HUDDLE_HTTP_PORT": "0", "HUDDLE_SMS_SIMULATOR": "false",
+           "HUDDLE_DURABLE_COMMITS": "false", "HUDDLE_LOG_FORMAT": "kv"}
+    proc = await asyncio.create_subprocess_exec(sys.executable, str(root / "main.py"), "run", cwd=tmp_path, env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output: list[str] = []
+    try:
+        assert proc.stdout is not None
+        url = None
+        while url is None:
+            line = (await asyncio.wait_for(proc.stdout.readline(), 90)).decode()
+            assert line, "the bot exited:\n" + "".join(output)
+            output.append(line)
+            found = re.search(r"web chat at (http://127\.0\.0\.1:\d+/chat)", line)
+            url = found.group(1) if found else None
+        drain = asyncio.ensure_future(_drain(proc.stdout, output))
+        async with aiohttp.ClientSession() as http:
+            page = await (await http.get(url)).text()
+            maria = re.search(r'data-person="(\d+)">Maria Lopez<', page)
+            assert maria is not None
+            ws = await http.ws_connect(url + "/ws", origin=url.rsplit("/", 1)[0])
+            browser = Browser(ws)
+            await browser.hello()
+            await pick(browser, int(maria.group(1)))
+            assert "151 points" in text_of((await browser.say("POINTS"))["body"])
+            proc.send_signal(signal.SIGTERM)
+            closing = await asyncio.wait_for(ws.receive(), 10)
+            assert closing.type is WSMsgType.CLOSE and closing.data == 1001  # RFC 6455: going away
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+        await drain
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert "stopped" in "".join(output) and "Traceback" not in "".join(output)
+
+
+async def _drain(stream: asyncio.StreamReader, into: list[str]) -> None:
+    while line := await stream.readline():
+        into.append(line.decode())
 
 
 def test_policy_session_ids() -> None:
