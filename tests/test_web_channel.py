@@ -10,6 +10,7 @@ RFC 4648 §10; close code 1009 ("message too big") is RFC 6455 §7.4.1.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import base64
 import json
@@ -382,20 +383,41 @@ async def test_the_channel_is_off_outside_the_demo_unless_asked_for() -> None:
 
 
 def test_setting_the_channel_up_imports_no_http_library(tmp_path: Path) -> None:
-    """`status` and `--help` set every plugin up: the chat must not pull aiohttp in before it is served."""
+    """`status` and `--help` set every plugin up: the chat must not be what pulls aiohttp in.
+
+    The kernel decides for itself when it loads aiohttp; this checks that no import of it starts
+    from channels/web.py while the app is built (a finder on sys.meta_path looks at the stack).
+    """
     code = (
-        "import sys, main\n"
+        "import sys, traceback, main\n"
+        "blamed = []\n"
+        "class Watch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'aiohttp':\n"
+        "            blamed.extend(f.filename for f in traceback.extract_stack() if f.filename.endswith('web.py'))\n"
+        "sys.meta_path.insert(0, Watch())\n"
         "from bot.cli import build_app\n"
         "app = build_app(main.PLUGINS)\n"
         "assert type(app.channels['web']).__name__ == 'WebChannel', app.channels\n"
-        "print(sorted(m for m in ('aiohttp', 'aiohttp.web') if m in sys.modules))\n"
+        "import channels.web\n"
+        "print(sorted({b for b in blamed if 'channels' in b}))\n"
     )
-    root = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "PYTHONPATH": str(root), "HUDDLE_DEMO": "true", "HUDDLE_DATABASE_URL": str(tmp_path / "x.db")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HUDDLE_DEMO": "true", "HUDDLE_DATABASE_URL": str(tmp_path / "x.db")}
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+    # and, whatever the kernel imports first, the module itself names aiohttp only lazily or for type checkers
+    tree = ast.parse((ROOT / "channels" / "web.py").read_text(encoding="utf-8"))
+    eager = []
+    for node in tree.body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            continue
+        for sub in ast.walk(node):
+            names = [a.name for a in sub.names] if isinstance(sub, ast.Import) else (
+                [sub.module or ""] if isinstance(sub, ast.ImportFrom) else [])
+            eager += [f"line {sub.lineno}: {n}" for n in names if n.split(".")[0] == "aiohttp"]
+    assert eager == []
 
 
 async def test_the_running_bot_serves_the_chat_and_stops_promptly_with_a_socket_open(tmp_path: Path) -> None:
