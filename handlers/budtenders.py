@@ -119,13 +119,11 @@ async def board(ctx: Context, budtender_coach: BudtenderCoach) -> str:
 
 
 @router.command("points", roles=BUDTENDER, help="your own staff points")
-async def points(ctx: Context, budtender_coach: BudtenderCoach) -> str:
+async def points(ctx: Context, budtender_coach: BudtenderCoach, store: StoreServices) -> str:
     """The budtender's own points (the bonus on every sale they ring up), never anyone else's."""
-    from handlers.store import services
-
     pid = _pid(ctx)
     _, start, _ = await budtender_coach.business_day(pid)
-    svc = services(ctx.app)
+    svc = store
     balance, today = await svc.loyalty.person_points(pid, since=start)
     rules = svc.settings.loyalty
     return bt.points_text(ctx.person.name, balance, today,  # type: ignore[union-attr]
