@@ -942,7 +942,8 @@ def setup(app: App) -> None:
     url = f"http://{host}:{app.settings.http_port}{PAGE_PATH}"
     channel = WebChannel(settings, policy, app.clock, people=app.people, roles=app.roles, pending=pending,
                          demo=app.settings.demo, title=app.hooks.title, url=url, stopping=app.wait_stopped)
-    app.add_channel(channel)
+    # built (cheaply: no I/O, no import) now for its routes, started with the other adapters
+    app.add_channel_factory("web", lambda: channel, channel.summary)
 
     async def announce(app: App) -> None:
         if app.http.port is not None:

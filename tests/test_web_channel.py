@@ -398,6 +398,8 @@ def test_setting_the_channel_up_imports_no_http_library(tmp_path: Path) -> None:
         "sys.meta_path.insert(0, Watch())\n"
         "from bot.cli import build_app\n"
         "app = build_app(main.PLUGINS)\n"
+        "assert app.channel_summaries()['web'].startswith('browser chat at http://'), app.channel_summaries()\n"
+        "app.build_channels()\n"
         "assert type(app.channels['web']).__name__ == 'WebChannel', app.channels\n"
         "import channels.web\n"
         "print(sorted({b for b in blamed if 'channels' in b}))\n"
