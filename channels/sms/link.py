@@ -78,8 +78,6 @@ class ModemConfig:
     max_held_slots: int = 20
     """Modem slots incomplete long texts may hold; beyond it a part's slot is freed once the part is
     committed to our database (its text is safe there), so a huge text cannot fill the modem."""
-    report_grace: float = 0.5
-    """Seconds a status report waits after its send returned, so the outbox has recorded the part."""
     rx_priority_wait: float = 10.0
     """Longest a send waits for announced texts to be read and committed before it goes anyway."""
     urc_grace: float = 0.01

@@ -121,7 +121,7 @@ class ModemChannel:
     async def stop(self) -> None:
         self._stopping = True
         self.link.stopping = True
-        await cancel_and_wait([*self._tasks, *self.sender.report_tasks, *self._sweeps])
+        await cancel_and_wait([*self._tasks, *self._sweeps])
         self._tasks = []
         await self.link.close()
 

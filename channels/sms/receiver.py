@@ -245,7 +245,7 @@ class Receiver:
         """Commit what a PDU is (text, part, report or raw), then free its slot."""
         if received.kind is pdu.Kind.REPORT:
             assert received.report is not None
-            await self.on_report(received.report)  # recorded (or queued behind its own send) first
+            await self.on_report(received.report)  # committed before its slot is freed
             await self.delete(mem, index)
             return
         d = received.deliver
