@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from bot.model import Address, DeliveryReport, Outbound
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
     from channels.sms.receiver import PartStore, Receiver
 
 log = logging.getLogger("channels.sms.modem")
+
+SENT_PARTS_KEPT = timedelta(days=3)
+"""How long the parts of a long text already sent are remembered (a retry comes long before)."""
 
 # -- +CMS ERROR classification -------------------------------------------------------------------
 
@@ -74,6 +78,17 @@ class Sender:
 
     def _reset_session(self) -> None:
         self._cmms = False  # a re-initialised modem has forgotten AT+CMMS
+
+    async def maintain(self) -> None:
+        """Forget sent parts older than `SENT_PARTS_KEPT`, hourly on the injected clock."""
+        while True:
+            await self.clock.sleep(3600.0)
+            try:
+                await self.store.prune_sent(self.clock.now() - SENT_PARTS_KEPT)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("could not forget old sent parts")
 
     async def send(self, outbound: Outbound) -> SendResult:
         cfg = self.config
