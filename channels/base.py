@@ -200,11 +200,12 @@ def listen_accepted(channel: object, callback: AcceptHandler) -> bool:
 
     A provider that answers each part of a send with an id before that part's delivery report can
     come back (an SMS modem's `+CMGS: <mr>`, then `+CDS` for it) calls `await callback(outbound,
-    provider_id)` as each part is accepted, before it sends the next one, with the `Outbound` it
-    was given. The outbox records the receipt right then, so a report that overtakes `send()`'s
-    return finds its message and nobody has to wait for it. The callback never raises. Channels
-    without the method keep working: their `SendResult.provider_ids` are recorded when `send`
-    returns (and a report that came first is kept and matched then). Returns False for them.
+    provider_id)` as each part is accepted, with the `Outbound` it was given: before it sends the
+    next part of that message, and before `send` returns. The outbox records the receipt right
+    then, so a report that overtakes `send()`'s return finds its message and nobody has to wait
+    for it. The callback never raises. Channels without the method keep working: their
+    `SendResult.provider_ids` are recorded when `send` returns (and a report that came first is
+    kept and matched then). Returns False for them.
     """
     add = getattr(channel, "add_accept_listener", None)
     if add is None:

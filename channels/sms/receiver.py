@@ -29,7 +29,10 @@ from channels.sms.link import Clock, ModemConfig, ModemLink
 log = logging.getLogger("channels.sms.modem")
 
 RX_URCS = frozenset({"+CMTI", "+CMT", "+CDS", "+CDSI"})
-"""Unsolicited codes that announce something to read: sends wait until they are dealt with."""
+"""Unsolicited codes that announce something to read."""
+TEXT_URCS = frozenset({"+CMTI", "+CMT"})
+"""Those that announce a text: sends wait until it is committed (a STOP goes before replies). A
+status report does not hold sends back; it is matched whenever it is read."""
 
 
 class PartStore(Protocol):
@@ -157,7 +160,7 @@ class Receiver:
     # -- announcements ------------------------------------------------------------------------------
 
     def urc(self, urc: Urc) -> None:
-        if urc.name in RX_URCS:
+        if urc.name in TEXT_URCS:
             self._pending += 1
             self._idle.clear()
         self._events.put_nowait(urc)
@@ -184,7 +187,7 @@ class Receiver:
             except Exception:
                 log.exception("error handling %s", urc.line)
             finally:
-                if urc.name in RX_URCS:
+                if urc.name in TEXT_URCS:
                     self._pending = max(0, self._pending - 1)
                     if self._pending == 0:
                         self._idle.set()

@@ -2,8 +2,10 @@
 
 The modem answers each part with `+CMGS: <mr>`; its status report (`+CDS`) can follow at once,
 before the send has returned. So each reference goes to the accept listeners (the outbox, which
-writes the receipt) before the next part is sent, and a report is handed over the moment it is
-read: whatever order the two come in, the outbox matches them, and no one waits on a timer.
+writes the receipt) before the next part of the message is sent and before `send` returns (the
+last part's is written once the modem is free for the next message), and a report is handed
+over the moment it is read: whatever order the two come in, the outbox matches them, and no one
+waits on a timer. Reports do not hold sends back; announced texts do.
 
 Reading comes first: before each part the sender waits until every text the modem announced has
 been read and committed, so a STOP never queues behind a run of replies. A send that meets a
@@ -107,11 +109,15 @@ class Sender:
         finally:
             self._waiting -= 1
         try:
-            return await self._send_locked(outbound, parts)
+            result, last = await self._send_locked(outbound, parts)
         finally:
             self._lock.release()
+        if last is not None:  # the last part's receipt: the modem takes the next message meanwhile
+            await self._accepted(outbound, *last)
+        return result
 
-    async def _send_locked(self, outbound: Outbound, parts: list[pdu.SubmitPdu]) -> SendResult:
+    async def _send_locked(self, outbound: Outbound, parts: list[pdu.SubmitPdu]
+                           ) -> tuple[SendResult, tuple[pdu.SubmitPdu, int] | None]:
         cfg = self.config
         try:
             await asyncio.wait_for(self.link.ready.wait(), cfg.ready_wait)
@@ -125,10 +131,13 @@ class Sender:
             with contextlib.suppress(AtError):
                 await self.link.cmd(f"AT+CMMS={1 if more else 0}")  # hold the radio link while more is queued
                 self._cmms = more
-        await self._send_parts(outbound, todo, refs)
-        return SendResult([str(refs[p.part]) for p in parts])
+        last = await self._send_parts(outbound, todo, refs)
+        return SendResult([str(refs[p.part]) for p in parts]), last
 
-    async def _send_parts(self, outbound: Outbound, todo: list[pdu.SubmitPdu], refs: dict[int, int]) -> None:
+    async def _send_parts(self, outbound: Outbound, todo: list[pdu.SubmitPdu], refs: dict[int, int]
+                          ) -> tuple[pdu.SubmitPdu, int] | None:
+        """Send `todo` in order; each part but the last is handed over (`_accepted`) before the next
+        goes. The last one is returned, to be handed over once the modem is free for other sends."""
         cfg = self.config
         for part in todo:
             await self.receiver.wait_idle(cfg.rx_priority_wait)  # texts the modem announced go first
@@ -142,16 +151,20 @@ class Sender:
             if mr is None:
                 raise RetryableSendError(f"modem gave no message reference: {lines!r}")
             refs[part.part] = mr
-            await self._accepted(outbound, part, mr, last=part is todo[-1])
+            if part is todo[-1]:
+                return part, mr
+            await self._accepted(outbound, part, mr)
             if cfg.urc_grace and took >= 0.2:  # long enough for the modem to have buffered indications
                 await asyncio.sleep(cfg.urc_grace)
+        return None
 
-    async def _accepted(self, outbound: Outbound, part: pdu.SubmitPdu, mr: int, *, last: bool) -> None:
-        """Before the next part: the outbox writes the receipt (so the part's report finds it), and
-        the part is remembered, so a retry after a later part fails sends only what did not go out.
-        Both in one commit when they can be (the database batches concurrent writes)."""
+    async def _accepted(self, outbound: Outbound, part: pdu.SubmitPdu, mr: int) -> None:
+        """The outbox writes the part's receipt (so its report finds it) before the next part goes,
+        and a part that is not the last is remembered, so a retry after a later part fails sends
+        only what did not go out. Both in one commit when they can be (the database batches
+        concurrent writes)."""
         writes = [self._tell(listener, outbound, str(mr)) for listener in self.accept_listeners]
-        if outbound.id is not None and not last:
+        if outbound.id is not None and part.part != part.parts:
             writes.append(self.store.record_sent(outbound.id, part.part, mr, self.clock.now()))
         await asyncio.gather(*writes)
 
