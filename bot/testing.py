@@ -51,13 +51,17 @@ def unpaced(policy: ChannelPolicy) -> ChannelPolicy:
 class FakeChannel:
     """Records what it is asked to send; `fail_next` scripts provider errors."""
 
-    policy: ChannelPolicy
+    policy: ChannelPolicy | str
     sent: list[Outbound] = field(default_factory=list)
     errors: list[Exception] = field(default_factory=list)
     calls: int = 0
     delivered: bool = False
     on_inbound: Any = None
     on_delivery: Any = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.policy, str):  # FakeChannel("pager"): a neutral policy of that name
+            self.policy = ChannelPolicy(self.policy)
 
     @property
     def name(self) -> str:
@@ -265,8 +269,9 @@ def _fakes_plugin(paced: bool) -> Plugin:
     """Stands in for every declared channel that has no adapter, as the console does in the demo."""
 
     def setup(app: App) -> None:
-        app.hooks.stand_in.implement(lambda policy: FakeChannel(policy if paced else unpaced(policy)),
-                                     owner="test_fakes")
+        if not app.hooks.stand_in.implemented:  # a flow that loads a stand-in plugin itself keeps it
+            app.hooks.stand_in.implement(lambda policy: FakeChannel(policy if paced else unpaced(policy)),
+                                         owner="test_fakes")
 
         async def unpace(app: App) -> None:
             """Real adapters (against fake provider servers) keep their policy, minus the pacing."""

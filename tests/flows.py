@@ -19,12 +19,8 @@ def _console_policy(app: Any) -> None:
     app.declare_channel(ConsolePolicy())
 
 
-CHANNELS: list[str | Plugin] = [
-    "channels.sms.plugin",
-    "channels.slack",
-    "channels.telegram",
-    Plugin("console_policy", _console_policy),
-]
+CONSOLE_POLICY = Plugin("console_policy", _console_policy)
+CHANNELS: list[str | Plugin] = ["channels.sms.plugin", "channels.slack", "channels.telegram", CONSOLE_POLICY]
 ROLES_PLUGIN = Plugin("all_roles", lambda app: _declare_all(app))
 
 
@@ -45,9 +41,10 @@ class Flow(_Flow):
         drives the simulator itself.
         """
         kwargs.setdefault("sms_simulator", False)
-        return await super().create(
-            channels=CHANNELS if channels is None else channels, plugins=[*plugins, ROLES_PLUGIN], **kwargs
-        )  # type: ignore[return-value]
+        if channels is None:
+            # the console plugin declares its own policy (and stands in for the rest)
+            channels = [c for c in CHANNELS if "channels.console" not in plugins or c is not CONSOLE_POLICY]
+        return await super().create(channels=channels, plugins=[*plugins, ROLES_PLUGIN], **kwargs)  # type: ignore[return-value]
 
 
 __all__ = ["CHANNELS", "FakeChannel", "Flow", "migrated_sqlite", "test_database_url"]

@@ -8,6 +8,7 @@ predecessor CRM's own columns); `--map FIELD=COLUMN` covers anything else.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -201,7 +202,22 @@ class StoreImporter:
         finish = getattr(self, f"_finish_{kind}", None)
         if finish is not None and not options.dry_run:
             await finish(report, state)
+        unknown: Counter[str] = state.get("unknown_stores", Counter())
+        if unknown:
+            named = ", ".join(f"{code!r} ×{n}" for code, n in unknown.most_common(5))
+            report.notes.append(f"note: {sum(unknown.values())} rows name a store Huddle does not know ({named}): "
+                                "kept without a store; add it to [[stores]] in huddle.toml, then import again")
         return report
+
+    async def _known_stores(self, conn: AsyncConnection, items: list[tuple[int, dict[str, Any]]],
+                            state: dict[str, Any]) -> dict[str, int]:
+        """code → id of the stores that exist; a code that does not is counted, never made a new store."""
+        stores = await self.customers.store_ids_in(conn)
+        missing = state.setdefault("unknown_stores", Counter())
+        for _, r in items:
+            if r["_store"] and r["_store"] not in stores:
+                missing[r["_store"]] += 1
+        return stores
 
     async def _flush(self, write: Any, batch: list[tuple[int, dict[str, Any]]], options: ImportOptions,
                      report: ImportReport, state: dict[str, Any]) -> None:
@@ -248,9 +264,9 @@ class StoreImporter:
         return row
 
     async def _write_customers(self, conn: AsyncConnection, items: list[tuple[int, dict[str, Any]]],
-                               _o: ImportOptions, report: ImportReport, _s: dict[str, Any]) -> int:
+                               _o: ImportOptions, report: ImportReport, state: dict[str, Any]) -> int:
         now = self.now()
-        stores = await self.customers.store_ids_in(conn, [r["_store"] for _, r in items if r["_store"]], now)
+        stores = await self._known_stores(conn, items, state)
         rows, points = [], {}
         for _, r in items:
             if r["_points"] is not None:
@@ -277,14 +293,19 @@ class StoreImporter:
         if status_word not in STATUS_WORDS:
             raise RowError(f"status {g(cells, 'status')!r} is not one of completed, refunded, voided, pending")
         total = money(g(cells, "total"), "total")
+        status = STATUS_WORDS[status_word]
+        if total < 0 and status not in (TransactionStatus.REFUNDED, TransactionStatus.VOIDED):
+            raise RowError(f"total {total} is negative for a {status.value} sale (a refund has status refunded)")
+        # An amount off, whatever its sign: Square's Transactions export writes "-$3.00".
+        discount = abs(optional_money(g(cells, "discount"), "discount") or Decimal("0"))
         return {
             "external_id": _ext(g(cells, "external_id"), "transaction id"),
             "customer_external_id": g(cells, "customer_external_id")[:100] or None,
             "budtender_external_id": g(cells, "budtender_external_id")[:100] or None,
             "occurred_at": when(g(cells, "occurred_at"), o.timezone, "date"),
             "total": total,
-            "discount": optional_money(g(cells, "discount"), "discount") or Decimal("0"),
-            "status": STATUS_WORDS[status_word].value,
+            "discount": discount,
+            "status": status.value,
             "rewards_signup": boolean(g(cells, "rewards_signup"), "rewards signup") if g(cells, "rewards_signup")
             else False,
             "_store": g(cells, "store") or o.default_store,
@@ -298,14 +319,16 @@ class StoreImporter:
             state["staff"] = await self.sales.staff_persons_in(conn)
             state["touched"] = set()
         cids: dict[str, int] = state["customer_ids"]
-        stores = await self.customers.store_ids_in(conn, [r["_store"] for _, r in items if r["_store"]], now)
+        stores = await self._known_stores(conn, items, state)
         rows = []
-        unknown_customers = 0
+        unknown_customers = unknown_staff = 0
         for _, r in items:
             out = {k: v for k, v in r.items() if not k.startswith("_")}
             cid = cids.get(r["customer_external_id"]) if r["customer_external_id"] else None
             if r["customer_external_id"] and cid is None:
                 unknown_customers += 1
+            if r["budtender_external_id"] and r["budtender_external_id"] not in state["staff"]:
+                unknown_staff += 1
             if cid is not None:
                 state["touched"].add(cid)
             out.update(store_id=stores.get(r["_store"]) if r["_store"] else None, customer_id=cid,
@@ -313,6 +336,7 @@ class StoreImporter:
                        source="import", created_at=now, updated_at=now)
             rows.append(out)
         state["unknown_customers"] = state.get("unknown_customers", 0) + unknown_customers
+        state["unknown_staff"] = state.get("unknown_staff", 0) + unknown_staff
         await self.sales.upsert_transactions_in(conn, rows)
         return len(rows)
 
@@ -320,6 +344,9 @@ class StoreImporter:
         if state.get("unknown_customers"):
             report.notes.append(f"note: {state['unknown_customers']} transactions name a customer id that is not "
                                 "imported yet (kept; import customers, then transactions again to link them)")
+        if state.get("unknown_staff"):
+            report.notes.append(f"note: {state['unknown_staff']} transactions name a budtender id that is not "
+                                "imported (kept without a budtender; import staff, then transactions again)")
         touched: set[int] = state.get("touched", set())
         if touched:
             await self.refresh_customer_totals(touched)
@@ -432,9 +459,9 @@ class StoreImporter:
         }
 
     async def _write_products(self, conn: AsyncConnection, items: list[tuple[int, dict[str, Any]]],
-                              _o: ImportOptions, report: ImportReport, _s: dict[str, Any]) -> int:
+                              _o: ImportOptions, report: ImportReport, state: dict[str, Any]) -> int:
         now = self.now()
-        stores = await self.customers.store_ids_in(conn, [r["_store"] for _, r in items if r["_store"]], now)
+        stores = await self._known_stores(conn, items, state)
         rows = []
         for _, r in items:
             out = {k: v for k, v in r.items() if not k.startswith("_")}
@@ -468,9 +495,9 @@ class StoreImporter:
         }
 
     async def _write_staff(self, conn: AsyncConnection, items: list[tuple[int, dict[str, Any]]], _o: ImportOptions,
-                           report: ImportReport, _s: dict[str, Any]) -> int:
+                           report: ImportReport, state: dict[str, Any]) -> int:
         now = self.now()
-        stores = await self.customers.store_ids_in(conn, [r["_store"] for _, r in items if r["_store"]], now)
+        stores = await self._known_stores(conn, items, state)
         known = await self.sales.staff_persons_in(conn)
         rows = []
         for line, r in items:
