@@ -170,7 +170,7 @@ async def _run_app(sim: SimulatedModem, db: str, body: Callable[[ModemChannel], 
     app.add_channel(channel)
     await app.start(run_scheduler=False)
     try:
-        await _until(lambda: not channel._sweeps, 10)
+        await _until(lambda: not channel.sweeping, 10)
         await body(channel)
         await app.dispatcher.idle()
     finally:

@@ -6,7 +6,6 @@ Routes are added before start. `admin` routes require `Authorization: Bearer <HU
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -20,6 +19,7 @@ from channels.base import health_of
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from bot.http_site import ReservedSite
     from bot.settings import CoreSettings
 else:
     web = lazy_module("aiohttp.web")
@@ -124,7 +124,7 @@ class HttpServer:
         """Extra named checks a plugin adds (True = fine)."""
         self.channels: Mapping[str, object] = {}
         """The app's channels: each reports through `health_of` (the App points this at its own)."""
-        self._site: _ReservedSite | None = None
+        self._site: ReservedSite | None = None
 
     @property
     def web(self) -> web.Application:
@@ -184,8 +184,10 @@ class HttpServer:
             return self.port or 0
         self.runner = web.AppRunner(self.web, access_log=None)
         await self.runner.setup()
-        site = _ReservedSite(self.runner, host or self.settings.http_host,
-                             self.settings.http_port if port is None else port)
+        from bot.http_site import ReservedSite
+
+        site = ReservedSite(self.runner, host or self.settings.http_host,
+                            self.settings.http_port if port is None else port)
         try:
             await site.bind()
         except BaseException:
@@ -210,35 +212,6 @@ class HttpServer:
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
-
-
-class _ReservedSite(web.TCPSite):
-    """A TCPSite whose socket is bound first and served later (`start_serving=False`)."""
-
-    def __init__(self, runner: web.AppRunner, host: str, port: int) -> None:
-        super().__init__(runner, host, port)
-        self.started = False
-        self._reserved: asyncio.Server | None = None
-
-    async def bind(self) -> None:
-        server = self._runner.server
-        assert server is not None
-        self._reserved = await asyncio.get_running_loop().create_server(
-            server, self._host, self._port, start_serving=False
-        )
-        self._server = self._reserved
-        sockets = self._reserved.sockets
-        self._bound_port = sockets[0].getsockname()[1] if sockets else self._port
-
-    async def start(self) -> None:
-        assert self._reserved is not None
-        self._runner._reg_site(self)
-        await self._reserved.start_serving()
-        self.started = True
-
-    def close(self) -> None:
-        if self._reserved is not None:
-            self._reserved.close()
 
 
 def _dumps(value: Any) -> str:

@@ -4,6 +4,11 @@ At the last step before each send it checks consent (opt-out), reachability and 
 it paces every channel with token buckets (global and per recipient), keeps each recipient's
 messages in order, retries what the provider says is retryable with exponential backoff and
 jitter (honouring retry_after), and never retries a permanent failure.
+
+Delivery reports are matched here, with no timer: a channel that names each part as the provider
+accepts it (`channels.base.listen_accepted`) has its receipt written before the next part goes,
+so a report that overtakes `send()`'s return finds its message; a report that matches nothing is
+kept in storage and applied when its receipt is written.
 """
 
 from __future__ import annotations
@@ -21,7 +26,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import Clock
 from bot.model import TERMINAL_STATUSES, Address, DeliveryReport, Outbound, OutboundKind, OutboundStatus
-from channels.base import Channel, Pacing, PermanentSendError, RetryableSendError, degrade_buttons, listen_ready
+from channels.base import (
+    Channel,
+    Pacing,
+    PermanentSendError,
+    RetryableSendError,
+    degrade_buttons,
+    listen_accepted,
+    listen_ready,
+)
 from channels.markup import render
 from storage.db import Database
 from storage.outbox import OutboxRepo
@@ -31,10 +44,6 @@ if TYPE_CHECKING:
     from bot.settings import CoreSettings
 
 log = logging.getLogger(__name__)
-
-
-LATE_REPORT_RETRIES = (0.5, 2.0, 5.0)
-"""Seconds between tries to match a delivery report that arrived before its send was recorded."""
 
 
 class TokenBucket:
@@ -319,7 +328,7 @@ class Outbox:
         self.on_sent: list[Callable[[Outbound], Awaitable[None]]] = []
         self.on_failed: list[Callable[[Outbound], Awaitable[None]]] = []
         """Called with a message once it is marked failed or refused (after its row is updated)."""
-        self._late: set[asyncio.Task[None]] = set()
+        self._receipt_locks: dict[str, asyncio.Lock] = {}
         self._attempt_waiters: dict[int, list[asyncio.Future[None]]] = {}
 
     def register(self, channel: Channel) -> None:
@@ -327,6 +336,7 @@ class Outbox:
         sender = ChannelSender(self, channel, pacing)
         self.senders[channel.name] = sender
         sender.resumable = listen_ready(channel, sender.resume)
+        listen_accepted(channel, self.accepted)
 
     def pacing_for(self, channel: Channel) -> Pacing:
         """The limits the channel's policy declares (each adapter reads its own settings)."""
@@ -345,8 +355,6 @@ class Outbox:
 
     async def stop(self, timeout: float | None = None) -> None:
         await asyncio.gather(*(s.stop(timeout) for s in self.senders.values()))
-        for task in list(self._late):
-            task.cancel()
 
     async def recover(self) -> int:
         count = await self.repo.recover(
@@ -373,25 +381,39 @@ class Outbox:
                 return
             await asyncio.sleep(0.001)
 
+    def _receipts(self, channel: str) -> asyncio.Lock:
+        """One channel's receipts and reports are written one at a time (a report and the receipt
+        it belongs to never commit side by side unseen by each other)."""
+        lock = self._receipt_locks.get(channel)
+        if lock is None:
+            lock = self._receipt_locks[channel] = asyncio.Lock()
+        return lock
+
+    async def accepted(self, outbound: Outbound, provider_id: str) -> None:
+        """A channel's word that the provider took (a part of) `outbound` under `provider_id`.
+
+        The receipt is written before this returns, and so before the channel sends the next part.
+        Never raises: should the write fail, the id is recorded when `send` returns.
+        """
+        if outbound.id is None:
+            return
+        try:
+            async with self._receipts(outbound.address.channel):
+                matched = await self.repo.record_receipt(outbound, provider_id, self.clock.now())
+        except Exception:
+            log.exception("receipt not recorded at acceptance outbox_id=%s provider_id=%s", outbound.id, provider_id)
+            return
+        if matched:
+            log.info("kept delivery report matched outbox_id=%s provider_id=%s", outbound.id, provider_id)
+
     async def delivery(self, report: DeliveryReport) -> None:
-        msg = await self.repo.delivery(report, self.clock.now())
+        async with self._receipts(report.channel):
+            msg = await self.repo.delivery(report, self.clock.now())
         if msg is not None:
             log.info("delivery report outbox_id=%s status=%s", msg.id, msg.status)
             return
-        # A report can overtake the send's own return (an SMS status report often does): the
-        # provider id is not recorded yet. Try again shortly rather than lose the report.
-        task = asyncio.create_task(self._late_delivery(report))
-        self._late.add(task)
-        task.add_done_callback(self._late.discard)
-
-    async def _late_delivery(self, report: DeliveryReport) -> None:
-        for delay in LATE_REPORT_RETRIES:
-            await self.clock.sleep(delay)
-            msg = await self.repo.delivery(report, self.clock.now())
-            if msg is not None:
-                log.info("late delivery report matched outbox_id=%s status=%s", msg.id, msg.status)
-                return
-        log.info("delivery report for unknown message channel=%s provider_id=%s", report.channel, report.provider_id)
+        log.warning("delivery report for no known message kept channel=%s provider_id=%s delivered=%s",
+                    report.channel, report.provider_id, report.delivered)
 
     async def first_attempt(self, outbound_id: int, timeout: float) -> Outbound | None:
         """The message as its first attempt left it (sent, refused, failed, or queued for a retry
@@ -488,7 +510,11 @@ class Outbox:
         except Exception as exc:  # a bug or an unexpected provider answer: keep the message
             log.exception("send raised outbox_id=%s channel=%s", msg.id, channel.name)
             return await self._retry(msg, f"{type(exc).__name__}: {exc}", None, sender)
-        await self.repo.mark_sent(msg, list(result.provider_ids), result.delivered, self.clock.now())
+        if result.delivered or not result.provider_ids:
+            await self.repo.mark_sent(msg, list(result.provider_ids), result.delivered, self.clock.now())
+        else:  # reports will follow: written in turn with them
+            async with self._receipts(msg.address.channel):
+                await self.repo.mark_sent(msg, list(result.provider_ids), False, self.clock.now())
         for hook in self.on_sent:
             await hook(msg)
         return None

@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
@@ -28,6 +27,8 @@ from bot.config_file import StrictModel
 from storage.job_runs import JobRunRepo
 
 if TYPE_CHECKING:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
     from bot.settings import CoreSettings
     from storage.db import Database
 
@@ -227,6 +228,8 @@ class Scheduler:
         return await self.run_due(now)
 
     def start(self) -> None:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler  # the loop itself, only when serving
+
         self._aps = AsyncIOScheduler(
             job_defaults={
                 "misfire_grace_time": self.settings.scheduler_misfire_grace,

@@ -19,6 +19,8 @@ from bot.model import Button, DeliveryReport, Inbound, Outbound
 
 InboundHandler = Callable[[Inbound], Awaitable[None]]
 DeliveryHandler = Callable[[DeliveryReport], Awaitable[None]]
+AcceptHandler = Callable[[Outbound, str], Awaitable[None]]
+"""`await accepted(outbound, provider_id)`: the provider took (a part of) `outbound` under that id."""
 
 
 class Markup(StrEnum):
@@ -52,7 +54,8 @@ class Pacing:
 @dataclass(frozen=True, slots=True)
 class SendResult:
     provider_ids: list[str] = field(default_factory=list)
-    """Provider ids of what was sent (one per SMS part), used to match delivery reports."""
+    """Provider ids of what was sent (one per SMS part), used to match delivery reports. Ids already
+    given to an accept listener (`listen_accepted`) are listed too; each is recorded once."""
     delivered: bool = False
     """True when the provider's acceptance already means delivery (console, Slack)."""
 
@@ -192,6 +195,25 @@ def listen_ready(channel: object, callback: Callable[[], None]) -> bool:
     return True
 
 
+def listen_accepted(channel: object, callback: AcceptHandler) -> bool:
+    """Give a channel the outbox's receipt recorder, if it takes one (`add_accept_listener`).
+
+    A provider that answers each part of a send with an id before that part's delivery report can
+    come back (an SMS modem's `+CMGS: <mr>`, then `+CDS` for it) calls `await callback(outbound,
+    provider_id)` as each part is accepted, with the `Outbound` it was given: before it sends the
+    next part of that message, and before `send` returns. The outbox records the receipt right
+    then, so a report that overtakes `send()`'s return finds its message and nobody has to wait
+    for it. The callback never raises. Channels without the method keep working: their
+    `SendResult.provider_ids` are recorded when `send` returns (and a report that came first is
+    kept and matched then). Returns False for them.
+    """
+    add = getattr(channel, "add_accept_listener", None)
+    if add is None:
+        return False
+    add(callback)
+    return True
+
+
 class SendError(Exception):
     pass
 
@@ -213,7 +235,11 @@ class PermanentSendError(SendError):
 
 @runtime_checkable
 class Channel(Protocol):
-    """A running adapter. Its `policy` says what it can render and how fast it may send."""
+    """A running adapter. Its `policy` says what it can render and how fast it may send.
+
+    Optional: `health()`, `add_ready_listener(cb)` (see `listen_ready`) and
+    `add_accept_listener(cb)` (see `listen_accepted`).
+    """
 
     name: str
     policy: ChannelPolicy

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event, inspect
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -546,7 +546,11 @@ class Database:
 
     def insert(self, table: Table) -> Any:
         """An INSERT that supports `.on_conflict_do_nothing()` / `.on_conflict_do_update()`."""
-        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
+            return postgresql.insert(table)
+        return sqlite.insert(table)
 
     async def upsert_in(
         self,

@@ -2,10 +2,16 @@
 
 Claiming is one UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING, so several
 workers on PostgreSQL never take the same row; SQLite serializes writers and ignores the clause.
+
+Receipts (one row per provider id, e.g. per SMS part) are written when the provider accepts a
+part (`record_receipt`), or at the latest when the send returns (`mark_sent`). A delivery report
+whose provider id has no receipt yet is kept (`outbox_kept_reports`), never dropped, and applied
+when that receipt is written.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -56,6 +62,32 @@ receipts = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
+
+kept_reports = sa.Table(
+    "outbox_kept_reports",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("provider_id", sa.String(200), nullable=False),
+    sa.Column("address", sa.String(200)),
+    sa.Column("delivered", sa.Boolean, nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("reported_at", UTCDateTime),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Index("ix_outbox_kept_reports_lookup", "channel", "provider_id"),
+)
+"""Delivery reports that matched no receipt when they came: kept until one does, never lost."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeptReport:
+    channel: str
+    provider_id: str
+    address: str | None
+    delivered: bool
+    reason: str | None
+    reported_at: datetime | None
+    received_at: datetime
 
 
 def row_to_outbound(row: Any) -> Outbound:
@@ -181,30 +213,64 @@ class OutboxRepo:
         await self.db.run(unit)
 
     async def mark_sent(self, msg: Outbound, provider_ids: list[str], delivered: bool, now: datetime) -> None:
+        """The send returned: record the receipts not yet recorded at acceptance, and the status.
+
+        The status follows the receipts: reports that came while the send was under way (a part
+        delivered, or failed, before the last one went out) are already on them.
+        """
         assert msg.id is not None
+        msg_id = msg.id
+        channel = msg.address.channel
 
         async def unit(conn: AsyncConnection) -> None:
-            status = OutboundStatus.DELIVERED if delivered else OutboundStatus.SENT
-            values = {"row_id": msg.id, "status": status.value, "sent_at": now, "reason": None, "claimed_by": None}
-            values |= {"delivered_at": now if delivered else None, "updated_at": now}
+            known = set((await conn.execute(
+                sa.select(receipts.c.provider_id).where(receipts.c.outbox_id == msg_id))).scalars())
+            part_status = OutboundStatus.DELIVERED if delivered else OutboundStatus.SENT
+            new = list(dict.fromkeys(pid for pid in provider_ids if pid not in known))
+            if new:
+                await _ADD_RECEIPTS.execute_many(conn, [
+                    {"outbox_id": msg_id, "channel": channel, "provider_id": pid, "status": part_status.value,
+                     "created_at": now, "updated_at": now}
+                    for pid in new
+                ])
+            values: dict[str, Any] = {"row_id": msg_id, "sent_at": now, "reason": None, "claimed_by": None,
+                                      "delivered_at": None, "updated_at": now}
+            if delivered:
+                if known:
+                    await conn.execute(receipts.update().where(
+                        receipts.c.outbox_id == msg_id, receipts.c.status == OutboundStatus.SENT.value,
+                    ).values(status=OutboundStatus.DELIVERED.value, updated_at=now))
+                values |= {"status": OutboundStatus.DELIVERED.value, "delivered_at": now}
+            else:
+                applied = [await _apply_kept(conn, msg, pid, now) for pid in new]
+                settled = await _settled(conn, msg_id, now) if known or any(applied) else {}
+                values |= settled or {"status": OutboundStatus.SENT.value}
             await _SET_BY_ID.execute(conn, values)
-            if provider_ids:
-                await _ADD_RECEIPTS.execute_many(
-                    conn,
-                    [
-                        {
-                            "outbox_id": msg.id,
-                            "channel": msg.address.channel,
-                            "provider_id": pid,
-                            "status": status.value,
-                            "created_at": now,
-                            "updated_at": now,
-                        }
-                        for pid in provider_ids
-                    ],
-                )
 
         await self.db.run(unit)
+
+    async def record_receipt(self, msg: Outbound, provider_id: str, now: datetime) -> bool:
+        """The provider accepted (a part of) `msg` under `provider_id`: write its receipt now.
+
+        Done before the next part is sent, so a report that comes back before the send returns
+        finds its message. A report kept because it came even earlier is applied at once; returns
+        whether one was. Writing the same receipt twice changes nothing. The message's status
+        stays `sending` until the send returns (`mark_sent`).
+        """
+        assert msg.id is not None
+        msg_id = msg.id
+
+        async def unit(conn: AsyncConnection) -> bool:
+            exists = (await conn.execute(sa.select(receipts.c.id).where(
+                receipts.c.outbox_id == msg_id, receipts.c.provider_id == provider_id).limit(1))).first()
+            if exists is not None:
+                return False
+            await conn.execute(receipts.insert().values(
+                outbox_id=msg_id, channel=msg.address.channel, provider_id=provider_id,
+                status=OutboundStatus.SENT.value, created_at=now, updated_at=now))
+            return await _apply_kept(conn, msg, provider_id, now)
+
+        return await self.db.run(unit)
 
     async def mark_retry(self, msg: Outbound, next_at: datetime, reason: str, now: datetime) -> None:
         assert msg.id is not None
@@ -290,7 +356,9 @@ class OutboxRepo:
         return await self.db.run(unit)
 
     async def delivery(self, report: DeliveryReport, now: datetime) -> Outbound | None:
-        """Apply a delivery report to the newest part with that provider id; settle its message."""
+        """Apply a delivery report to the newest part with that provider id, and settle its message
+        if its send has returned. A report no receipt matches is kept (see `record_receipt`) and
+        None is returned."""
 
         async def unit(conn: AsyncConnection) -> Outbound | None:
             query = (
@@ -305,29 +373,40 @@ class OutboxRepo:
                 )
             found = (await conn.execute(query)).first()
             if found is None:
+                await conn.execute(kept_reports.insert().values(
+                    channel=report.channel, provider_id=report.provider_id,
+                    address=report.address.id if report.address is not None else None,
+                    delivered=report.delivered, reason=report.reason, reported_at=report.at, received_at=now))
                 return None
-            part_status = OutboundStatus.DELIVERED if report.delivered else OutboundStatus.FAILED
-            await conn.execute(
-                receipts.update()
-                .where(receipts.c.id == found.id)
-                .values(status=part_status.value, reason=report.reason, updated_at=now)
-            )
-            parts = (
-                await conn.execute(
-                    sa.select(receipts.c.status, receipts.c.reason).where(receipts.c.outbox_id == found.outbox_id)
-                )
-            ).all()
-            failed = [p for p in parts if p.status == OutboundStatus.FAILED.value]
-            values: dict[str, Any] = {"updated_at": now}
-            if failed:
-                values.update(status=OutboundStatus.FAILED.value, reason=failed[0].reason or "not delivered")
-            elif all(p.status == OutboundStatus.DELIVERED.value for p in parts):
-                values.update(status=OutboundStatus.DELIVERED.value, delivered_at=report.at or now)
-            await conn.execute(outbox.update().where(outbox.c.id == found.outbox_id).values(**values))
+            await _set_part(conn, found.id, report.delivered, report.reason, now)
             row = (await conn.execute(sa.select(outbox).where(outbox.c.id == found.outbox_id))).one()
+            if row.sent_at is not None and row.status in _SETTLEABLE:
+                values = await _settled(conn, found.outbox_id, report.at or now)
+                if values:
+                    await conn.execute(outbox.update().where(outbox.c.id == found.outbox_id).values(
+                        updated_at=now, **values))
+                    row = (await conn.execute(sa.select(outbox).where(outbox.c.id == found.outbox_id))).one()
             return row_to_outbound(row)
 
         return await self.db.run(unit)
+
+    async def kept(self, channel: str | None = None, limit: int = 100) -> list[KeptReport]:
+        """Delivery reports that matched no message (yet), newest first."""
+        query = sa.select(kept_reports).order_by(kept_reports.c.id.desc()).limit(limit)
+        if channel is not None:
+            query = query.where(kept_reports.c.channel == channel)
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [KeptReport(r.channel, r.provider_id, r.address, bool(r.delivered), r.reason, r.reported_at,
+                           r.received_at) for r in rows]
+
+    async def receipts_of(self, msg_id: int) -> list[tuple[str, OutboundStatus, str | None]]:
+        """(provider id, status, reason) of each part of a message, in the order they were recorded."""
+        async with self.db.read() as conn:
+            rows = (await conn.execute(
+                sa.select(receipts.c.provider_id, receipts.c.status, receipts.c.reason)
+                .where(receipts.c.outbox_id == msg_id).order_by(receipts.c.id))).all()
+        return [(r.provider_id, OutboundStatus(r.status), r.reason) for r in rows]
 
     # -- reads for status and tests ---------------------------------------------------------------
 
@@ -370,3 +449,54 @@ class OutboxRepo:
                 )
             ).all()
         return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+_SETTLEABLE = frozenset({OutboundStatus.SENT.value, OutboundStatus.DELIVERED.value, OutboundStatus.FAILED.value})
+"""Statuses a delivery report may change (once the send has returned; never a refusal)."""
+
+
+async def _set_part(conn: AsyncConnection, receipt_id: int, delivered: bool, reason: str | None,
+                    now: datetime) -> None:
+    status = OutboundStatus.DELIVERED if delivered else OutboundStatus.FAILED
+    await conn.execute(receipts.update().where(receipts.c.id == receipt_id).values(
+        status=status.value, reason=reason, updated_at=now))
+
+
+async def _settled(conn: AsyncConnection, msg_id: int, delivered_at: datetime) -> dict[str, Any]:
+    """The message status its parts' reports add up to: failed if one failed, delivered once all
+    were; empty while some part has no report yet."""
+    parts = (await conn.execute(
+        sa.select(receipts.c.status, receipts.c.reason).where(receipts.c.outbox_id == msg_id))).all()
+    failed = [p for p in parts if p.status == OutboundStatus.FAILED.value]
+    if failed:
+        return {"status": OutboundStatus.FAILED.value, "reason": failed[0].reason or "not delivered"}
+    if parts and all(p.status == OutboundStatus.DELIVERED.value for p in parts):
+        return {"status": OutboundStatus.DELIVERED.value, "delivered_at": delivered_at}
+    return {}
+
+
+async def _apply_kept(conn: AsyncConnection, msg: Outbound, provider_id: str, now: datetime) -> bool:
+    """Apply the newest kept report to the new receipt `provider_id` of `msg`, and forget it.
+
+    Only a report received since the message was created can be about it (an SMS reference comes
+    round again every 256 messages), and one that names an address must name the message's.
+    """
+    k = kept_reports.c
+    query = (
+        sa.select(k.id, k.delivered, k.reason)
+        .where(k.channel == msg.address.channel, k.provider_id == provider_id,
+               sa.or_(k.address.is_(None), k.address == msg.address.id))
+        .order_by(k.id.desc())
+        .limit(1)
+    )
+    if msg.created_at is not None:
+        query = query.where(k.received_at >= msg.created_at)
+    found = (await conn.execute(query)).first()
+    if found is None:
+        return False
+    receipt = (await conn.execute(sa.select(receipts.c.id).where(
+        receipts.c.outbox_id == msg.id, receipts.c.provider_id == provider_id)
+        .order_by(receipts.c.id.desc()).limit(1))).scalar_one()
+    await _set_part(conn, receipt, bool(found.delivered), found.reason, now)
+    await conn.execute(kept_reports.delete().where(k.id == found.id))
+    return True

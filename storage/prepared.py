@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Select, Table
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -92,6 +92,7 @@ class Prepared:
     def __init__(self, statement: Any) -> None:
         self.statement = statement
         self._by_dialect: dict[str, Any] = {}
+        self._build: Callable[[Callable[[Table], Any]], Any] | None = None
         self._plans: dict[tuple[str, ...], _Plan] = {}
 
     @classmethod
@@ -102,11 +103,18 @@ class Prepared:
         `Prepared.per_dialect(lambda insert: insert(t).on_conflict_do_nothing(index_elements=["key"]))`.
         """
         prepared = cls(build(sqlite.insert))
-        prepared._by_dialect = {"sqlite": prepared.statement, "postgresql": build(postgresql.insert)}
+        prepared._by_dialect = {"sqlite": prepared.statement}
+        prepared._build = build  # PostgreSQL's variant is built on first use there (its dialect loads then)
         return prepared
 
     def _statement(self, conn: AsyncConnection | InlineConnection) -> Any:
-        return self._by_dialect.get(conn.dialect.name, self.statement)
+        name = conn.dialect.name
+        found = self._by_dialect.get(name)
+        if found is None and self._build is not None and name == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
+            found = self._by_dialect[name] = self._build(postgresql.insert)
+        return found if found is not None else self.statement
 
     def _plan(self, conn: InlineConnection, params: Params) -> _Plan | None:
         keys = tuple(params)

@@ -85,7 +85,7 @@ async def sms_flow(
     app.add_channel(channel)
     await app.start(run_scheduler=False)
     for _ in range(500):  # let the first sweep (started when the modem became ready) finish
-        if not channel._sweeps:
+        if not channel.sweeping:
             break
         await asyncio.sleep(0.01)
     return Flow(app, clock, {}, tmp), channel

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from channels.base import ChannelHealth
 from channels.sms import pdu
 from channels.sms.at import AtError, AtPort, AtTimeout, CmeError, CmsError, PortClosed, Urc
 
@@ -78,8 +79,6 @@ class ModemConfig:
     max_held_slots: int = 20
     """Modem slots incomplete long texts may hold; beyond it a part's slot is freed once the part is
     committed to our database (its text is safe there), so a huge text cannot fill the modem."""
-    report_grace: float = 0.5
-    """Seconds a status report waits after its send returned, so the outbox has recorded the part."""
     rx_priority_wait: float = 10.0
     """Longest a send waits for announced texts to be read and committed before it goes anyway."""
     urc_grace: float = 0.01
@@ -352,6 +351,32 @@ class ModemLink:
             return None
         return self.clock.now() - timedelta(seconds=max(0.0, time.monotonic() - self.at.last_rx))
 
+    def health(self) -> ChannelHealth:
+        """Port, registration, signal, last contact and last error, from what the link last saw.
+
+        Answers from memory (no AT command), so `/healthz` is instant even while a send is in flight.
+        `up` is False when the port is gone or not initialised, or the modem says it is not registered.
+        """
+        radio = self.state.radio
+        connected = self.ready.is_set() and self.at is not None and not self.at.closed
+        contact = self.last_contact()
+        detail: dict[str, object] = {
+            "port": self.config.port,
+            "connected": connected,
+            "registered": radio.registered,
+            "registration": radio.registration,
+            "signal_dbm": radio.signal_dbm,
+            "signal_bars": radio.signal_bars,
+            "last_contact": contact.isoformat() if contact else None,
+            "last_error": self.last_error,
+            "storage": self.state.storage,
+            "indications": self.state.cnmi.describe,
+            "sweep_interval": self.sweep_interval,
+        }
+        if self.state.cnmi.note:
+            detail["indications_note"] = self.state.cnmi.note
+        return ChannelHealth(connected and radio.registered is not False, detail)
+
     # -- unsolicited codes the link itself cares about ------------------------------------------------
 
     def urc(self, urc: Urc) -> None:
@@ -557,6 +582,21 @@ class ModemLink:
                 if names:
                     return names[0]
         return "SM"
+
+    async def watch_radio(self) -> None:
+        """Ask registration and signal every `health_interval` seconds (injected clock) for `health()`."""
+        while not self.stopping:
+            await self.clock.sleep(self.config.health_interval)
+            if not self.ready.is_set():
+                continue
+            try:
+                await self.refresh_radio()
+            except asyncio.CancelledError:
+                raise
+            except AtError as exc:
+                log.info("SMS modem radio check failed: %s", exc)
+            except Exception:
+                log.exception("SMS modem radio check failed")
 
     async def refresh_radio(self) -> RadioState:
         """Ask registration (CREG, CEREG: either registered is enough) and signal (CSQ)."""

@@ -29,7 +29,10 @@ from channels.sms.link import Clock, ModemConfig, ModemLink
 log = logging.getLogger("channels.sms.modem")
 
 RX_URCS = frozenset({"+CMTI", "+CMT", "+CDS", "+CDSI"})
-"""Unsolicited codes that announce something to read: sends wait until they are dealt with."""
+"""Unsolicited codes that announce something to read."""
+TEXT_URCS = frozenset({"+CMTI", "+CMT"})
+"""Those that announce a text: sends wait until it is committed (a STOP goes before replies). A
+status report does not hold sends back; it is matched whenever it is read."""
 
 
 class PartStore(Protocol):
@@ -132,13 +135,13 @@ def digest(text: str) -> str:
 
 
 class Receiver:
-    def __init__(self, link: ModemLink, store: PartStore, clock: Clock, config: ModemConfig,
-                 on_report: Callable[[pdu.StatusReportPdu], Awaitable[None]]) -> None:
+    def __init__(self, link: ModemLink, store: PartStore, clock: Clock, config: ModemConfig) -> None:
         self.link = link
         self.store = store
         self.clock = clock
         self.config = config
-        self.on_report = on_report
+        self.on_report: Callable[[pdu.StatusReportPdu], Awaitable[None]] | None = None
+        """Where final status reports go (the sender's `report`); committed before the slot is freed."""
         self.on_inbound: InboundHandler | None = None
         self.on_handled: list[Callable[[Inbound], None]] = []
         """Hooks called after a message was handed over (benchmarks measure with it)."""
@@ -150,11 +153,14 @@ class Receiver:
         self._lock = asyncio.Lock()
         self._swept_away: set[tuple[str, int]] = set()
         """Slots deleted while a sweep works through its listing (so it skips them)."""
+        self.sweeps: set[asyncio.Task[None]] = set()
+        """Sweeps started because the modem became ready (what arrived while it was away)."""
+        link.ready_listeners.append(self._sweep_soon)
 
     # -- announcements ------------------------------------------------------------------------------
 
     def urc(self, urc: Urc) -> None:
-        if urc.name in RX_URCS:
+        if urc.name in TEXT_URCS:
             self._pending += 1
             self._idle.clear()
         self._events.put_nowait(urc)
@@ -181,7 +187,7 @@ class Receiver:
             except Exception:
                 log.exception("error handling %s", urc.line)
             finally:
-                if urc.name in RX_URCS:
+                if urc.name in TEXT_URCS:
                     self._pending = max(0, self._pending - 1)
                     if self._pending == 0:
                         self._idle.set()
@@ -244,8 +250,8 @@ class Receiver:
     async def _settle(self, mem: str | None, index: int | None, received: pdu.Received) -> None:
         """Commit what a PDU is (text, part, report or raw), then free its slot."""
         if received.kind is pdu.Kind.REPORT:
-            assert received.report is not None
-            await self.on_report(received.report)  # recorded (or queued behind its own send) first
+            assert received.report is not None and self.on_report is not None
+            await self.on_report(received.report)  # committed before its slot is freed
             await self.delete(mem, index)
             return
         d = received.deliver
@@ -413,6 +419,31 @@ class Receiver:
                 log.warning("SMS parts missing after %.0f s; delivering what arrived sender=%s parts=%d/%d",
                             self.config.reassembly_timeout, key[0], len(parts), key[2])
                 await self._complete(key, parts, partial=True)
+
+    def _sweep_soon(self) -> None:
+        task = asyncio.create_task(self.sweep_safely(), name="sms-sweep")  # what arrived meanwhile
+        self.sweeps.add(task)
+        task.add_done_callback(self.sweeps.discard)
+
+    async def maintain(self) -> None:
+        """Reassembly timeouts (every minute at most) and the slow sweep, on the injected clock."""
+        tick = max(1.0, min(60.0, self.config.reassembly_timeout / 4, self.link.sweep_interval))
+        since_sweep = 0.0
+        while True:
+            await self.clock.sleep(tick)
+            since_sweep += tick
+            if not self.receiving:
+                continue
+            try:
+                if since_sweep >= self.link.sweep_interval and self.link.ready.is_set():
+                    since_sweep = 0.0
+                    await self.sweep_safely()
+                else:
+                    await self.settle_sets()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("SMS periodic check failed")
 
     async def sweep_safely(self) -> None:
         try:

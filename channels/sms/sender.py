@@ -1,4 +1,11 @@
-"""Sending: one `AT+CMGS` per part, delivery reports matched by message reference.
+"""Sending: one `AT+CMGS` per part, each part's message reference handed over as it is accepted.
+
+The modem answers each part with `+CMGS: <mr>`; its status report (`+CDS`) can follow at once,
+before the send has returned. So each reference goes to the accept listeners (the outbox, which
+writes the receipt) before the next part of the message is sent and before `send` returns (the
+last part's is written once the modem is free for the next message), and a report is handed
+over the moment it is read: whatever order the two come in, the outbox matches them, and no one
+waits on a timer. Reports do not hold sends back; announced texts do.
 
 Reading comes first: before each part the sender waits until every text the modem announced has
 been read and committed, so a STOP never queues behind a run of replies. A send that meets a
@@ -11,10 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from bot.model import Address, DeliveryReport, Outbound
-from channels.base import DeliveryHandler, PermanentSendError, RetryableSendError, SendResult
+from channels.base import AcceptHandler, DeliveryHandler, PermanentSendError, RetryableSendError, SendResult
 from channels.sms import pdu
 from channels.sms.at import AtError, AtHung, AtPort, AtTimeout, CmsError, PortClosed
 from channels.sms.link import Clock, ModemConfig, ModemLink
@@ -23,6 +31,9 @@ if TYPE_CHECKING:
     from channels.sms.receiver import PartStore, Receiver
 
 log = logging.getLogger("channels.sms.modem")
+
+SENT_PARTS_KEPT = timedelta(days=3)
+"""How long the parts of a long text already sent are remembered (a retry comes long before)."""
 
 # -- +CMS ERROR classification -------------------------------------------------------------------
 
@@ -60,16 +71,26 @@ class Sender:
         self.config = config
         self.receiver = receiver
         self.on_delivery: DeliveryHandler | None = None
+        self.accept_listeners: list[AcceptHandler] = []
+        """Told each part's message reference as the modem accepts it (see `channels.base.listen_accepted`)."""
         self._lock = asyncio.Lock()
         self._waiting = 0
         self._cmms = False
-        self._inflight_refs: set[int] = set()
-        self._sent_at: dict[int, float] = {}
-        self.report_tasks: set[asyncio.Task[None]] = set()
         link.ready_listeners.append(self._reset_session)
 
     def _reset_session(self) -> None:
         self._cmms = False  # a re-initialised modem has forgotten AT+CMMS
+
+    async def maintain(self) -> None:
+        """Forget sent parts older than `SENT_PARTS_KEPT`, hourly on the injected clock."""
+        while True:
+            await self.clock.sleep(3600.0)
+            try:
+                await self.store.prune_sent(self.clock.now() - SENT_PARTS_KEPT)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("could not forget old sent parts")
 
     async def send(self, outbound: Outbound) -> SendResult:
         cfg = self.config
@@ -88,11 +109,15 @@ class Sender:
         finally:
             self._waiting -= 1
         try:
-            return await self._send_locked(outbound, parts)
+            result, last = await self._send_locked(outbound, parts)
         finally:
             self._lock.release()
+        if last is not None:  # the last part's receipt: the modem takes the next message meanwhile
+            await self._accepted(outbound, *last)
+        return result
 
-    async def _send_locked(self, outbound: Outbound, parts: list[pdu.SubmitPdu]) -> SendResult:
+    async def _send_locked(self, outbound: Outbound, parts: list[pdu.SubmitPdu]
+                           ) -> tuple[SendResult, tuple[pdu.SubmitPdu, int] | None]:
         cfg = self.config
         try:
             await asyncio.wait_for(self.link.ready.wait(), cfg.ready_wait)
@@ -106,18 +131,13 @@ class Sender:
             with contextlib.suppress(AtError):
                 await self.link.cmd(f"AT+CMMS={1 if more else 0}")  # hold the radio link while more is queued
                 self._cmms = more
-        try:
-            await self._send_parts(outbound, todo, refs)
-        finally:
-            now = asyncio.get_running_loop().time()
-            for mr in self._inflight_refs:
-                self._sent_at[mr] = now
-            self._inflight_refs.clear()
-            if len(self._sent_at) > 512:
-                self._sent_at = dict(list(self._sent_at.items())[-256:])
-        return SendResult([str(refs[p.part]) for p in parts])
+        last = await self._send_parts(outbound, todo, refs)
+        return SendResult([str(refs[p.part]) for p in parts]), last
 
-    async def _send_parts(self, outbound: Outbound, todo: list[pdu.SubmitPdu], refs: dict[int, int]) -> None:
+    async def _send_parts(self, outbound: Outbound, todo: list[pdu.SubmitPdu], refs: dict[int, int]
+                          ) -> tuple[pdu.SubmitPdu, int] | None:
+        """Send `todo` in order; each part but the last is handed over (`_accepted`) before the next
+        goes. The last one is returned, to be handed over once the modem is free for other sends."""
         cfg = self.config
         for part in todo:
             await self.receiver.wait_idle(cfg.rx_priority_wait)  # texts the modem announced go first
@@ -131,11 +151,29 @@ class Sender:
             if mr is None:
                 raise RetryableSendError(f"modem gave no message reference: {lines!r}")
             refs[part.part] = mr
-            self._inflight_refs.add(mr)
-            if outbound.id is not None and part is not todo[-1]:  # progress matters only if a later part fails
-                await self.store.record_sent(outbound.id, part.part, mr, self.clock.now())
+            if part is todo[-1]:
+                return part, mr
+            await self._accepted(outbound, part, mr)
             if cfg.urc_grace and took >= 0.2:  # long enough for the modem to have buffered indications
                 await asyncio.sleep(cfg.urc_grace)
+        return None
+
+    async def _accepted(self, outbound: Outbound, part: pdu.SubmitPdu, mr: int) -> None:
+        """The outbox writes the part's receipt (so its report finds it) before the next part goes,
+        and a part that is not the last is remembered, so a retry after a later part fails sends
+        only what did not go out. Both in one commit when they can be (the database batches
+        concurrent writes)."""
+        writes = [self._tell(listener, outbound, str(mr)) for listener in self.accept_listeners]
+        if outbound.id is not None and part.part != part.parts:
+            writes.append(self.store.record_sent(outbound.id, part.part, mr, self.clock.now()))
+        await asyncio.gather(*writes)
+
+    @staticmethod
+    async def _tell(listener: AcceptHandler, outbound: Outbound, provider_id: str) -> None:
+        try:
+            await listener(outbound, provider_id)
+        except Exception:  # the part is sent either way: never turn this into a resend
+            log.exception("accept listener failed outbox_id=%s mr=%s", outbound.id, provider_id)
 
     async def _cmgs(self, at: AtPort, part: pdu.SubmitPdu) -> list[str]:
         cfg = self.config
@@ -155,32 +193,12 @@ class Sender:
     # -- delivery reports ----------------------------------------------------------------------------
 
     async def report(self, report: pdu.StatusReportPdu) -> None:
-        """Record a status report. With no send under way it is recorded before this returns, so its
-        slot is freed only after the report is committed; one that may belong to a send still under
-        way waits for it in a task (the reader must not wait on a send that waits on the reader)."""
+        """Hand a final status report to the outbox now; it is recorded before this returns, so its
+        slot is freed only after the report is committed. Its part's receipt was written when the
+        part was accepted (or, if the report came first, the outbox keeps it and matches it then)."""
         if not report.final:
             log.info("SMS still pending at the network mr=%s status=%#04x", report.reference, report.status)
             return
-        if not self._lock.locked() and report.reference not in self._inflight_refs:
-            await self._hand_report(report)  # no send under way: recorded before its slot is freed
-            return
-        task = asyncio.create_task(self._hand_report(report))
-        self.report_tasks.add(task)
-        task.add_done_callback(self.report_tasks.discard)
-
-    async def _hand_report(self, report: pdu.StatusReportPdu) -> None:
-        """Hand a report over once the outbox can know its reference (the send has returned)."""
-        loop = asyncio.get_running_loop()
-        await asyncio.sleep(self.config.report_grace / 10)  # let a send that just got its +CMGS resume
-        deadline = loop.time() + self.config.cmgs_timeout
-        while report.reference in self._inflight_refs and loop.time() < deadline:
-            await asyncio.sleep(0.02)
-        done = self._sent_at.get(report.reference, loop.time())
-        if (wait := done + self.config.report_grace - loop.time()) > 0:
-            await asyncio.sleep(wait)
-        await self._record(report)
-
-    async def _record(self, report: pdu.StatusReportPdu) -> None:
         assert self.on_delivery is not None
         address = Address("sms", report.recipient) if report.recipient.startswith("+") else None
         try:
