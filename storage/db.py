@@ -309,15 +309,13 @@ class Database:
 
     async def upgrade(self) -> list[str]:
         """Apply every pending migration (all branches); return the heads now applied."""
-        from alembic.util import CommandError
-
         from storage.migrate import upgrade
 
         self._make_parent()
         try:
             return await upgrade(self)
-        except CommandError as exc:
-            if "Can't locate revision" not in str(exc):
+        except Exception as exc:
+            if type(exc).__name__ != "CommandError" or "Can't locate revision" not in str(exc):  # Alembic's
                 raise
             raise DatabaseUnavailable(
                 f"database {self.describe()}: it was set up by a newer Huddle ({_reason(exc)}); run that "
