@@ -110,6 +110,7 @@ class App:
         self._ready: list[Hook] = []
         self._seeders: list[Hook] = []
         self._factories: dict[str, tuple[Callable[[], Channel], str]] = {}
+        self._summaries: dict[str, str] = {}
         self._stopping = asyncio.Event()
         self._started_channels: list[Channel] = []
         self.started = False
@@ -190,14 +191,15 @@ class App:
     def add_channel_factory(self, name: str, factory: Callable[[], Channel], summary: str) -> None:
         """Run a channel here, built only when the bot starts (so other commands never import it)."""
         self._factories[name] = (factory, summary)
+        self._summaries[name] = summary
 
     def channel_summaries(self) -> dict[str, str]:
         """What runs (or would run) for each declared channel, for `status` and the logs."""
         found: dict[str, str] = {}
         for name, policy in self.policies.items():
-            stand_in = self.hooks.stand_in(policy) if name not in self._factories else None
+            stand_in = self.hooks.stand_in(policy) if name not in self._summaries else None
             found[name] = getattr(stand_in, "summary", None) or "declared, not configured"
-        found.update({name: summary for name, (_f, summary) in self._factories.items()})
+        found.update(self._summaries)
         for name, channel in self.channels.items():
             found[name] = getattr(channel, "summary", None) or found.get(name) or type(channel).__name__
         return dict(sorted(found.items()))

@@ -13,7 +13,7 @@ from bot.hooks import KernelHooks
 from bot.i18n import N_, t
 from bot.model import Address, OutboundKind, Person
 from bot.plugins import Plugin
-from bot.roles import RoleSpec
+from bot.roles import Roles, RoleSpec
 from bot.router import ANYONE, Router
 
 if TYPE_CHECKING:
@@ -25,10 +25,10 @@ ADMIN = RoleSpec("admin", "runs Huddle: every operator command, in any channel",
 
 
 @router.command("help", roles=ANYONE, help=N_("what you can ask me"))
-async def help_command(ctx: Context, hooks: KernelHooks) -> str:
+async def help_command(ctx: Context, hooks: KernelHooks, roles: Roles) -> str:
     lines = ctx.help_lines()
     if not lines:
-        if ctx.person is None or not ctx.person.roles:
+        if ctx.person is None or not roles.known(ctx.person.roles):
             return hooks.stranger_text(ctx.channel)
         return hooks.contact_text(ctx.person, ctx.channel)
     return "\n".join([t(ctx.person.locale if ctx.person else None, "You can use:"), *lines])
@@ -248,6 +248,7 @@ async def db(app: App, args: argparse.Namespace) -> int:
 def setup(app: App) -> None:
     app.declare_role(ADMIN)
     app.provide("hooks", app.hooks)
+    app.provide("roles", app.roles)
     app.include_router(router)
     app.add_cli("run", "run the bot (the default)", _no_args, _run, needs_db=False)
     app.add_cli("status", "queue counts, last errors, configured channels", _no_args, status)

@@ -109,32 +109,45 @@ class Filter:
     def __and__(self, other: FilterFunc | Filter) -> Filter:
         right = as_filter(other)
 
-        async def both(ctx: Context, available: Mapping[str, Any]) -> FilterResult:
+        async def both(ctx: Context, available: Mapping[str, Any]) -> dict[str, Any] | None:
             first = await self.check(ctx, available)
             if first is None:
                 return None
             second = await right.check(ctx, {**available, **first})
             return None if second is None else {**first, **second}
 
-        return Filter(both, f"({self.name} & {right.name})")
+        return _Composite(both, f"({self.name} & {right.name})")
 
     def __or__(self, other: FilterFunc | Filter) -> Filter:
         right = as_filter(other)
 
-        async def either(ctx: Context, available: Mapping[str, Any]) -> FilterResult:
+        async def either(ctx: Context, available: Mapping[str, Any]) -> dict[str, Any] | None:
             first = await self.check(ctx, available)
             return first if first is not None else await right.check(ctx, available)
 
-        return Filter(either, f"({self.name} | {right.name})")
+        return _Composite(either, f"({self.name} | {right.name})")
 
     def __invert__(self) -> Filter:
-        async def negated(ctx: Context, available: Mapping[str, Any]) -> FilterResult:
-            return await self.check(ctx, available) is None
+        async def negated(ctx: Context, available: Mapping[str, Any]) -> dict[str, Any] | None:
+            return {} if await self.check(ctx, available) is None else None
 
-        return Filter(negated, f"~{self.name}")
+        return _Composite(negated, f"~{self.name}")
 
     def __repr__(self) -> str:
         return f"Filter({self.name})"
+
+
+class _Composite(Filter):
+    """`a & b`, `a | b`, `~a`: passes the injectable values on to the filters it is made of."""
+
+    def __init__(self, combine: Callable[[Context, Mapping[str, Any]], Awaitable[dict[str, Any] | None]],
+                 name: str) -> None:
+        self.combine = combine
+        self.name = name
+        self.wants = []
+
+    async def check(self, ctx: Context, available: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        return await self.combine(ctx, available or {})
 
 
 def as_filter(f: FilterFunc | Filter) -> Filter:
