@@ -12,6 +12,7 @@ PLUGINS = [
     "channels.sms.plugin",  # SMS through a USB modem (the simulator in demo mode)
     "channels.slack",
     "channels.telegram",
+    "channels.web",  # browser chat at /chat (the playground in demo mode)
     "channels.console",  # the terminal, standing in for every channel not configured
     "handlers.enrollment",  # invite codes
     "handlers.store",  # stores, POS webhook, imports
