@@ -205,7 +205,7 @@ async def _send_to_customer(ctx: Context, svc: StoreServices, handoff: Handoff, 
     store = store_info(svc)
     staff_name = ctx.person.first_name if ctx.person and ctx.person.name.strip() else "Staff"
     body = f"{staff_name} at {store.name}: {text.strip()}"
-    queued = await ctx.send(Address("sms", handoff.customer_address), body, kind=OutboundKind.REPLY,
+    queued = await ctx.send(_customer_address(handoff, customer), body, kind=OutboundKind.REPLY,
                                 key=f"in:{ctx.inbound.id}:relay", person=customer)
     who = f"{customer.name if customer and customer.name.strip() else handoff.customer_address} (#{handoff.id})"
     assert queued.id is not None
@@ -218,6 +218,15 @@ async def _send_to_customer(ctx: Context, svc: StoreServices, handoff: Handoff, 
     if outcome is None:
         return f"Queued for {who}, not sent yet (the line is busy). I'll tell you here if it fails."
     return f"Not sent to {who} yet: {_why(outcome.reason)}. Huddle keeps trying and will tell you if it gives up."
+
+
+def _customer_address(handoff: Handoff, customer: Person | None) -> Address:
+    """Where the customer asked from: their address with the handoff's id, on whichever channel (SMS, web)."""
+    if customer is not None:
+        found = next((a for a in customer.addresses if a.id == handoff.customer_address), None)
+        if found is not None:
+            return found
+    return Address("sms", handoff.customer_address)
 
 
 def _why(reason: str | None) -> str:
@@ -247,7 +256,7 @@ async def _relay_failed(app: App, svc: StoreServices, msg: Outbound) -> None:
 async def _close(ctx: Context, svc: StoreServices, handoff: Handoff) -> str:
     customer = await svc.people.get(handoff.person_id)
     await svc.customers.close_handoff(handoff.id, str(ctx.address), ctx.now())
-    await ctx.send(Address("sms", handoff.customer_address), concierge.handoff_over(store_info(svc)),
+    await ctx.send(_customer_address(handoff, customer), concierge.handoff_over(store_info(svc)),
                        kind=OutboundKind.REPLY, key=f"handoff:{handoff.id}:closed", person=customer)
     return f"#{handoff.id} handed back to the bot."
 
