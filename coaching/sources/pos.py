@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(slots=True)
 class OrderProcessed:
     """What an order hook receives after the order and its points are committed."""
