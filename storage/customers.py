@@ -252,6 +252,9 @@ class CustomerRepo:
     async def first_store_id_in(conn: AsyncConnection) -> int | None:
         return (await conn.execute(sa.select(stores.c.id).order_by(stores.c.id).limit(1))).scalar()
 
+    async def first_store_id(self) -> int | None:
+        return await self.db.query(self.first_store_id_in)
+
     @staticmethod
     async def add_in(conn: AsyncConnection, **values: Any) -> int:
         result = await conn.execute(customers.insert().values(**values))
