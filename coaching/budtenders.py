@@ -358,7 +358,7 @@ def celebrations(name: str, shift: Shift, t: ShiftTally, wm: Watermark, history:
 # -- the after-order rules -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AfterOrder:
     """What an after-order rule sees: the shift so far, with the order just counted into `tally`."""
 
@@ -400,9 +400,13 @@ def by_priority(rules: Iterable[OrderRule]) -> list[OrderRule]:
 
 def evaluate(rules: Iterable[OrderRule], situation: AfterOrder) -> list[Coaching]:
     """Every message the rules find for one order, in priority order, a group's lower rules skipped once it fired."""
+    return _run(by_priority(rules), situation)
+
+
+def _run(ordered: Sequence[OrderRule], situation: AfterOrder) -> list[Coaching]:
     out: list[Coaching] = []
     fired: set[str] = set()
-    for rule in by_priority(rules):
+    for rule in ordered:
         if rule.group is not None and rule.group in fired:
             continue
         found = rule.check(situation)
@@ -419,6 +423,7 @@ class OrderRules:
 
     def __init__(self, rules: Iterable[OrderRule] = ()) -> None:
         self._rules: list[OrderRule] = []
+        self._ordered: tuple[OrderRule, ...] = ()
         for rule in rules:
             self.register(rule)
 
@@ -427,17 +432,18 @@ class OrderRules:
         if any(r.name == rule.name for r in self._rules):
             raise ValueError(f"an after-order rule named {rule.name!r} is registered already")
         self._rules.append(rule)
+        self._ordered = tuple(by_priority(self._rules))
         return rule
 
     def __iter__(self) -> Iterator[OrderRule]:
-        return iter(by_priority(self._rules))
+        return iter(self._ordered)
 
     def names(self) -> list[str]:
         """The rules in the order they run."""
         return [r.name for r in self]
 
     def evaluate(self, situation: AfterOrder) -> list[Coaching]:
-        return evaluate(self._rules, situation)
+        return _run(self._ordered, situation)
 
 
 def _celebrations(s: AfterOrder) -> list[Coaching]:
@@ -462,7 +468,10 @@ def after_order(name: str, shift: Shift, t: ShiftTally, wm: Watermark, history: 
                 rules: CoachingRules, *, order: Transaction | None = None,
                 registry: Iterable[OrderRule] = BUILTIN_RULES) -> list[Coaching]:
     """Every after-order rule of `registry` evaluated after one order was counted into `t`."""
-    return evaluate(registry, AfterOrder(name, shift, t, wm, history, now, rules, order))
+    situation = AfterOrder(name, shift, t, wm, history, now, rules, order)
+    if isinstance(registry, OrderRules):
+        return registry.evaluate(situation)
+    return evaluate(registry, situation)
 
 
 @dataclass(frozen=True, slots=True)
