@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import pty
+import resource
 import select
 import shutil
 import statistics
@@ -30,14 +31,22 @@ HEAVY = ("aiogram", "openai", "slack_sdk", "slack_bolt")
 
 def _env(workdir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUDDLE_")}
-    env.update(HUDDLE_DATABASE_URL=str(workdir / "huddle.db"), HUDDLE_HTTP_PORT="0", PYTHONDONTWRITEBYTECODE="1")
+    env.update(HUDDLE_DATABASE_URL=str(workdir / "huddle.db"), HUDDLE_HTTP_PORT="0")
     return env
 
 
-def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+CPU: dict[str, list[float]] = {}
+
+
+def timed(argv: list[str], cwd: Path, env: dict[str, str], name: str = "") -> float:
+    """Wall seconds of one run; its CPU seconds (user + sys) go to CPU[name]: steadier on a busy machine."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU.setdefault(name, []).append((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
+    return wall
 
 
 def to_banner(cwd: Path, env: dict[str, str], banner: bytes = b"Huddle console", timeout: float = 60.0) -> float:
@@ -109,7 +118,7 @@ def main() -> None:
         figures["main.py → console banner"] = []
         for _ in range(args.runs):  # interleaved, so drift hits every command alike
             for name, argv in commands.items():
-                figures[name].append(timed(argv, work, env))
+                figures[name].append(timed(argv, work, env, name))
             figures["main.py → console banner"].append(to_banner(work, env))
         base = statistics.median(figures["python -c pass"])
         sqla = statistics.median(figures['python -c "import sqlalchemy"'])
@@ -122,6 +131,11 @@ def main() -> None:
             ok = (" ✓" if med < targets[name] else " ✗") if name in targets else ""
             print(f"{name:<30}{med:>8.3f}{min(values):>8.3f}{max(values):>8.3f}"
                   f"{med / base:>9.1f}{med / sqla:>9.1f}{target:>9}{ok}")
+        cpu_sqla = statistics.median(CPU['python -c "import sqlalchemy"'])
+        print("\nCPU seconds (user + sys, median; steadier than wall time when the machine is busy)")
+        for name, values in CPU.items():
+            med = statistics.median(values)
+            print(f"  {name:<28}{med:>8.3f}   × sqla {med / cpu_sqla:>5.1f}")
         print("\nprovider libraries imported (python -X importtime):")
         for name in ("main.py --help", "main.py status"):
             found = heavy_imports(commands[name], work, env)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from bot.clock import Clock, SystemClock
 from bot.config_file import ConfigFile
 from bot.directory import Directory
 from bot.dispatcher import Dispatcher
+from bot.errors import UserError
 from bot.hooks import KernelHooks
 from bot.http import HttpServer
 from bot.model import Address, Button, DeliveryReport, Inbound, Outbound, OutboundKind, Person
@@ -33,7 +35,7 @@ from bot.router import Router
 from bot.scheduler import Scheduler
 from bot.settings import CoreSettings
 from channels.base import Channel, ChannelPolicy
-from storage.db import Database
+from storage.db import Database, DatabaseUnavailable
 from storage.people import PeopleRepo
 
 log = logging.getLogger(__name__)
@@ -109,6 +111,7 @@ class App:
         self._seeders: list[Hook] = []
         self._factories: dict[str, tuple[Callable[[], Channel], str]] = {}
         self._stopping = asyncio.Event()
+        self._started_channels: list[Channel] = []
         self.started = False
 
     # -- registration (no I/O) ---------------------------------------------------------------
@@ -277,7 +280,23 @@ class App:
             quiet_tz=quiet_tz,
             compliance=compliance,
         )
-        return await self.outbox.enqueue(outbound)
+        queued = await self.outbox.enqueue(outbound)
+        if buttons and kind is OutboundKind.PROACTIVE and person is not None and person.id is not None:
+            await self._remember_numbered(person.id, address.channel, buttons)
+        return queued
+
+    async def _remember_numbered(self, person_id: int, channel_name: str, buttons: list[Button]) -> None:
+        """A proactive message's buttons shown as numbers: "2" from its recipient presses the second.
+
+        Replies do the same through `Context.reply` (the state is saved after the handler).
+        """
+        channel = self.channels.get(channel_name)
+        if channel is None or channel.policy.capabilities.buttons:
+            return
+        repo = self.dispatcher.conversations
+        state = await repo.load(person_id, channel_name)
+        state["_buttons"] = [(b.text, b.data) for b in buttons]
+        await repo.save(person_id, channel_name, state, self.clock.now())
 
     def _holds_for_quiet_hours(self, address: Address, person: Person | None) -> bool:
         if person is None:
@@ -289,8 +308,16 @@ class App:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def open_db(self) -> None:
-        await self.db.upgrade()
+    async def open_db(self, *, create: bool = True) -> None:
+        """Check the database answers (one line if not), then apply pending migrations.
+
+        `create=False` is for commands that must not make a new database out of a typo'd URL.
+        """
+        try:
+            await self.db.check(create=create)
+            await self.db.upgrade()
+        except DatabaseUnavailable as exc:
+            raise UserError(str(exc)) from None
 
     async def seed_demo_if_empty(self) -> bool:
         if not self.settings.demo or await self.people.count() > 0:
@@ -305,6 +332,8 @@ class App:
 
         Tests pass `run_scheduler=False` and fire jobs with `scheduler.run_due()` on a fake clock.
         """
+        if self.settings.http_enabled:
+            await self._bind_http()
         await self.open_db()
         await self.seed_demo_if_empty()
         # read again now that plugins have set the phone region (a store's country) and zones
@@ -320,6 +349,7 @@ class App:
         await self.outbox.recover()
         for channel in self.channels.values():
             await channel.start(self.inbound, self.delivery)
+            self._started_channels.append(channel)
             log.info("channel started channel=%s", channel.name)
         await self.dispatcher.recover()
         self.outbox.start()
@@ -330,6 +360,17 @@ class App:
         self.started = True
         for hook in self._ready:
             await hook(self)
+
+    async def _bind_http(self) -> None:
+        """Take the HTTP port before anything starts, so a busy port is one line and nothing else ran."""
+        host, port = self.settings.http_host, self.settings.http_port
+        try:
+            await self.http.bind()
+        except OSError as exc:
+            reason = "is in use (is another Huddle running?)" if exc.errno == errno.EADDRINUSE else (
+                f"cannot be opened ({exc.strerror or exc})")
+            raise UserError(f"HTTP port {host}:{port} {reason}: stop that process, or set HUDDLE_HTTP_PORT "
+                            "(0 picks a free port) or HUDDLE_HTTP_ENABLED=false") from None
 
     async def inbound(self, message: Inbound) -> None:
         """Channels call this; it returns once the message is committed."""
@@ -346,7 +387,14 @@ class App:
 
     async def stop(self) -> None:
         """Stop taking inbound, finish in-flight work and sends, close the database."""
-        if not self.started:
+        if not self.started:  # start-up failed half-way: undo what it did
+            await self.http.stop()
+            for channel in reversed(self._started_channels):
+                try:
+                    await channel.stop()
+                except Exception:
+                    log.exception("channel stop failed channel=%s", channel.name)
+            self._started_channels.clear()
             await self.db.close()
             return
         self.started = False

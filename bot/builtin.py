@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from bot.context import Context
+from bot.errors import UserError
 from bot.hooks import KernelHooks
 from bot.i18n import N_, t
 from bot.model import Address, OutboundKind, Person
@@ -124,8 +125,6 @@ def _send_args(app: App) -> Callable[[argparse.ArgumentParser], None]:
 
 
 async def send(app: App, args: argparse.Namespace) -> int:
-    from bot.cli import UserError
-
     if args.channel not in app.policies:
         raise UserError(f"unknown channel {args.channel!r}; known: {', '.join(sorted(app.policies))}")
     try:
@@ -160,8 +159,6 @@ def _people_args(app: App) -> Callable[[argparse.ArgumentParser], None]:
 
 
 async def people(app: App, args: argparse.Namespace) -> int:
-    from bot.cli import UserError
-
     if args.action == "list":
         found = await app.people.all(args.role)
         for p in found:
@@ -243,7 +240,7 @@ def _db_args(p: argparse.ArgumentParser) -> None:
 
 
 async def db(app: App, args: argparse.Namespace) -> int:
-    heads = await app.db.upgrade()
+    heads = await app.db.upgrade()  # already applied by the CLI (needs_db); this reads the heads back
     print(f"database {app.db.describe()} is at {', '.join(heads)}")
     return 0
 
@@ -256,7 +253,7 @@ def setup(app: App) -> None:
     app.add_cli("status", "queue counts, last errors, configured channels", _no_args, status)
     app.add_cli("send", "queue a message through the outbox", _send_args(app), send)
     app.add_cli("people", "list, add or link people", _people_args(app), people)
-    app.add_cli("db", "database maintenance (db upgrade)", _db_args, db, needs_db=False)
+    app.add_cli("db", "database maintenance (db upgrade)", _db_args, db)
 
 
 plugin = Plugin("core", setup, description="help, and the operator commands run, status, send, people, db")

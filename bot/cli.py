@@ -1,7 +1,11 @@
 """`python main.py [command]`: builds the App, loads the plugins, runs one command.
 
 Plugins add their own commands (`app.add_cli`), so `--help` lists everything this install can do.
-A user's mistake (a bad argument, an invalid setting) is one line on stderr and exit code 2.
+A user's mistake (a bad argument, an invalid setting, a database that cannot be opened, a busy HTTP
+port) is one line on stderr and exit code 2: a command raises `UserError` (from `bot.errors`).
+Only `run` and `db upgrade` may create a database; every other command refuses a SQLite file that
+does not exist, so a typo'd path is reported instead of becoming a new empty database.
+Ctrl-C and SIGTERM stop the bot cleanly, without a traceback, at any moment.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -20,17 +25,23 @@ from pydantic import ValidationError
 from bot import logs
 from bot.app import App
 from bot.config_file import ConfigError
+from bot.errors import USAGE_ERROR, UserError, one_line
 from bot.heap import freeze_startup_heap
 from bot.plugins import Plugin, PluginError, selected
 from bot.settings import CoreSettings
 
 log = logging.getLogger("huddle")
 
-USAGE_ERROR = 2
+__all__ = ["USAGE_ERROR", "UserError", "build_app", "build_parser", "main", "serve"]
+
+CREATES_DATABASE = {"run", "db"}
+"""Commands that may make a new database; the others need one that exists."""
 
 
-class UserError(Exception):
-    """A mistake the user can fix; printed as one line, exit code 2."""
+def report(exc: BaseException) -> int:
+    """Print an operator's mistake as the one line `huddle: …` on stderr; the exit code."""
+    print(f"huddle: {one_line(exc)}", file=sys.stderr)
+    return USAGE_ERROR
 
 
 class Parser(argparse.ArgumentParser):
@@ -80,11 +91,10 @@ async def _run_command(app: App, args: argparse.Namespace) -> int:
     command = app.cli_commands[args.command]
     try:
         if command.needs_db:
-            await app.open_db()
+            await app.open_db(create=command.name in CREATES_DATABASE)
         result = await command.run(app, args)
     except (UserError, ConfigError) as exc:
-        print(f"huddle: {exc}", file=sys.stderr)
-        return USAGE_ERROR
+        return report(exc)
     finally:
         if not app.started:
             await app.db.close()
@@ -92,7 +102,11 @@ async def _run_command(app: App, args: argparse.Namespace) -> int:
 
 
 async def serve(app: App) -> int:
-    """The bot: start everything, run until Ctrl-C / SIGTERM / `/quit`, stop cleanly."""
+    """The bot: start everything, run until Ctrl-C / SIGTERM / `/quit`, stop cleanly.
+
+    A stop asked for while starting (Ctrl-C during a slow start) cancels the start and undoes it.
+    A second Ctrl-C exits at once.
+    """
     loop = asyncio.get_running_loop()
     interrupts = 0
 
@@ -101,19 +115,31 @@ async def serve(app: App) -> int:
         interrupts += 1
         if interrupts > 1:
             log.warning("second interrupt: exiting without waiting")
-            raise SystemExit(130)
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os._exit(130)
         log.info("stopping (press Ctrl-C again to force)")
         app.request_stop()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, on_signal)
+    starting = asyncio.create_task(app.start(), name="start")
+    stopping = asyncio.create_task(app.wait_stopped(), name="wait-stopped")
+    running = False
     try:
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+            return 0
         try:
-            await app.start()
+            starting.result()
         except (ConfigError, UserError) as exc:
-            print(f"huddle: {exc}", file=sys.stderr)
-            return USAGE_ERROR
+            return report(exc)
+        running = True
         freeze_startup_heap()
         log.info(
             "huddle running database=%s channels=%s http=%s",
@@ -121,10 +147,15 @@ async def serve(app: App) -> int:
             ",".join(sorted(app.channels)),
             f"{app.settings.http_host}:{app.http.port}" if app.http.port else "off",
         )
-        await app.wait_stopped()
+        await stopping
     finally:
+        stopping.cancel()
         await app.stop()
-        log.info("stopped")
+        if running:
+            log.info("stopped")
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_signal_handler(sig)
     return 0
 
 
@@ -132,13 +163,16 @@ def main(plugins: Sequence[str | Plugin], argv: Sequence[str] | None = None) -> 
     """Run one command of the app that `plugins` make (main.py names them)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        app = build_app(plugins)
-    except UserError as exc:
-        print(f"huddle: {exc}", file=sys.stderr)
-        return USAGE_ERROR
-    parser = build_parser(app)
-    args = parser.parse_args(argv)
-    logs.configure(app.settings.log_format, app.settings.log_level)
-    if args.command is None or args.command == "run":
-        return asyncio.run(serve(app))
-    return asyncio.run(_run_command(app, args))
+        try:
+            app = build_app(plugins)
+        except UserError as exc:
+            return report(exc)
+        parser = build_parser(app)
+        args = parser.parse_args(argv)
+        logs.configure(app.settings.log_format, app.settings.log_level)
+        if args.command is None or args.command == "run":
+            return asyncio.run(serve(app))
+        return asyncio.run(_run_command(app, args))
+    except KeyboardInterrupt:  # Ctrl-C before the loop took over the signal, or during a command
+        print("huddle: interrupted", file=sys.stderr)
+        return 130

@@ -6,22 +6,27 @@ Routes are added before start. `admin` routes require `Authorization: Bearer <HU
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from bot.lazy import lazy_module
 from channels.base import health_of
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from bot.settings import CoreSettings
+else:
+    web = lazy_module("aiohttp.web")
 
 log = logging.getLogger(__name__)
 
-RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+RouteHandler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
 M = TypeVar("M", bound=BaseModel)
 
 RESERVED_QUERY = frozenset({"token"})
@@ -81,7 +86,6 @@ async def validated(request: web.Request, model: type[M], *, query: bool = True)
     return model.model_validate(given)
 
 
-@web.middleware
 async def api_errors(request: web.Request, handler: RouteHandler) -> web.StreamResponse:
     """Under /api/, every error is JSON with a reason, and a bug is a logged 500, never a traceback page."""
     if not request.path.startswith("/api/"):
@@ -112,19 +116,32 @@ def bearer_ok(request: web.Request, token: str | None) -> bool:
 class HttpServer:
     def __init__(self, settings: CoreSettings) -> None:
         self.settings = settings
-        self.web = web.Application(client_max_size=1024**2 * 2, middlewares=[api_errors])
-        self.web.router.add_get("/healthz", self._health)
+        self._app: web.Application | None = None
+        self._routes: list[tuple[str, str, RouteHandler]] = [("GET", "/healthz", self._health)]
         self.runner: web.AppRunner | None = None
         self.port: int | None = None
         self.health_checks: dict[str, Callable[[], Awaitable[bool]]] = {}
         """Extra named checks a plugin adds (True = fine)."""
         self.channels: Mapping[str, object] = {}
         """The app's channels: each reports through `health_of` (the App points this at its own)."""
+        self._site: _ReservedSite | None = None
+
+    @property
+    def web(self) -> web.Application:
+        """The aiohttp application, built (and aiohttp imported) only when something needs it."""
+        if self._app is None:
+            self._app = web.Application(client_max_size=1024**2 * 2, middlewares=[web.middleware(api_errors)])
+            for method, path, handler in self._routes:
+                self._app.router.add_route(method, path, handler)
+        return self._app
 
     def route(self, method: str, path: str, handler: RouteHandler, *, admin: bool = False) -> None:
         if admin:
             handler = self.require_admin(handler)
-        self.web.router.add_route(method, path, handler)
+        if self._app is None:
+            self._routes.append((method, path, handler))
+        else:
+            self._app.router.add_route(method, path, handler)
 
     def require_admin(self, handler: RouteHandler) -> RouteHandler:
         token = self.settings.admin_token.get_secret_value() if self.settings.admin_token else None
@@ -158,23 +175,70 @@ class HttpServer:
         body = {"ok": ok, "channels": channels, "checks": checks}
         return web.json_response(body, status=200 if ok else 503, dumps=_dumps)
 
-    async def start(self, host: str | None = None, port: int | None = None) -> int:
+    async def bind(self, host: str | None = None, port: int | None = None) -> int:
+        """Take the port now, serve later (`start`): a busy port fails before anything else starts.
+
+        Raises OSError (e.g. EADDRINUSE) as `loop.create_server` does; the app turns it into one line.
+        """
+        if self._site is not None:
+            return self.port or 0
         self.runner = web.AppRunner(self.web, access_log=None)
         await self.runner.setup()
-        site = web.TCPSite(
-            self.runner, host or self.settings.http_host, self.settings.http_port if port is None else port
-        )
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else self.settings.http_port
-        log.info("http listening host=%s port=%s", host or self.settings.http_host, self.port)
+        site = _ReservedSite(self.runner, host or self.settings.http_host,
+                             self.settings.http_port if port is None else port)
+        try:
+            await site.bind()
+        except BaseException:
+            await self.runner.cleanup()
+            self.runner = None
+            raise
+        self._site = site
+        self.port = site.port
         return self.port
 
+    async def start(self, host: str | None = None, port: int | None = None) -> int:
+        await self.bind(host, port)
+        assert self._site is not None
+        await self._site.start()
+        log.info("http listening host=%s port=%s", host or self.settings.http_host, self.port)
+        return self.port or 0
+
     async def stop(self) -> None:
+        site, self._site = self._site, None
+        if site is not None and not site.started:
+            site.close()  # bound but never served (start-up failed later)
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
+
+
+class _ReservedSite(web.TCPSite):
+    """A TCPSite whose socket is bound first and served later (`start_serving=False`)."""
+
+    def __init__(self, runner: web.AppRunner, host: str, port: int) -> None:
+        super().__init__(runner, host, port)
+        self.started = False
+        self._reserved: asyncio.Server | None = None
+
+    async def bind(self) -> None:
+        server = self._runner.server
+        assert server is not None
+        self._reserved = await asyncio.get_running_loop().create_server(
+            server, self._host, self._port, start_serving=False
+        )
+        self._server = self._reserved
+        sockets = self._reserved.sockets
+        self._bound_port = sockets[0].getsockname()[1] if sockets else self._port
+
+    async def start(self) -> None:
+        assert self._reserved is not None
+        self._runner._reg_site(self)
+        await self._reserved.start_serving()
+        self.started = True
+
+    def close(self) -> None:
+        if self._reserved is not None:
+            self._reserved.close()
 
 
 def _dumps(value: Any) -> str:

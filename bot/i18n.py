@@ -24,9 +24,6 @@ import io
 import threading
 from pathlib import Path
 
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-
 DOMAIN = "huddle"
 LOCALES_DIR = Path(__file__).parent / "locales"
 DEFAULT = "en"
@@ -61,6 +58,9 @@ def translations(locale: str | None) -> gettext.NullTranslations:
     hit = _cache.get(code)
     if hit is not None:
         return hit
+    from babel.messages.mofile import write_mo  # the first translated text of a run loads babel
+    from babel.messages.pofile import read_po
+
     with _lock:
         chain: gettext.NullTranslations = gettext.NullTranslations()
         for d in reversed(_dirs):

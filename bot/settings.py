@@ -56,6 +56,22 @@ class CoreSettings(HuddleSettings):
     def _tz(cls, value: str) -> str:
         return check_timezone(value)
 
+    @field_validator("database_url")
+    @classmethod
+    def _db_url(cls, value: str) -> str:
+        """A URL SQLAlchemy cannot read, or another engine than ours, fails here with its reason."""
+        from sqlalchemy.exc import ArgumentError
+
+        from storage.db import normalize_url
+
+        if not value.strip():
+            raise ValueError("empty: give a SQLite file path or a postgresql:// URL")
+        try:
+            normalize_url(value)
+        except (ArgumentError, ValueError) as exc:
+            raise ValueError(str(exc) if "unsupported" in str(exc) else f"not a valid database URL ({exc})") from None
+        return value
+
     @field_validator("default_region")
     @classmethod
     def _region(cls, value: str) -> str:

@@ -8,9 +8,12 @@ With no accounts configured, every provider channel that is missing gets a stand
     stale 5               sent as Ann, on her first channel
     /quit                 stop Huddle
 
-Messages are shown as they would arrive on the recipient's channel. A channel that can simulate
-inbound traffic itself (the SMS simulator) carries the text, so the demo exercises the same stack
-as production.
+Messages are shown as they would arrive on the recipient's channel, buttons as numbered choices
+(typing the number presses the button, as on SMS). A channel that can simulate inbound traffic
+itself (the SMS simulator) carries the text, so the demo exercises the same stack as production.
+
+The console reads stdin only when it is a terminal, and on the event loop itself: no thread sits
+in `readline()`, so Ctrl-C, `/quit` and SIGTERM end the process at once.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,9 +32,11 @@ from rapidfuzz import fuzz, process, utils
 
 from bot.model import Address, Inbound, Outbound, Person
 from bot.plugins import Plugin
-from channels.base import Capabilities, ChannelPolicy, Keyword, Markup, Pacing, SendResult
+from channels.base import Capabilities, ChannelPolicy, Keyword, Markup, Pacing, SendResult, degrade_buttons
 from channels.markup import to_plain
 from channels.sms.policy import texting_keyword
+
+log = logging.getLogger(__name__)
 
 STAFF_ADDRESS = Address("console", "staff")
 """Where staff notices go when no real staff destination is configured."""
@@ -85,11 +92,12 @@ def plain(body: str, markup: Markup) -> str:
 
 
 def render(outbound: Outbound, name: str | None, markup: Markup = Markup.PLAIN) -> str:
+    """The message as its recipient reads it, its buttons as numbered choices ("reply 2" presses the second)."""
     who = f"{name} " if name else ""
     head = f"── to {who}[{outbound.address.channel} {outbound.address.id}]"
     if outbound.resent:
         head += " (possibly repeated after a restart)"
-    return f"{head}\n{plain(outbound.body, markup)}\n"
+    return f"{head}\n{plain(degrade_buttons(outbound.body, outbound.buttons), markup)}\n"
 
 
 class ConsoleUI:
@@ -108,6 +116,9 @@ class ConsoleUI:
         self.acting: Person | None = None
         self.task: asyncio.Task[None] | None = None
         self._names: dict[int, str] = {}
+        self._fd: int | None = None
+        self._pending = b""
+        self._lines: asyncio.Queue[str | None] = asyncio.Queue()
 
     # -- output --------------------------------------------------------------------------------
 
@@ -132,6 +143,7 @@ class ConsoleUI:
     def start(self) -> None:
         self.app.outbox.on_sent.append(self.show)
         self.task = asyncio.create_task(self._read_loop(), name="console")
+        self._watch_stdin()
         self.write(
             f"Huddle console — talking to {self.app.hooks.title()}. "
             "/who lists people, /as NAME acts as one, /help, /quit."
@@ -140,18 +152,50 @@ class ConsoleUI:
     async def stop(self) -> None:
         if self.show in self.app.outbox.on_sent:
             self.app.outbox.on_sent.remove(self.show)
+        self._unwatch_stdin()
         if self.task:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
 
-    async def _read_loop(self) -> None:
+    # The terminal is read by the event loop itself (`add_reader`), never by a thread blocked in
+    # readline(): such a thread cannot be interrupted, so Ctrl-C, /quit or SIGTERM would wait for
+    # the next Enter before the process could exit.
+
+    def _watch_stdin(self) -> None:
         loop = asyncio.get_running_loop()
+        self._fd = self.stdin.fileno()
+        loop.add_reader(self._fd, self._readable)
+
+    def _unwatch_stdin(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(self._fd)
+            self._fd = None
+
+    def _readable(self) -> None:
+        """A line (or end of input) is waiting on the terminal: read it without blocking the loop."""
+        assert self._fd is not None
+        try:
+            chunk = os.read(self._fd, 4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:  # Ctrl-D, or the terminal went away
+            self._unwatch_stdin()
+            self._lines.put_nowait(None)
+            return
+        self._pending += chunk
+        *lines, self._pending = self._pending.split(b"\n")
+        for raw in lines:
+            self._lines.put_nowait(raw.decode("utf-8", errors="replace"))
+
+    async def _read_loop(self) -> None:
         while True:
-            line = await loop.run_in_executor(None, self.stdin.readline)
-            if line == "":  # end of input: keep serving, just stop reading
-                if self.stdin.isatty():
-                    self.app.request_stop()
+            line = await self._lines.get()
+            if line is None:
+                self.app.request_stop()
                 return
             try:
                 await self.handle_line(line.rstrip("\r\n"))
@@ -266,6 +310,13 @@ class ConsoleUI:
         self.app.request_stop()
 
 
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):  # closed or replaced stdin
+        return False
+
+
 def _address_from(text: str, policies: dict[str, ChannelPolicy]) -> Address | None:
     """`telegram:100001` on a declared channel, or a `+` number on the texting channel that takes it."""
     if ":" in text:
@@ -299,6 +350,11 @@ def setup(app: Any) -> None:
     ui = ConsoleUI(app)
 
     async def start_ui(_app: Any) -> None:
+        if not _is_terminal(ui.stdin):
+            # Started by a service manager, a pipe or a script: nobody is there to type, and a
+            # reader on a pipe that stays open would keep the process alive after SIGTERM.
+            log.info("console off: stdin is not a terminal")
+            return
         ui.start()
 
     async def stop_ui(_app: Any) -> None:

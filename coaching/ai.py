@@ -15,14 +15,15 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import openai
 import pydantic
-from openai.types.chat import ChatCompletionMessageParam
 from pydantic import AliasChoices, Field, SecretStr
 
 from bot.settings import HuddleSettings
 
 if TYPE_CHECKING:
+    import openai
+    from openai.types.chat import ChatCompletionMessageParam
+
     from bot.app import App
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ class AiClient:
         self._key = key
         self._client: openai.AsyncOpenAI | None = None
         if key:
+            import openai  # only with a key: the SDK takes most of a second to import
+
             self._client = openai.AsyncOpenAI(
                 api_key=key,
                 base_url=self.settings.openai_base_url or None,
@@ -174,6 +177,8 @@ class AiClient:
 
     async def _run(self, call: Any, label: str, timeout: float | None) -> Any:
         """Run one API call under the concurrency limit and an overall deadline; log usage or the failure."""
+        import openai  # already loaded: a call is only made with a client
+
         self.usage.calls += 1
         deadline = self._timeout(timeout)
         async with self._semaphore:  # waiting for a slot does not eat into the deadline

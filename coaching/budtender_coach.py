@@ -343,6 +343,18 @@ class BudtenderCoach:
             return await self.shift_tally(shift)
         return await self.day_tally(person_id, self.today())
 
+    async def business_day(self, person_id: int, now: datetime | None = None) -> tuple[date, datetime, datetime]:
+        """This budtender's "today" and its window (see `bt.business_day`): a shift past midnight
+        still counts as the day it started on, for STATS and BOARD alike."""
+        now = now or self.app.clock.now()
+        around = await self.repo.shifts_of(person_id, now - timedelta(days=2), now + timedelta(days=2))
+        return bt.business_day(now, around, self.tz)
+
+    async def day_so_far(self, person_id: int) -> bt.ShiftTally:
+        """STATS: this budtender's business day (the same window BOARD ranks)."""
+        _, start, end = await self.business_day(person_id)
+        return bt.tally(await self.sales.between(start, end, budtender_person_id=person_id), self.rules)
+
     async def week_tally(self, person_id: int) -> tuple[bt.ShiftTally, int]:
         monday = bt.week_start(self.today())
         start = self.day_span(monday)[0]
@@ -351,12 +363,19 @@ class BudtenderCoach:
         return bt.tally(orders, self.rules), len(bt.by_local_day(orders, self.tz))
 
     async def board(self, person_id: int | None = None) -> list[tuple[int, str, bt.ShiftTally]]:
-        """Today's sales per budtender, in the store where `person_id` sold last today (all stores if none)."""
-        start, end = self.day_span(self.today())
+        """Today's sales per budtender, in the store where `person_id` sold last today (all stores if none).
+
+        "Today" is the asker's business day, the window STATS uses, and the asker's own orders all
+        count, so their line on the board is their STATS, also on a shift that crosses midnight.
+        """
+        if person_id is None:
+            start, end = self.day_span(self.today())
+        else:
+            _, start, end = await self.business_day(person_id)
         orders = await self.sales.between(start, end, with_items=False)
         mine = [o.store_id for o in orders if o.budtender_person_id == person_id and o.store_id is not None]
         if mine:
-            orders = [o for o in orders if o.store_id == mine[-1]]
+            orders = [o for o in orders if o.store_id == mine[-1] or o.budtender_person_id == person_id]
         by_person: dict[int, list[Transaction]] = defaultdict(list)
         for order in orders:
             if order.budtender_person_id is not None:

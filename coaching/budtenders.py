@@ -541,6 +541,45 @@ def weekly(name: str, person_id: int, week: Sequence[Transaction], previous: Seq
 # -- replies ---------------------------------------------------------------------------------------
 
 
+def business_day(now: datetime, shifts: Iterable[Shift], tz: str) -> tuple[date, datetime, datetime]:
+    """The day a budtender's "today" means at `now`, and its window [start, end) in UTC.
+
+    A shift belongs to the day it starts on: on a shift that began yesterday evening, "today" is
+    still yesterday until that shift ends, so STATS and BOARD at 01:00 count the whole shift, not
+    the hour since midnight. The window runs from local midnight (or from the end of one of the
+    budtender's shifts that crossed into the day) to the next midnight (or the end of a shift that
+    crosses it). `shifts` are this budtender's shifts around `now`.
+    """
+    zone = ZoneInfo(tz)
+    known = list(shifts)
+
+    def midnight(day: date) -> datetime:
+        return datetime.combine(day, datetime.min.time(), zone).astimezone(ZoneInfo("UTC"))
+
+    def crossing(at: datetime) -> Shift | None:
+        return next((s for s in known if s.starts_at < at < s.ends_at), None)
+
+    day = now.astimezone(zone).date()
+    late = crossing(midnight(day))
+    if late is not None and now < late.ends_at:
+        day -= timedelta(days=1)
+    start, end = midnight(day), midnight(day + timedelta(days=1))
+    if (into := crossing(start)) is not None:
+        start = into.ends_at
+    if (out := crossing(end)) is not None:
+        end = out.ends_at
+    return day, start, end
+
+
+def points_text(name: str, balance: int, today: int, per_dollar: Decimal) -> str:
+    """A budtender's own staff points (POINTS): the balance, today's change, how they are earned."""
+    rate = f"Every $1 you sell earns you {per_dollar.normalize():f} points."
+    if not balance and not today:
+        return fit_sms(f"{short_name(name)}, you have no points yet. {rate}")
+    change = f" ({today:+,} today)" if today else ""
+    return fit_sms(f"{short_name(name)}, you have {balance:,} points{change}. {rate}")
+
+
 def stats_text(name: str, t: ShiftTally, wm: Watermark, rules: CoachingRules) -> str:
     usual = f" (usual {money(wm.avg_ticket)})" if wm.known else ""
     return fit_sms(f"{short_name(name)}, today: {money(t.sales)}, {t.customer_count} customers, "

@@ -9,7 +9,10 @@ Envelope (JSON, money as strings or JSON numbers, parsed as Decimal — never fl
               "items": [{"sku": "P1", "name": "House OG 3.5g", "category": "flower",
                          "quantity": 1, "unit_price": "45.50"}]}}
 
-`order.updated` carries the whole order again (e.g. `"status": "refunded"`); `customer.created`
+`order.updated` carries the whole order again (e.g. `"status": "refunded"`); only a refunded or
+voided order may total below zero; a discount is an amount off, its sign ignored. `store` must be a store
+Huddle knows (`[[stores]]` in huddle.toml), or absent for the first one; an unknown `budtender_id`
+is accepted with a warning in the answer, the order kept without a budtender. `customer.created`
 carries `{"id", "first_name", "last_name", "phone", "email", "vip_tier", "signup_date", "store"}`.
 Signature (Stripe's scheme, so a captured request cannot be replayed later): the header
 `X-Huddle-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`. The timestamp is
@@ -32,12 +35,14 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 SIGNATURE_HEADER = "X-Huddle-Signature"
 TIMESTAMP_HEADER = "X-Huddle-Timestamp"
 MAX_BODY = 1024 * 1024
 EVENT_TYPES = ("order.created", "order.updated", "customer.created")
+REVERSED = ("refunded", "voided")
+"""Statuses that give money back; only these may carry a negative total."""
 
 
 class PayloadError(ValueError):
@@ -168,6 +173,20 @@ class OrderData(_Model):
     def _utc(cls, value: datetime) -> datetime:
         return _aware(value)
 
+    @model_validator(mode="after")
+    def _no_negative_sale(self) -> OrderData:
+        """A sale never totals below zero: money going back is a refund (status refunded or voided)."""
+        if self.total < 0 and self.status not in REVERSED:
+            raise ValueError(f"total {self.total} is negative for a {self.status} order: "
+                             "send a refund as status \"refunded\" (or \"voided\")")
+        return self
+
+    @field_validator("discount")
+    @classmethod
+    def _amount_off(cls, value: Decimal) -> Decimal:
+        """An amount off, whatever its sign: Square's exports write discounts as negative numbers."""
+        return abs(value)
+
 
 class CustomerData(_Model):
     id: Text
@@ -191,7 +210,7 @@ class Envelope(_Model):
 def _reason(exc: ValidationError, prefix: str) -> str:
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
-    return f"{loc}: {err['msg']}"
+    return f"{loc}: {err['msg'].removeprefix('Value error, ')}"
 
 
 def parse_event(body: bytes) -> tuple[Envelope, OrderData | CustomerData]:

@@ -9,15 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from aiohttp import web
 from pydantic import Field, SecretStr
 
 from bot.app import App
+from bot.lazy import lazy_module
 from bot.settings import HuddleSettings
 from coaching import budtenders as bt
 from coaching.budtender_coach import BudtenderCoach
 from coaching.budtender_trend import DayPoint, check_link, render, sign_link
+
+if TYPE_CHECKING:
+    from aiohttp import web
+else:
+    web = lazy_module("aiohttp.web")
 
 
 class BudtenderLinkSettings(HuddleSettings):

@@ -2,9 +2,11 @@
 
 Commands (role budtender; any channel, e.g. `STATS` by SMS):
   STATS / TODAY  today so far: sales, customers, average ticket vs usual, sign-ups, upsells, house share
+                 ("today" is the business day: a shift past midnight counts as the day it started)
+  POINTS         your own staff points: the balance and today's change
   WEEK           this week so far against the usual
   GOAL           the shift's goals and where you are
-  BOARD          today's leaderboard by sales, with your place
+  BOARD          today's leaderboard by sales, with your place (the same day as STATS)
   PAUSE          no coaching until the end of your shift; RESUME turns it back on
   HELP           the list (the core's compliance HELP)
 Any other text goes to the AI coach (with only this budtender's own numbers) when OPENAI_API_KEY
@@ -83,7 +85,7 @@ def _pid(ctx: Context) -> int:
 @router.command("stats", "today", roles=BUDTENDER, help="your numbers today so far")
 async def stats(ctx: Context, budtender_coach: BudtenderCoach) -> str:
     pid = _pid(ctx)
-    t = await budtender_coach.today_tally(pid)
+    t = await budtender_coach.day_so_far(pid)
     if not t.orders:
         return f"{bt.short_name(ctx.person.name)}, no sales recorded for you today yet."  # type: ignore[union-attr]
     wm = await budtender_coach.watermark(pid)
@@ -116,6 +118,17 @@ async def board(ctx: Context, budtender_coach: BudtenderCoach) -> str:
     return bt.board_text(await budtender_coach.board(pid), pid)
 
 
+@router.command("points", roles=BUDTENDER, help="your own staff points")
+async def points(ctx: Context, budtender_coach: BudtenderCoach, store: StoreServices) -> str:
+    """The budtender's own points (the bonus on every sale they ring up), never anyone else's."""
+    pid = _pid(ctx)
+    _, start, _ = await budtender_coach.business_day(pid)
+    balance, today = await store.loyalty.person_points(pid, since=start)
+    rules = store.settings.loyalty
+    return bt.points_text(ctx.person.name, balance, today,  # type: ignore[union-attr]
+                          rules.points_per_dollar * rules.budtender_multiplier)
+
+
 @router.command("pause", "mute", roles=BUDTENDER, help="no coaching until your shift ends")
 async def pause(ctx: Context, budtender_coach: BudtenderCoach) -> str:
     shift = await budtender_coach.repo.shift_at(_pid(ctx), ctx.now())
@@ -139,7 +152,7 @@ async def chat(ctx: Context, budtender_coach: BudtenderCoach, ai: AiClient, stor
     """Free text from a budtender: the AI coach with only their own numbers, else a deterministic tip."""
     text = ctx.text.strip()
     if not text:
-        return "Text STATS, WEEK, GOAL, BOARD or PAUSE."
+        return "Text STATS, POINTS, WEEK, GOAL, BOARD or PAUSE."
     pid = _pid(ctx)
     person = ctx.person
     assert person is not None

@@ -291,9 +291,13 @@ async def staff_list(ctx: Context, store: StoreServices) -> str:
     return "\n".join(lines)
 
 
-@router.command("reply", "done", "handoffs", roles={Role.CUSTOMER}, hidden=True)
+@router.command("reply", "done", "handoffs", "points", roles={Role.CUSTOMER}, hidden=True)
 async def customer_says_staff_word(ctx: Context, store: StoreServices, ai: AiClient, rest: Greedy = "") -> str | None:
-    """A customer's "Done, thanks!" is their text, not the staff command (and is relayed while handed off)."""
+    """A customer's "Done, thanks!" is their text, not the staff command (and is relayed while handed off).
+
+    POINTS is here too: budtenders have a POINTS command of their own (staff points), and a
+    customer's POINTS must stay the concierge's answer about their rewards balance.
+    """
     return await customer_text(ctx, store, ai)
 
 

@@ -25,16 +25,21 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from bot.app import App
 from bot.http import RequestError, error_response, validated
+from bot.lazy import lazy_module
 from coaching.deal_desk import DealDesk, RunReport
 from coaching.roles import Role
 from handlers.deal_monitor import MAX_HOURS, MAX_STALE_DAYS, MIN_HOURS, MonitorControl
+
+if TYPE_CHECKING:
+    from aiohttp import web
+else:
+    web = lazy_module("aiohttp.web")
 
 log = logging.getLogger(__name__)
 

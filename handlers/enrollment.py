@@ -20,6 +20,7 @@ from pydantic import Field
 from bot.app import App
 from bot.clock import Clock
 from bot.context import Context
+from bot.errors import UserError
 from bot.i18n import N_, t
 from bot.model import Address
 from bot.plugins import Plugin
@@ -168,37 +169,36 @@ async def _run(app: App, args: argparse.Namespace) -> int:
         return 0
     if args.revoke is not None:
         ok = await repo.revoke(args.revoke, now)
-        print(f"Invite #{args.revoke} revoked." if ok else f"No unused invite #{args.revoke}.")
-        return 0 if ok else 1
+        if not ok:
+            raise UserError(f"invite --revoke: no unused invite #{args.revoke} (see invite --list)")
+        print(f"Invite #{args.revoke} revoked.")
+        return 0
     if not args.role:
-        print("Say which role the code grants, e.g.: python main.py invite sales_manager --name Ann")
-        return 2
+        roles = ", ".join(r.value for r in Role)
+        raise UserError(f"invite: say which role the code grants ({roles}), "
+                        "e.g. python main.py invite sales_manager --name Ann")
     if args.timezone:
         try:
             ZoneInfo(args.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            print(f"Unknown timezone: {args.timezone}")
-            return 2
+            raise UserError(f"invite --timezone: unknown timezone {args.timezone!r}") from None
     person_id = args.person_id
     name = args.name.strip() if args.name else None
     if person_id is not None:
         known = await app.people.get(person_id)
         if known is None:
-            print(f"No person #{person_id}.")
-            return 2
+            raise UserError(f"invite --person-id: no person #{person_id} (see people list)")
         name = name or known.name
     elif name:
         same = [p for p in await app.people.all() if p.name.casefold() == name.casefold()]
         if len(same) > 1:
             ids = ", ".join(f"#{p.id}" for p in same)
-            print(f"{len(same)} people are called {name!r} ({ids}): use --person-id.")
-            return 2
+            raise UserError(f"invite: {len(same)} people are called {name!r} ({ids}): use --person-id.")
         if same:
             person_id = same[0].id
     hours = args.hours if args.hours is not None else EnrollmentSettings().invite_ttl_hours
     if hours <= 0:
-        print("--hours must be positive.")
-        return 2
+        raise UserError("invite --hours must be positive")
     expires = now + timedelta(hours=hours)
     invite, code = await repo.create(
         args.role, now, expires, name=name, person_id=person_id, locale=args.locale, timezone=args.timezone

@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
-from aiohttp import web
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.app import App
+from bot.lazy import lazy_module
 from bot.model import Address
 from bot.plugins import Plugin
 from bot.scheduler import JobRun
 from coaching.pos import MAX_BODY, SIGNATURE_HEADER, TIMESTAMP_HEADER, PayloadError, check_signature
 from handlers import store_import, store_seed
 from handlers.store_services import StoreServices, services
-from storage.customers import Store
+
+if TYPE_CHECKING:
+    from aiohttp import web
+else:
+    web = lazy_module("aiohttp.web")
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +62,15 @@ def webhook_handler(app: App, svc: StoreServices) -> Callable[[web.Request], Awa
         if refused is not None:
             log.warning("POS webhook refused: %s remote=%s", refused, request.remote)
             return web.json_response({"error": refused}, status=401)
+        warnings: list[str] = []
         try:
-            row_id, envelope = await svc.ingest.accept(body)
+            row_id, envelope = await svc.ingest.accept(body, warnings)
         except PayloadError as exc:
             return web.json_response({"error": str(exc)}, status=400)
-        return web.json_response({"ok": True, "event_id": envelope.id, "duplicate": row_id is None})
+        answer: dict[str, object] = {"ok": True, "event_id": envelope.id, "duplicate": row_id is None}
+        if warnings:
+            answer["warnings"] = warnings
+        return web.json_response(answer)
 
     return pos_webhook
 
@@ -80,10 +89,7 @@ def setup(app: App) -> None:
                 "no [[stores]] in the config and HUDDLE_DEMO=false: customers are told the store's hours and "
                 "address are not set, HELP names %r, quiet hours use HUDDLE_DEFAULT_TIMEZONE=%s. Add a [[stores]] "
                 "entry (see huddle.example.toml).", svc.default_store.name, svc.default_store.timezone)
-        now = app.clock.now()
-        svc.store_ids = await svc.customers.ensure_stores(
-            [Store(None, s.code, s.name, s.timezone, s.address, s.phone, s.hours) for s in svc.stores], now
-        )
+        await svc.ensure_configured(app.clock.now())
         retried = await svc.ingest.retry_pending()
         if retried:
             log.info("POS events left over from the last run processed count=%d", retried)

@@ -8,6 +8,7 @@ import time
 from zoneinfo import ZoneInfo
 
 from bot.app import App
+from bot.errors import UserError
 from coaching.sources.csv_rows import FileRefused
 from coaching.sources.imports import ImportKind, ImportRun, parse_map, register_import
 from coaching.sources.store_csv import KINDS, ImportOptions, StoreImporter
@@ -35,6 +36,13 @@ def _runner(kind: str) -> ImportRun:
         except (ValueError, KeyError) as exc:
             print(f"huddle: {exc}", file=sys.stderr)
             return 2
+        if args.dry_run:  # writes nothing, not even the configured stores
+            known = {s.code for s in svc.stores} | {s.code for s in await svc.customers.stores()}
+        else:
+            known = set(await svc.ensure_configured(app.clock.now()))
+        if args.store and args.store not in known:
+            raise UserError(f"import {kind} --store: unknown store {args.store!r} "
+                            f"(known: {', '.join(sorted(known))}); add it to [[stores]] in huddle.toml")
         options = ImportOptions(
             timezone=tz,
             default_store=args.store or svc.default_store.code,

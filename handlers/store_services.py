@@ -15,7 +15,7 @@ from bot.model import Address
 from coaching.sources.pos import PosIngest, order_hooks
 from coaching.store_config import DEMO_STORE, UNSET_STORE_CODE, StoreConfig, StoreSettings
 from storage.catalog import CatalogRepo, Product
-from storage.customers import CustomerRepo
+from storage.customers import CustomerRepo, Store
 from storage.db import Database
 from storage.loyalty import LoyaltyRepo
 from storage.people import PeopleRepo
@@ -53,6 +53,13 @@ class StoreServices:
         found = await self.catalog.in_stock(store_id, limit=40)
         self._stock[store_id] = (now, found)
         return found
+
+    async def ensure_configured(self, now: datetime) -> dict[str, int]:
+        """The `[[stores]]` of the config in the database (at start, and before a CLI import); code → id."""
+        self.store_ids = await self.customers.ensure_stores(
+            [Store(None, s.code, s.name, s.timezone, s.address, s.phone, s.hours) for s in self.stores], now
+        )
+        return self.store_ids
 
     @property
     def default_store(self) -> StoreConfig:

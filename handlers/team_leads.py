@@ -22,15 +22,15 @@ import argparse
 import asyncio
 import logging
 import re
-import sys
 from datetime import date, datetime, time
 from pathlib import Path
-
-from aiohttp import web
+from typing import TYPE_CHECKING
 
 from bot.app import App
 from bot.context import Context
+from bot.errors import UserError
 from bot.i18n import N_, t
+from bot.lazy import lazy_module
 from bot.model import Address, OutboundKind, Person
 from bot.plugins import Plugin
 from bot.router import Greedy, Router
@@ -47,6 +47,11 @@ from coaching.roles import declare as declare_roles
 from coaching.sources.hubstaff import HubstaffClient, HubstaffSettings, parse_hubstaff_csv
 from coaching.sources.inflow_csv import CsvError
 from storage.chatters import REPORT, ChatterRepo, LeadShift, LeadShiftRepo
+
+if TYPE_CHECKING:
+    from aiohttp import web
+else:
+    web = lazy_module("aiohttp.web")
 
 log = logging.getLogger(__name__)
 
@@ -483,20 +488,21 @@ def setup(app: App) -> None:
         try:
             data = args.file.read_bytes()
         except OSError as exc:
-            print(f"can't read {args.file}: {exc.strerror}", file=sys.stderr)
-            return 2
+            raise UserError(f"ingest: can't read {args.file}: {exc.strerror or exc}") from None
         try:
             summary = await service.ingest_file(data, args.date, filename=args.file.name)
-        except CsvError as exc:
-            print(f"{args.file.name}: {exc}", file=sys.stderr)
-            return 1
+        except CsvError as exc:  # the file is not a readable export: the operator's to fix, nothing stored
+            raise UserError(f"ingest: {args.file.name}: {exc}") from None
         await service.write_dashboard_if_configured()
         print(summary.text().replace("`", ""))
         return 0
 
     async def cli_dashboard(app: App, args: argparse.Namespace) -> int:
         html = await service.dashboard_html(args.days)
-        args.out.write_text(html, encoding="utf-8")
+        try:
+            args.out.write_text(html, encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"dashboard: can't write {args.out}: {exc.strerror or exc}") from None
         print(f"wrote {args.out} ({len(html.encode()) / 1024:.0f} KB)")
         return 0
 

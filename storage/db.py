@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,9 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event
+from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool, QueuePool
 
@@ -143,6 +145,32 @@ class CommitTimes:
             log.warning("slow commit: the disk took %.0f ms to confirm a write (messages waited with it)", ms)
 
 
+class DatabaseUnavailable(Exception):
+    """The database cannot be opened; the message is one line naming it and saying why."""
+
+
+CONNECT_TIMEOUT = 10.0
+"""Seconds `Database.check` waits for the server before calling the database unreachable."""
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own words for why a connection failed (the innermost cause), on one line."""
+    seen = {id(exc)}
+    inner: BaseException = exc
+    while True:
+        nxt = getattr(inner, "orig", None) or inner.__cause__
+        if nxt is None or id(nxt) in seen:
+            break
+        seen.add(id(nxt))
+        inner = nxt
+    if isinstance(inner, socket.gaierror):
+        return f"the host does not resolve ({inner.strerror})"
+    if isinstance(inner, ConnectionRefusedError):
+        return "connection refused (is the server running, on that host and port?)"
+    text = " ".join(str(inner).split()) or type(inner).__name__
+    return text.removeprefix(f"<class '{type(inner).__module__}.{type(inner).__name__}'>: ")
+
+
 def normalize_url(url: str) -> str:
     """Accept a bare file path or a driverless URL and name the async driver Huddle uses."""
     if "://" not in url:
@@ -166,9 +194,6 @@ class Database:
         kwargs: dict[str, Any] = {"echo": echo}
         self.sync_engine: Engine | None = None
         if self.dialect == "sqlite":
-            database = parsed.database or ""
-            if database and database != ":memory:":
-                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             self.sync_engine = create_engine(
                 parsed.set(drivername="sqlite+pysqlite"),
                 connect_args={"timeout": 30, "check_same_thread": False},
@@ -284,9 +309,74 @@ class Database:
 
     async def upgrade(self) -> list[str]:
         """Apply every pending migration (all branches); return the heads now applied."""
+        from alembic.util import CommandError
+
         from storage.migrate import upgrade
 
-        return await upgrade(self)
+        self._make_parent()
+        try:
+            return await upgrade(self)
+        except CommandError as exc:
+            if "Can't locate revision" not in str(exc):
+                raise
+            raise DatabaseUnavailable(
+                f"database {self.describe()}: it was set up by a newer Huddle ({_reason(exc)}); run that "
+                "version, or point HUDDLE_DATABASE_URL at this version's database") from None
+
+    # -- is it there? ------------------------------------------------------------------------
+
+    def file(self) -> Path | None:
+        """The SQLite file (None for PostgreSQL or an in-memory database)."""
+        database = make_url(self.url).database or ""
+        if self.dialect != "sqlite" or database in {"", ":memory:"} or database.startswith("file:"):
+            return None
+        return Path(database).expanduser()
+
+    def _make_parent(self) -> None:
+        path = self.file()
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseUnavailable(f"database {self.describe()}: cannot create {path.parent}: "
+                                          f"{exc.strerror or exc}") from None
+
+    async def check(self, *, create: bool = False) -> None:
+        """Fail fast with one line when this database cannot be used, before anything is written.
+
+        `create=False` (every command but `run` and `db upgrade`) refuses a SQLite file that does not
+        exist and a database where Huddle's migrations never ran, so a typo'd path or database name
+        is reported instead of becoming a new empty database. A host that does not resolve, a
+        refused connection, a wrong password or a missing PostgreSQL database are reported the same
+        way; a server that does not answer is given `CONNECT_TIMEOUT` seconds.
+        """
+        where = self.describe()
+        path = self.file()
+        if path is not None:
+            if path.is_dir():
+                raise DatabaseUnavailable(f"database {where}: {path} is a directory, not a database file")
+            if not path.exists():
+                if not create:
+                    raise DatabaseUnavailable(
+                        f"database {where}: no such file (check HUDDLE_DATABASE_URL; "
+                        "`python main.py db upgrade` creates a new one)")
+                self._make_parent()
+        try:
+            migrated = await asyncio.wait_for(self._probe(), CONNECT_TIMEOUT)
+        except TimeoutError:
+            raise DatabaseUnavailable(f"database {where}: no answer within {CONNECT_TIMEOUT:.0f} s "
+                                      "(check the host and port in HUDDLE_DATABASE_URL)") from None
+        except (OSError, sqlite3.Error, SQLAlchemyError) as exc:
+            raise DatabaseUnavailable(f"database {where}: {_reason(exc)}") from None
+        if not migrated and not create:
+            raise DatabaseUnavailable(
+                f"database {where}: Huddle's tables are not there (a typo in HUDDLE_DATABASE_URL? "
+                "`python main.py db upgrade` sets up a new database)")
+
+    async def _probe(self) -> bool:
+        """Connect, read the schema; True when Huddle's migrations have run here."""
+        async with self.read() as conn:
+            return bool(await conn.run_sync(lambda sync: inspect(sync).has_table("alembic_version")))
 
     def describe(self) -> str:
         """The URL without its password, for logs and `status`."""
@@ -481,4 +571,4 @@ def make_test_database(url: str) -> Database:
     return Database(url, durable=False)
 
 
-__all__ = ["Database", "NullPool", "metadata", "normalize_url"]
+__all__ = ["Database", "DatabaseUnavailable", "NullPool", "metadata", "normalize_url"]

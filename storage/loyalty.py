@@ -124,6 +124,16 @@ class LoyaltyRepo:
             ).scalar_one()
         return int(total)
 
+    async def person_points(self, person_id: int, since: datetime) -> tuple[int, int]:
+        """Staff points: the balance, and the part of it booked since `since` (refunds included)."""
+        recent = sa.case((loyalty_ledger.c.created_at >= since, loyalty_ledger.c.delta), else_=0)
+        async with self.db.read() as conn:
+            row = (await conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(loyalty_ledger.c.delta), 0),
+                          sa.func.coalesce(sa.func.sum(recent), 0)).where(loyalty_ledger.c.person_id == person_id)
+            )).one()
+        return int(row[0]), int(row[1])
+
     async def entries(self, *, customer_id: int | None = None, person_id: int | None = None) -> list[LedgerEntry]:
         query = sa.select(loyalty_ledger).order_by(loyalty_ledger.c.id)
         if customer_id is not None:

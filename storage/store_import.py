@@ -3,9 +3,10 @@
 `coaching.sources.store_csv` reads and checks the files and hands over rows of the dataclasses
 below; each `write_*` call is one transaction and one executemany per table, so importing the
 same file twice changes nothing and a corrected file updates what it names. Rows name their store
-by code; the caller resolves the codes (`CustomerRepo.store_ids`) since whether an unknown code
-becomes a store is its decision. One `StoreImportWriter` serves one run: the id maps it needs
-(customers, staff, transactions, products) are read once, in the first batch that needs them.
+by code; the caller resolves the codes (`CustomerRepo.store_ids`), since what an unknown code
+means (today: no store, and a note in the report) is its decision. One `StoreImportWriter` serves
+one run: the id maps it needs (customers, staff, transactions, products) are read once, in the
+first batch that needs them.
 """
 
 from __future__ import annotations
@@ -100,6 +101,12 @@ class StaffRow:
     """The zone of the person made for a new staff member."""
 
 
+@dataclass(slots=True)
+class TransactionsWritten:
+    unknown_customers: int = 0
+    unknown_staff: int = 0
+
+
 async def refresh_customer_totals_in(conn: AsyncConnection, ids: Sequence[int]) -> None:
     """Visits, lifetime spend and last visit of these customers from their transactions (exact Decimal sums)."""
     counting = [TransactionStatus.COMPLETED.value, TransactionStatus.PENDING.value]
@@ -163,10 +170,10 @@ class StoreImportWriter:
         return len(out)
 
     async def write_transactions(self, rows: Sequence[TransactionRow], stores: Mapping[str, int],
-                                 now: datetime) -> int:
+                                 now: datetime) -> TransactionsWritten:
         """Upsert transactions, linked to the customers and staff known when the run started.
 
-        Returns how many name a customer id that is not imported (they are kept, unlinked).
+        Rows naming a customer or budtender id that is not imported are kept, unlinked, and counted.
         """
         async with self.db.transaction() as conn:
             if self._customer_ids is None or self._staff is None:
@@ -174,11 +181,13 @@ class StoreImportWriter:
                 self._staff = await self.sales.staff_persons_in(conn)
             cids, staff = self._customer_ids, self._staff
             out = []
-            unknown = 0
+            written = TransactionsWritten()
             for r in rows:
                 cid = cids.get(r.customer_external_id) if r.customer_external_id else None
                 if r.customer_external_id and cid is None:
-                    unknown += 1
+                    written.unknown_customers += 1
+                if r.budtender_external_id and r.budtender_external_id not in staff:
+                    written.unknown_staff += 1
                 if cid is not None:
                     self.touched.add(cid)
                 out.append({
@@ -190,7 +199,7 @@ class StoreImportWriter:
                     "created_at": now, "updated_at": now,
                 })
             await self.sales.upsert_transactions_in(conn, out)
-        return unknown
+        return written
 
     async def refresh_customer_totals(self, customer_ids: set[int]) -> None:
         """Visits, lifetime spend and last visit from the transactions, 5,000 customers a transaction."""
@@ -284,4 +293,4 @@ def product_rows(rows: Sequence[ProductRow], stores: Mapping[str, int], now: dat
 
 
 __all__ = ["CustomerRow", "ItemRow", "ProductRow", "StaffRow", "StoreImportWriter", "TransactionRow",
-           "refresh_customer_totals_in"]
+           "TransactionsWritten", "refresh_customer_totals_in"]

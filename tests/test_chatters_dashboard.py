@@ -15,6 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bot.errors import UserError
 from bot.model import Address
 from coaching.roles import Role
 from tests.flows import Flow
@@ -83,9 +84,10 @@ async def test_cli_ingest_and_dashboard(demo: Flow, tmp_path: Path, capsys: pyte
     assert "Mon 23 Nov: 1 chatter saved" in out and "Nobody Known" in out and "`" not in out
     bad = tmp_path / "bad.csv"
     bad.write_text("Name,Sales\nAna Ruiz,lots\n", encoding="utf-8")
-    assert await ingest.run(demo.app, parser.parse_args([str(bad)])) == 1
-    assert "saved nothing" in capsys.readouterr().err
-    assert await ingest.run(demo.app, parser.parse_args([str(tmp_path / "missing.csv")])) == 2
+    with pytest.raises(UserError, match="saved nothing"):  # an operator's mistake: one line, exit code 2
+        await ingest.run(demo.app, parser.parse_args([str(bad)]))
+    with pytest.raises(UserError, match="can't read"):
+        await ingest.run(demo.app, parser.parse_args([str(tmp_path / "missing.csv")]))
 
     dashboard = demo.app.cli_commands["dashboard"]
     parser = argparse.ArgumentParser()

@@ -201,6 +201,8 @@ async def test_operator_maps_crm_users_to_people_and_sync_names_the_unmapped(amo
         out = huddle(tmp_path, *args, **env)
         return out.returncode, out.stdout, out.stderr
 
+    code, _, err = await asyncio.to_thread(run, "db", "upgrade")  # only run / db upgrade create a database
+    assert code == 0, err
     code, out, err = await asyncio.to_thread(run, "people", "add", "Ann Lee", "--role", "sales_manager",
                                              "--telegram", "100001", "--external", "amocrm:555")
     assert code == 0 and "linked amoCRM user 555 to #1 Ann Lee" in out, err

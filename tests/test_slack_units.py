@@ -99,6 +99,7 @@ def test_setup_in_http_mode_mounts_the_route(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.delenv("HUDDLE_SLACK_APP_TOKEN", raising=False)
     app = _app()
     slack.setup(app)
+    app.build_channels()  # adapters are built when the bot starts, not for every command
     assert isinstance(app.channels["slack"], SlackChannel)
     assert any(r.resource and r.resource.canonical == "/slack/events" for r in app.http.web.router.routes())
     assert app.channels["slack"].policy.pacing.per_recipient_rate == 1.0

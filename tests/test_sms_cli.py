@@ -130,8 +130,8 @@ async def test_phone_link_refuses_a_bad_token(tmp_path: Path, capsys: pytest.Cap
         state = json.loads((tmp_path / "sim.json").read_text())
         (tmp_path / "forged.json").write_text(json.dumps({**state, "token": "guess"}))
         assert await run_phone(tmp_path / "forged.json", PHONE, []) == 2
-        assert "bad token" in capsys.readouterr().out
+        assert "bad token" in capsys.readouterr().err  # an operator's mistake: on stderr
         assert await run_phone(tmp_path / "missing.json", PHONE, []) == 2
-        assert "No running SMS simulator" in capsys.readouterr().out
+        assert "No running SMS simulator" in capsys.readouterr().err
     finally:
         await link.stop()

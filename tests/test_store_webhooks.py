@@ -295,13 +295,14 @@ async def test_event_acknowledged_before_a_crash_is_processed_on_restart(monkeyp
                                                                          tmp_path: Path) -> None:
     monkeypatch.setenv("HUDDLE_POS_WEBHOOK_SECRET", SECRET)
     url = await migrated_sqlite(tmp_path)
-    flow = await Flow.create(plugins=["handlers.store"], start=START, database_url=url)
+    config = {"stores": [{"code": "main", "name": "Main St", "timezone": "America/Los_Angeles"}]}
+    flow = await Flow.create(plugins=["handlers.store"], start=START, database_url=url, config=config)
     ingest = services(flow.app).ingest
     monkeypatch.setattr(ingest, "_ensure_worker", lambda: None)  # the process dies right after the 200
     row_id, _ = await ingest.accept(json.dumps(order("evt-1", "T1", "12.00", customer=None)).encode())
     assert row_id is not None
     await flow.close()
-    flow = await Flow.create(plugins=["handlers.store"], start=START, database_url=url)
+    flow = await Flow.create(plugins=["handlers.store"], start=START, database_url=url, config=config)
     try:
         txn = await services(flow.app).sales.get("T1")
         assert txn is not None and txn.total == Decimal("12.00")

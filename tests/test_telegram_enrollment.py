@@ -13,6 +13,7 @@ from bot.app import App
 from bot.clock import FakeClock
 from bot.config_file import ConfigFile
 from bot.context import Context
+from bot.errors import USAGE_ERROR, UserError
 from bot.model import Address
 from bot.router import Router
 from bot.settings import CoreSettings
@@ -208,7 +209,10 @@ async def cli(app: App, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple
     command = app.cli_commands["invite"]
     parser = argparse.ArgumentParser()
     command.configure(parser)
-    code = await command.run(app, parser.parse_args(list(argv)))
+    try:
+        code = await command.run(app, parser.parse_args(list(argv)))
+    except UserError as exc:  # an operator's mistake: `python main.py` prints it on stderr, exit code 2
+        return USAGE_ERROR, capsys.readouterr().out + str(exc)
     return code, capsys.readouterr().out
 
 
@@ -252,7 +256,7 @@ async def test_cli_refuses_bad_input(app: App, capsys: pytest.CaptureFixture[str
     assert (await cli(app, capsys, "sales_manager", "--timezone", "Mars/Olympus"))[0] == 2
     assert (await cli(app, capsys, "sales_manager", "--person-id", "999"))[0] == 2
     assert (await cli(app, capsys, "sales_manager", "--hours", "0"))[0] == 2
-    assert (await cli(app, capsys, "--revoke", "42"))[0] == 1
+    assert (await cli(app, capsys, "--revoke", "42"))[0] == 2
     with pytest.raises(SystemExit):
         await cli(app, capsys, "emperor")
 

@@ -87,17 +87,18 @@ async def run_phone(state_file: Path, phone: str, lines: list[str] | None = None
     try:
         state = json.loads(await asyncio.to_thread(state_file.read_text))
     except (OSError, ValueError):
-        print(f"No running SMS simulator found ({state_file}). Start the bot in demo mode first: python main.py")
+        print(f"No running SMS simulator found ({state_file}). Start the bot in demo mode first: python main.py",
+              file=sys.stderr)
         return 2
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", int(state["port"]))
     except OSError as exc:
-        print(f"The SMS simulator does not answer ({exc}); is the bot still running?")
+        print(f"The SMS simulator does not answer ({exc}); is the bot still running?", file=sys.stderr)
         return 2
     writer.write((json.dumps({"token": state["token"], "phone": phone}) + "\n").encode())
     answer = json.loads(await reader.readline() or b"{}")
     if not answer.get("ok"):
-        print(f"Refused: {answer.get('error', 'no answer')}")
+        print(f"Refused: {answer.get('error', 'no answer')}", file=sys.stderr)
         return 2
 
     async def show() -> None:

@@ -26,14 +26,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import Field, SecretStr
 
+from bot.lazy import lazy_module
 from bot.settings import HuddleSettings
 from coaching.deals import Deal, DealEvent, DealStatus, EventKind
 from storage.deals import DealRepo, UpsertResult
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = lazy_module("httpx")  # the HTTP client only when the API is configured
 
 log = logging.getLogger(__name__)
 

@@ -29,11 +29,6 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TextIO
 
-from babel import Locale
-from babel.numbers import NumberFormatError
-from babel.numbers import parse_decimal as _babel_decimal
-from tqdm import tqdm
-
 csv.field_size_limit(10 * 1024 * 1024)
 
 
@@ -267,6 +262,8 @@ def read_rows(path: Path, *, progress: bool | None = None, desc: str = "") -> tu
         f.close()
         raise FileRefused(f"{path.name}: the first line must be a header")
     total = count_lines(path) if progress is not False else 0
+    from tqdm import tqdm  # only when a progress bar is shown
+
     bar = tqdm(total=max(total - 1, 0), desc=desc or path.name, unit=" rows", unit_scale=True, mininterval=0.5,
                disable=None if progress is None else not progress, leave=False)
     width = len(header)
@@ -297,7 +294,16 @@ _EDGES = re.compile(r"^[^\d.,+\-(]+|[^\d)]+$")
 _INSIDE = re.compile(r"[\s\u00a0\u202f\u2009'’]")
 """Spaces (plain, no-break, narrow no-break, thin) and apostrophes: group marks only."""
 _NUMBER_SHAPE = re.compile(r"-?(\d[\d.,]*|[.,]\d+)")
-_BABEL_LOCALES = {".": Locale.parse("en_US"), ",": Locale.parse("de_DE")}
+_BABEL_LOCALES: dict[str, Any] = {}
+
+
+def _babel_locale(mark: str) -> Any:
+    """CLDR's en_US (decimal point) or de_DE (decimal comma), loaded the first time a grouped number is read."""
+    if not _BABEL_LOCALES:
+        from babel import Locale
+
+        _BABEL_LOCALES.update({".": Locale.parse("en_US"), ",": Locale.parse("de_DE")})
+    return _BABEL_LOCALES[mark]
 """Babel locales whose group and decimal marks are exactly `,`/`.` and `.`/`,` (parsed once)."""
 
 
@@ -391,12 +397,14 @@ def parse_decimal(text: str, mark: str) -> Decimal:
     group = "," if mark == "." else "."
     try:
         if group in token:  # grouped: babel checks the groups are where the convention puts them
-            value = _babel_decimal(token, locale=_BABEL_LOCALES[mark], strict=True)
+            from babel.numbers import parse_decimal
+
+            value = parse_decimal(token, locale=_babel_locale(mark), strict=True)
         elif token.count(mark) > 1:
             raise ValueError(text)
         else:
             value = Decimal(token.replace(mark, "."))
-    except (NumberFormatError, InvalidOperation):
+    except (ValueError, InvalidOperation):  # babel's NumberFormatError is a ValueError
         raise ValueError(text) from None
     if not value.is_finite():
         raise ValueError(text)

@@ -18,12 +18,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import Field, SecretStr
 
 from bot.clock import Clock
+from bot.lazy import lazy_module
 from bot.settings import HuddleSettings
 from coaching.sources.csv_rows import MixedDecimals, NumberSample, column_letter, decide_decimal
 from coaching.sources.inflow_csv import (
@@ -43,6 +43,11 @@ from coaching.sources.inflow_csv import (
     refuse,
     sniff_delimiter,
 )
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = lazy_module("httpx")  # the HTTP client only when the API is configured
 
 log = logging.getLogger(__name__)
 

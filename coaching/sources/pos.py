@@ -91,6 +91,8 @@ class PosIngest:
         self._queue: asyncio.Queue[tuple[int, Envelope, OrderData | CustomerData]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._stores: dict[str, int] = {}
+        self._staff: set[str] = set()
+        """POS employee ids known to exist (misses are looked up again: staff are imported any time)."""
         self.batch_size = 64
         self._busy = 0
         self._idle = asyncio.Event()
@@ -98,9 +100,16 @@ class PosIngest:
 
     # -- intake ------------------------------------------------------------------------------
 
-    async def accept(self, body: bytes) -> tuple[int | None, Envelope]:
-        """Validate and store an event (raises PayloadError); None for an event id seen before."""
+    async def accept(self, body: bytes, warnings: list[str] | None = None) -> tuple[int | None, Envelope]:
+        """Validate and store an event (raises PayloadError); None for an event id seen before.
+
+        An unknown store is refused (it would otherwise become a new store named after the typo);
+        an unknown budtender is appended to `warnings` and the order is kept without one.
+        """
         envelope, data = parse_event(body)
+        found = await self.check_references(data)
+        if warnings is not None:
+            warnings.extend(found)
         row_id = await self.events.store(envelope.id, envelope.type, body.decode("utf-8"), self.clock.now())
         if row_id is not None:
             self._busy += 1
@@ -108,6 +117,24 @@ class PosIngest:
             self._queue.put_nowait((row_id, envelope, data))
             self._ensure_worker()
         return row_id, envelope
+
+    async def check_references(self, data: OrderData | CustomerData) -> list[str]:
+        """Refuse a store Huddle does not know; the warnings for an unknown budtender."""
+        if data.store is not None and data.store not in self._stores:
+            self._stores = await self.customers.store_ids()
+            if data.store not in self._stores:
+                known = ", ".join(sorted(self._stores)) or "none yet"
+                raise PayloadError(f"data.store: unknown store {data.store!r} (known: {known}); "
+                                   "add it to [[stores]] in huddle.toml")
+        if not isinstance(data, OrderData) or not data.budtender_id or data.budtender_id in self._staff:
+            return []
+        found = await self.sales.staff_people({data.budtender_id})
+        if data.budtender_id in found:
+            self._staff.add(data.budtender_id)
+            return []
+        log.warning("POS order with an unknown budtender order=%s budtender_id=%s", data.id, data.budtender_id)
+        return [f"data.budtender_id: unknown budtender {data.budtender_id!r}: the order is kept without a "
+                "budtender (import staff, then send the order again)"]
 
     def _ensure_worker(self) -> None:
         if self._worker is None or self._worker.done():
@@ -210,9 +237,12 @@ class PosIngest:
     # -- the work ----------------------------------------------------------------------------
 
     async def _store_ids(self, codes: set[str], now: datetime) -> dict[str, int]:
+        """code → id. Only the configured default store is ever added here; an unknown code (refused
+        at the door, so only in events stored before that rule) maps to no store, not a new one."""
         missing = codes - self._stores.keys()
         if missing:
-            self._stores = await self.customers.store_ids(sorted(missing), now)
+            create = [self.default_store] if self.default_store in missing else None
+            self._stores = await self.customers.store_ids(create, now)
         return self._stores
 
     async def apply_order(self, row_id: int, envelope: Envelope, data: OrderData) -> OrderProcessed:

@@ -9,6 +9,7 @@ predecessor CRM's own columns); `--map FIELD=COLUMN` covers anything else.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -200,6 +201,11 @@ class StoreImporter:
         finish = getattr(self, f"_finish_{kind}", None)
         if finish is not None and not options.dry_run:
             await finish(report, state)
+        unknown: Counter[str] = state.get("unknown_stores", Counter())
+        if unknown:
+            named = ", ".join(f"{code!r} ×{n}" for code, n in unknown.most_common(5))
+            report.notes.append(f"note: {sum(unknown.values())} rows name a store Huddle does not know ({named}): "
+                                "kept without a store; add it to [[stores]] in huddle.toml, then import again")
         return report
 
     async def _flush(self, write: Any, batch: Batch, options: ImportOptions, report: ImportReport,
@@ -214,13 +220,17 @@ class StoreImporter:
             return
         report.written += await write(items, options, report, state)
 
-    async def _stores(self, items: Batch, state: dict[str, Any]) -> dict[str, int]:
-        """code → id of the stores the rows name (an unknown code is added as a store named after it)."""
+    async def _known_stores(self, items: Batch, state: dict[str, Any]) -> dict[str, int]:
+        """code → id of the stores that exist; a code that does not is counted, never made a new store."""
         codes = [r.store for _, r in items if r.store]
-        known: dict[str, int] | None = state.get("stores")
-        if known is None or any(c not in known for c in codes):
-            known = state["stores"] = await self.customers.store_ids(codes, self.now())
-        return known
+        stores: dict[str, int] | None = state.get("stores")
+        if stores is None or any(c not in stores for c in codes):  # read again: a store may have been added
+            stores = state["stores"] = await self.customers.store_ids()
+        missing = state.setdefault("unknown_stores", Counter())
+        for code in codes:
+            if code not in stores:
+                missing[code] += 1
+        return stores
 
     # -- customers ---------------------------------------------------------------------------
 
@@ -254,7 +264,7 @@ class StoreImporter:
 
     async def _write_customers(self, items: Batch, _o: ImportOptions, report: ImportReport,
                                state: dict[str, Any]) -> int:
-        stores = await self._stores(items, state)
+        stores = await self._known_stores(items, state)
         return await state["writer"].write_customers([r for _, r in items], stores, self.now())
 
     # -- transactions ------------------------------------------------------------------------
@@ -266,14 +276,19 @@ class StoreImporter:
         if status_word not in STATUS_WORDS:
             raise RowError(f"status {g(cells, 'status')!r} is not one of completed, refunded, voided, pending")
         total = money(g(cells, "total"), "total")
+        status = STATUS_WORDS[status_word]
+        if total < 0 and status not in (TransactionStatus.REFUNDED, TransactionStatus.VOIDED):
+            raise RowError(f"total {total} is negative for a {status.value} sale (a refund has status refunded)")
+        # An amount off, whatever its sign: Square's Transactions export writes "-$3.00".
+        discount = abs(optional_money(g(cells, "discount"), "discount") or Decimal("0"))
         return TransactionRow(
             external_id=_ext(g(cells, "external_id"), "transaction id"),
             customer_external_id=g(cells, "customer_external_id")[:100] or None,
             budtender_external_id=g(cells, "budtender_external_id")[:100] or None,
             occurred_at=when(g(cells, "occurred_at"), o.timezone, "date"),
             total=total,
-            discount=optional_money(g(cells, "discount"), "discount") or Decimal("0"),
-            status=STATUS_WORDS[status_word].value,
+            discount=discount,
+            status=status.value,
             rewards_signup=boolean(g(cells, "rewards_signup"), "rewards signup") if g(cells, "rewards_signup")
             else False,
             store=g(cells, "store") or o.default_store,
@@ -281,15 +296,19 @@ class StoreImporter:
 
     async def _write_transactions(self, items: Batch, _o: ImportOptions, report: ImportReport,
                                   state: dict[str, Any]) -> int:
-        stores = await self._stores(items, state)
-        unknown = await state["writer"].write_transactions([r for _, r in items], stores, self.now())
-        state["unknown_customers"] = state.get("unknown_customers", 0) + unknown
+        stores = await self._known_stores(items, state)
+        written = await state["writer"].write_transactions([r for _, r in items], stores, self.now())
+        state["unknown_customers"] = state.get("unknown_customers", 0) + written.unknown_customers
+        state["unknown_staff"] = state.get("unknown_staff", 0) + written.unknown_staff
         return len(items)
 
     async def _finish_transactions(self, report: ImportReport, state: dict[str, Any]) -> None:
         if state.get("unknown_customers"):
             report.notes.append(f"note: {state['unknown_customers']} transactions name a customer id that is not "
                                 "imported yet (kept; import customers, then transactions again to link them)")
+        if state.get("unknown_staff"):
+            report.notes.append(f"note: {state['unknown_staff']} transactions name a budtender id that is not "
+                                "imported (kept without a budtender; import staff, then transactions again)")
         touched: set[int] = state["writer"].touched
         if touched:
             await self.refresh_customer_totals(touched)
@@ -374,7 +393,7 @@ class StoreImporter:
 
     async def _write_products(self, items: Batch, _o: ImportOptions, report: ImportReport,
                               state: dict[str, Any]) -> int:
-        stores = await self._stores(items, state)
+        stores = await self._known_stores(items, state)
         return await state["writer"].write_products([r for _, r in items], stores, self.now())
 
     # -- staff -------------------------------------------------------------------------------
@@ -404,7 +423,7 @@ class StoreImporter:
     async def _write_staff(self, items: Batch, _o: ImportOptions, report: ImportReport,
                            state: dict[str, Any]) -> int:
         """Each budtender becomes a person with the budtender role, their phone their SMS address."""
-        stores = await self._stores(items, state)
+        stores = await self._known_stores(items, state)
         refused = await state["writer"].write_staff([r for _, r in items], stores, role=Role.BUDTENDER.value,
                                                     channel="sms", now=self.now())
         for n, reason in refused:
