@@ -203,8 +203,8 @@ async def webhooks(path: str, events: int, concurrency: int, inline: bool, rate:
     if inline:  # baseline: the work happens before the answer
         real_accept = svc.ingest.accept
 
-        async def accept_and_process(body: bytes):  # type: ignore[no-untyped-def]
-            result = await real_accept(body)
+        async def accept_and_process(body: bytes, warnings: list[str] | None = None):  # type: ignore[no-untyped-def]
+            result = await real_accept(body, warnings)
             await svc.ingest.idle()
             return result
 

@@ -1,7 +1,8 @@
 """Budtender coaching at work: loads shifts, orders and watermarks, runs the pure triggers, sends.
 
 One `BudtenderCoach` per app. It is called from three places:
-* the POS order hook (`on_transaction`) after an order is committed: nudge and celebration;
+* the POS order hook (`on_transaction`) after an order is committed: the after-order rules
+  (`order_rules`: celebration and nudge built in, more registered by plugins);
 * the scheduler tick: mid-shift checks and end-of-shift summaries; plus the nightly watermark
   refresh and the weekly review;
 * the SMS commands (STATS, WEEK, GOAL, BOARD, PAUSE).
@@ -36,6 +37,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def order_rules(app: App) -> bt.OrderRules:
+    """The app's after-order rules: the built-in ones, plus those plugins register (in any load order)."""
+    found = app.deps.get("budtender_order_rules")
+    if found is None:
+        found = app.deps["budtender_order_rules"] = bt.OrderRules(bt.BUILTIN_RULES)
+    return found
+
+
+def register_order_rule(app: App, rule: bt.OrderRule) -> bt.OrderRule:
+    """Add an after-order coaching rule (see docs/howto-coaching-rule.md)."""
+    return order_rules(app).register(rule)
+
+
 class BudtenderCoach:
     def __init__(self, app: App, config: BudtenderConfig, patterns: list[ShiftPattern],
                  link_for: Callable[[int, str], str] | None = None) -> None:
@@ -54,6 +68,8 @@ class BudtenderCoach:
         self._history: dict[int, list[bt.Sent]] = {}
         self.link_for = link_for
         """`(person_id, week_label) -> url` for the weekly trend page, when links are configured."""
+        self.order_rules = order_rules(app)
+        """What is evaluated after each order (`register_order_rule` adds to it)."""
 
     @property
     def tz(self) -> str:
@@ -179,7 +195,8 @@ class BudtenderCoach:
             if person is None:
                 return []
             history = await self.history(pid, shift.id)
-            found = bt.after_order(person.name, shift, t, await self.watermark(pid), history, now, self.rules)
+            found = bt.after_order(person.name, shift, t, await self.watermark(pid), history, now, self.rules,
+                                   order=txn, registry=self.order_rules)
             for message in found:
                 await self.deliver(message, person, t.orders)
             return found

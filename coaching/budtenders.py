@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import zlib
 from collections import Counter, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -355,15 +355,123 @@ def celebrations(name: str, shift: Shift, t: ShiftTally, wm: Watermark, history:
     return out
 
 
-def after_order(name: str, shift: Shift, t: ShiftTally, wm: Watermark, history: Sequence[Sent], now: datetime,
-                rules: CoachingRules) -> list[Coaching]:
-    """Every trigger evaluated after one order was counted into `t`. Celebration wins over a nudge."""
-    out = celebrations(name, shift, t, wm, history, now, rules)
-    if not out:
-        found = nudge(name, shift, t, wm, history, now, rules)
-        if found:
-            out.append(found)
+# -- the after-order rules -------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class AfterOrder:
+    """What an after-order rule sees: the shift so far, with the order just counted into `tally`."""
+
+    name: str
+    shift: Shift
+    tally: ShiftTally
+    watermark: Watermark
+    history: Sequence[Sent]
+    """The coaching messages already sent this shift."""
+    now: datetime
+    rules: CoachingRules
+    order: Transaction | None = None
+    """The order that was just counted (None when the caller evaluates a tally without one)."""
+
+
+RuleCheck = Callable[[AfterOrder], Coaching | Iterable[Coaching] | None]
+"""A pure function: the messages this situation calls for (none, one, or several)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRule:
+    """One after-order trigger.
+
+    Rules run by `priority`, highest first (equal priorities in registration order). Rules that
+    share a `group` exclude each other: once one of them finds something, the rest of the group
+    is not asked. A rule without a group runs whatever the others found.
+    """
+
+    name: str
+    check: RuleCheck
+    priority: int = 0
+    group: str | None = None
+
+
+def by_priority(rules: Iterable[OrderRule]) -> list[OrderRule]:
+    """Highest priority first; equal priorities keep their order."""
+    return sorted(rules, key=lambda r: -r.priority)
+
+
+def evaluate(rules: Iterable[OrderRule], situation: AfterOrder) -> list[Coaching]:
+    """Every message the rules find for one order, in priority order, a group's lower rules skipped once it fired."""
+    return _run(by_priority(rules), situation)
+
+
+def _run(ordered: Sequence[OrderRule], situation: AfterOrder) -> list[Coaching]:
+    out: list[Coaching] = []
+    fired: set[str] = set()
+    for rule in ordered:
+        if rule.group is not None and rule.group in fired:
+            continue
+        found = rule.check(situation)
+        messages = [] if found is None else [found] if isinstance(found, Coaching) else list(found)
+        if messages:
+            out += messages
+            if rule.group is not None:
+                fired.add(rule.group)
     return out
+
+
+class OrderRules:
+    """A registry of after-order rules (one per coach; `BudtenderCoach.order_rules`)."""
+
+    def __init__(self, rules: Iterable[OrderRule] = ()) -> None:
+        self._rules: list[OrderRule] = []
+        self._ordered: tuple[OrderRule, ...] = ()
+        for rule in rules:
+            self.register(rule)
+
+    def register(self, rule: OrderRule) -> OrderRule:
+        """Add a rule; a second rule with the same name is refused (rules are named in logs and tests)."""
+        if any(r.name == rule.name for r in self._rules):
+            raise ValueError(f"an after-order rule named {rule.name!r} is registered already")
+        self._rules.append(rule)
+        self._ordered = tuple(by_priority(self._rules))
+        return rule
+
+    def __iter__(self) -> Iterator[OrderRule]:
+        return iter(self._ordered)
+
+    def names(self) -> list[str]:
+        """The rules in the order they run."""
+        return [r.name for r in self]
+
+    def evaluate(self, situation: AfterOrder) -> list[Coaching]:
+        return _run(self._ordered, situation)
+
+
+def _celebrations(s: AfterOrder) -> list[Coaching]:
+    return celebrations(s.name, s.shift, s.tally, s.watermark, s.history, s.now, s.rules)
+
+
+def _nudge(s: AfterOrder) -> Coaching | None:
+    return nudge(s.name, s.shift, s.tally, s.watermark, s.history, s.now, s.rules)
+
+
+FEEDBACK = "feedback"
+"""The group of the built-in rules: one kind of feedback per order, praise before a nudge."""
+
+BUILTIN_RULES = (
+    OrderRule("celebrations", _celebrations, priority=20, group=FEEDBACK),
+    OrderRule("nudge", _nudge, priority=10, group=FEEDBACK),
+)
+"""Celebration wins over a nudge: both in one group, the celebration first."""
+
+
+def after_order(name: str, shift: Shift, t: ShiftTally, wm: Watermark, history: Sequence[Sent], now: datetime,
+                rules: CoachingRules, *, order: Transaction | None = None,
+                registry: Iterable[OrderRule] = BUILTIN_RULES) -> list[Coaching]:
+    """Every after-order rule of `registry` evaluated after one order was counted into `t`."""
+    situation = AfterOrder(name, shift, t, wm, history, now, rules, order)
+    if isinstance(registry, OrderRules):
+        return registry.evaluate(situation)
+    return evaluate(registry, situation)
 
 
 @dataclass(frozen=True, slots=True)

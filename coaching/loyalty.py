@@ -7,11 +7,13 @@ reversing entries, so a balance is always the plain sum of the ledger.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
 
 from storage.loyalty import LedgerEntry
+from storage.pos_orders import LedgerChange, OrderParties
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +68,36 @@ def reversal_entries(awarded: list[LedgerEntry], now: datetime) -> list[LedgerEn
         out.append(LedgerEntry(key, -e.delta, "refund", now, customer_id=e.customer_id, person_id=e.person_id,
                                order_external_id=e.order_external_id))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLedger:
+    """The loyalty rules as the POS order batch asks them (`storage.pos_orders.LedgerPolicy`).
+
+    A counting order gets its awards (an award the order no longer earns, and any refund of an
+    earlier reversal, are removed: a refunded order that comes back completed earns again); a
+    refunded or voided one reverses exactly what was awarded, read from the ledger.
+    """
+
+    rules: LoyaltyRules
+
+    def reads(self, order: OrderParties) -> list[str]:
+        return [] if order.order.counts else list(award_keys(order.order.external_id))
+
+    def change(self, order: OrderParties, stored: Mapping[str, int], now: datetime) -> LedgerChange:
+        d = order.order
+        if d.counts:
+            entries = order_entries(d.external_id, d.total, customer_id=order.customer_id,
+                                    customer_earns=order.customer_is_member,
+                                    budtender_person_id=order.budtender_person_id, rules=self.rules, now=now)
+            stale = sorted(set(award_keys(d.external_id)) - {e.key for e in entries})
+            return LedgerChange(remove=[*refund_keys(d.external_id), *stale], put=entries)
+        c_key, b_key = award_keys(d.external_id)
+        awarded = []
+        if c_key in stored:
+            awarded.append(LedgerEntry(c_key, stored[c_key], "purchase", now, customer_id=order.customer_id,
+                                       order_external_id=d.external_id))
+        if b_key in stored:
+            awarded.append(LedgerEntry(b_key, stored[b_key], "purchase", now, person_id=order.budtender_person_id,
+                                       order_external_id=d.external_id))
+        return LedgerChange(add=reversal_entries(awarded, now))

@@ -12,8 +12,6 @@ import random
 from datetime import timedelta
 from decimal import Decimal
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from bot.app import App
 from bot.model import Address, Person
 from coaching.budtender_coach import BudtenderCoach
@@ -21,7 +19,7 @@ from coaching.roles import Role
 from storage.budtenders import ShiftRow
 from storage.catalog import CatalogRepo
 from storage.customers import CustomerRepo
-from storage.sales import SalesRepo
+from storage.store_records import NewLine, NewOrder, NewStaff, StoreRecords, StoreRecordsRepo
 
 BUDTENDERS = [
     # POS id, name, phone, typical ticket, sign-up rate
@@ -38,56 +36,40 @@ async def seed(app: App) -> None:
     rng = random.Random(7)
     tz = coach.tz
 
-    sales = SalesRepo(app.db)
-
-    async def unit(conn: AsyncConnection) -> list[int]:
-        rows = await CatalogRepo.priced_in(conn)
-        catalogue = [(r.id, r.external_id, r.name, r.category, r.price) for r in rows]
-        store_id = await CustomerRepo.first_store_id_in(conn)
-        ids = []
-        for pos_id, name, phone, ticket, signup_rate in BUDTENDERS:
-            person = Person(None, name, frozenset({Role.BUDTENDER}), [Address("sms", phone)], timezone=tz,
-                            external_id=f"pos-staff:{pos_id}", attributes={"demo": True})
-            pid = await app.people.add_in(conn, person, now)
-            ids.append(pid)
-            await sales.upsert_staff_in(conn, [{"external_id": pos_id, "person_id": pid, "store_id": store_id,
-                                                "name": name, "phone": phone, "role": "budtender", "active": True,
-                                                "updated_at": now}])
-            orders = []
-            for days_ago in range(1, 22):
-                if days_ago % 7 in (3, 4):
-                    continue  # two days off a week
-                day_start = now - timedelta(days=days_ago, hours=6)
-                for k in range(rng.randint(10, 16)):
-                    orders.append((day_start + timedelta(minutes=25 * k), ticket, signup_rate))
-            shift_start = now - timedelta(hours=1, minutes=45)
-            # today's orders so far; John's last five are weak
-            for k in range(6):
-                scale = Decimal("0.55") if pos_id == "E102" and k >= 2 else Decimal("1")
-                orders.append((shift_start + timedelta(minutes=15 * k + 5), ticket * scale, signup_rate))
-            for n, (at, typical, rate) in enumerate(orders, 1):
-                ext = f"DEMO-{pos_id}-{n}"
-                lines = []
-                target = typical * Decimal(str(round(rng.uniform(0.7, 1.3), 2)))
-                if catalogue:
-                    pid_, sku, pname, cat, price = rng.choice(catalogue)
-                    qty = max(1, int(target // price)) if price else 1
-                    lines.append((pid_, sku, pname, cat, qty, price))
-                else:
-                    sku, cat, _tier, _house = rng.choice(FALLBACK)
-                    lines.append((None, sku, sku.title(), cat, 1, target.quantize(Decimal("0.01"))))
-                total = sum((q * p for *_, q, p in lines), Decimal("0"))
-                order = {"external_id": ext, "store_id": store_id, "budtender_person_id": pid,
-                         "budtender_external_id": pos_id, "occurred_at": at, "total": total, "status": "completed",
-                         "rewards_signup": rng.random() < rate, "source": "demo", "created_at": now, "updated_at": now}
-                await SalesRepo.add_in(conn, order, [
-                    {"external_id": f"{ext}:{i}", "product_id": p, "product_external_id": s,
-                     "name": nm, "category": c, "quantity": q, "unit_price": pr, "line_total": q * pr}
-                    for i, (p, s, nm, c, q, pr) in enumerate(lines, 1)
-                ])
-        return ids
-
-    ids = await app.db.run(unit)
+    catalogue = [(r.external_id, r.name, r.category, r.price) for r in await CatalogRepo(app.db).priced()]
+    store_id = await CustomerRepo(app.db).first_store_id()
+    records = StoreRecords()
+    for pos_id, name, phone, ticket, signup_rate in BUDTENDERS:
+        person = Person(None, name, frozenset({Role.BUDTENDER}), [Address("sms", phone)], timezone=tz,
+                        external_id=f"pos-staff:{pos_id}", attributes={"demo": True})
+        records.staff.append(NewStaff(pos_id, person, store_id, name, phone))
+        orders = []
+        for days_ago in range(1, 22):
+            if days_ago % 7 in (3, 4):
+                continue  # two days off a week
+            day_start = now - timedelta(days=days_ago, hours=6)
+            for k in range(rng.randint(10, 16)):
+                orders.append((day_start + timedelta(minutes=25 * k), ticket, signup_rate))
+        shift_start = now - timedelta(hours=1, minutes=45)
+        # today's orders so far; John's last five are weak
+        for k in range(6):
+            scale = Decimal("0.55") if pos_id == "E102" and k >= 2 else Decimal("1")
+            orders.append((shift_start + timedelta(minutes=15 * k + 5), ticket * scale, signup_rate))
+        for n, (at, typical, rate) in enumerate(orders, 1):
+            target = typical * Decimal(str(round(rng.uniform(0.7, 1.3), 2)))
+            if catalogue:
+                sku, pname, cat, price = rng.choice(catalogue)
+                qty = max(1, int(target // price)) if price else 1
+                line = NewLine(sku, pname, cat, qty, price, qty * price)
+            else:
+                sku, cat, _tier, _house = rng.choice(FALLBACK)
+                price = target.quantize(Decimal("0.01"))
+                line = NewLine(sku, sku.title(), cat, 1, price, price)
+            records.orders.append(NewOrder(f"DEMO-{pos_id}-{n}", store_id, at, line.line_total,
+                                           rewards_signup=rng.random() < rate, budtender_external_id=pos_id,
+                                           lines=[line]))
+    people = await StoreRecordsRepo(app.db, app.people).write(records, now)
+    ids = [people[pos_id] for pos_id, *_ in BUDTENDERS]
     shift_start = now - timedelta(hours=1, minutes=45)
     rows = [ShiftRow(pid, shift_start + timedelta(days=d), shift_start + timedelta(days=d, hours=8), None, "demo")
             for pid in ids for d in range(7)]

@@ -123,9 +123,8 @@ async def points(ctx: Context, budtender_coach: BudtenderCoach, store: StoreServ
     """The budtender's own points (the bonus on every sale they ring up), never anyone else's."""
     pid = _pid(ctx)
     _, start, _ = await budtender_coach.business_day(pid)
-    svc = store
-    balance, today = await svc.loyalty.person_points(pid, since=start)
-    rules = svc.settings.loyalty
+    balance, today = await store.loyalty.person_points(pid, since=start)
+    rules = store.settings.loyalty
     return bt.points_text(ctx.person.name, balance, today,  # type: ignore[union-attr]
                           rules.points_per_dollar * rules.budtender_multiplier)
 

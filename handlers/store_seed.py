@@ -5,15 +5,14 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from bot.app import App
 from bot.model import Address, Person
 from coaching.loyalty import order_points
 from coaching.roles import Role
+from storage.catalog import Product
 from storage.customers import Store
 from storage.loyalty import LedgerEntry
-from storage.sales import SalesRepo
+from storage.store_records import NewCustomer, NewLine, NewOrder, StoreRecords, StoreRecordsRepo
 
 PRODUCTS = [
     # sku, name, category, brand, house, tier, price, in stock
@@ -47,47 +46,25 @@ async def seed(app: App) -> None:
                                             now)
     store_id = ids[s.code]
     prices = {p[0]: Decimal(p[6]) for p in PRODUCTS}
+    names = {p[0]: (p[1], p[2]) for p in PRODUCTS}
     rules = svc.settings.loyalty
-
-    async def unit(conn: AsyncConnection) -> None:
-        await svc.catalog.upsert_in(conn, [
-            {"external_id": sku, "store_id": store_id, "name": name, "category": cat, "brand": brand,
-             "house_brand": house, "price_tier": tier, "price": Decimal(price), "in_stock": stock, "updated_at": now}
-            for sku, name, cat, brand, house, tier, price, stock in PRODUCTS
-        ])
-        product_ids = await svc.catalog.ids_by_external_in(conn)
-        for ext, first, last, phone, tier, favs, age, orders in CUSTOMERS:
-            person = Person(None, f"{first} {last}", frozenset({Role.CUSTOMER}), [Address("sms", phone)],
-                            timezone=s.timezone, attributes={"demo": True})
-            person_id = await app.people.add_in(conn, person, now)
-            spend = Decimal("0")
-            last_visit = None
-            customer_id = await svc.customers.add_in(
-                conn, external_id=ext, person_id=person_id, store_id=store_id, first_name=first, last_name=last,
-                phone=phone, vip_tier=tier, signup_date=date.fromordinal(now.date().toordinal() - age),
-                rewards_member=True, favourite_categories=favs, attributes={"demo": True}, created_at=now,
-                updated_at=now)
-            entries = []
-            for n, (days_ago, lines) in enumerate(orders, 1):
-                at = now - timedelta(days=days_ago, hours=2)
-                total = sum((prices[sku] * qty for sku, qty in lines), Decimal("0"))
-                order_ext = f"DEMO-{ext}-{n}"
-                order = {"external_id": order_ext, "store_id": store_id, "customer_id": customer_id,
-                         "customer_external_id": ext, "occurred_at": at, "total": total, "status": "completed",
-                         "source": "demo", "created_at": now, "updated_at": now}
-                await SalesRepo.add_in(conn, order, [
-                    {"external_id": f"{order_ext}:{i}", "product_id": product_ids[sku],
-                     "product_external_id": sku, "name": next(p[1] for p in PRODUCTS if p[0] == sku),
-                     "category": next(p[2] for p in PRODUCTS if p[0] == sku), "quantity": qty,
-                     "unit_price": prices[sku], "line_total": prices[sku] * qty}
-                    for i, (sku, qty) in enumerate(lines, 1)
-                ])
-                spend += total
-                last_visit = max(last_visit or at, at)
-                entries.append(LedgerEntry(f"order:{order_ext}:customer", order_points(total, rules), "purchase",
-                                           at, customer_id=customer_id, order_external_id=order_ext))
-            await svc.loyalty.add_in(conn, entries)
-            await svc.customers.update_in(
-                conn, customer_id, lifetime_spend=spend, visits=len(orders), last_visit_at=last_visit)
-
-    await app.db.run(unit)
+    records = StoreRecords(products=[
+        Product(None, sku, name, cat, brand, house, tier, Decimal(price), stock, store_id)
+        for sku, name, cat, brand, house, tier, price, stock in PRODUCTS
+    ])
+    for ext, first, last, phone, tier, favs, age, orders in CUSTOMERS:
+        person = Person(None, f"{first} {last}", frozenset({Role.CUSTOMER}), [Address("sms", phone)],
+                        timezone=s.timezone, attributes={"demo": True})
+        records.customers.append(NewCustomer(
+            ext, person, store_id, first, last, phone, tier, date.fromordinal(now.date().toordinal() - age),
+            rewards_member=True, favourite_categories=favs, attributes={"demo": True}))
+        for n, (days_ago, lines) in enumerate(orders, 1):
+            at = now - timedelta(days=days_ago, hours=2)
+            total = sum((prices[sku] * qty for sku, qty in lines), Decimal("0"))
+            order_ext = f"DEMO-{ext}-{n}"
+            records.orders.append(NewOrder(
+                order_ext, store_id, at, total, customer_external_id=ext,
+                lines=[NewLine(sku, *names[sku], qty, prices[sku], prices[sku] * qty) for sku, qty in lines],
+                points=[LedgerEntry(f"order:{order_ext}:customer", order_points(total, rules), "purchase", at,
+                                    order_external_id=order_ext)]))
+    await StoreRecordsRepo(app.db, app.people).write(records, now)

@@ -73,6 +73,9 @@ class CatalogRepo:
         query = sa.select(products.c.id, products.c.external_id, products.c.name, products.c.category, products.c.price)
         return [r for r in (await conn.execute(query)).all() if r.price is not None]
 
+    async def priced(self) -> list[Any]:
+        return await self.db.query(self.priced_in)
+
     @staticmethod
     async def tiers_in(conn: AsyncConnection, skus: set[str]) -> dict[str, tuple[int, int, bool]]:
         """sku → (product id, price tier, house brand), for the known ones among `skus`."""

@@ -231,6 +231,12 @@ class CustomerRepo:
             known = {r.code: r.id for r in (await conn.execute(sa.select(stores.c.code, stores.c.id))).all()}
         return known
 
+    async def store_ids(self, create: list[str] | None = None, now: datetime | None = None) -> dict[str, int]:
+        """code → id of every store; unknown codes in `create` are added first, named after their code."""
+        if not create:
+            return await self.db.query(self.store_ids_in)
+        return await self.db.run(lambda conn: self.store_ids_in(conn, create, now))
+
     async def stores(self) -> list[Store]:
         async with self.db.read() as conn:
             rows = (await conn.execute(sa.select(stores).order_by(stores.c.id))).all()
@@ -245,6 +251,9 @@ class CustomerRepo:
     @staticmethod
     async def first_store_id_in(conn: AsyncConnection) -> int | None:
         return (await conn.execute(sa.select(stores.c.id).order_by(stores.c.id).limit(1))).scalar()
+
+    async def first_store_id(self) -> int | None:
+        return await self.db.query(self.first_store_id_in)
 
     @staticmethod
     async def add_in(conn: AsyncConnection, **values: Any) -> int:

@@ -213,6 +213,10 @@ class SalesRepo:
         rows = await _STAFF_PEOPLE.all(conn, {"exts": sorted(external_ids)})
         return {r.external_id: r.person_id for r in rows}
 
+    async def staff_people(self, external_ids: set[str]) -> dict[str, int | None]:
+        """POS employee id → person id, for those of these employees that are known."""
+        return await self.db.query(lambda conn: self.staff_people_in(conn, external_ids))
+
     async def upsert_staff_in(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
         await self.db.upsert_in(conn, staff, rows)
 

@@ -6,6 +6,8 @@
   knows no handler or coaching; `storage/` knows none of those; `coaching/` knows no handler.
 * The kernel names no audience, no domain and no concrete channel in its code (comments and
   docstrings aside).
+* SQL only in `storage/`: `coaching/` and `handlers/` import no `sqlalchemy` (in any form, at any
+  level) and hold no database connection.
 """
 
 from __future__ import annotations
@@ -168,3 +170,50 @@ def test_kernel_names_no_domain_and_no_channel() -> None:
             if "store_name" in text:
                 found.append(f"bot/{path.name}:{line}: 'store_name'")
     assert not found, "the kernel names the domain or a channel:\n" + "\n".join(found)
+
+
+SQL_FREE = ("coaching", "handlers")
+CONNECTION_NAMES = ("AsyncConnection", "InlineConnection", "AsyncEngine")
+
+
+def sqlalchemy_uses(source: str) -> list[tuple[int, str]]:
+    """Where a module imports sqlalchemy or names a connection: top level, in functions, under TYPE_CHECKING."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, f"import {a.name}") for a in node.names if a.name.split(".")[0] == "sqlalchemy"]
+        elif isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] == "sqlalchemy":
+            found.append((node.lineno, f"from {node.module} import ..."))
+        elif (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
+              and getattr(node.func, "id", getattr(node.func, "attr", "")) in {"import_module", "__import__"}
+              and str(node.args[0].value).split(".")[0] == "sqlalchemy"):
+            found.append((node.lineno, f"import_module({node.args[0].value!r})"))
+    for line, text in _code_tokens(source):  # annotations too, quoted ones included
+        found += [(line, name) for name in CONNECTION_NAMES if name in text]
+    return sorted(set(found))
+
+
+def test_the_sqlalchemy_check_sees_every_form() -> None:
+    source = (
+        "from __future__ import annotations\n"
+        "import sqlalchemy as sa\n"
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from sqlalchemy.ext.asyncio import AsyncConnection\n"
+        "def f(conn: 'AsyncConnection') -> None:\n"
+        "    import sqlalchemy.orm\n"
+        "    importlib.import_module('sqlalchemy.sql')\n"
+        "    '''A docstring may say AsyncConnection.'''\n"
+        "x = 1  # a comment may say import sqlalchemy\n"
+    )
+    assert [line for line, _ in sqlalchemy_uses(source)] == [2, 5, 5, 6, 7, 8]
+    assert sqlalchemy_uses("from storage.db import Database\nimport sqlalchemy_utils\n") == []
+
+
+@pytest.mark.parametrize("layer", SQL_FREE)
+def test_sql_only_in_storage(layer: str) -> None:
+    bad = []
+    for path in sorted((ROOT / layer).rglob("*.py")):
+        for line, what in sqlalchemy_uses(path.read_text(encoding="utf-8")):
+            bad.append(f"{path.relative_to(ROOT)}:{line}: {what}")
+    assert not bad, f"{layer}/ must leave SQL to storage/ (a repository method instead):\n" + "\n".join(bad)

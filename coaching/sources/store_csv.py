@@ -1,7 +1,8 @@
 """CRM / POS CSV imports for the store: customers, transactions, items, products, staff.
 
-Every kind upserts by external id in batches (one executemany per batch), so importing the same
-file twice changes nothing and a corrected file updates what it names. Column names accepted for
+Every kind upserts by external id in batches (one executemany per batch, written by
+`storage.store_import`), so importing the same file twice changes nothing and a corrected file
+updates what it names. Column names accepted for
 each field are in `ALIASES` (Blaze, Dutchie, Treez, Flowhub and Alleaves exports, and the
 predecessor CRM's own columns); `--map FIELD=COLUMN` covers anything else.
 """
@@ -17,10 +18,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from bot.model import Address, Person
 from bot.phones import normalize_phone
 from coaching.roles import Role
 from coaching.sources.csv_rows import (
@@ -37,12 +34,12 @@ from coaching.sources.csv_rows import (
     text_list,
     when,
 )
-from storage.catalog import PRICE_TIERS, CatalogRepo
-from storage.customers import CustomerRepo, customers
+from storage.catalog import PRICE_TIERS
+from storage.customers import CustomerRepo
 from storage.db import Database
-from storage.loyalty import LedgerEntry, LoyaltyRepo
 from storage.people import PeopleRepo
-from storage.sales import SalesRepo, TransactionStatus, staff, transactions
+from storage.sales import TransactionStatus, staff
+from storage.store_import import CustomerRow, ItemRow, ProductRow, StaffRow, StoreImportWriter, TransactionRow
 
 BATCH = 2000
 
@@ -162,6 +159,11 @@ class ImportOptions:
     house_brands: tuple[str, ...] = ()
 
 
+Row = CustomerRow | TransactionRow | ItemRow | ProductRow | StaffRow
+Batch = list[tuple[int, Any]]
+"""(line number, row) pairs of one kind."""
+
+
 class StoreImporter:
     """Runs one import kind over a file; batch upserts, a report with line numbers and reasons."""
 
@@ -170,9 +172,6 @@ class StoreImporter:
         self.people = people
         self.now = now
         self.customers = CustomerRepo(db)
-        self.catalog = CatalogRepo(db)
-        self.sales = SalesRepo(db)
-        self.loyalty = LoyaltyRepo(db)
 
     async def run(self, kind: str, path: Path, options: ImportOptions,
                   overrides: dict[str, str] | None = None) -> ImportReport:
@@ -181,8 +180,8 @@ class StoreImporter:
         report = ImportReport(kind, str(path))
         parse = getattr(self, f"_parse_{kind}")
         write = getattr(self, f"_write_{kind}")
-        state: dict[str, Any] = {"seen": {}}
-        batch: list[tuple[int, dict[str, Any]]] = []
+        state: dict[str, Any] = {"seen": {}, "writer": StoreImportWriter(self.db, self.people)}
+        batch: Batch = []
         for line, cells in rows:
             report.read += 1
             if isinstance(cells, BrokenRecord):  # an unbalanced quote: its rows are not one customer
@@ -209,85 +208,69 @@ class StoreImporter:
                                 "kept without a store; add it to [[stores]] in huddle.toml, then import again")
         return report
 
-    async def _known_stores(self, conn: AsyncConnection, items: list[tuple[int, dict[str, Any]]],
-                            state: dict[str, Any]) -> dict[str, int]:
-        """code → id of the stores that exist; a code that does not is counted, never made a new store."""
-        stores = await self.customers.store_ids_in(conn)
-        missing = state.setdefault("unknown_stores", Counter())
-        for _, r in items:
-            if r["_store"] and r["_store"] not in stores:
-                missing[r["_store"]] += 1
-        return stores
-
-    async def _flush(self, write: Any, batch: list[tuple[int, dict[str, Any]]], options: ImportOptions,
-                     report: ImportReport, state: dict[str, Any]) -> None:
+    async def _flush(self, write: Any, batch: Batch, options: ImportOptions, report: ImportReport,
+                     state: dict[str, Any]) -> None:
         # Later rows with the same external id win (one row per key in a statement).
-        unique: dict[str, tuple[int, dict[str, Any]]] = {}
+        unique: dict[str, tuple[int, Row]] = {}
         for line, row in batch:
-            unique[row["external_id"]] = (line, row)
+            unique[row.external_id] = (line, row)
         items = list(unique.values())
         if options.dry_run:
             report.written += len(items)
             return
-        async with self.db.transaction() as conn:
-            written = await write(conn, items, options, report, state)
-        report.written += written
+        report.written += await write(items, options, report, state)
+
+    async def _known_stores(self, items: Batch, state: dict[str, Any]) -> dict[str, int]:
+        """code → id of the stores that exist; a code that does not is counted, never made a new store."""
+        codes = [r.store for _, r in items if r.store]
+        stores: dict[str, int] | None = state.get("stores")
+        if stores is None or any(c not in stores for c in codes):  # read again: a store may have been added
+            stores = state["stores"] = await self.customers.store_ids()
+        missing = state.setdefault("unknown_stores", Counter())
+        for code in codes:
+            if code not in stores:
+                missing[code] += 1
+        return stores
 
     # -- customers ---------------------------------------------------------------------------
 
-    def _parse_customers(self, cols: Columns, cells: list[str], o: ImportOptions, _s: dict[str, Any]) -> dict[str, Any]:
+    def _parse_customers(self, cols: Columns, cells: list[str], o: ImportOptions, _s: dict[str, Any]) -> CustomerRow:
         g = cols.get
         first, last = g(cells, "first_name"), g(cells, "last_name")
         if not first and g(cells, "name"):
             first, _, last = g(cells, "name").partition(" ")
-        row = {
-            "external_id": _ext(g(cells, "external_id"), "customer id"),
-            "first_name": first[:100] or None,
-            "last_name": last.strip()[:100] or None,
-            "phone": phone(g(cells, "phone")),
-            "email": g(cells, "email")[:200] or None,
-            "vip_tier": g(cells, "vip_tier")[:32] or None,
-            "signup_date": day(g(cells, "signup_date"), "signup date"),
-            "rewards_member": boolean(g(cells, "rewards_member"), "rewards member") if "rewards_member" in cols.index
+        row = CustomerRow(
+            external_id=_ext(g(cells, "external_id"), "customer id"),
+            first_name=first[:100] or None,
+            last_name=last.strip()[:100] or None,
+            phone=phone(g(cells, "phone")),
+            email=g(cells, "email")[:200] or None,
+            vip_tier=g(cells, "vip_tier")[:32] or None,
+            signup_date=day(g(cells, "signup_date"), "signup date"),
+            rewards_member=boolean(g(cells, "rewards_member"), "rewards member") if "rewards_member" in cols.index
             else True,
-            "favourite_categories": text_list(g(cells, "favourite_categories")),
-            "birthday": day(g(cells, "birthday"), "birthday"),
-            "lifetime_spend": optional_money(g(cells, "lifetime_spend"), "lifetime spend") or Decimal("0"),
-            "visits": integer(g(cells, "visits"), "visits", default=0),
-            "last_visit_at": when(g(cells, "last_visit"), o.timezone, "last visit") if g(cells, "last_visit") else None,
-            "sms_opt_in": boolean(g(cells, "sms_opt_in"), "sms opt-in") if g(cells, "sms_opt_in") else True,
-            "_store": g(cells, "store") or o.default_store,
-            "_points": integer(g(cells, "points"), "points") if g(cells, "points") else None,
-        }
-        if not (row["first_name"] or row["phone"]):
+            favourite_categories=text_list(g(cells, "favourite_categories")),
+            birthday=day(g(cells, "birthday"), "birthday"),
+            lifetime_spend=optional_money(g(cells, "lifetime_spend"), "lifetime spend") or Decimal("0"),
+            visits=integer(g(cells, "visits"), "visits", default=0),
+            last_visit_at=when(g(cells, "last_visit"), o.timezone, "last visit") if g(cells, "last_visit") else None,
+            sms_opt_in=boolean(g(cells, "sms_opt_in"), "sms opt-in") if g(cells, "sms_opt_in") else True,
+            store=g(cells, "store") or o.default_store,
+            points=integer(g(cells, "points"), "points") if g(cells, "points") else None,
+        )
+        if not (row.first_name or row.phone):
             raise RowError("neither a name nor a phone number")
         return row
 
-    async def _write_customers(self, conn: AsyncConnection, items: list[tuple[int, dict[str, Any]]],
-                               _o: ImportOptions, report: ImportReport, state: dict[str, Any]) -> int:
-        now = self.now()
-        stores = await self._known_stores(conn, items, state)
-        rows, points = [], {}
-        for _, r in items:
-            if r["_points"] is not None:
-                points[r["external_id"]] = r["_points"]
-            out = {k: v for k, v in r.items() if not k.startswith("_")}
-            out.update(store_id=stores.get(r["_store"]) if r["_store"] else None, attributes={"source": "import"},
-                       created_at=now, updated_at=now)
-            rows.append(out)
-        await self.customers.upsert_in(conn, rows, keep=("attributes",))
-        if points:
-            ids = await self.customers.ids_by_external_in(conn, list(points))
-            await self.loyalty.add_in(conn, [
-                LedgerEntry(f"import:{ext}:balance", pts, "import", now, customer_id=ids[ext], note="CRM balance")
-                for ext, pts in points.items() if ext in ids
-            ], replace=True)
-        return len(rows)
+    async def _write_customers(self, items: Batch, _o: ImportOptions, report: ImportReport,
+                               state: dict[str, Any]) -> int:
+        stores = await self._known_stores(items, state)
+        return await state["writer"].write_customers([r for _, r in items], stores, self.now())
 
     # -- transactions ------------------------------------------------------------------------
 
     def _parse_transactions(self, cols: Columns, cells: list[str], o: ImportOptions,
-                            _s: dict[str, Any]) -> dict[str, Any]:
+                            _s: dict[str, Any]) -> TransactionRow:
         g = cols.get
         status_word = g(cells, "status").lower()
         if status_word not in STATUS_WORDS:
@@ -298,47 +281,26 @@ class StoreImporter:
             raise RowError(f"total {total} is negative for a {status.value} sale (a refund has status refunded)")
         # An amount off, whatever its sign: Square's Transactions export writes "-$3.00".
         discount = abs(optional_money(g(cells, "discount"), "discount") or Decimal("0"))
-        return {
-            "external_id": _ext(g(cells, "external_id"), "transaction id"),
-            "customer_external_id": g(cells, "customer_external_id")[:100] or None,
-            "budtender_external_id": g(cells, "budtender_external_id")[:100] or None,
-            "occurred_at": when(g(cells, "occurred_at"), o.timezone, "date"),
-            "total": total,
-            "discount": discount,
-            "status": status.value,
-            "rewards_signup": boolean(g(cells, "rewards_signup"), "rewards signup") if g(cells, "rewards_signup")
+        return TransactionRow(
+            external_id=_ext(g(cells, "external_id"), "transaction id"),
+            customer_external_id=g(cells, "customer_external_id")[:100] or None,
+            budtender_external_id=g(cells, "budtender_external_id")[:100] or None,
+            occurred_at=when(g(cells, "occurred_at"), o.timezone, "date"),
+            total=total,
+            discount=discount,
+            status=status.value,
+            rewards_signup=boolean(g(cells, "rewards_signup"), "rewards signup") if g(cells, "rewards_signup")
             else False,
-            "_store": g(cells, "store") or o.default_store,
-        }
+            store=g(cells, "store") or o.default_store,
+        )
 
-    async def _write_transactions(self, conn: AsyncConnection, items: list[tuple[int, dict[str, Any]]],
-                                  _o: ImportOptions, report: ImportReport, state: dict[str, Any]) -> int:
-        now = self.now()
-        if "customer_ids" not in state:
-            state["customer_ids"] = await self.customers.ids_by_external_in(conn)
-            state["staff"] = await self.sales.staff_persons_in(conn)
-            state["touched"] = set()
-        cids: dict[str, int] = state["customer_ids"]
-        stores = await self._known_stores(conn, items, state)
-        rows = []
-        unknown_customers = unknown_staff = 0
-        for _, r in items:
-            out = {k: v for k, v in r.items() if not k.startswith("_")}
-            cid = cids.get(r["customer_external_id"]) if r["customer_external_id"] else None
-            if r["customer_external_id"] and cid is None:
-                unknown_customers += 1
-            if r["budtender_external_id"] and r["budtender_external_id"] not in state["staff"]:
-                unknown_staff += 1
-            if cid is not None:
-                state["touched"].add(cid)
-            out.update(store_id=stores.get(r["_store"]) if r["_store"] else None, customer_id=cid,
-                       budtender_person_id=state["staff"].get(r["budtender_external_id"] or ""),
-                       source="import", created_at=now, updated_at=now)
-            rows.append(out)
-        state["unknown_customers"] = state.get("unknown_customers", 0) + unknown_customers
-        state["unknown_staff"] = state.get("unknown_staff", 0) + unknown_staff
-        await self.sales.upsert_transactions_in(conn, rows)
-        return len(rows)
+    async def _write_transactions(self, items: Batch, _o: ImportOptions, report: ImportReport,
+                                  state: dict[str, Any]) -> int:
+        stores = await self._known_stores(items, state)
+        written = await state["writer"].write_transactions([r for _, r in items], stores, self.now())
+        state["unknown_customers"] = state.get("unknown_customers", 0) + written.unknown_customers
+        state["unknown_staff"] = state.get("unknown_staff", 0) + written.unknown_staff
+        return len(items)
 
     async def _finish_transactions(self, report: ImportReport, state: dict[str, Any]) -> None:
         if state.get("unknown_customers"):
@@ -347,37 +309,17 @@ class StoreImporter:
         if state.get("unknown_staff"):
             report.notes.append(f"note: {state['unknown_staff']} transactions name a budtender id that is not "
                                 "imported (kept without a budtender; import staff, then transactions again)")
-        touched: set[int] = state.get("touched", set())
+        touched: set[int] = state["writer"].touched
         if touched:
             await self.refresh_customer_totals(touched)
 
     async def refresh_customer_totals(self, customer_ids: set[int]) -> None:
         """Visits, lifetime spend and last visit from the transactions (exact Decimal sums in Python)."""
-        ids = sorted(customer_ids)
-        counting = [TransactionStatus.COMPLETED.value, TransactionStatus.PENDING.value]
-        for i in range(0, len(ids), 5000):
-            chunk = ids[i : i + 5000]
-            async with self.db.transaction() as conn:
-                rows = (await conn.execute(
-                    sa.select(transactions.c.customer_id, transactions.c.total, transactions.c.occurred_at)
-                    .where(transactions.c.customer_id.in_(chunk), transactions.c.status.in_(counting)))).all()
-                totals: dict[int, list[Any]] = {cid: [Decimal("0"), 0, None] for cid in chunk}
-                for r in rows:
-                    t = totals[r.customer_id]
-                    t[0] += r.total
-                    t[1] += 1
-                    if t[2] is None or r.occurred_at > t[2]:
-                        t[2] = r.occurred_at
-                await conn.execute(
-                    customers.update().where(customers.c.id == sa.bindparam("cid")).values(
-                        lifetime_spend=sa.bindparam("spend"), visits=sa.bindparam("n"),
-                        last_visit_at=sa.bindparam("last")),
-                    [{"cid": cid, "spend": t[0], "n": t[1], "last": t[2]} for cid, t in totals.items()],
-                )
+        await StoreImportWriter(self.db, self.people).refresh_customer_totals(customer_ids)
 
     # -- items -------------------------------------------------------------------------------
 
-    def _parse_items(self, cols: Columns, cells: list[str], _o: ImportOptions, state: dict[str, Any]) -> dict[str, Any]:
+    def _parse_items(self, cols: Columns, cells: list[str], _o: ImportOptions, state: dict[str, Any]) -> ItemRow:
         g = cols.get
         txn = _ext(g(cells, "transaction_external_id"), "transaction id")
         seen: dict[str, int] = state["seen"]
@@ -394,37 +336,28 @@ class StoreImporter:
         if line_total is None:
             line_total = unit * quantity
         ext = g(cells, "external_id") or f"{txn}:{seen[txn]}"
-        return {
-            "external_id": _ext(ext, "item id"),
-            "_txn": txn,
-            "product_external_id": g(cells, "product_external_id")[:100] or None,
-            "name": g(cells, "name")[:300],
-            "category": g(cells, "category")[:100].lower(),
-            "quantity": quantity,
-            "unit_price": unit,
-            "line_total": line_total,
-        }
+        return ItemRow(
+            external_id=_ext(ext, "item id"),
+            transaction_external_id=txn,
+            product_external_id=g(cells, "product_external_id")[:100] or None,
+            name=g(cells, "name")[:300],
+            category=g(cells, "category")[:100].lower(),
+            quantity=quantity,
+            unit_price=unit,  # type: ignore[arg-type]
+            line_total=line_total,
+        )
 
-    async def _write_items(self, conn: AsyncConnection, items: list[tuple[int, dict[str, Any]]], _o: ImportOptions,
-                           report: ImportReport, state: dict[str, Any]) -> int:
-        if "txn_ids" not in state:
-            state["txn_ids"] = await self.sales.ids_by_external_in(conn)
-            state["product_ids"] = await self.catalog.ids_by_external_in(conn)
-        rows = []
-        for line, r in items:
-            tid = state["txn_ids"].get(r["_txn"])
-            if tid is None:
-                report.skip(line, f"unknown transaction {r['_txn']!r} (import transactions first)")
-                continue
-            out = {k: v for k, v in r.items() if not k.startswith("_")}
-            out.update(transaction_id=tid, product_id=state["product_ids"].get(r["product_external_id"] or ""))
-            rows.append(out)
-        await self.sales.upsert_items_in(conn, rows)
-        return len(rows)
+    async def _write_items(self, items: Batch, _o: ImportOptions, report: ImportReport,
+                           state: dict[str, Any]) -> int:
+        unknown = await state["writer"].write_items([r for _, r in items])
+        for n in unknown:
+            line, r = items[n]
+            report.skip(line, f"unknown transaction {r.transaction_external_id!r} (import transactions first)")
+        return len(items) - len(unknown)
 
     # -- products ----------------------------------------------------------------------------
 
-    def _parse_products(self, cols: Columns, cells: list[str], o: ImportOptions, _s: dict[str, Any]) -> dict[str, Any]:
+    def _parse_products(self, cols: Columns, cells: list[str], o: ImportOptions, _s: dict[str, Any]) -> ProductRow:
         g = cols.get
         name = g(cells, "name")
         if not name:
@@ -446,33 +379,26 @@ class StoreImporter:
         brand = g(cells, "brand")[:200] or None
         house = boolean(g(cells, "house_brand"), "house brand") if g(cells, "house_brand") else (
             bool(brand) and brand.lower() in o.house_brands)
-        return {
-            "external_id": _ext(g(cells, "external_id"), "sku"),
-            "name": name[:300],
-            "category": g(cells, "category")[:100].lower(),
-            "brand": brand,
-            "house_brand": house,
-            "price_tier": tier,
-            "price": optional_money(g(cells, "price"), "price"),
-            "in_stock": in_stock,
-            "_store": g(cells, "store"),
-        }
+        return ProductRow(
+            external_id=_ext(g(cells, "external_id"), "sku"),
+            name=name[:300],
+            category=g(cells, "category")[:100].lower(),
+            brand=brand,
+            house_brand=house,
+            price_tier=tier,
+            price=optional_money(g(cells, "price"), "price"),
+            in_stock=in_stock,
+            store=g(cells, "store") or None,
+        )
 
-    async def _write_products(self, conn: AsyncConnection, items: list[tuple[int, dict[str, Any]]],
-                              _o: ImportOptions, report: ImportReport, state: dict[str, Any]) -> int:
-        now = self.now()
-        stores = await self._known_stores(conn, items, state)
-        rows = []
-        for _, r in items:
-            out = {k: v for k, v in r.items() if not k.startswith("_")}
-            out.update(store_id=stores.get(r["_store"]) if r["_store"] else None, updated_at=now)
-            rows.append(out)
-        await self.catalog.upsert_in(conn, rows)
-        return len(rows)
+    async def _write_products(self, items: Batch, _o: ImportOptions, report: ImportReport,
+                              state: dict[str, Any]) -> int:
+        stores = await self._known_stores(items, state)
+        return await state["writer"].write_products([r for _, r in items], stores, self.now())
 
     # -- staff -------------------------------------------------------------------------------
 
-    def _parse_staff(self, cols: Columns, cells: list[str], o: ImportOptions, _s: dict[str, Any]) -> dict[str, Any]:
+    def _parse_staff(self, cols: Columns, cells: list[str], o: ImportOptions, _s: dict[str, Any]) -> StaffRow:
         g = cols.get
         name = g(cells, "name") or " ".join(p for p in (g(cells, "first_name"), g(cells, "last_name")) if p)
         if not name:
@@ -484,63 +410,25 @@ class StoreImporter:
             except (KeyError, ValueError):
                 raise RowError(f"timezone {tz!r} is not an IANA zone") from None
         active_text = g(cells, "active").lower()
-        return {
-            "external_id": _ext(g(cells, "external_id"), "employee id"),
-            "name": name[:200],
-            "phone": phone(g(cells, "phone")),
-            "role": (g(cells, "role") or "budtender")[:32].lower(),
-            "active": active_text not in {"0", "no", "false", "inactive", "terminated", "n"},
-            "_store": g(cells, "store") or o.default_store,
-            "_tz": tz or getattr(o.timezone, "key", "UTC"),
-        }
+        return StaffRow(
+            external_id=_ext(g(cells, "external_id"), "employee id"),
+            name=name[:200],
+            phone=phone(g(cells, "phone")),
+            role=(g(cells, "role") or "budtender")[:32].lower(),
+            active=active_text not in {"0", "no", "false", "inactive", "terminated", "n"},
+            store=g(cells, "store") or o.default_store,
+            timezone=tz or getattr(o.timezone, "key", "UTC"),
+        )
 
-    async def _write_staff(self, conn: AsyncConnection, items: list[tuple[int, dict[str, Any]]], _o: ImportOptions,
-                           report: ImportReport, state: dict[str, Any]) -> int:
-        now = self.now()
-        stores = await self._known_stores(conn, items, state)
-        known = await self.sales.staff_persons_in(conn)
-        rows = []
-        for line, r in items:
-            person_id = known.get(r["external_id"])
-            try:
-                person_id = await self._staff_person(conn, r, person_id, now)
-            except ValueError as exc:
-                report.skip(line, str(exc))
-                continue
-            out = {k: v for k, v in r.items() if not k.startswith("_")}
-            out.update(store_id=stores.get(r["_store"]) if r["_store"] else None, person_id=person_id,
-                       updated_at=now)
-            rows.append(out)
-        await self.sales.upsert_staff_in(conn, rows)
-        return len(rows)
-
-    async def _staff_person(self, conn: AsyncConnection, r: dict[str, Any], person_id: int | None,
-                            now: datetime) -> int:
-        """The budtender's person: the one already linked, the one with this phone, or a new one."""
-        from storage.people import addresses, persons
-
-        if person_id is None and r["phone"]:
-            person_id = (await conn.execute(sa.select(addresses.c.person_id).where(
-                addresses.c.channel == "sms", addresses.c.address == r["phone"]))).scalar()
-        if person_id is None:
-            person = Person(None, r["name"], frozenset({Role.BUDTENDER}),
-                            [Address("sms", r["phone"])] if r["phone"] else [], timezone=r["_tz"],
-                            external_id=f"pos-staff:{r['external_id']}", attributes={"source": "import"})
-            return await self.people.add_in(conn, person, now)
-        row = (await conn.execute(sa.select(persons.c.roles, persons.c.name, persons.c.attributes)
-                                  .where(persons.c.id == person_id))).one()
-        roles = set(filter(None, row.roles.split(",")))
-        values: dict[str, Any] = {"updated_at": now}
-        if Role.BUDTENDER.value not in roles:
-            values["roles"] = ",".join(sorted(roles | {Role.BUDTENDER.value}))
-        if not row.name or (row.attributes or {}).get("lead"):
-            values["name"] = r["name"]
-            values["attributes"] = {k: v for k, v in (row.attributes or {}).items() if k != "lead"}
-        await conn.execute(persons.update().where(persons.c.id == person_id).values(**values))
-        if r["phone"]:
-            await conn.execute(self.db.insert(addresses).values(person_id=person_id, channel="sms", address=r["phone"])
-                               .on_conflict_do_nothing(index_elements=["channel", "address"]))
-        return int(person_id)
+    async def _write_staff(self, items: Batch, _o: ImportOptions, report: ImportReport,
+                           state: dict[str, Any]) -> int:
+        """Each budtender becomes a person with the budtender role, their phone their SMS address."""
+        stores = await self._known_stores(items, state)
+        refused = await state["writer"].write_staff([r for _, r in items], stores, role=Role.BUDTENDER.value,
+                                                    channel="sms", now=self.now())
+        for n, reason in refused:
+            report.skip(items[n][0], reason)
+        return len(items) - len(refused)
 
 
 KINDS = {
