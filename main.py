@@ -5,8 +5,6 @@ order whatever the order here; `[plugins]` in huddle.toml can replace, extend or
 and installed packages add their own through the entry-point group `huddle.plugins`.
 """
 
-import sys
-
 PLUGINS = [
     "bot.builtin",  # help, run, status, send, people, db
     "channels.sms.plugin",  # SMS through a USB modem (the simulator in demo mode)
@@ -23,6 +21,6 @@ PLUGINS = [
 ]
 
 if __name__ == "__main__":
-    from bot.cli import main
+    from bot.cli import run
 
-    sys.exit(main(PLUGINS))
+    run(PLUGINS)

@@ -43,7 +43,7 @@ from coaching.roles import Role
 from coaching.roles import declare as declare_roles
 from coaching.sources.imports import ImportKind, register_import
 from coaching.sources.pos import OrderProcessed, on_order
-from handlers import budtender_seed, budtender_trend
+from handlers import budtender_trend
 from handlers.store_services import StoreServices
 from storage.sales import Transaction
 
@@ -236,7 +236,14 @@ def setup(app: App) -> None:
                                     "start, end", import_shifts))
 
     budtender_trend.setup(app, coach)
-    app.on_seed_demo(budtender_seed.seed)
+    app.on_seed_demo(_seed)
+
+
+async def _seed(app: App) -> None:
+    """Demo shifts and sales, imported only when an empty database is seeded."""
+    from handlers import budtender_seed
+
+    await budtender_seed.seed(app)
 
 
 plugin = Plugin("budtenders", setup, requires=("store",), description="shift coaching for budtenders by SMS")

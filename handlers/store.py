@@ -19,7 +19,7 @@ from bot.model import Address
 from bot.plugins import Plugin
 from bot.scheduler import JobRun
 from coaching.pos import MAX_BODY, SIGNATURE_HEADER, TIMESTAMP_HEADER, PayloadError, check_signature
-from handlers import store_import, store_seed
+from handlers import store_import
 from handlers.store_services import StoreServices, services
 
 if TYPE_CHECKING:
@@ -114,7 +114,14 @@ def setup(app: App) -> None:
     app.scheduler.add("pos_retry", IntervalTrigger(minutes=5), sweep)
 
     store_import.setup(app)
-    app.on_seed_demo(store_seed.seed)
+    app.on_seed_demo(_seed)
+
+
+async def _seed(app: App) -> None:
+    """Demo data, imported only when an empty database is seeded."""
+    from handlers import store_seed
+
+    await store_seed.seed(app)
 
 
 plugin = Plugin("store", setup, description="stores, the POS webhook, loyalty, CRM imports and demo data")

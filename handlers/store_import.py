@@ -9,11 +9,18 @@ from zoneinfo import ZoneInfo
 
 from bot.app import App
 from bot.errors import UserError
-from coaching.sources.csv_rows import FileRefused
 from coaching.sources.imports import ImportKind, ImportRun, parse_map, register_import
-from coaching.sources.store_csv import KINDS, ImportOptions, StoreImporter
 
 ORDER = "customers → products → staff → transactions → items"
+
+KINDS = {
+    "customers": "CRM customers: id, name, phone, VIP tier, signup date, points, favourite categories",
+    "transactions": "POS transactions: id, date, total, status, customer id, budtender (employee) id",
+    "items": "transaction line items: transaction id, sku, name, category, quantity, price",
+    "products": "the product catalogue: sku, name, category, brand, house brand, price tier, in stock",
+    "staff": "budtenders: employee id, name, phone (becomes their SMS address), store",
+}
+"""What `python main.py import KIND` takes (the parsers live in coaching/sources/store_csv.py)."""
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +34,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 def _runner(kind: str) -> ImportRun:
     async def run(app: App, args: argparse.Namespace) -> int:
+        from coaching.sources.csv_rows import FileRefused  # the importer loads only for an import
+        from coaching.sources.store_csv import ImportOptions, StoreImporter
         from handlers.store_services import services
 
         svc = services(app)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from bot.model import Outbound, OutboundKind
 from bot.phones import SenderKind, normalize_phone, normalize_sender, sender_kind
 from channels.base import Capabilities, ChannelPolicy, Keyword, Markup, Pacing
-from channels.sms import optout, pdu
+from channels.sms import pdu
 
 
 class SmsPolicy(ChannelPolicy):
@@ -66,6 +66,8 @@ class SmsPolicy(ChannelPolicy):
 
 def texting_keyword(text: str) -> Keyword | None:
     """Opting back in and HELP need their own word; opting out follows `optout` (FCC 24-18)."""
+    from channels.sms import optout  # its rules compile on the first text, not for every command
+
     if optout.is_opt_in(text):
         return Keyword("opt_in", optout.normalise(text)[:32])
     if optout.is_help(text):

@@ -431,12 +431,5 @@ class StoreImporter:
         return len(items) - len(refused)
 
 
-KINDS = {
-    "customers": "CRM customers: id, name, phone, VIP tier, signup date, points, favourite categories",
-    "transactions": "POS transactions: id, date, total, status, customer id, budtender (employee) id",
-    "items": "transaction line items: transaction id, sku, name, category, quantity, price",
-    "products": "the product catalogue: sku, name, category, brand, house brand, price tier, in stock",
-    "staff": "budtenders: employee id, name, phone (becomes their SMS address), store",
-}
 
-__all__ = ["ALIASES", "KINDS", "REQUIRED", "ImportOptions", "StoreImporter", "staff"]
+__all__ = ["ALIASES", "REQUIRED", "ImportOptions", "StoreImporter", "staff"]
