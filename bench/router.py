@@ -32,7 +32,7 @@ from bot.model import Address, Inbound, Outbound
 from bot.router import Router
 from bot.settings import CoreSettings
 from bot.testing import migrated_sqlite
-from channels.base import Capabilities, Pacing, SendResult
+from channels.base import Capabilities, ChannelPolicy, Pacing, SendResult
 from coaching.roles import Role
 from storage.db import CommitTimes, Database
 
@@ -44,8 +44,8 @@ class TimingChannel:
     """A provider that answers at once and notes when each reply reached it."""
 
     name: str = "telegram"
-    capabilities: Capabilities = field(default_factory=lambda: Capabilities(max_length=4096))
-    pacing: Pacing = field(default_factory=lambda: Pacing(concurrency=64))
+    policy: ChannelPolicy = field(default_factory=lambda: ChannelPolicy(
+        "telegram", capabilities=Capabilities(max_length=4096), pacing=Pacing(concurrency=64)))
     arrived: dict[str, float] = field(default_factory=dict)
     done: asyncio.Event = field(default_factory=asyncio.Event)
     expected: int = 0

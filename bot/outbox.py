@@ -147,6 +147,9 @@ class ChannelSender:
         self.in_flight = 0
         self.pacing_waits = 0
         self.claiming = False
+        self.room = asyncio.Event()
+        self.room_at: int | None = None
+        """While the claim loop waits for the lanes to drain: the backlog that wakes it."""
         self.unsent: list[Outbound] = []
         self.parked: set[int] = set()
         """Messages waiting on a retry of this channel (or behind one): due at once when it is ready again."""
@@ -225,9 +228,14 @@ class ChannelSender:
 
     async def _loop(self) -> None:
         o = self.outbox
+        window = self.pacing.concurrency * 4
         while self.running:
             try:
-                limit = max(1, self.pacing.concurrency * 4 - self.backlog)
+                if self.backlog > window // 2:
+                    # Claim in bounded batches, not a row per commit as each send frees a place.
+                    await self._wait_for_room(window // 2)
+                    continue
+                limit = max(1, window - self.backlog)
                 self.claiming = True
                 try:
                     claimed = await o.repo.claim(self.channel.name, o.settings.worker_id, o.clock.now(), limit)
@@ -244,6 +252,23 @@ class ChannelSender:
             except Exception:
                 log.exception("outbox loop error channel=%s", self.channel.name)
                 await o.clock.sleep(1.0)
+
+    async def _wait_for_room(self, backlog: int) -> None:
+        """Until the lanes hold at most `backlog` messages (or a poll interval, as a safety net)."""
+        self.room.clear()
+        self.room_at = backlog
+        waker = asyncio.create_task(self.room.wait())
+        sleeper = asyncio.create_task(self.outbox.clock.sleep(self.outbox.settings.outbox_poll_interval))
+        try:
+            await asyncio.wait({waker, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.room_at = None
+            waker.cancel()
+            sleeper.cancel()
+
+    def _made_room(self) -> None:
+        if self.room_at is not None and self.backlog <= self.room_at:
+            self.room.set()
 
     async def _sleep_until_work(self) -> None:
         o = self.outbox
@@ -298,6 +323,7 @@ class ChannelSender:
                     finally:
                         self.in_flight -= 1
                 lane.pop(0)
+                self._made_room()
                 if retry_at is None and (held := self.retrying.get(address)) is not None and held[0] == msg.id:
                     del self.retrying[address]
                 if retry_at is not None:
@@ -312,6 +338,7 @@ class ChannelSender:
             if not self.running and self.in_flight == 0:
                 self.unsent.extend(lane)
             self.lanes.pop(address, None)
+            self._made_room()
             if bucket.full:
                 self.recipient_buckets.pop(address, None)
 
@@ -381,9 +408,16 @@ class Outbox:
                 return
             await asyncio.sleep(0.001)
 
-    def _receipts(self, channel: str) -> asyncio.Lock:
+    def _receipts(self, channel: str) -> contextlib.AbstractAsyncContextManager[object]:
         """One channel's receipts and reports are written one at a time (a report and the receipt
-        it belongs to never commit side by side unseen by each other)."""
+        it belongs to never commit side by side unseen by each other).
+
+        A database that runs its writes one after another (SQLite; PostgreSQL with group commit,
+        one transaction at a time) does that already, and lets a burst of sends share a commit;
+        a lock here would make every send of the channel wait for the previous one's commit.
+        """
+        if self.db.writes_in_turn:
+            return contextlib.nullcontext()
         lock = self._receipt_locks.get(channel)
         if lock is None:
             lock = self._receipt_locks[channel] = asyncio.Lock()

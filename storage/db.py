@@ -529,6 +529,14 @@ class Database:
                 if not fut.done():
                     fut.set_result(result)
 
+    @property
+    def writes_in_turn(self) -> bool:
+        """`run` units never commit side by side: each sees every write committed before it.
+
+        True on SQLite (one writer at a time) and with group commit (one batch at a time).
+        """
+        return self.dialect == "sqlite" or self.group_commit
+
     async def _run_alone(self, unit: Unit[Any], fut: asyncio.Future[Any]) -> None:
         try:
             async with self.transaction() as conn:
