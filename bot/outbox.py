@@ -22,8 +22,6 @@ from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from bot.clock import Clock
 from bot.model import TERMINAL_STATUSES, Address, DeliveryReport, Outbound, OutboundKind, OutboundStatus
 from channels.base import (
@@ -38,7 +36,7 @@ from channels.base import (
 from channels.markup import render
 from storage.db import Database
 from storage.outbox import OutboxRepo
-from storage.people import PeopleRepo, consent_in
+from storage.people import PeopleRepo, consent_many
 
 if TYPE_CHECKING:
     from bot.settings import CoreSettings
@@ -509,10 +507,7 @@ class Outbox:
             log.info("not sent: %s outbox_id=%s", refusal, msg.id)
             return None
 
-        async def check(conn: AsyncConnection) -> tuple[bool, str | None]:
-            return await consent_in(conn, msg.address)
-
-        opted_out, unreachable = await self.db.query(check)
+        opted_out, unreachable = await self.db.query_many(consent_many, msg.address)
         if opted_out and not msg.compliance:
             await self._failed(msg, "opted out", refused=True)
             log.info("not sent: recipient opted out outbox_id=%s", msg.id)

@@ -207,9 +207,9 @@ class Database:
             )
             self._install_sqlite_pragmas()
         else:
-            # Kept open up to 20: an overflow connection is closed on return, and opening one
+            # All kept open (no overflow): an overflow connection is closed on return, and opening one
             # (TCP, SSL negotiation, start-up) cost more than the burst of reads that needed it.
-            kwargs.update(pool_size=20, max_overflow=10, pool_recycle=1800)
+            kwargs.update(pool_size=30, max_overflow=0, pool_recycle=1800)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         """Same pool; no BEGIN/COMMIT round trips for the hot single-statement reads of query()."""
@@ -229,6 +229,8 @@ class Database:
         self._reader_busy = False
         self._pending: list[tuple[ManyUnit[Any, Any] | None, Any, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._reads: dict[ManyUnit[Any, Any], list[tuple[Any, asyncio.Future[Any]]]] = {}
+        self._read_tasks: set[asyncio.Task[None]] = set()
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -479,6 +481,53 @@ class Database:
             return await self._sqlite_query(unit)
         async with self._autocommit.connect() as conn:
             return await unit(conn)
+
+    async def query_many(self, op: ManyUnit[I, T], item: I) -> T:
+        """Like `query`, for a read many callers make at once (`op(conn, items)`: one result per item).
+
+        On PostgreSQL the items of concurrent callers share one pooled connection and one call of
+        `op` (a statement for all, where each caller would take a connection and a round trip);
+        callers that come while it runs share the next. SQLite runs `op` on this item alone,
+        inline: a statement there takes microseconds and has no round trip to save.
+        """
+        if self.dialect == "sqlite":
+            return (await self._sqlite_query(lambda conn: op(conn, [item])))[0]
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        waiting = self._reads.get(op)
+        if waiting is None:
+            waiting = self._reads[op] = []
+            task = asyncio.create_task(self._read_batches(op), name=f"reads-{op.__qualname__}")
+            self._read_tasks.add(task)
+            task.add_done_callback(self._read_tasks.discard)
+        waiting.append((item, fut))
+        return await fut
+
+    async def _read_batches(self, op: ManyUnit[Any, Any]) -> None:
+        try:
+            while self._reads.get(op):
+                await asyncio.sleep(0)  # let concurrent callers join
+                batch, self._reads[op] = self._reads[op], []
+                try:
+                    async with self._autocommit.connect() as conn:
+                        found = await op(conn, [item for item, _ in batch])
+                except Exception as exc:
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                except BaseException as exc:
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    raise
+                for (_, fut), result in zip(batch, found, strict=True):
+                    if not fut.done():
+                        fut.set_result(result)
+        finally:
+            left = self._reads.pop(op, [])
+            for _, fut in left:
+                if not fut.done():
+                    fut.set_exception(RuntimeError("database closed"))
 
     async def _sqlite_query(self, unit: Unit[T]) -> T:
         # One kept-open connection serves the reads: checking a pooled one out and back in cost
