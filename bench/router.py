@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import itertools
 import logging
 import os
@@ -23,6 +24,9 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
 
 from bot.app import App
 from bot.config_file import ConfigFile
@@ -74,6 +78,46 @@ def plugin_router() -> Router:
     return router
 
 
+@dataclass
+class Trips:
+    """What the database was asked for: statements sent (each a round trip on PostgreSQL, BEGIN
+    and COMMIT included), transactions committed, connections taken from the pool."""
+
+    statements: int = 0
+    commits: int = 0
+    checkouts: int = 0
+
+    def per(self, messages: int) -> str:
+        return (f"{self.statements / messages:>6.2f} {self.commits / messages:>7.3f} "
+                f"{self.checkouts / messages:>6.2f}")
+
+
+def count_trips(db: Database) -> Trips:
+    """Count at the drivers (sqlite3's trace callback, asyncpg's query logger), under any layer."""
+    trips = Trips()
+    engine = db.sync_engine if db.sync_engine is not None else db.engine.sync_engine
+
+    def statement(*_args: object) -> None:
+        trips.statements += 1
+
+    def connected(dbapi: Any, _record: object) -> None:
+        if db.dialect == "sqlite":
+            dbapi.set_trace_callback(statement)
+        else:
+            dbapi.driver_connection.add_query_logger(statement)
+
+    def committed(_conn: object) -> None:
+        trips.commits += 1
+
+    def checked_out(*_args: object) -> None:
+        trips.checkouts += 1
+
+    event.listen(engine, "connect", connected)
+    event.listen(engine, "commit", committed)
+    event.listen(engine.pool, "checkout", checked_out)
+    return trips
+
+
 async def build(url: str, group_commit: bool, people: int) -> tuple[App, TimingChannel, list[Address]]:
     settings = CoreSettings(
         database_url=url,
@@ -87,6 +131,7 @@ async def build(url: str, group_commit: bool, people: int) -> tuple[App, TimingC
         _env_file=None,  # type: ignore[call-arg]
     )
     db = Database(url, durable=True, group_commit=group_commit)
+    db.trips = count_trips(db)  # type: ignore[attr-defined]
     app = App(settings, db=db, config=ConfigFile({}))
     app.include_router(plugin_router())
     channel = TimingChannel()
@@ -107,10 +152,12 @@ def inbound(addr: Address, tag: str) -> Inbound:
     return Inbound(addr, f"ping {tag}", provider_id=f"u-{tag}", received_at=datetime.now(UTC))
 
 
-async def throughput(url: str, group_commit: bool, messages: int) -> float:
+async def throughput(url: str, group_commit: bool, messages: int) -> tuple[float, Trips]:
     app, channel, addrs = await build(url, group_commit, people=200)
     channel.expected = messages
+    trips: Trips = app.db.trips  # type: ignore[attr-defined]
     try:
+        trips.statements = trips.commits = trips.checkouts = 0
         start = time.perf_counter()
         sem = asyncio.Semaphore(256)
 
@@ -120,7 +167,7 @@ async def throughput(url: str, group_commit: bool, messages: int) -> float:
 
         await asyncio.gather(*(one(i) for i in range(messages)))
         await asyncio.wait_for(channel.done.wait(), timeout=300)
-        return messages / (time.perf_counter() - start)
+        return messages / (time.perf_counter() - start), dataclasses.replace(trips)
     finally:
         await app.stop()
 
@@ -192,15 +239,16 @@ async def run(args: argparse.Namespace) -> None:
     if testing_pg.admin_url():
         backends.append(("postgresql", "pg"))
     print(
-        f"{'backend':<18} {'mode':<13} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'at msg/s':>9}"
-        f"  {'slowest commit':>14} {'commits ≥50 ms':>15}"
+        f"{'backend':<18} {'mode':<13} {'msg/s':>8} {'stmts':>6} {'commits':>7} {'conns':>6}"
+        f" {'p50 ms':>8} {'p99 ms':>8} {'at msg/s':>9}  {'slowest commit':>14} {'commits ≥50 ms':>15}"
     )
+    print(f"{'':<18} {'':<13} {'':>8} {'(per message, throughput run)':>21}")
     used: list[str] = []
     try:
         for label, kind in backends:
             results = {}
             for mode, group in (("group commit", True), ("naive", False)):
-                tput = await throughput(await fresh_database(kind, tmp, used), group, args.messages)
+                tput, trips = await throughput(await fresh_database(kind, tmp, used), group, args.messages)
                 url = await fresh_database(kind, tmp, used)
                 p50, p99, achieved, commits = await latency(url, group, args.rate, args.seconds)
                 results[mode] = tput
@@ -209,7 +257,8 @@ async def run(args: argparse.Namespace) -> None:
                     if commits.count
                     else f"{'-':>14} {'-':>15}"
                 )
-                print(f"{label:<18} {mode:<13} {tput:>8.0f} {p50:>8.1f} {p99:>8.1f} {achieved:>9.0f}  {disk}")
+                print(f"{label:<18} {mode:<13} {tput:>8.0f} {trips.per(args.messages)} {p50:>8.1f} {p99:>8.1f}"
+                      f" {achieved:>9.0f}  {disk}", flush=True)
             print(f"{label:<18} ratio group/naive throughput: {results['group commit'] / results['naive']:.1f}×")
     finally:
         await discard(used)

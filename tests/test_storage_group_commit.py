@@ -18,10 +18,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from bot.model import Address, Inbound, Outbound, OutboundKind
+from bot.model import Address, Inbound, Outbound, OutboundKind, Person
+from storage.conversations import ConversationRepo
 from storage.db import Database
 from storage.inbox import InboxRepo, inbound
 from storage.outbox import OutboxRepo, outbox
+from storage.people import PeopleRepo, consent_in, consent_many
 
 NOW = datetime(2026, 3, 1, 17, 30, tzinfo=UTC)
 
@@ -183,5 +185,33 @@ async def test_a_failed_batch_stores_nothing_and_acknowledges_nothing(db_url: st
         # for a duplicate of a row that never committed).
         again = await asyncio.gather(*(repo.store(_msg("sms", f"f{i}"), NOW) for i in range(6)))
         assert all(isinstance(r, int) for r in again)
+    finally:
+        await db.close()
+
+
+async def test_coalesced_reads_answer_each_caller_for_its_own_key(db_url: str) -> None:
+    """Concurrent conversation loads and consent checks share statements on PostgreSQL; each caller
+    still gets the answer for its own (person, channel) or address, the same as asked alone."""
+    db = Database(db_url, durable=False)
+    people, conversations = PeopleRepo(db), ConversationRepo(db)
+    try:
+        ann = await people.add(Person(None, "Ann", frozenset({"customer"}), [Address("sms", "+16195550101")]), NOW)
+        bob = await people.add(Person(None, "Bob", frozenset({"customer"}), [Address("sms", "+16195550102")]), NOW)
+        assert ann.id is not None and bob.id is not None
+        await conversations.save(ann.id, "sms", {"step": "ann on sms"}, NOW)
+        await conversations.save(ann.id, "telegram", {"step": "ann on telegram"}, NOW)
+        await conversations.save(bob.id, "telegram", {"step": "bob on telegram"}, NOW)
+        await people.set_opt_out(Address("sms", "+16195550101"), True, "STOP", NOW)
+        await people.mark_unreachable(Address("sms", "+16195550102"), "number disconnected", NOW)
+
+        keys = [(ann.id, "sms"), (bob.id, "sms"), (ann.id, "telegram"), (bob.id, "telegram"), (999, "sms")]
+        states = await asyncio.gather(*(conversations.load(p, c) for p, c in keys))
+        assert [s.get("step") for s in states] == ["ann on sms", None, "ann on telegram", "bob on telegram", None]
+
+        wanted = [Address("sms", "+16195550101"), Address("sms", "+16195550102"), Address("sms", "+16195550103"),
+                  Address("telegram", "+16195550101")]
+        together = await asyncio.gather(*(db.query_many(consent_many, a) for a in wanted))
+        alone = [await db.query(lambda conn, a=a: consent_in(conn, a)) for a in wanted]
+        assert together == alone == [(True, None), (False, "number disconnected"), (False, None), (False, None)]
     finally:
         await db.close()
