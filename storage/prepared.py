@@ -36,8 +36,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.db import BULK_IN_THREAD, InlineConnection, pg_driver
 
-MAX_ROWS_PER_STATEMENT = 256
-"""The largest multi-row INSERT `each_many` sends (PostgreSQL allows 32,767 parameters)."""
+MAX_ROWS_PER_STATEMENT = 64
+"""The largest multi-row INSERT `each_many` sends: compiling a plan costs ~0.5 ms a row (once per
+size per process), so 64 keeps the seven plans of a statement cheap; a batch of 200 is then four
+statements instead of 200 round trips."""
 
 Params = Mapping[str, Any]
 
