@@ -86,14 +86,56 @@ class Trips:
     statements: int = 0
     commits: int = 0
     checkouts: int = 0
+    cpu: float = 0.0
+    """Seconds of this process's CPU (all threads)."""
+    server_cpu: float | None = None
+    """Seconds of the PostgreSQL backends' CPU."""
 
     def per(self, messages: int) -> str:
+        server = "-" if self.server_cpu is None else f"{self.server_cpu * 1000 / messages:.2f}"
         return (f"{self.statements / messages:>6.2f} {self.commits / messages:>7.3f} "
-                f"{self.checkouts / messages:>6.2f}")
+                f"{self.checkouts / messages:>6.2f} {self.cpu * 1000 / messages:>6.2f} {server:>6}")
+
+
+_pg_trips: list[Trips] = []
+
+
+def _count_asyncpg_round_trips() -> None:
+    """Count each asyncpg call that is a round trip to the server (a statement, an executemany,
+    BEGIN/COMMIT, a prepare), whichever layer made it; for the newest counter in `_pg_trips`."""
+    import functools
+
+    import asyncpg
+    from asyncpg.prepared_stmt import PreparedStatement
+
+    if _pg_trips:
+        return
+
+    def counted(fn: Any) -> Any:
+        @functools.wraps(fn)
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            _pg_trips[-1].statements += 1
+            return await fn(*args, **kwargs)
+        return call
+
+    connection = asyncpg.connection.Connection
+    connection._execute = counted(connection._execute)  # type: ignore[method-assign]
+    connection._executemany = counted(connection._executemany)  # type: ignore[method-assign]
+    connection.prepare = counted(connection.prepare)  # type: ignore[method-assign]
+    simple = connection.execute
+
+    async def execute(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        if not args:  # with arguments it goes through _execute, counted there
+            _pg_trips[-1].statements += 1
+        return await simple(self, query, *args, **kwargs)
+
+    connection.execute = execute  # type: ignore[method-assign]
+    for name in ("fetch", "fetchrow", "fetchval", "executemany"):
+        setattr(PreparedStatement, name, counted(getattr(PreparedStatement, name)))
 
 
 def count_trips(db: Database) -> Trips:
-    """Count at the drivers (sqlite3's trace callback, asyncpg's query logger), under any layer."""
+    """Count at the drivers (sqlite3's trace callback; asyncpg's calls), under any layer."""
     trips = Trips()
     engine = db.sync_engine if db.sync_engine is not None else db.engine.sync_engine
 
@@ -103,8 +145,10 @@ def count_trips(db: Database) -> Trips:
     def connected(dbapi: Any, _record: object) -> None:
         if db.dialect == "sqlite":
             dbapi.set_trace_callback(statement)
-        else:
-            dbapi.driver_connection.add_query_logger(statement)
+
+    if db.dialect == "postgresql":
+        _count_asyncpg_round_trips()
+        _pg_trips.append(trips)
 
     def committed(_conn: object) -> None:
         trips.commits += 1
@@ -116,6 +160,30 @@ def count_trips(db: Database) -> Trips:
     event.listen(engine, "commit", committed)
     event.listen(engine.pool, "checkout", checked_out)
     return trips
+
+
+async def server_cpu_seconds(url: str) -> float:
+    """CPU time the PostgreSQL backends serving `url`'s database have used (Linux /proc; 0 elsewhere)."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    conn = await asyncpg.connect(host=parsed.host, port=parsed.port, user=parsed.username,
+                                 password=parsed.password, database=parsed.database)
+    try:
+        pids = [r[0] for r in await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", parsed.database)]
+    finally:
+        await conn.close()
+    return sum(_proc_cpu(pid) for pid in pids)
+
+
+def _proc_cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 async def build(url: str, group_commit: bool, people: int) -> tuple[App, TimingChannel, list[Address]]:
@@ -158,6 +226,9 @@ async def throughput(url: str, group_commit: bool, messages: int) -> tuple[float
     trips: Trips = app.db.trips  # type: ignore[attr-defined]
     try:
         trips.statements = trips.commits = trips.checkouts = 0
+        pg = url.startswith("postgresql")
+        server_before = await server_cpu_seconds(url) if pg else 0.0
+        cpu_before = time.process_time()
         start = time.perf_counter()
         sem = asyncio.Semaphore(256)
 
@@ -167,7 +238,11 @@ async def throughput(url: str, group_commit: bool, messages: int) -> tuple[float
 
         await asyncio.gather(*(one(i) for i in range(messages)))
         await asyncio.wait_for(channel.done.wait(), timeout=300)
-        return messages / (time.perf_counter() - start), dataclasses.replace(trips)
+        rate = messages / (time.perf_counter() - start)
+        trips.cpu = time.process_time() - cpu_before
+        if pg:
+            trips.server_cpu = await server_cpu_seconds(url) - server_before
+        return rate, dataclasses.replace(trips)
     finally:
         await app.stop()
 
@@ -239,10 +314,10 @@ async def run(args: argparse.Namespace) -> None:
     if testing_pg.admin_url():
         backends.append(("postgresql", "pg"))
     print(
-        f"{'backend':<18} {'mode':<13} {'msg/s':>8} {'stmts':>6} {'commits':>7} {'conns':>6}"
+        f"{'backend':<18} {'mode':<13} {'msg/s':>8} {'stmts':>6} {'commits':>7} {'conns':>6} {'cpu':>6} {'pg cpu':>6}"
         f" {'p50 ms':>8} {'p99 ms':>8} {'at msg/s':>9}  {'slowest commit':>14} {'commits ≥50 ms':>15}"
     )
-    print(f"{'':<18} {'':<13} {'':>8} {'(per message, throughput run)':>21}")
+    print(f"{'':<18} {'':<13} {'':>8} {'(per message in the throughput run; cpu in ms)':>42}")
     used: list[str] = []
     try:
         for label, kind in backends:
