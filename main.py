@@ -16,6 +16,7 @@ PLUGINS = [
     "handlers.store",  # stores, POS webhook, imports
     "handlers.customers",
     "handlers.budtenders",
+    "handlers.external_budtenders",  # outside budtenders: network, receipt photos for points
     "handlers.team_leads",
     "handlers.sales_managers",
 ]
