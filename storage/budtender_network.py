@@ -96,14 +96,10 @@ class BudtenderNetworkRepo:
         async def unit(conn: AsyncConnection) -> list[tuple[int, str]]:
             refused: list[tuple[int, str]] = []
             for n, row in enumerate(rows):
-                nested = await conn.begin_nested()
-                try:
+                try:  # refused before anything of the row is written: nothing of it is left behind
                     await self._write_one(conn, row, now, timezone)
                 except PhoneTaken as exc:
-                    await nested.rollback()
                     refused.append((n, str(exc)))
-                    continue
-                await nested.commit()
             return refused
 
         refused = await self.db.run(unit)
@@ -130,23 +126,29 @@ class BudtenderNetworkRepo:
         return int(result.inserted_primary_key[0])
 
     async def _write_one(self, conn: AsyncConnection, row: NetworkRow, now: datetime, timezone: str) -> int:
-        dispensary_id = await self._dispensary_in(conn, row.dispensary, row.city, now)
+        """Every check first (PhoneTaken is raised before any write), then the writes."""
         nb = network_budtenders.c
+        known_place = (await conn.execute(sa.select(dispensaries.c.id)
+                                          .where(dispensaries.c.key == dispensary_key(row.dispensary)))).scalar()
         existing = None
         if row.phone:
             existing = (await conn.execute(sa.select(network_budtenders).where(nb.phone == row.phone))).first()
-        if existing is None:
+        if existing is None and known_place is not None:
             same_name = (await conn.execute(sa.select(network_budtenders).where(
-                nb.dispensary_id == dispensary_id, sa.func.lower(nb.name) == row.name.casefold()))).all()
+                nb.dispensary_id == known_place, sa.func.lower(nb.name) == row.name.casefold()))).all()
             if len(same_name) == 1 and (same_name[0].phone is None or row.phone is None):
                 existing = same_name[0]
         holder = None
         if row.phone:
             holder = (await conn.execute(sa.select(addresses.c.person_id).where(
                 addresses.c.channel == "sms", addresses.c.address == row.phone))).scalar()
+        if existing is not None and holder is not None and holder != existing.person_id:
+            raise PhoneTaken(f"phone {row.phone} belongs to another person (#{holder})")
+        if existing is None and holder is not None and (
+                await conn.execute(sa.select(nb.id).where(nb.person_id == holder))).first() is not None:
+            raise PhoneTaken(f"phone {row.phone} belongs to another network budtender")
+        dispensary_id = await self._dispensary_in(conn, row.dispensary, row.city, now)
         if existing is not None:
-            if holder is not None and holder != existing.person_id:
-                raise PhoneTaken(f"phone {row.phone} belongs to another person (#{holder})")
             await conn.execute(network_budtenders.update().where(nb.id == existing.id).values(
                 name=row.name, phone=row.phone or existing.phone, city=row.city or existing.city,
                 dispensary_id=dispensary_id, active=True, updated_at=now))
@@ -155,8 +157,6 @@ class BudtenderNetworkRepo:
         else:
             if holder is not None:
                 person_id = int(holder)
-                if (await conn.execute(sa.select(nb.id).where(nb.person_id == person_id))).first() is not None:
-                    raise PhoneTaken(f"phone {row.phone} belongs to another network budtender")
                 await self._add_role_in(conn, person_id, now)
             else:
                 person = Person(None, row.name, frozenset({self.role}),

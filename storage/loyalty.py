@@ -178,7 +178,8 @@ class LoyaltyRepo:
         entries themselves, are left alone; returns the reversals written."""
 
         async def unit(conn: AsyncConnection) -> list[LedgerEntry]:
-            rows = (await conn.execute(sa.select(loyalty_ledger).where(loyalty_ledger.c.key.in_(keys)))).all()
+            rows = (await conn.execute(sa.select(loyalty_ledger).where(loyalty_ledger.c.key.in_(keys))
+                                       .order_by(loyalty_ledger.c.id))).all()
             wanted = [_entry(r) for r in rows if r.reason != REVERSAL and r.delta != 0]
             done = set((await self.deltas_in(conn, [reversal_key(e.key) for e in wanted])).keys())
             out = [LedgerEntry(reversal_key(e.key), -e.delta, REVERSAL, now, customer_id=e.customer_id,
