@@ -43,7 +43,6 @@ from storage.db import Database
 from storage.loyalty import LedgerEntry, LoyaltyRepo
 from storage.receipts import (
     Award,
-    InTransaction,
     ReceiptFacts,
     ReceiptLookups,
     ReceiptRepo,
@@ -68,14 +67,13 @@ class Outcome:
 
 class ReceiptService:
     def __init__(self, db: Database, clock: Clock, ai: AiClient, rules: ReceiptRules, send: Send,
-                 review: Review | None = None, on_award: InTransaction | None = None) -> None:
+                 review: Review | None = None) -> None:
         self.db = db
         self.clock = clock
         self.ai = ai
         self.rules = rules
         self.send = send
         self.review = review
-        self.on_award = on_award
         self.repo = ReceiptRepo(db)
         self.lookups = ReceiptLookups(db)
         self.loyalty = LoyaltyRepo(db)
@@ -159,8 +157,7 @@ class ReceiptService:
         entries = receipt_entries(rid, customer_id=customer.id, budtender_person_id=budtender_person_id,
                                   customer_points=c_points, budtender_points=b_points, now=now,
                                   note=f"receipt #{rid}{f' from {store}' if store else ''}"[:300])
-        held = await self.repo.award(rid, Award(customer.id, entries, keys, c_points, b_points, by, facts), now,
-                                     also=self.on_award)
+        held = await self.repo.award(rid, Award(customer.id, entries, keys, c_points, b_points, by, facts), now)
         if held is not None:
             return Outcome(rid, ReceiptStatus.REFUSED, f"This receipt was already sent (#{held}): a receipt earns "
                                                        "points once.")

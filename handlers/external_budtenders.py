@@ -44,7 +44,7 @@ from coaching.sources.imports import ImportKind, parse_map, register_import
 from handlers.store_services import services
 from storage.budtender_network import BudtenderNetworkRepo, NetworkRow, PhoneTaken
 from storage.loyalty import LedgerEntry, LoyaltyRepo
-from storage.receipts import InTransaction, ReceiptStatus, StoredReceipt
+from storage.receipts import ReceiptStatus, StoredReceipt
 
 log = logging.getLogger(__name__)
 
@@ -337,11 +337,6 @@ def review_notice(app: App, settings: ReceiptSettings):  # type: ignore[no-untyp
     return notify
 
 
-def award_hooks(app: App) -> list[InTransaction]:
-    """Work that runs in a receipt award's own transaction (the event log subscribes here)."""
-    return app.deps.setdefault("receipt_award_hooks", [])
-
-
 def setup(app: App) -> None:
     declare_roles(app, Role.EXTERNAL_BUDTENDER)
     settings = app.use_settings(ReceiptSettings)
@@ -349,17 +344,10 @@ def setup(app: App) -> None:
     rules = ReceiptRules(
         loyalty=LoyaltyRules(store.settings.points_per_dollar, store.settings.budtender_points_multiplier),
         max_age_days=settings.receipts_max_age_days, match_score=settings.receipts_match_score)
-    hooks = award_hooks(app)
-
-    async def on_award(conn, receipt):  # type: ignore[no-untyped-def]
-        for hook in hooks:
-            await hook(conn, receipt)
-
     async def send(address: Address, body: str, key: str) -> None:
         await app.send(address, body, kind=OutboundKind.PROACTIVE, key=key)
 
-    service = ReceiptService(app.db, app.clock, ai_client_for(app), rules, send, review_notice(app, settings),
-                             on_award=on_award)
+    service = ReceiptService(app.db, app.clock, ai_client_for(app), rules, send, review_notice(app, settings))
     app.provide("receipts", service)
     app.include_router(router)
     register_import(app, ImportKind("budtenders", "the outside budtender network: name, phone, dispensary, city",
@@ -375,4 +363,4 @@ def setup(app: App) -> None:
 plugin = Plugin("external_budtenders", setup, requires=("store",),
                 description="outside budtenders: the network, receipt photos for points, staff review")
 
-__all__ = ["ReceiptSettings", "award_hooks", "plugin", "router", "service_of", "setup"]
+__all__ = ["ReceiptSettings", "plugin", "router", "service_of", "setup"]

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.db import Database, metadata
+from storage.events import NewEvent, append_many_in
 from storage.prepared import Prepared
 from storage.types import UTCDateTime
 
@@ -38,6 +39,8 @@ loyalty_ledger = sa.Table(
 """`customer_id` for a customer's points; `person_id` for staff points (the budtender bonus).
 The source of an entry is its `order_external_id` (a POS order) or `receipt_id` (a receipt photo)."""
 
+POINTS_REVERSED = "points.reversed"
+"""The event each reversing entry appends (source id: its key), in the reversal's transaction."""
 REVERSAL = "reversal"
 """The reason of an entry a member of staff wrote to cancel another (`python main.py points reverse`)."""
 
@@ -187,6 +190,11 @@ class LoyaltyRepo:
                                receipt_id=e.receipt_id)
                    for e in wanted if reversal_key(e.key) not in done]
             await self.add_in(conn, out)
+            if out:
+                await append_many_in(conn, [NewEvent(
+                    POINTS_REVERSED, e.key, now, e.person_id, e.customer_id,
+                    {"delta": e.delta, "reason": reason[:300], "receipt_id": e.receipt_id,
+                     "order_id": e.order_external_id}) for e in out], now)
             return out
 
         return await self.db.run(unit)

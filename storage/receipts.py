@@ -9,7 +9,7 @@ receipt, even racing, can award once.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from storage.catalog import products
 from storage.customers import Customer, CustomerRepo, customers
 from storage.db import Database, metadata
+from storage.events import NewEvent, append_in
 from storage.loyalty import LedgerEntry, LoyaltyRepo
 from storage.types import Money, UTCDateTime
 
@@ -56,6 +57,9 @@ receipts = sa.Table(
     sa.Index("ix_receipts_status", "status", "id"),
     sa.Index("ix_receipts_image", "image_sha256"),
 )
+
+RECEIPT_AWARDED = "receipt.awarded"
+"""The event a receipt's points append (source id: the receipt id), in the award's transaction."""
 
 receipt_claims = sa.Table(
     "receipt_claims",
@@ -134,10 +138,6 @@ class Award:
     facts: ReceiptFacts = field(default_factory=ReceiptFacts)
 
 
-InTransaction = Callable[[AsyncConnection, StoredReceipt], Awaitable[None]]
-"""Work done in the award's own transaction (appending events), with the receipt as awarded."""
-
-
 def _receipt(r: Any) -> StoredReceipt:
     return StoredReceipt(
         r.id, ReceiptStatus(r.status), r.reason, r.budtender_person_id, r.customer_id, r.channel, r.address,
@@ -176,10 +176,9 @@ class ReceiptRepo:
                                         .where(receipt_claims.c.key.in_(list(keys))).limit(1))).scalar()
         return int(found) if found is not None else None
 
-    async def award(self, receipt_id: int, award: Award, now: datetime,
-                    also: InTransaction | None = None) -> int | None:
-        """Claims, ledger entries and status in one transaction; the id of the receipt that already
-        holds a claim (nothing is written but the refusal) or None when awarded."""
+    async def award(self, receipt_id: int, award: Award, now: datetime) -> int | None:
+        """Claims, ledger entries, status and the `receipt.awarded` event in one transaction; the id of
+        the receipt that already holds a claim (nothing is written but the refusal) or None when awarded."""
 
         async def unit(conn: AsyncConnection) -> int | None:
             held = (await conn.execute(sa.select(receipt_claims.c.receipt_id).where(
@@ -197,9 +196,13 @@ class ReceiptRepo:
                                customer_id=award.customer_id, customer_points=award.customer_points,
                                budtender_points=award.budtender_points, decided_by=award.decided_by,
                                **award.facts.values())
-            if also is not None:
-                row = (await conn.execute(sa.select(*_COLUMNS).where(receipts.c.id == receipt_id))).one()
-                await also(conn, _receipt(row))
+            row = _receipt((await conn.execute(sa.select(*_COLUMNS).where(receipts.c.id == receipt_id))).one())
+            await append_in(conn, NewEvent(
+                RECEIPT_AWARDED, str(receipt_id), row.received_at, row.budtender_person_id, award.customer_id, {
+                    "receipt_id": receipt_id, "store": row.store_name, "receipt_number": row.receipt_number,
+                    "house_total": str(row.house_total) if row.house_total is not None else None,
+                    "customer_points": award.customer_points, "budtender_points": award.budtender_points,
+                    "budtender_person_id": row.budtender_person_id, "read_by": row.read_by}), now)
             return None
 
         return await self.db.run(unit)
@@ -288,8 +291,8 @@ class ReceiptLookups:
 
 
 __all__ = [
+    "RECEIPT_AWARDED",
     "Award",
-    "InTransaction",
     "ReceiptFacts",
     "ReceiptLookups",
     "ReceiptRepo",

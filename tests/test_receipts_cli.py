@@ -13,7 +13,8 @@ from bot.errors import UserError
 from bot.model import Address
 from coaching.roles import Role
 from storage.budtender_network import BudtenderNetworkRepo, network_budtenders
-from storage.loyalty import LoyaltyRepo
+from storage.events import EventLog
+from storage.loyalty import POINTS_REVERSED, LoyaltyRepo
 from storage.people import persons
 from storage.receipts import ReceiptRepo, ReceiptStatus
 from tests.fakes.openai_server import FakeOpenAI
@@ -148,6 +149,8 @@ async def test_receipts_list_review_and_points_reverse_from_the_console(
             assert [(e.key, e.delta, e.reason, e.note) for e in rows][2:] == [
                 ("reverse:receipt:1:customer", -45, "reversal", "customer returned it (by Rosa)"),
                 ("reverse:receipt:1:budtender", -450, "reversal", "customer returned it (by Rosa)")]
+            reversed_ = await EventLog(flow.app.db).by_source(POINTS_REVERSED, "reverse:receipt:1:budtender")
+            assert reversed_ is not None and reversed_.payload["delta"] == -450 and reversed_.person_id == ann.id
             # twice is a no-op
             assert await cli(flow, "points", "reverse", "--receipt", "1", "--reason", "again") == 0
             assert "Nothing to reverse" in capsys.readouterr().out

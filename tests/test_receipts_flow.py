@@ -10,8 +10,9 @@ import pytest
 
 from bot.model import Address
 from coaching.roles import Role
+from storage.events import EventLog
 from storage.loyalty import LoyaltyRepo
-from storage.receipts import ReceiptRepo, ReceiptStatus
+from storage.receipts import RECEIPT_AWARDED, ReceiptRepo, ReceiptStatus
 from tests.fakes.openai_server import FakeOpenAI
 from tests.receipts_support import (
     CUSTOMER_PHONE,
@@ -64,6 +65,10 @@ async def test_a_receipt_photo_gives_points_to_the_customer_and_ten_times_to_the
         sent = json.dumps(request.body)
         assert CUSTOMER_PHONE not in sent and "Ann" not in sent and "Stiiizy Blue Dream Pod" not in sent
         assert await flow.send(ANN_TG, "/points") == ["Ann, you have 450 points.\n#1 awarded: 450 pts"]
+        # the award appended its event in the same transaction
+        found = await EventLog(flow.app.db).by_source(RECEIPT_AWARDED, "1")
+        assert found is not None and found.person_id == ann.id and found.customer_id == rows[0].customer_id
+        assert (found.payload["customer_points"], found.payload["budtender_points"]) == (45, 450)
     finally:
         await flow.close()
 
