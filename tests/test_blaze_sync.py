@@ -268,17 +268,19 @@ async def test_blaze_sync_from_the_cli_with_since_and_a_progress_bar(
 
 
 def test_the_limiter_keeps_any_five_minutes_within_the_share() -> None:
-    for share in (0.1, 0.5, 1.0):
+    for share in (0.0005, 0.01, 0.1, 0.5, 1.0):
         limiter = budget_limiter(share)
         worst = limiter.max_rate * (1 + 300 / limiter.time_period)  # a full bucket, then 300 s of leaking
         assert worst <= BUDGET_CALLS * share
-        assert worst >= BUDGET_CALLS * share * 0.9  # and not needlessly slow
+        assert worst >= BUDGET_CALLS * share * 0.6  # and not needlessly slow
 
 
 def test_retry_after_is_seconds_or_an_http_date() -> None:
     now = datetime(2026, 11, 20, 18, 0, tzinfo=UTC)
     assert retry_after_seconds("7", now) == 7.0
     assert retry_after_seconds("Fri, 20 Nov 2026 18:00:30 GMT", now) == 30.0
+    # RFC 9110's own example of an HTTP date, long past: no wait
+    assert retry_after_seconds("Fri, 31 Dec 1999 23:59:59 GMT", now) == 0.0
     assert retry_after_seconds(None, now) == 5.0 and retry_after_seconds("soon", now) == 5.0
 
 

@@ -96,9 +96,11 @@ def budget_limiter(share: float, budget: int = BUDGET_CALLS, period: float = BUD
     """
     from aiolimiter import AsyncLimiter
 
-    allowed = max(1.0, budget * share)
+    allowed = max(2.0, budget * share)
     window = 10.0
-    per_window = max(1.0, math.floor(allowed * window / (period + window)))
+    per_window = math.floor(allowed * window / (period + window))
+    if per_window < 1:  # a tiny share: one call per bucket, a longer bucket
+        per_window, window = 1, period / (allowed - 1)
     return AsyncLimiter(per_window, window)
 
 
