@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot.testing import migrated_sqlite
+from coaching.pos import parse_event
 from coaching.sources.blaze import BUDGET_CALLS, BlazeClient, BlazeSettings, budget_limiter, retry_after_seconds
 from coaching.sources.blaze_sync import BlazeSync, order_event
 from handlers.store_services import services
@@ -289,5 +290,7 @@ def test_open_carts_are_not_orders_and_refunds_go_negative() -> None:
     event = order_event(transaction(2, T0, status="RefundWithoutInventory", total=20.0), "silverlake")
     assert event is not None
     data = json.loads(event[2])["data"]
+    envelope, parsed = parse_event(event[2].encode())  # what the webhook's parser reads from the same body
+    assert parsed.status == "refunded" and str(parsed.total) == "-20.00" and envelope.type == "order.created"
     assert (data["status"], data["total"], data["store"], event[0]) == ("refunded", "-20.00", "silverlake",
                                                                          f"blaze:t2:{T0}")

@@ -23,9 +23,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from pydantic import ValidationError
+
 from bot.clock import Clock
 from bot.phones import normalize_phone
-from coaching.pos import Envelope, OrderData, PayloadError, parse_event
+from coaching.pos import Envelope, OrderData, PayloadError
 from coaching.sources.blaze import ENTITIES, BlazeAuthError, BlazeClient, BlazeError, BlazeSettings
 from coaching.sources.pos import OrderProcessed, PosIngest
 from storage.blaze import BlazeRepo
@@ -73,8 +75,8 @@ def _name(*parts: Any) -> str:
     return " ".join(str(p).strip() for p in parts if p and str(p).strip())
 
 
-def order_event(t: dict[str, Any], store: str | None) -> tuple[str, str, str] | None:
-    """A Blaze transaction as a Huddle POS event (event id, type, JSON body), or None when it is not
+def order_event(t: dict[str, Any], store: str | None) -> tuple[str, str, str, dict[str, Any]] | None:
+    """A Blaze transaction as a Huddle POS event (event id, type, JSON body, envelope), or None when it is not
     a sale (a cart still open) or cannot be read."""
     status = STATUSES.get(str(t.get("status") or "").replace("_", "").lower())
     tid, modified = t.get("id"), t.get("modified")
@@ -102,8 +104,17 @@ def order_event(t: dict[str, Any], store: str | None) -> tuple[str, str, str] | 
             "discount": str(_money(cart.get("totalDiscount")) or Decimal("0")), "status": status, "items": items}
     kind = "order.created" if t.get("created") == modified else "order.updated"
     event_id = f"blaze:{tid}:{modified}"
-    body = json.dumps({"id": event_id, "type": kind, "created_at": datetime.now(UTC).isoformat(), "data": data})
-    return event_id, kind, body
+    envelope = {"id": event_id, "type": kind, "created_at": datetime.now(UTC).isoformat(), "data": data}
+    return event_id, kind, json.dumps(envelope), envelope
+
+
+def _parsed(envelope: dict[str, Any]) -> tuple[Envelope, OrderData]:
+    """The event as `parse_event` would read its JSON (same models, same checks), without the round trip."""
+    try:
+        return Envelope.model_validate(envelope), OrderData.model_validate(envelope["data"])
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise PayloadError(f"data.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
 
 
 @dataclass(slots=True)
@@ -255,18 +266,17 @@ class BlazeSync:
     async def _transactions(self, rows: list[dict[str, Any]]) -> int:
         now = self.clock.now()
         events = [e for e in (order_event(r, self.store) for r in rows) if e is not None]
-        stored = await self.repo.store_events(events, now)
+        stored = await self.repo.store_events([e[:3] for e in events], now)
         run: dict[str, tuple[int, Envelope, OrderData]] = {}
-        for event_id, _kind, body in events:
+        for event_id, _kind, _body, raw in events:
             row_id = stored.get(event_id)
             if row_id is None:  # seen before: applied then (or left to the ingest's retry sweep)
                 continue
             try:
-                envelope, data = parse_event(body.encode())
+                envelope, data = _parsed(raw)
             except PayloadError as exc:
                 await self.ingest.events.fail(row_id, str(exc), now, final=True)
                 continue
-            assert isinstance(data, OrderData)
             older = run.get(data.id)
             if older is not None:  # one order once per run: its newest version (rows come oldest first)
                 await self.ingest.events.fail(older[0], "superseded by a newer version in the same page", now,
