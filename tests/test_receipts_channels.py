@@ -1,9 +1,10 @@
-"""A receipt photo through Telegram (real aiogram against the fake Bot API, the model a fake server):
-the budtender enrols with an invite, sends the photo, and both people get their confirmation."""
+"""A receipt photo through each channel that carries photos (Telegram, Slack, the web chat), each real
+adapter against its fake provider, the model a fake server: points rows and both confirmations."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -89,4 +90,79 @@ async def test_invite_then_a_photo_on_telegram_gives_points_and_two_confirmation
         assert again[2].text == "This photo was already sent as receipt #1: a receipt earns points once."
         assert len(await LoyaltyRepo(flow.app.db).entries()) == 2
     finally:
+        await flow.close()
+
+
+async def test_a_receipt_dropped_in_a_slack_dm_is_downloaded_and_earns_points(
+        monkeypatch: pytest.MonkeyPatch, ai: FakeOpenAI) -> None:
+    from tests.fakes.slack_server import FakeSlack, dm
+    from tests.slack_support import eventually, slack_env
+
+    slack = await FakeSlack.start()
+    try:
+        slack_env(monkeypatch, slack)
+        flow = await make_flow(monkeypatch, ai, plugins=("channels.slack",))
+        try:
+            ann = await network_budtender(flow, telegram=None)
+            await flow.app.people.add_address(ann.id, Address("slack", "U0ANN"))
+            flow.app.people.forget()
+            await slack.wait_connected()
+            ai.reply_json(reading(number="S-77"))
+            photo = receipt_photo("slack")
+            meta = slack.add_file("F0RCPT", "IMG_2041.jpg", photo, mimetype="image/jpeg")
+            await slack.push_event(dm(CUSTOMER_PHONE, user="U0ANN", ts="1700002000.1", subtype="file_share",
+                                      files=[meta]))
+            await eventually(lambda: bool(slack.posted), within=8)
+            assert slack.posted[0]["text"].startswith("Receipt #1 from Green Cross: $45.00 of house brand → 45 pts")
+            image, _ = await ReceiptRepo(flow.app.db).image(1)
+            assert image == photo
+            assert [e.delta for e in await LoyaltyRepo(flow.app.db).by_source(receipt_id=1)] == [45, 450]
+        finally:
+            await flow.close()
+    finally:
+        await slack.close()
+
+
+async def test_a_receipt_uploaded_in_the_web_chat_earns_points(monkeypatch: pytest.MonkeyPatch, ai: FakeOpenAI) -> None:
+    import base64
+    import secrets
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from tests.flows import CHANNELS
+
+    flow = await make_flow(monkeypatch, ai, channels=[*CHANNELS, "channels.web"], web_chat=True)
+    client = TestClient(TestServer(flow.app.http.web))
+    await client.start_server()
+    try:
+        ann = await network_budtender(flow, telegram=None)
+        sid = secrets.token_urlsafe(18)
+        await flow.app.people.add_address(ann.id, Address("web", sid))
+        flow.app.people.forget()
+        ws = await client.ws_connect("/chat/ws")
+        await ws.send_json({"type": "hello", "session": sid})
+
+        async def until(kind: str) -> dict:  # type: ignore[type-arg]
+            while True:
+                frame = await asyncio.wait_for(ws.receive_json(), 10)
+                if frame["type"] == "message":
+                    await ws.send_json({"type": "seen", "ids": [frame["id"]]})
+                if frame["type"] == kind:
+                    return frame
+
+        welcome = await until("welcome")
+        assert welcome["person"]["name"] == "Ann Lee"
+        ai.reply_json(reading(number="W-9"))
+        photo = receipt_photo("web")
+        await ws.send_json({"type": "file", "id": "r1", "name": "receipt.jpg", "mimetype": "image/jpeg",
+                            "data": base64.b64encode(photo).decode(), "text": CUSTOMER_PHONE})
+        assert (await until("ack"))["id"] == "r1"
+        reply = await until("message")
+        assert "Receipt #1 from Green Cross: $45.00 of house brand" in json.dumps(reply["body"], ensure_ascii=False)
+        image, _ = await ReceiptRepo(flow.app.db).image(1)
+        assert image == photo
+        assert [e.delta for e in await LoyaltyRepo(flow.app.db).by_source(receipt_id=1)] == [45, 450]
+        await ws.close()
+    finally:
+        await client.close()
         await flow.close()
