@@ -21,6 +21,7 @@ from bot.clock import Clock
 from bot.model import Address
 from bot.phones import normalize_phone
 from coaching.ai import AiClient
+from coaching.loyalty import OrderLedger
 from coaching.prompts import load_prompt
 from coaching.receipts import (
     ReceiptReading,
@@ -157,7 +158,9 @@ class ReceiptService:
         entries = receipt_entries(rid, customer_id=customer.id, budtender_person_id=budtender_person_id,
                                   customer_points=c_points, budtender_points=b_points, now=now,
                                   note=f"receipt #{rid}{f' from {store}' if store else ''}"[:300])
-        held = await self.repo.award(rid, Award(customer.id, entries, keys, c_points, b_points, by, facts), now)
+        tiers = OrderLedger(self.rules.loyalty)
+        held = await self.repo.award(rid, Award(customer.id, entries, keys, c_points, b_points, by, facts,
+                                                tier_up=tiers.tier_up), now)
         if held is not None:
             return Outcome(rid, ReceiptStatus.REFUSED, f"This receipt was already sent (#{held}): a receipt earns "
                                                        "points once.")

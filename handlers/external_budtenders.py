@@ -35,7 +35,6 @@ from bot.plugins import Plugin
 from bot.router import Greedy, Router
 from bot.settings import HuddleSettings
 from coaching.ai import ai_client_for
-from coaching.loyalty import LoyaltyRules
 from coaching.receipt_service import ReceiptService
 from coaching.receipts import ReceiptRules, dollars, is_image
 from coaching.roles import Role
@@ -342,7 +341,7 @@ def setup(app: App) -> None:
     settings = app.use_settings(ReceiptSettings)
     store = services(app)
     rules = ReceiptRules(
-        loyalty=LoyaltyRules(store.settings.points_per_dollar, store.settings.budtender_points_multiplier),
+        loyalty=store.settings.loyalty,
         max_age_days=settings.receipts_max_age_days, match_score=settings.receipts_match_score)
     async def send(address: Address, body: str, key: str) -> None:
         await app.send(address, body, kind=OutboundKind.PROACTIVE, key=key)

@@ -9,7 +9,7 @@ receipt, even racing, can award once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from storage.catalog import products
 from storage.customers import Customer, CustomerRepo, customers
 from storage.db import Database, metadata
-from storage.events import NewEvent, append_in
+from storage.events import TIER_UP, NewEvent, append_in
 from storage.loyalty import LedgerEntry, LoyaltyRepo
 from storage.types import Money, UTCDateTime
 
@@ -136,6 +136,8 @@ class Award:
     budtender_points: int
     decided_by: str
     facts: ReceiptFacts = field(default_factory=ReceiptFacts)
+    tier_up: Callable[[int, str | None], str | None] | None = None
+    """The loyalty rules' `tier_up(balance, current tier)`: asked with the customer's new balance."""
 
 
 def _receipt(r: Any) -> StoredReceipt:
@@ -203,9 +205,29 @@ class ReceiptRepo:
                     "house_total": str(row.house_total) if row.house_total is not None else None,
                     "customer_points": award.customer_points, "budtender_points": award.budtender_points,
                     "budtender_person_id": row.budtender_person_id, "read_by": row.read_by}), now)
+            if award.customer_id is not None and award.tier_up is not None:
+                await self._tier_in(conn, award.customer_id, award.tier_up, now)
             return None
 
         return await self.db.run(unit)
+
+    async def _tier_in(self, conn: AsyncConnection, customer_id: int,
+                       tier_up: Callable[[int, str | None], str | None], now: datetime) -> None:
+        """A customer these points lift to a new tier moves up, with its `points.tier_up` event (the same
+        source id as the POS path's, so one tier is reached once whichever points got there)."""
+        balance = await self.loyalty.customer_balance_in(conn, customer_id)
+        row = (await conn.execute(sa.select(customers.c.vip_tier, customers.c.person_id)
+                                  .where(customers.c.id == customer_id))).first()
+        if row is None:
+            return
+        reached = tier_up(balance, row.vip_tier)
+        if reached is None:
+            return
+        await conn.execute(customers.update().where(customers.c.id == customer_id)
+                           .values(vip_tier=reached, updated_at=now))
+        await append_in(conn, NewEvent(TIER_UP, f"{customer_id}:{reached}", now, row.person_id, customer_id,
+                                       {"customer_id": customer_id, "tier": reached, "previous": row.vip_tier,
+                                        "balance": balance, "via": "receipt"}), now)
 
     async def set_status(self, receipt_id: int, status: ReceiptStatus, now: datetime, *, reason: str | None = None,
                          facts: ReceiptFacts | None = None, decided_by: str | None = None,

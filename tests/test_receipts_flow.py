@@ -187,3 +187,26 @@ async def test_strangers_photos_are_not_receipts(monkeypatch: pytest.MonkeyPatch
         assert await ReceiptRepo(flow.app.db).list() == []
     finally:
         await flow.close()
+
+
+async def test_receipt_points_that_reach_a_tier_move_the_customer_up_once(
+        monkeypatch: pytest.MonkeyPatch, ai: FakeOpenAI) -> None:
+    from storage.customers import CustomerRepo
+    from storage.events import TIER_UP
+
+    flow = await make_flow(monkeypatch, ai)
+    try:
+        await network_budtender(flow)
+        ai.reply_json(reading(lines=[("MOTA OG KUSH 3.5G", 6, "270.00")]))
+        await flow.send(ANN_TG, CUSTOMER_PHONE, files=[photo_file(receipt_photo())])
+        stored = await ReceiptRepo(flow.app.db).get(1)
+        assert stored is not None and stored.customer_points == 270 and stored.customer_id is not None
+        customer = await CustomerRepo(flow.app.db).get(stored.customer_id)
+        assert customer is not None and customer.vip_tier == "silver"
+        event = await EventLog(flow.app.db).by_source(TIER_UP, f"{stored.customer_id}:silver")
+        assert event is not None and event.payload["balance"] == 270 and event.payload["via"] == "receipt"
+        ai.reply_json(reading(number="A-1002", lines=[("MOTA SOUR GUMMIES", 1, "20.00")]))
+        await flow.send(ANN_TG, CUSTOMER_PHONE, files=[photo_file(receipt_photo("next"))])
+        assert await EventLog(flow.app.db).count(TIER_UP) == 1
+    finally:
+        await flow.close()
