@@ -79,7 +79,8 @@ async def import_network(repo: BudtenderNetworkRepo, path: Path, *, now: Callabl
         report.skip(good[n][0], reason)
     report.written = len(good) - len(refused)
     people, places = await repo.counts()
-    report.notes.append(f"the network now has {people} budtenders at {places} dispensaries")
+    report.notes.append(f"the network now has {people} budtender{'' if people == 1 else 's'} at {places} "
+                        f"dispensar{'y' if places == 1 else 'ies'}")
     return report
 
 

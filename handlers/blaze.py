@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.interval import IntervalTrigger
@@ -26,7 +28,13 @@ from coaching.sources.blaze_sync import BlazeSync, SyncReport
 from handlers.store_services import StoreServices, services
 from storage.blaze import BlazeRepo
 
+if TYPE_CHECKING:
+    from aiolimiter import AsyncLimiter
+
 log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int | None], None]
+"""`progress(entity, rows just read, the server's total or None)`."""
 
 
 class BlazeRunner:
@@ -37,14 +45,14 @@ class BlazeRunner:
         self.store = store
         self.settings = settings
         self.lock = asyncio.Lock()
-        self._limiter = None
+        self._limiter: AsyncLimiter | None = None
 
     @property
     def configured(self) -> bool:
         return self.settings.blaze_api_key is not None
 
     async def run(self, *, since: datetime | None = None, entities: tuple[str, ...] = ENTITIES,
-                  progress=None) -> SyncReport:  # type: ignore[no-untyped-def]
+                  progress: Progress | None = None) -> SyncReport:
         from coaching.sources.blaze import BlazeClient, budget_limiter
 
         if self._limiter is None:

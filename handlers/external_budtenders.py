@@ -35,7 +35,7 @@ from bot.plugins import Plugin
 from bot.router import Greedy, Router
 from bot.settings import HuddleSettings
 from coaching.ai import ai_client_for
-from coaching.receipt_service import ReceiptService
+from coaching.receipt_service import ReceiptService, Review
 from coaching.receipts import ReceiptRules, dollars, is_image
 from coaching.roles import Role
 from coaching.roles import declare as declare_roles
@@ -322,10 +322,12 @@ async def _run_points(app: App, args: argparse.Namespace) -> int:
 # -- wiring ----------------------------------------------------------------------------------------
 
 
-def review_notice(app: App, settings: ReceiptSettings):  # type: ignore[no-untyped-def]
+def review_notice(app: App, settings: ReceiptSettings) -> Review:
+    """Tell staff a receipt waits for them, where HUDDLE_RECEIPTS_REVIEW_TO says (else the log)."""
+
     async def notify(receipt: StoredReceipt, why: str) -> None:
-        text = (f"Receipt #{receipt.id} needs a look ({why}). Reply “receipt {receipt.id} TOTAL [PHONE]” with the "
-                f"house-brand total, or “receipt {receipt.id} refuse REASON”. "
+        text = (f"Receipt #{receipt.id} needs a look ({why}). Answer “receipt {receipt.id} TOTAL [PHONE]” with the "
+                f"house-brand total, or “receipt {receipt.id} refuse REASON” (in a Slack channel, mention me). "
                 f"Photo: python main.py receipts show {receipt.id} --image r{receipt.id}.jpg")
         if not settings.receipts_review_to:
             log.warning("receipt to review (set HUDDLE_RECEIPTS_REVIEW_TO to tell staff in chat): %s", text)
