@@ -294,3 +294,16 @@ def test_open_carts_are_not_orders_and_refunds_go_negative() -> None:
     assert parsed.status == "refunded" and str(parsed.total) == "-20.00" and envelope.type == "order.created"
     assert (data["status"], data["total"], data["store"], event[0]) == ("refunded", "-20.00", "silverlake",
                                                                          f"blaze:t2:{T0}")
+
+
+async def test_pages_served_newest_first_are_read_by_offset_and_nothing_is_missed(fake: FakeBlaze) -> None:
+    seed(fake, orders=1200)
+    fake.newest_first = True
+    flow = await make_flow()
+    try:
+        report = await (await syncer(flow, fake)).run()
+        assert report.error is None and await count(flow, transactions) == 1200
+        asked = [int(c.params["skip"]) for c in fake.calls_of("transactions")]
+        assert asked == [0, 500, 1000]
+    finally:
+        await flow.close()

@@ -12,8 +12,9 @@ key and `Authorization` = the dispensary key):
 
 Each answers a `SearchResult…`: `{"values": [...], "skip": n, "limit": n, "total": n}`; every
 record carries `id`, `created`, `modified` (epoch ms) and `deleted`. (The swagger types the
-transaction dates as strings; Huddle sends epoch milliseconds there too.) Results are read oldest
-`modified` first.
+transaction dates as strings; Huddle sends epoch milliseconds there too.) The swagger says nothing of
+the order of results: the sync moves its cursor by `modified` when a page comes oldest first, and by
+offset within the window otherwise (`coaching/sources/blaze_sync.py`).
 
 Budget: Blaze allows 10,000 calls per 5 minutes and may disable a key that exceeds it. The client
 takes `budget_share` of that through an `aiolimiter.AsyncLimiter` sized so that no 5-minute window

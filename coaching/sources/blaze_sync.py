@@ -1,9 +1,10 @@
 """Incremental Blaze sync: employees, products, members, then transactions, each from its cursor.
 
-A window is "modified since the cursor, up to the moment this run started". Pages are read oldest
-first; after each page is committed the cursor moves to the last row's `modified` (and the number
-of rows at that very millisecond already read), so a run stopped by a crash, a rate limit that
-outlasts the attempts or an expired key resumes where it stopped, re-reading at most one page.
+A window is "modified since the cursor, up to the moment this run started". After each page is
+committed the cursor moves: when the page came oldest first, to the last row's `modified` (and the
+number of rows at that very millisecond already read); otherwise by offset within the same window.
+A run stopped by a crash, a rate limit that outlasts the attempts or an expired key resumes where
+it stopped, re-reading at most one page.
 
 Transactions become the same POS events the webhook stores (`pos_events`, event id
 `blaze:<transaction id>:<modified>`) and go through the same ingest (`PosIngest.apply_stored`):
@@ -214,14 +215,19 @@ class BlazeSync:
                 cursor.modified_ms, cursor.window_end_ms, cursor.skip = cursor.window_end_ms, None, 0
                 await self.repo.save(cursor, self.clock.now())
                 return
-            if dated:
-                last = max(int(v.get("modified") or 0) for v in page.values)
-                at_last = sum(1 for v in page.values if int(v.get("modified") or 0) == last)
+            stamps = [int(v.get("modified") or 0) for v in page.values]
+            if dated and stamps == sorted(stamps) and stamps[0] < stamps[-1] and len(stamps) == page.fetched:
+                # oldest first: move the start to the last row read (a row modified meanwhile leaves the
+                # window at its far end and shifts nothing before the cursor)
+                last = stamps[-1]
+                at_last = stamps.count(last)
                 if last == cursor.modified_ms:
                     cursor.skip += at_last
                 else:
                     cursor.modified_ms, cursor.skip = last, at_last
-            else:
+            else:  # no date filter, not oldest first (or one millisecond): plain offsets in the same window
+                if dated:
+                    log.warning("blaze %s page not sorted by modified; paging by offset", entity)
                 cursor.skip += page.fetched
             await self.repo.save(cursor, self.clock.now())
 

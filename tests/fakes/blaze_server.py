@@ -52,6 +52,8 @@ class FakeBlaze:
         self.expired = False
         self.budget: int | None = None
         self.budget_window = 300.0
+        self.newest_first = False
+        """Serve pages newest first (the client must not rely on the order)."""
         self._sorted: dict[str, bool] = {}
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -143,6 +145,8 @@ class FakeBlaze:
         if entity != "employees":
             rows = [r for r in rows
                     if (start is None or r["modified"] >= start) and (end is None or r["modified"] <= end)]
+        if self.newest_first:
+            rows = rows[::-1]
         values = rows[skip: skip + limit]
         return answer(200, {"values": values, "skip": skip, "limit": limit, "total": len(rows)})
 
