@@ -82,12 +82,17 @@ class ReceiptService:
     # -- a photo arrives ---------------------------------------------------------------------
 
     async def receive(self, *, budtender_person_id: int, address: Address, content: bytes, mimetype: str | None,
-                      caption: str | None) -> Outcome:
+                      caption: str | None, inbound_id: int | None = None) -> Outcome:
+        """Store the photo, then read it. The same inbound message again (handled a second time after a
+        crash) continues the receipt it made, or answers what became of it."""
         now = self.clock.now()
         sha = image_hash(content)
-        rid = await self.repo.add(budtender_person_id=budtender_person_id, channel=address.channel,
-                                  address=address.id, image_sha256=sha, image=content, mimetype=mimetype,
-                                  caption=caption, now=now)
+        rid, before = await self.repo.add(budtender_person_id=budtender_person_id, channel=address.channel,
+                                          address=address.id, image_sha256=sha, image=content, mimetype=mimetype,
+                                          caption=caption, now=now, inbound_id=inbound_id)
+        if before is not None and before.status is not ReceiptStatus.READING:
+            why = f": {before.reason}" if before.reason else ""
+            return Outcome(rid, before.status, f"Receipt #{rid} is {before.status.value}{why}.")
         held = await self.repo.claimed_by(claims(sha, None, None))
         if held is not None:
             await self.repo.set_status(rid, ReceiptStatus.REFUSED, now, reason=f"the same photo as #{held}",

@@ -79,7 +79,7 @@ async def receipt_photo(ctx: Context, receipts: ReceiptService) -> str:
         return "That photo is over 10 MB. Please send a smaller one."
     assert ctx.person is not None and ctx.person.id is not None
     outcome = await receipts.receive(budtender_person_id=ctx.person.id, address=ctx.address, content=photo.content,
-                                     mimetype=photo.mimetype, caption=ctx.text or None)
+                                     mimetype=photo.mimetype, caption=ctx.text or None, inbound_id=ctx.inbound.id)
     return outcome.reply
 
 

@@ -52,11 +52,14 @@ receipts = sa.Table(
     sa.Column("read_by", sa.String(16)),
     sa.Column("decided_by", sa.String(200)),
     sa.Column("duplicate_of", sa.Integer),
+    sa.Column("inbound_id", sa.Integer, unique=True),
     sa.Column("received_at", UTCDateTime, nullable=False),
     sa.Column("decided_at", UTCDateTime),
     sa.Index("ix_receipts_status", "status", "id"),
     sa.Index("ix_receipts_image", "image_sha256"),
 )
+"""`inbound_id`: the message the photo came in. A message handled again after a crash finds its receipt
+instead of making a second one."""
 
 RECEIPT_AWARDED = "receipt.awarded"
 """The event a receipt's points append (source id: the receipt id), in the award's transaction."""
@@ -157,15 +160,21 @@ class ReceiptRepo:
         self.loyalty = LoyaltyRepo(db)
 
     async def add(self, *, budtender_person_id: int | None, channel: str, address: str, image_sha256: str,
-                  image: bytes | None, mimetype: str | None, caption: str | None, now: datetime) -> int:
-        """Store a receipt photo as it arrived (status `reading`); its id."""
+                  image: bytes | None, mimetype: str | None, caption: str | None, now: datetime,
+                  inbound_id: int | None = None) -> tuple[int, StoredReceipt | None]:
+        """Store a receipt photo as it arrived (status `reading`): its id, and the receipt this inbound
+        message already made (None when new)."""
 
-        async def unit(conn: AsyncConnection) -> int:
+        async def unit(conn: AsyncConnection) -> tuple[int, StoredReceipt | None]:
+            if inbound_id is not None:
+                found = (await conn.execute(sa.select(*_COLUMNS).where(receipts.c.inbound_id == inbound_id))).first()
+                if found is not None:
+                    return int(found.id), _receipt(found)
             result = await conn.execute(receipts.insert().values(
                 budtender_person_id=budtender_person_id, status=ReceiptStatus.READING.value, channel=channel,
                 address=address, image_sha256=image_sha256, image=image, mimetype=mimetype,
-                caption=(caption or None) and caption[:500], lines=[], received_at=now))
-            return int(result.inserted_primary_key[0])
+                caption=(caption or None) and caption[:500], lines=[], received_at=now, inbound_id=inbound_id))
+            return int(result.inserted_primary_key[0]), None
 
         return await self.db.run(unit)
 

@@ -210,3 +210,30 @@ async def test_receipt_points_that_reach_a_tier_move_the_customer_up_once(
         assert await EventLog(flow.app.db).count(TIER_UP) == 1
     finally:
         await flow.close()
+
+
+async def test_a_photo_handled_again_after_a_crash_continues_its_receipt(
+        monkeypatch: pytest.MonkeyPatch, ai: FakeOpenAI) -> None:
+    from coaching.receipt_service import ReceiptService
+    from coaching.receipts import image_hash
+
+    flow = await make_flow(monkeypatch, ai)
+    try:
+        ann = await network_budtender(flow)
+        service: ReceiptService = flow.app.deps["receipts"]
+        photo = receipt_photo()
+        # the crash: the photo was stored, the model never answered
+        rid, _ = await service.repo.add(budtender_person_id=ann.id, channel="telegram", address="7001",
+                                        image_sha256=image_hash(photo), image=photo, mimetype="image/jpeg",
+                                        caption=CUSTOMER_PHONE, now=flow.clock.now(), inbound_id=77)
+        ai.reply_json(reading())
+        first = await service.receive(budtender_person_id=ann.id, address=ANN_TG, content=photo,
+                                      mimetype="image/jpeg", caption=CUSTOMER_PHONE, inbound_id=77)
+        assert (first.receipt_id, first.status) == (rid, ReceiptStatus.AWARDED)
+        again = await service.receive(budtender_person_id=ann.id, address=ANN_TG, content=photo,
+                                      mimetype="image/jpeg", caption=CUSTOMER_PHONE, inbound_id=77)
+        assert (again.receipt_id, again.reply) == (rid, f"Receipt #{rid} is awarded.")
+        assert len(await ReceiptRepo(flow.app.db).list()) == 1
+        assert len(await LoyaltyRepo(flow.app.db).entries()) == 2 and len(ai.requests) == 1
+    finally:
+        await flow.close()

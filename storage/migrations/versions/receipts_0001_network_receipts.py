@@ -71,8 +71,10 @@ def upgrade() -> None:
         sa.Column("read_by", sa.String(16)),
         sa.Column("decided_by", sa.String(200)),
         sa.Column("duplicate_of", sa.Integer),
+        sa.Column("inbound_id", sa.Integer),
         _ts("received_at", False),
         _ts("decided_at"),
+        sa.UniqueConstraint("inbound_id", name="uq_receipts_inbound"),
     )
     op.create_index("ix_receipts_status", "receipts", ["status", "id"])
     op.create_index("ix_receipts_image", "receipts", ["image_sha256"])
