@@ -177,13 +177,13 @@ class LoyaltyRepo:
 
     async def reverse(self, keys: list[str], reason: str, now: datetime) -> list[LedgerEntry]:
         """Cancel the entries with `keys` in one transaction: each gets a `reverse:<key>` entry with the
-        opposite delta, the same source and `reason` as its note. Entries already reversed, and reversal
-        entries themselves, are left alone; returns the reversals written."""
+        opposite delta, the same source and `reason` as its note. Entries already reversed (by staff or a
+        POS refund), and reversing entries themselves, are left alone; returns the reversals written."""
 
         async def unit(conn: AsyncConnection) -> list[LedgerEntry]:
             rows = (await conn.execute(sa.select(loyalty_ledger).where(loyalty_ledger.c.key.in_(keys))
                                        .order_by(loyalty_ledger.c.id))).all()
-            wanted = [_entry(r) for r in rows if r.reason != REVERSAL and r.delta != 0]
+            wanted = [_entry(r) for r in rows if r.reason not in (REVERSAL, "refund") and r.delta != 0]
             done = set((await self.deltas_in(conn, [reversal_key(e.key) for e in wanted])).keys())
             out = [LedgerEntry(reversal_key(e.key), -e.delta, REVERSAL, now, customer_id=e.customer_id,
                                person_id=e.person_id, order_external_id=e.order_external_id, note=reason[:300],
@@ -201,6 +201,11 @@ class LoyaltyRepo:
 
 
 def reversal_key(key: str) -> str:
+    """The key of the entry that cancels `key`. A POS order's award is cancelled under the key its refund
+    would use (`order:T1:customer` → `refund:T1:customer`), so the order refunded later by the POS is not
+    reversed twice; anything else gets `reverse:<key>`."""
+    if key.startswith("order:"):
+        return "refund:" + key.removeprefix("order:")
     return f"reverse:{key}"[:200]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 
 from bot.errors import UserError
 from bot.model import Address
+from coaching.loyalty import LoyaltyRules
 from coaching.roles import Role
 from storage.budtender_network import BudtenderNetworkRepo, network_budtenders
 from storage.events import EventLog
@@ -176,5 +178,20 @@ async def test_points_of_a_pos_order_are_reversible_too(
         assert await cli(flow, "points", "reverse", "--order", "T9", "--reason", "test order") == 0
         assert await loyalty.person_balance(person.id or 0) == 0
         assert "order T9" in capsys.readouterr().out
+        # the POS refunding the same order later does not take the points away a second time
+        from coaching.loyalty import OrderLedger
+        from storage.pos_orders import IncomingOrder, OrderParties
+
+        refunded = IncomingOrder(0, "T9", None, flow.clock.now(), Decimal("-30"), status="refunded")
+        parties = OrderParties(refunded, None, False, person.id)
+        ledger = OrderLedger(LoyaltyRules())
+        stored = {"order:T9:budtender": 300}
+        async with flow.app.db.transaction() as conn:
+            await loyalty.add_in(conn, ledger.change(parties, stored, flow.clock.now()).add)
+        assert await loyalty.person_balance(person.id or 0) == 0
+        # and reversing it again (the refund row included) changes nothing
+        assert await cli(flow, "points", "reverse", "--order", "T9", "--reason", "again") == 0
+        assert "Nothing to reverse" in capsys.readouterr().out
+        assert await loyalty.person_balance(person.id or 0) == 0
     finally:
         await flow.close()
