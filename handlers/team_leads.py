@@ -48,7 +48,15 @@ from coaching.cards import (
     team_name,
     tier_text,
 )
-from coaching.chatter_config import BRIEFING_LEAD, DEFAULT_INGEST, WEEK, ChattersConfig, LeadConfig, parse_shift
+from coaching.chatter_config import (
+    BRIEFING_LEAD,
+    DEFAULT_INGEST,
+    WEEK,
+    ChattersConfig,
+    LeadConfig,
+    ShiftError,
+    parse_shift,
+)
 from coaching.chatter_metrics import Kpi
 from coaching.chatter_service import ChatterService, HoursSource
 from coaching.demo_chatters import DEMO_LEADS, seed_demo
@@ -343,7 +351,8 @@ async def shift(ctx: Context, chatters: ChatterService, briefings: LeadBriefings
     try:
         request = parse_shift(text)
     except ValueError as exc:
-        return t(loc, SHIFT_BAD, problem=esc(str(exc)[:1].upper() + str(exc)[1:]), usage=SHIFT_USAGE)
+        said = exc.message.render(loc) if isinstance(exc, ShiftError) else esc(str(exc))
+        return t(loc, SHIFT_BAD, problem=said[:1].upper() + said[1:], usage=SHIFT_USAGE)
     known = await chatters.repo.teams()
     teams: list[str] = []
     for word in request.teams:

@@ -75,6 +75,11 @@ async def test_a_russian_team_lead_gets_every_upload_and_log_reply_in_russian() 
         assert alias == "Понял: «Zed Unknown» — это Grace Tan. Запомню для всех загрузок."
         [shift] = await flow.send(tl, "shift 09:00")
         assert "09:00 пн–пт (Europe/Madrid)" in shift and not english_in(shift), shift
+        lia = await flow.person("Lia Park", {Role.TEAM_LEAD}, slack="U0LIA", locale="ru", timezone="Europe/Madrid")
+        [bad_shift] = await flow.send(lia, "shift 25:00 mon-fri")
+        assert bad_shift.startswith("«25:00» — это не время; напишите, например, 09:00 или 9am. Формат:"), bad_shift
+        [set_shift] = await flow.send(lia, "shift 09:00 mon,wed")
+        assert "09:00 пн, ср (Europe/Madrid)" in set_shift and "следующий — пн 23 нояб. в 08:30" in set_shift, set_shift
 
         await seed_history(flow)
         [card] = await flow.send(tl, "chatter Adedeji")
