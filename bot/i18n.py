@@ -195,8 +195,9 @@ class Day:
 
 
 def rendered(value: object, locale: str | None) -> object:
-    """A value ready for a placeholder: lazy texts rendered in `locale`, anything else as it is."""
-    return value.render(locale) if isinstance(value, Msg | Join | Day) else value
+    """A value ready for a placeholder: lazy texts (anything with `render(locale)`) rendered, the rest as is."""
+    render = getattr(value, "render", None)
+    return render(locale) if callable(render) else value
 
 
 __all__ = [

@@ -92,10 +92,10 @@ def why(card: Card, locale: str | None = None) -> str:
     if weakest and card.metrics:
         k = weakest[0]
         value, ref = card.metrics.kpi(k), card.refs.get(k)
-        team = (t(locale, " vs team {value}", value=fmt_duration(ref) if k is Kpi.REPLY_TIME else fmt_kpi(k, ref))
-                if ref else "")
+        shown = fmt_duration(ref, locale) if ref and k is Kpi.REPLY_TIME else fmt_kpi(k, ref, locale)
+        team = t(locale, " vs team {value}", value=shown) if ref else ""
         parts.append(t(locale, "weakest: {kpi} {value}{team}", kpi=t(locale, KPI_LABELS[k]),
-                       value=fmt_kpi(k, value), team=team))
+                       value=fmt_kpi(k, value, locale), team=team))
     if card.streak:
         parts.append(streak_text(card.streak, locale))
     if card.days_since_coaching is None:

@@ -203,7 +203,7 @@ def red_flags(card: Card) -> list[Msg]:
         flags.append(Msg(FLAG_SALES_DOWN))
     reply, ref = (card.metrics.reply_time_s if card.metrics else None), card.refs.get(Kpi.REPLY_TIME)
     if reply is not None and ref and reply > 1.5 * ref:
-        flags.append(Msg(FLAG_SLOW, reply=fmt_duration(reply), team=fmt_duration(ref)))
+        flags.append(Msg(FLAG_SLOW, reply=Duration(reply), team=Duration(ref)))
     if card.days_since_coaching is None:
         flags.append(Msg(FLAG_NEVER))
     elif card.days_since_coaching >= COACHING_OVERDUE_DAYS:
@@ -232,12 +232,30 @@ def build_team(name: str, scorer: Scorer, chatters: Sequence[Chatter], on: date,
 # -- words ---------------------------------------------------------------------------------------
 
 
-def fmt_duration(seconds: float) -> str:
+def fmt_duration(seconds: float, locale: str | None = None) -> str:
+    """`1m 30s` (`1 мин 30 с`): a reply time as the reader writes it."""
     s = round(seconds)
-    return f"{s // 60}m {s % 60:02d}s" if s >= 60 else f"{s}s"
+    if s >= 60:
+        return t(locale, "{m}m {s:02d}s", m=s // 60, s=s % 60)
+    return t(locale, "{s}s", s=s)
 
 
-def fmt_kpi(kpi: Kpi, value: float | None) -> str:
+class Duration:
+    """A duration rendered in the reader's language when the text it is in is shown."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def render(self, locale: str | None) -> str:
+        return fmt_duration(self.seconds, locale)
+
+    def __str__(self) -> str:
+        return self.render(None)
+
+
+def fmt_kpi(kpi: Kpi, value: float | None, locale: str | None = None) -> str:
     if value is None:
         return "–"
     if kpi is Kpi.SALES_PER_HR:
@@ -245,7 +263,7 @@ def fmt_kpi(kpi: Kpi, value: float | None) -> str:
     if kpi in (Kpi.CVR, Kpi.UNLOCK_RATE, Kpi.GOLDEN_RATIO):
         return f"{value * 100:.1f}%"
     if kpi is Kpi.REPLY_TIME:
-        return fmt_duration(value)
+        return fmt_duration(value, locale)
     return f"{value:.0f}"
 
 
@@ -273,7 +291,7 @@ def card_text(card: Card, locale: str | None = None) -> str:
         lines.append(t(locale, "Score <b>{score}</b> ({tier})", score=card.score.rounded,
                        tier=tier_text(card.score.tier, locale))
                      + (f" · {streak_text(card.streak, locale)}" if card.streak else ""))
-    kpis = [f"{t(locale, KPI_LABELS[k])} {fmt_kpi(k, card.metrics.kpi(k))}{arrow_text(k, card.arrows.get(k))}"
+    kpis = [f"{t(locale, KPI_LABELS[k])} {fmt_kpi(k, card.metrics.kpi(k), locale)}{arrow_text(k, card.arrows.get(k))}"
             for k in Kpi if card.metrics.kpi(k) is not None]
     if kpis:
         lines.append(" · ".join(kpis))

@@ -83,7 +83,7 @@ REPORTED = N_("Report on {chatter} saved. Thanks — the COO sees it on the dash
 MAX_LISTED = 12
 
 
-def fmt_value(column: str, value: Any) -> str:
+def fmt_value(column: str, value: Any, locale: str | None = None) -> str:
     """A stored value as a team lead reads it in a change line (a group's name escaped)."""
     if value is None:
         return "–"
@@ -94,7 +94,7 @@ def fmt_value(column: str, value: Any) -> str:
     if column in {"cvr", "unlock_rate", "golden_ratio"}:
         return _trim(f"{float(value) * 100:.1f}") + "%"
     if column == "reply_time_s":
-        return fmt_duration(float(value))
+        return fmt_duration(float(value), locale)
     if isinstance(value, int | str):
         return str(value)
     return _trim(f"{float(value):.2f}")
@@ -197,8 +197,8 @@ class IngestSummary:
             lines.append(t(locale, CHANGED))
             for change in self.changes[:MAX_LISTED]:
                 who = esc(self._name(change.chatter)) + (f" ({date_text(locale, change.day)})" if multi else "")
-                what = ", ".join(f"{t(locale, LABELS[c]) if c in LABELS else c} {fmt_value(c, a)} → {fmt_value(c, b)}"
-                                 for c, a, b in change.columns)
+                what = ", ".join(f"{t(locale, LABELS[c]) if c in LABELS else c} "
+                                 f"{fmt_value(c, a, locale)} → {fmt_value(c, b, locale)}" for c, a, b in change.columns)
                 lines.append(CHANGE.format(who=who, what=what))
             if len(self.changes) > MAX_LISTED:
                 lines.append(t(locale, N_MORE, n=len(self.changes) - MAX_LISTED))

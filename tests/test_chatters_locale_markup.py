@@ -83,7 +83,8 @@ async def test_a_russian_team_lead_gets_every_upload_and_log_reply_in_russian() 
 
         await seed_history(flow)
         [card] = await flow.send(tl, "chatter Adedeji")
-        assert "Внимание: оценка 31 (Слабо); продажи/ч упали больше чем на 10% за неделю" in card
+        assert "Внимание: оценка 31 (Слабо); продажи/ч упали больше чем на 10% за неделю; медленные ответы " \
+               "(2 мин 26 с против 1 мин 34 с у команды)" in card and "Время ответа 2 мин 26 с" in card
         assert not english_in(card), card
     finally:
         await flow.close()
