@@ -33,8 +33,8 @@ async def briefing_rows(flow: Flow, day: str) -> int:
     return sum(1 for r in await flow.outbox_rows() if r.idempotency_key == f"briefing:U0TL0001:{day}")
 
 
-async def test_fresh_demo_start_sends_nothing_late_and_real_downtime_one_late_briefing(tmp_path: Path) -> None:
-    url = await migrated_sqlite(tmp_path)
+async def test_fresh_demo_start_sends_nothing_late_and_real_downtime_one_late_briefing(db_url: str) -> None:
+    url = db_url  # SQLite and PostgreSQL: the "scheduled since" rows are plain upserts on both
     first = await start(url, MONDAY_0750)  # the first `python main.py` on a fresh demo database
     try:
         assert await first.app.people.by_address(EZEKIEL) is not None  # the demo seeded its leads
