@@ -355,6 +355,7 @@ class App:
             log.info("channel started channel=%s", channel.name)
         await self.dispatcher.recover()
         self.outbox.start()
+        await self.scheduler.record_schedule()  # before any catch-up: what was due earlier was never ours
         if run_scheduler:
             self.scheduler.start()
         if self.settings.http_enabled:

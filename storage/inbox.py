@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.model import Address, Inbound, InboundFile
 from storage.db import Database, metadata
+from storage.events import REPLY_RECEIVED, NewEvent, append_many_in
 from storage.prepared import Prepared
 from storage.types import UTCDateTime
 
@@ -92,7 +93,14 @@ async def _store_many(conn: AsyncConnection, items: list[tuple[Inbound, datetime
 
 
 async def _finish_many(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[None]:
+    """Mark messages handled; a person wrote to us: `reply.received`, once per message (recorded at
+    the batch's latest time, each occurring at its own)."""
     await _FINISH.execute_many(conn, rows)
+    events = [NewEvent(REPLY_RECEIVED, str(r["row_id"]), r["handled_at"], r["person_id"], None,
+                       {"inbound_id": r["row_id"], "handler": r["handler"], "status": r["status"]})
+              for r in rows if r["person_id"] is not None]
+    if events:
+        await append_many_in(conn, events, max(e.occurred_at for e in events))
     return [None] * len(rows)
 
 
