@@ -18,6 +18,7 @@ PLUGINS = [
     "handlers.budtenders",
     "handlers.team_leads",
     "handlers.sales_managers",
+    "handlers.admin",  # the owner's pages at /admin, /metrics and the Monday report
 ]
 
 if __name__ == "__main__":
