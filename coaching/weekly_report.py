@@ -194,7 +194,7 @@ def charts(report: WeeklyReport) -> dict[str, str]:
         "sales": bar_chart([(f"{d:%a}", float(v)) for d, v in report.sales_by_day()], label="sales per day"),
         "coaching": paired_bars([(r.name, r.sent, r.answered) for r in report.data.coaching]),
         "deals": paired_bars([(r.name, r.won, r.lost) for r in report.data.deals], colours=("#0f9d58", "#d93025"),
-                             legend=("won", "lost")),
+                             legend=("won", "lost")) if any(r.won or r.lost for r in report.data.deals) else "",
     }
 
 

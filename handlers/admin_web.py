@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -211,6 +211,7 @@ class AdminPages:
         jobs = []
         for job in app.scheduler.jobs.values():
             nxt = job.trigger.get_next_fire_time(None, now)
+            nxt = nxt.astimezone(UTC) if nxt is not None else None
             jobs.append({"id": job.id, "last": runs.get((job.name, job.scope)), "next": nxt})
         return {
             "now": now, "channels": channels, "outbox": depths.outbox, "inbox": depths.inbox,
