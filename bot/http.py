@@ -181,8 +181,11 @@ class HttpServer:
             return None
         if request.method in UNSAFE_METHODS and not self.sessions.csrf_ok(session, await csrf_given(request)):
             return None
-        request["admin_session"] = session
         return "session"
+
+    def session_of(self, request: web.Request) -> str | None:
+        """The admin session id of a signed-in browser (None for bearer callers and strangers)."""
+        return self.sessions.check(request.cookies.get(SESSION_COOKIE))
 
     def refuse(self, request: web.Request) -> web.StreamResponse:
         """A page is redirected to the sign-in form; anything else (API, forms, feeds) gets 401."""

@@ -83,7 +83,7 @@ class AdminPages:
 
     def render(self, name: str, request: web.Request | None = None, *, status: int = 200,
                **values: Any) -> web.Response:
-        session = request.get("admin_session") if request is not None else None
+        session = self.app.http.session_of(request) if request is not None else None
         values.setdefault("signed_in", session is not None or values.get("signed_in", False))
         values.setdefault("csrf", self.app.http.sessions.csrf_for(session) if session else "")
         values.setdefault("deployment", self.app.hooks.title())

@@ -176,7 +176,7 @@ class WeeklyReports:
         from handlers.admin_web import SECURITY_HEADERS
 
         report = await self.build(_week_param(request))
-        session = request.get("admin_session")
+        session = self.app.http.session_of(request)
         csrf = self.app.http.sessions.csrf_for(session) if session else ""
         return web.Response(text=self.html(report, signed_in=True, csrf=csrf), content_type="text/html",
                             headers=SECURITY_HEADERS)

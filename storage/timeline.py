@@ -240,17 +240,14 @@ class TimelineRepo:
                 if row is None:
                     out.append(Consent(a.channel, a.address, False, None, None, unreachable=a.unreachable_reason))
                     continue
-                msg_id = msg_text = None
-                if row.keyword:
-                    found = (await conn.execute(
-                        sa.select(inbound.c.id, inbound.c.text)
-                        .where(inbound.c.channel == a.channel, inbound.c.address == a.address,
-                               inbound.c.received_at <= row.changed_at + timedelta(seconds=5))
-                        .order_by(inbound.c.received_at.desc(), inbound.c.id.desc()).limit(20))).all()
-                    word = row.keyword.strip().upper()
-                    hit = next((f for f in found if f.text.strip().upper().startswith(word)), None)
-                    if hit is not None:
-                        msg_id, msg_text = hit.id, hit.text
+                # the change is made while its message is handled (one at a time per address): the latest
+                # message from this address received by then is the one that made it
+                hit = (await conn.execute(
+                    sa.select(inbound.c.id, inbound.c.text)
+                    .where(inbound.c.channel == a.channel, inbound.c.address == a.address,
+                           inbound.c.received_at <= row.changed_at)
+                    .order_by(inbound.c.received_at.desc(), inbound.c.id.desc()).limit(1))).first()
+                msg_id, msg_text = (hit.id, hit.text) if hit is not None else (None, None)
                 out.append(Consent(a.channel, a.address, bool(row.opted_out), row.keyword, row.changed_at,
                                    msg_id, msg_text, a.unreachable_reason))
         return out
