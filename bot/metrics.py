@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from bot.observe import Observers
 from channels.base import health_of
 from storage.db import Database
-from storage.ops import OpsRepo
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -35,7 +34,7 @@ class Metrics:
     def __init__(self, observers: Observers, db: Database, channels: Mapping[str, object],
                  now: Callable[[], datetime]) -> None:
         self.observers = observers
-        self.ops = OpsRepo(db)
+        self.db = db
         self.channels = channels
         self.now = now
         self.registry: Any = None
@@ -104,7 +103,10 @@ class Metrics:
 
     async def refresh(self) -> None:
         """Read the gauges from the database and the channels."""
-        depths = await self.ops.depths()
+        from storage.ops import OpsRepo  # here, not at import: every command imports the kernel
+
+        ops = OpsRepo(self.db)
+        depths = await ops.depths()
         self.outbox_depth.clear()
         for (channel, status), n in depths.outbox.items():
             self.outbox_depth.labels(channel, status).set(n)
@@ -117,7 +119,7 @@ class Metrics:
             since = depths.oldest_unsent.get(channel)
             self.oldest.labels(channel).set(max(0.0, (now - since).total_seconds()) if since else 0.0)
         self.held.set(depths.held)
-        for name, count in (await self.ops.job_failures_total()).items():
+        for name, count in (await ops.job_failures_total()).items():
             self.job_failures.labels(name).set(count)
         self.signal.clear()
         for name, channel in sorted(self.channels.items()):

@@ -15,10 +15,9 @@ from decimal import Decimal
 from html import escape
 from typing import TYPE_CHECKING
 
-from storage.weekly import WeekData
-
 if TYPE_CHECKING:
     from bot.app import App
+    from storage.weekly import WeekData
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,12 +18,13 @@ from urllib.parse import quote
 from bot.app import App
 from bot.http_auth import PRE_COOKIE, SESSION_COOKIE, tokens_equal
 from bot.lazy import lazy_module
-from storage.ops import OpsRepo
-from storage.timeline import Cursor, TimelineRepo
 
 if TYPE_CHECKING:
     import jinja2
     from aiohttp import web
+
+    from storage.ops import OpsRepo
+    from storage.timeline import TimelineRepo
 else:
     web = lazy_module("aiohttp.web")
 
@@ -70,10 +71,26 @@ def _safe_next(value: str | None) -> str:
 class AdminPages:
     def __init__(self, app: App) -> None:
         self.app = app
-        self.timeline = TimelineRepo(app.db)
-        self.ops = OpsRepo(app.db)
+        self._timeline: TimelineRepo | None = None
+        self._ops: OpsRepo | None = None
         self._jinja: jinja2.Environment | None = None
-        self.extra_nav: list[tuple[str, str]] = []
+
+    @property
+    def timeline(self) -> TimelineRepo:
+        """Queries over most tables, imported when a page is first served (not for every command)."""
+        if self._timeline is None:
+            from storage.timeline import TimelineRepo
+
+            self._timeline = TimelineRepo(self.app.db)
+        return self._timeline
+
+    @property
+    def ops(self) -> OpsRepo:
+        if self._ops is None:
+            from storage.ops import OpsRepo
+
+            self._ops = OpsRepo(self.app.db)
+        return self._ops
 
     @property
     def jinja(self) -> jinja2.Environment:
@@ -152,6 +169,8 @@ class AdminPages:
         person = await self.app.people.get(person_id) if person_id else None
         if person is None:
             raise web.HTTPNotFound(text="no such person")
+        from storage.timeline import Cursor
+
         before = Cursor.decode(request.query.get("before"))
         page = await self.timeline.page(person_id, before, PAGE_SIZE)
         consent = await self.timeline.consent(person_id)

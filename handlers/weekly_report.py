@@ -33,12 +33,12 @@ from bot.scheduler import JobRun, ScheduleSpec, weekly
 from bot.settings import check_timezone
 from coaching.reports import register_report
 from coaching.weekly_report import ChatterChange, WeeklyReport, charts, money, section_sources, summary_text
-from storage.weekly import WeeklyRepo
 
 if TYPE_CHECKING:
     from aiohttp import web
 
     from handlers.admin_web import AdminPages
+    from storage.weekly import WeeklyRepo
 else:
     web = lazy_module("aiohttp.web")
 
@@ -91,8 +91,17 @@ class WeeklyReports:
     def __init__(self, app: App, config: ReportConfig) -> None:
         self.app = app
         self.config = config
-        self.repo = WeeklyRepo(app.db)
+        self._repo: WeeklyRepo | None = None
         self.pages: AdminPages | None = None
+
+    @property
+    def repo(self) -> WeeklyRepo:
+        """The week's queries, imported on first use (they read most tables: not needed to start)."""
+        if self._repo is None:
+            from storage.weekly import WeeklyRepo
+
+            self._repo = WeeklyRepo(self.app.db)
+        return self._repo
 
     async def build(self, week: str | None = None) -> WeeklyReport:
         week = week or last_week(self.app.clock.now(), self.config.timezone)
