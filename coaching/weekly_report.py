@@ -117,7 +117,8 @@ def summary_text(report: WeeklyReport, link: str | None) -> str:
     lines.append(f"Loyalty: {d.signups} sign-ups, {d.points_issued:,} points issued, {d.points_redeemed:,} redeemed.")
     if d.coaching:
         rate = f" ({report.coaching_answered * 100 // report.coaching_sent}%)" if report.coaching_sent else ""
-        lines.append(f"Coaching: {report.coaching_sent} sent to {len(d.coaching)} budtenders, "
+        who = f"{len(d.coaching)} budtender{'s' if len(d.coaching) != 1 else ''}"
+        lines.append(f"Coaching: {report.coaching_sent} sent to {who}, "
                      f"{report.coaching_answered} answered{rate}.")
     ups = report.improved()
     if ups:

@@ -83,7 +83,7 @@ async def test_cli_writes_a_self_contained_page(demo: Flow, tmp_path: Path, caps
     assert await _cli(demo) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("Weekly report 2026-W01")
-    assert "Coaching: 2 sent to 1 budtenders, 1 answered (50%)." in printed
+    assert "Coaching: 2 sent to 1 budtender, 1 answered (50%)." in printed
     with pytest.raises(UserError, match="2026-W48"):
         await _cli(demo, "--week", "last tuesday")
 
