@@ -5,9 +5,13 @@ own text parser (the format's reference implementation, not ours).
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -291,3 +295,17 @@ async def test_metrics_show_the_modem_signal_from_its_health() -> None:
     finally:
         await flow.close()
         await sim.stop()
+
+
+@pytest.mark.parametrize("command", [["--help"], ["status"]])
+def test_operator_commands_load_no_page_metrics_or_browser_library(command: list[str], tmp_path: Path) -> None:
+    """prometheus_client, Jinja2 and Playwright load only when pages, metrics or a PDF are served."""
+    from bench.startup import ROOT, heavy_imports
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUDDLE_")}
+    env.update(HUDDLE_DATABASE_URL=str(tmp_path / "h.db"), HUDDLE_DURABLE_COMMITS="false")
+    made = subprocess.run([sys.executable, "main.py", "db", "upgrade"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, check=False)
+    assert made.returncode == 0, made.stderr
+    found = heavy_imports(["python", "main.py", *command], ROOT, env)
+    assert not {"prometheus_client", "jinja2", "playwright"} & set(found), found
