@@ -292,6 +292,13 @@ async def test_metrics_show_the_modem_signal_from_its_health() -> None:
         assert _value(m, "huddle_channel_signal_dbm", channel="sms") == health.detail["signal_dbm"]
         assert _value(m, "huddle_channel_up", channel="sms") == 1
         assert _value(m, "huddle_inbound_messages", channel="sms", outcome="stored") == 1
+        from handlers.admin_web import AdminPages
+
+        pages = AdminPages(flow.app)
+        [card] = (await pages.health_values())["channels"]
+        assert card["up"] and card["detail"]["registered"] and card["detail"]["last_contact"]
+        html = pages.jinja.get_template("_health.html").render(**await pages.health_values())
+        assert f"<td>{health.detail['signal_dbm']}</td>" in html and "registration" in html
     finally:
         await flow.close()
         await sim.stop()
