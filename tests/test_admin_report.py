@@ -24,8 +24,9 @@ CONFIG = {"report": {"cron": "0 8 * * mon", "timezone": "UTC", "send_to": ["slac
 
 
 @pytest.fixture
-async def demo() -> AsyncIterator[Flow]:
-    flow = await Flow.create(plugins=PLUGINS, demo=True, config=CONFIG, admin_token="t0ken")
+async def demo(db_url: str) -> AsyncIterator[Flow]:
+    """Demo data on SQLite and on PostgreSQL (the week's aggregates run on both)."""
+    flow = await Flow.create(plugins=PLUGINS, demo=True, config=CONFIG, admin_token="t0ken", database_url=db_url)
     try:
         yield flow
     finally:
