@@ -30,6 +30,8 @@ loyalty_ledger = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Index("ix_loyalty_ledger_customer", "customer_id"),
     sa.Index("ix_loyalty_ledger_person", "person_id"),
+    sa.Index("ix_loyalty_ledger_person_time", "person_id", "created_at", "id"),  # admin timeline (admin_0001)
+    sa.Index("ix_loyalty_ledger_customer_time", "customer_id", "created_at", "id"),
 )
 """`customer_id` for a customer's points; `person_id` for staff points (the budtender bonus)."""
 
