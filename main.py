@@ -20,6 +20,7 @@ PLUGINS = [
     "handlers.external_budtenders",  # outside budtenders: network, receipt photos for points
     "handlers.team_leads",
     "handlers.sales_managers",
+    "handlers.admin",  # the owner's pages at /admin, /metrics and the Monday report
 ]
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,6 +30,7 @@ from pydantic import Field
 
 from bot.clock import Clock
 from bot.config_file import StrictModel
+from bot.observe import Observers
 from storage.job_runs import JobRunRepo
 
 if TYPE_CHECKING:
@@ -170,6 +172,7 @@ class Scheduler:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._since: dict[str, datetime] = {}
         self._live = False
+        self.observers = Observers()
 
     # -- declaring jobs ------------------------------------------------------------------------
 
@@ -233,14 +236,18 @@ class Scheduler:
         run_id = await self.runs.claim(job, scope, period, self.clock.now())
         if run_id is None:
             log.info("skipped, already ran job=%s scope=%s period=%s", job, scope, period)
+            self.observers.job(job, "skipped", 0.0)
             return False
+        started = time.perf_counter()
         try:
             await func()
         except Exception as exc:
             log.exception("job failed job=%s scope=%s period=%s", job, scope, period)
             await self.runs.finish(run_id, self.clock.now(), error=f"{type(exc).__name__}: {exc}"[:2000])
+            self.observers.job(job, "failed", time.perf_counter() - started)
             return True
         await self.runs.finish(run_id, self.clock.now())
+        self.observers.job(job, "done", time.perf_counter() - started)
         return True
 
     async def fire(self, job: Job, fire_time: datetime) -> bool:

@@ -35,6 +35,8 @@ loyalty_ledger = sa.Table(
     sa.Index("ix_loyalty_ledger_person", "person_id"),
     sa.Index("ix_loyalty_ledger_receipt", "receipt_id"),
     sa.Index("ix_loyalty_ledger_order", "order_external_id"),
+    sa.Index("ix_loyalty_ledger_person_time", "person_id", "created_at", "id"),  # admin timeline (admin_0001)
+    sa.Index("ix_loyalty_ledger_customer_time", "customer_id", "created_at", "id"),
 )
 """`customer_id` for a customer's points; `person_id` for staff points (the budtender bonus).
 The source of an entry is its `order_external_id` (a POS order) or `receipt_id` (a receipt photo)."""
