@@ -23,8 +23,6 @@ from time import perf_counter
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from bot.clock import Clock
 from bot.model import TERMINAL_STATUSES, Address, DeliveryReport, Outbound, OutboundKind, OutboundStatus
 from bot.observe import Observers
@@ -40,7 +38,7 @@ from channels.base import (
 from channels.markup import render
 from storage.db import Database
 from storage.outbox import OutboxRepo
-from storage.people import PeopleRepo, consent_in
+from storage.people import PeopleRepo, consent_many
 
 if TYPE_CHECKING:
     from bot.settings import CoreSettings
@@ -149,6 +147,9 @@ class ChannelSender:
         self.in_flight = 0
         self.pacing_waits = 0
         self.claiming = False
+        self.room = asyncio.Event()
+        self.room_at: int | None = None
+        """While the claim loop waits for the lanes to drain: the backlog that wakes it."""
         self.unsent: list[Outbound] = []
         self.parked: set[int] = set()
         """Messages waiting on a retry of this channel (or behind one): due at once when it is ready again."""
@@ -227,9 +228,14 @@ class ChannelSender:
 
     async def _loop(self) -> None:
         o = self.outbox
+        window = self.pacing.concurrency * 4
         while self.running:
             try:
-                limit = max(1, self.pacing.concurrency * 4 - self.backlog)
+                if self.backlog > window // 2:
+                    # Claim in bounded batches, not a row per commit as each send frees a place.
+                    await self._wait_for_room(window // 2)
+                    continue
+                limit = max(1, window - self.backlog)
                 self.claiming = True
                 try:
                     claimed = await o.repo.claim(self.channel.name, o.settings.worker_id, o.clock.now(), limit)
@@ -246,6 +252,23 @@ class ChannelSender:
             except Exception:
                 log.exception("outbox loop error channel=%s", self.channel.name)
                 await o.clock.sleep(1.0)
+
+    async def _wait_for_room(self, backlog: int) -> None:
+        """Until the lanes hold at most `backlog` messages (or a poll interval, as a safety net)."""
+        self.room.clear()
+        self.room_at = backlog
+        waker = asyncio.create_task(self.room.wait())
+        sleeper = asyncio.create_task(self.outbox.clock.sleep(self.outbox.settings.outbox_poll_interval))
+        try:
+            await asyncio.wait({waker, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.room_at = None
+            waker.cancel()
+            sleeper.cancel()
+
+    def _made_room(self) -> None:
+        if self.room_at is not None and self.backlog <= self.room_at:
+            self.room.set()
 
     async def _sleep_until_work(self) -> None:
         o = self.outbox
@@ -300,6 +323,7 @@ class ChannelSender:
                     finally:
                         self.in_flight -= 1
                 lane.pop(0)
+                self._made_room()
                 if retry_at is None and (held := self.retrying.get(address)) is not None and held[0] == msg.id:
                     del self.retrying[address]
                 if retry_at is not None:
@@ -314,6 +338,7 @@ class ChannelSender:
             if not self.running and self.in_flight == 0:
                 self.unsent.extend(lane)
             self.lanes.pop(address, None)
+            self._made_room()
             if bucket.full:
                 self.recipient_buckets.pop(address, None)
 
@@ -384,9 +409,16 @@ class Outbox:
                 return
             await asyncio.sleep(0.001)
 
-    def _receipts(self, channel: str) -> asyncio.Lock:
+    def _receipts(self, channel: str) -> contextlib.AbstractAsyncContextManager[object]:
         """One channel's receipts and reports are written one at a time (a report and the receipt
-        it belongs to never commit side by side unseen by each other)."""
+        it belongs to never commit side by side unseen by each other).
+
+        A database that runs its writes one after another (SQLite; PostgreSQL with group commit,
+        one transaction at a time) does that already, and lets a burst of sends share a commit;
+        a lock here would make every send of the channel wait for the previous one's commit.
+        """
+        if self.db.writes_in_turn:
+            return contextlib.nullcontext()
         lock = self._receipt_locks.get(channel)
         if lock is None:
             lock = self._receipt_locks[channel] = asyncio.Lock()
@@ -480,10 +512,7 @@ class Outbox:
             log.info("not sent: %s outbox_id=%s", refusal, msg.id)
             return None
 
-        async def check(conn: AsyncConnection) -> tuple[bool, str | None]:
-            return await consent_in(conn, msg.address)
-
-        opted_out, unreachable = await self.db.query(check)
+        opted_out, unreachable = await self.db.query_many(consent_many, msg.address)
         if opted_out and not msg.compliance:
             await self._failed(msg, "opted out", refused=True)
             log.info("not sent: recipient opted out outbox_id=%s", msg.id)

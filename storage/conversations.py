@@ -23,10 +23,28 @@ conversations = sa.Table(
 
 
 _LOAD = Prepared(
+    sa.select(conversations.c.person_id, conversations.c.channel, conversations.c.state).where(
+        conversations.c.person_id.in_(sa.bindparam("person_ids", expanding=True)),
+        conversations.c.channel.in_(sa.bindparam("channels", expanding=True)),
+    )
+)
+
+
+_LOAD_ONE = Prepared(
     sa.select(conversations.c.state).where(
         conversations.c.person_id == sa.bindparam("person_id"), conversations.c.channel == sa.bindparam("channel")
     )
 )
+
+
+async def _load_many(conn: AsyncConnection, keys: list[tuple[int, str]]) -> list[dict[str, Any]]:
+    """The states of many (person, channel) pairs in one statement (see `Database.query_many`)."""
+    if len(keys) == 1:  # an IN list costs more to expand than the statement takes on SQLite
+        row = await _LOAD_ONE.first(conn, {"person_id": keys[0][0], "channel": keys[0][1]})
+        return [dict(row.state) if row else {}]
+    params = {"person_ids": sorted({p for p, _ in keys}), "channels": sorted({c for _, c in keys})}
+    found = {(r.person_id, r.channel): r.state for r in await _LOAD.all(conn, params)}
+    return [dict(found[key]) if key in found else {} for key in keys]
 
 
 class ConversationRepo:
@@ -34,11 +52,7 @@ class ConversationRepo:
         self.db = db
 
     async def load(self, person_id: int, channel: str) -> dict[str, Any]:
-        async def unit(conn: AsyncConnection) -> dict[str, Any]:
-            row = await _LOAD.first(conn, {"person_id": person_id, "channel": channel})
-            return dict(row.state) if row else {}
-
-        return await self.db.query(unit)
+        return await self.db.query_many(_load_many, (person_id, channel))
 
     async def save(self, person_id: int, channel: str, state: dict[str, Any], now: datetime) -> None:
         async def unit(conn: AsyncConnection) -> None:

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event, inspect
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool, QueuePool
 
@@ -46,7 +46,10 @@ metadata = MetaData(
 """All tables register here; migrations are the source of truth for the live schema."""
 
 T = TypeVar("T")
+I = TypeVar("I")  # noqa: E741
 Unit = Callable[[AsyncConnection], Awaitable[T]]
+ManyUnit = Callable[[AsyncConnection, list[I]], Awaitable[list[T]]]
+"""Does many callers' items in one go: one result per item, in order (see `Database.run_many`)."""
 
 
 class InlineConnection:
@@ -204,7 +207,9 @@ class Database:
             )
             self._install_sqlite_pragmas()
         else:
-            kwargs.update(pool_size=10, max_overflow=20, pool_recycle=1800)
+            # All kept open (no overflow): an overflow connection is closed on return, and opening one
+            # (TCP, SSL negotiation, start-up) cost more than the burst of reads that needed it.
+            kwargs.update(pool_size=30, max_overflow=0, pool_recycle=1800)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         """Same pool; no BEGIN/COMMIT round trips for the hot single-statement reads of query()."""
@@ -213,6 +218,8 @@ class Database:
         """PeopleRepo's lookups; cleared by any write to persons or addresses through this handle."""
         for sync in {self.engine.sync_engine, self.sync_engine} - {None}:
             event.listen(sync, "after_cursor_execute", self._watch_people_writes)
+        if self.dialect == "postgresql":
+            event.listen(self.engine.sync_engine, "connect", self._on_pg_connect)
         self.commits = CommitTimes()
         """How long durable commits took: a slow disk shows here (and in the log), not as a mystery."""
         self._checkpointer: asyncio.Task[None] | None = None
@@ -220,13 +227,18 @@ class Database:
         self._reader: InlineConnection | None = None
         self._writer: InlineConnection | None = None
         self._reader_busy = False
-        self._pending: list[tuple[Unit[Any], asyncio.Future[Any]]] = []
+        self._pending: list[tuple[ManyUnit[Any, Any] | None, Any, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._reads: dict[ManyUnit[Any, Any], list[tuple[Any, asyncio.Future[Any]]]] = {}
+        self._read_tasks: set[asyncio.Task[None]] = set()
 
     # -- set-up -----------------------------------------------------------------------------
 
     def _watch_people_writes(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         self._forget_people_on_write(statement)
+
+    def _on_pg_connect(self, _dbapi: Any, record: Any) -> None:
+        record.info["on_driver_write"] = self._forget_people_on_write  # see pg_driver
 
     def _forget_people_on_write(self, statement: str) -> None:
         if self.person_cache and statement[:6].upper() in {"INSERT", "UPDATE", "DELETE"}:
@@ -470,6 +482,53 @@ class Database:
         async with self._autocommit.connect() as conn:
             return await unit(conn)
 
+    async def query_many(self, op: ManyUnit[I, T], item: I) -> T:
+        """Like `query`, for a read many callers make at once (`op(conn, items)`: one result per item).
+
+        On PostgreSQL the items of concurrent callers share one pooled connection and one call of
+        `op` (a statement for all, where each caller would take a connection and a round trip);
+        callers that come while it runs share the next. SQLite runs `op` on this item alone,
+        inline: a statement there takes microseconds and has no round trip to save.
+        """
+        if self.dialect == "sqlite":
+            return (await self._sqlite_query(lambda conn: op(conn, [item])))[0]
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        waiting = self._reads.get(op)
+        if waiting is None:
+            waiting = self._reads[op] = []
+            task = asyncio.create_task(self._read_batches(op), name=f"reads-{op.__qualname__}")
+            self._read_tasks.add(task)
+            task.add_done_callback(self._read_tasks.discard)
+        waiting.append((item, fut))
+        return await fut
+
+    async def _read_batches(self, op: ManyUnit[Any, Any]) -> None:
+        try:
+            while self._reads.get(op):
+                await asyncio.sleep(0)  # let concurrent callers join
+                batch, self._reads[op] = self._reads[op], []
+                try:
+                    async with self._autocommit.connect() as conn:
+                        found = await op(conn, [item for item, _ in batch])
+                except Exception as exc:
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                except BaseException as exc:
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    raise
+                for (_, fut), result in zip(batch, found, strict=True):
+                    if not fut.done():
+                        fut.set_result(result)
+        finally:
+            left = self._reads.pop(op, [])
+            for _, fut in left:
+                if not fut.done():
+                    fut.set_exception(RuntimeError("database closed"))
+
     async def _sqlite_query(self, unit: Unit[T]) -> T:
         # One kept-open connection serves the reads: checking a pooled one out and back in cost
         # more than the statement. A read that overlaps another (it awaited something else
@@ -498,8 +557,24 @@ class Database:
         if not self.group_commit:
             async with self.transaction() as conn:
                 return await unit(conn)
+        return await self._join(None, unit)
+
+    async def run_many(self, op: ManyUnit[I, T], item: I) -> T:
+        """Like `run`, for an operation that can do many callers' items in one go.
+
+        `op(conn, items)` returns one result per item, in order. In a group commit, the items of
+        every caller of `op` in the batch are handed to one call (one multi-row statement where a
+        unit would send one per caller); without group commit, or retried alone after a failed
+        batch, `op` gets this item alone. Either way the caller's result comes after the commit.
+        """
+        if not self.group_commit:
+            async with self.transaction() as conn:
+                return (await op(conn, [item]))[0]
+        return await self._join(op, item)
+
+    async def _join(self, op: ManyUnit[Any, T] | None, item: Any) -> T:
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append((unit, fut))
+        self._pending.append((op, item, fut))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
         return await fut
@@ -508,31 +583,49 @@ class Database:
         while self._pending:
             await asyncio.sleep(0)  # let concurrent callers join this batch
             batch, self._pending = self._pending, []
+            # Callers in one batch are concurrent (each waits for its result before writing
+            # again), so any order among them is one they could have run in; an operation's
+            # items keep the callers' order.
+            groups: dict[Any, list[tuple[Any, Any, asyncio.Future[Any]]]] = {}
+            for entry in batch:
+                groups.setdefault(entry[0] if entry[0] is not None else entry, []).append(entry)
             try:
-                results: list[Any] = []
+                results: list[tuple[asyncio.Future[Any], Any]] = []
                 async with self.transaction() as conn:
-                    for unit, _ in batch:
-                        results.append(await unit(conn))
+                    for entries in groups.values():
+                        op = entries[0][0]
+                        if op is None:
+                            results.append((entries[0][2], await entries[0][1](conn)))
+                            continue
+                        found = await op(conn, [item for _, item, _ in entries])
+                        if len(found) != len(entries):
+                            raise RuntimeError(f"{op.__qualname__} returned {len(found)} results for {len(entries)}")
+                        results += [(fut, r) for (_, _, fut), r in zip(entries, found, strict=True)]
             except Exception:
-                if len(batch) == 1:
-                    await self._run_alone(*batch[0])
-                else:
-                    for unit, fut in batch:
-                        await self._run_alone(unit, fut)
+                for entry in batch:
+                    await self._run_alone(*entry)
                 continue
             except BaseException as exc:  # cancelled: fail the waiters rather than hang them
-                for _, fut in batch:
+                for _, _, fut in batch:
                     if not fut.done():
                         fut.set_exception(exc)
                 raise
-            for (_, fut), result in zip(batch, results, strict=True):
+            for fut, result in results:
                 if not fut.done():
                     fut.set_result(result)
 
-    async def _run_alone(self, unit: Unit[Any], fut: asyncio.Future[Any]) -> None:
+    @property
+    def writes_in_turn(self) -> bool:
+        """`run` units never commit side by side: each sees every write committed before it.
+
+        True on SQLite (one writer at a time) and with group commit (one batch at a time).
+        """
+        return self.dialect == "sqlite" or self.group_commit
+
+    async def _run_alone(self, op: ManyUnit[Any, Any] | None, item: Any, fut: asyncio.Future[Any]) -> None:
         try:
             async with self.transaction() as conn:
-                result = await unit(conn)
+                result = await item(conn) if op is None else (await op(conn, [item]))[0]
         except Exception as exc:
             if not fut.done():
                 fut.set_exception(exc)
@@ -566,6 +659,62 @@ class Database:
         updatable = [c for c in rows[0] if c not in {key, *keep}]
         stmt = stmt.on_conflict_do_update(index_elements=[key], set_={c: stmt.excluded[c] for c in updatable})
         await conn.execute(stmt, rows)
+
+
+class PgDriver:
+    """The asyncpg connection under a SQLAlchemy one, for `storage.prepared`: inside its transaction,
+    noting writes to the people cache, raising SQLAlchemy's exceptions as `conn.execute` would."""
+
+    __slots__ = ("adapted", "conn", "sql")
+
+    def __init__(self, conn: AsyncConnection, adapted: Any, sql: str) -> None:
+        self.conn, self.adapted, self.sql = conn, adapted, sql
+
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        try:
+            return await self.adapted.driver_connection.fetch(sql, *args)  # type: ignore[no-any-return]
+        except Exception as error:
+            raise await self._translate(error) from error
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        try:
+            return await self.adapted.driver_connection.execute(sql, *args)  # type: ignore[no-any-return]
+        except Exception as error:
+            raise await self._translate(error) from error
+
+    async def executemany(self, sql: str, args: list[list[Any]]) -> None:
+        try:
+            await self.adapted.driver_connection.executemany(sql, args)
+        except Exception as error:
+            raise await self._translate(error) from error
+
+    async def _translate(self, error: Exception) -> BaseException:
+        dialect = self.conn.dialect
+        try:
+            self.adapted._handle_exception(error)  # raises the DBAPI-level exception SQLAlchemy wraps
+        except Exception as dbapi_error:
+            error = dbapi_error
+        if not isinstance(error, dialect.loaded_dbapi.Error):
+            return error
+        invalid = dialect.is_disconnect(error, self.adapted, None)
+        if invalid:
+            with contextlib.suppress(Exception):
+                await self.conn.invalidate(error)
+        return DBAPIError.instance(self.sql, None, error, dialect.loaded_dbapi.Error,
+                                   connection_invalidated=invalid, dialect=dialect)
+
+
+async def pg_driver(conn: AsyncConnection, sql: str) -> PgDriver:
+    """`conn`'s asyncpg connection in its transaction: SQLAlchemy's adapter begins one lazily, at
+    its first statement, so it is begun here when `conn` has run none yet."""
+    raw = await conn.get_raw_connection()
+    adapted: Any = raw.dbapi_connection
+    if adapted._transaction is None and not adapted.autocommit:
+        await adapted._start_transaction()
+    on_write = raw.info.get("on_driver_write")
+    if on_write is not None:
+        on_write(sql)
+    return PgDriver(conn, adapted, sql)
 
 
 def make_test_database(url: str) -> Database:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.model import Address, Inbound, InboundFile
 from storage.db import Database, metadata
-from storage.events import REPLY_RECEIVED, NewEvent, append_in
+from storage.events import REPLY_RECEIVED, NewEvent, append_many_in
 from storage.prepared import Prepared
 from storage.types import UTCDateTime
 
@@ -62,9 +62,46 @@ def _row_to_inbound(row: Any) -> Inbound:
 _STORE = Prepared.per_dialect(
     lambda insert: insert(inbound)
     .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
-    .returning(inbound.c.id)
+    .returning(inbound.c.id, inbound.c.channel, inbound.c.provider_id)
 )
 _FINISH = Prepared(inbound.update().where(inbound.c.id == sa.bindparam("row_id")))
+
+
+def _values(message: Inbound, now: datetime) -> dict[str, Any]:
+    return {
+        "channel": message.address.channel,
+        "address": message.address.id,
+        "provider_id": message.provider_id,
+        "text": message.text,
+        "thread": message.thread,
+        "callback_data": message.callback_data,
+        "files": _files(message.files),
+        "display_name": message.display_name,
+        "status": RECEIVED,
+        "person_id": None,
+        "handler": None,
+        "error": None,
+        "received_at": message.received_at,
+        "stored_at": now,
+        "handled_at": None,
+    }
+
+
+async def _store_many(conn: AsyncConnection, items: list[tuple[Inbound, datetime]]) -> list[int | None]:
+    found = await _STORE.each_many(conn, [_values(m, now) for m, now in items], key=("channel", "provider_id"))
+    return [None if row is None else int(row.id) for row in found]
+
+
+async def _finish_many(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[None]:
+    """Mark messages handled; a person wrote to us: `reply.received`, once per message (recorded at
+    the batch's latest time, each occurring at its own)."""
+    await _FINISH.execute_many(conn, rows)
+    events = [NewEvent(REPLY_RECEIVED, str(r["row_id"]), r["handled_at"], r["person_id"], None,
+                       {"inbound_id": r["row_id"], "handler": r["handler"], "status": r["status"]})
+              for r in rows if r["person_id"] is not None]
+    if events:
+        await append_many_in(conn, events, max(e.occurred_at for e in events))
+    return [None] * len(rows)
 
 
 class InboxRepo:
@@ -72,33 +109,15 @@ class InboxRepo:
         self.db = db
 
     async def store(self, message: Inbound, now: datetime) -> int | None:
-        """Insert the message; None when the provider id was seen before (a redelivery)."""
+        """Insert the message; None when the provider id was seen before (a redelivery).
 
-        async def unit(conn: AsyncConnection) -> int | None:
-            return await self.store_in(conn, message, now)
-
-        return await self.db.run(unit)
+        Concurrent messages share one multi-row insert (`Database.run_many`); a provider id seen
+        twice in one batch is stored once, for the first.
+        """
+        return await self.db.run_many(_store_many, (message, now))
 
     async def store_in(self, conn: AsyncConnection, message: Inbound, now: datetime) -> int | None:
-        values = {
-            "channel": message.address.channel,
-            "address": message.address.id,
-            "provider_id": message.provider_id,
-            "text": message.text,
-            "thread": message.thread,
-            "callback_data": message.callback_data,
-            "files": _files(message.files),
-            "display_name": message.display_name,
-            "status": RECEIVED,
-            "person_id": None,
-            "handler": None,
-            "error": None,
-            "received_at": message.received_at,
-            "stored_at": now,
-            "handled_at": None,
-        }
-        row = await _STORE.first(conn, values)
-        return None if row is None else int(row.id)
+        return (await _store_many(conn, [(message, now)]))[0]
 
     async def finish(
         self,
@@ -112,14 +131,7 @@ class InboxRepo:
     ) -> None:
         values = {"row_id": inbound_id, "status": status, "handled_at": now}
         values |= {"person_id": person_id, "handler": handler, "error": error}
-
-        async def unit(conn: AsyncConnection) -> None:
-            await _FINISH.execute(conn, values)
-            if person_id is not None:  # a person wrote to us: `reply.received`, once per message
-                await append_in(conn, NewEvent(REPLY_RECEIVED, str(inbound_id), now, person_id, None,
-                                               {"inbound_id": inbound_id, "handler": handler, "status": status}), now)
-
-        await self.db.run(unit)
+        await self.db.run_many(_finish_many, values)
 
     async def unhandled(self) -> list[Inbound]:
         """Messages stored but never handled (the process stopped in between)."""

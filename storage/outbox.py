@@ -154,40 +154,11 @@ class OutboxRepo:
         self.db = db
 
     async def enqueue(self, msg: Outbound, now: datetime) -> tuple[Outbound, bool]:
-        """Store a message; with a key already queued on that channel, return the first one."""
+        """Store a message; with a key already queued on that channel, return the first one.
 
-        async def unit(conn: AsyncConnection) -> tuple[Outbound, bool]:
-            values = {
-                "channel": msg.address.channel,
-                "address": msg.address.id,
-                "body": msg.body,
-                "kind": msg.kind.value,
-                "idempotency_key": msg.idempotency_key,
-                "status": OutboundStatus.QUEUED.value,
-                "attempts": 0,
-                "next_attempt_at": msg.next_attempt_at or now,
-                "buttons": [[b.text, b.data] for b in msg.buttons] or None,
-                "thread": msg.thread,
-                "person_id": msg.person_id,
-                "quiet_tz": msg.quiet_tz,
-                "compliance": msg.compliance,
-                "resent": False,
-                "created_at": now,
-                "updated_at": now,
-            }
-            row = await _QUEUE.first(conn, values)
-            if row is not None:
-                return row_to_outbound(row), True
-            existing = (
-                await conn.execute(
-                    sa.select(outbox).where(
-                        outbox.c.channel == msg.address.channel, outbox.c.idempotency_key == msg.idempotency_key
-                    )
-                )
-            ).one()
-            return row_to_outbound(existing), False
-
-        return await self.db.run(unit)
+        Concurrent messages share one multi-row insert (`Database.run_many`).
+        """
+        return await self.db.run_many(_enqueue_many, (msg, now))
 
     async def claim(self, channel: str, worker: str, now: datetime, limit: int) -> list[Outbound]:
         """Take up to `limit` due rows of `channel` for this worker (status → sending)."""
@@ -216,38 +187,11 @@ class OutboxRepo:
         """The send returned: record the receipts not yet recorded at acceptance, and the status.
 
         The status follows the receipts: reports that came while the send was under way (a part
-        delivered, or failed, before the last one went out) are already on them.
+        delivered, or failed, before the last one went out) are already on them. Concurrent sends
+        share their statements (`Database.run_many`).
         """
         assert msg.id is not None
-        msg_id = msg.id
-        channel = msg.address.channel
-
-        async def unit(conn: AsyncConnection) -> None:
-            known = set((await conn.execute(
-                sa.select(receipts.c.provider_id).where(receipts.c.outbox_id == msg_id))).scalars())
-            part_status = OutboundStatus.DELIVERED if delivered else OutboundStatus.SENT
-            new = list(dict.fromkeys(pid for pid in provider_ids if pid not in known))
-            if new:
-                await _ADD_RECEIPTS.execute_many(conn, [
-                    {"outbox_id": msg_id, "channel": channel, "provider_id": pid, "status": part_status.value,
-                     "created_at": now, "updated_at": now}
-                    for pid in new
-                ])
-            values: dict[str, Any] = {"row_id": msg_id, "sent_at": now, "reason": None, "claimed_by": None,
-                                      "delivered_at": None, "updated_at": now}
-            if delivered:
-                if known:
-                    await conn.execute(receipts.update().where(
-                        receipts.c.outbox_id == msg_id, receipts.c.status == OutboundStatus.SENT.value,
-                    ).values(status=OutboundStatus.DELIVERED.value, updated_at=now))
-                values |= {"status": OutboundStatus.DELIVERED.value, "delivered_at": now}
-            else:
-                applied = [await _apply_kept(conn, msg, pid, now) for pid in new]
-                settled = await _settled(conn, msg_id, now) if known or any(applied) else {}
-                values |= settled or {"status": OutboundStatus.SENT.value}
-            await _SET_BY_ID.execute(conn, values)
-
-        await self.db.run(unit)
+        await self.db.run_many(_mark_sent_many, (msg, provider_ids, delivered, now))
 
     async def record_receipt(self, msg: Outbound, provider_id: str, now: datetime) -> bool:
         """The provider accepted (a part of) `msg` under `provider_id`: write its receipt now.
@@ -449,6 +393,102 @@ class OutboxRepo:
                 )
             ).all()
         return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+def _queue_values(msg: Outbound, now: datetime) -> dict[str, Any]:
+    return {
+        "channel": msg.address.channel,
+        "address": msg.address.id,
+        "body": msg.body,
+        "kind": msg.kind.value,
+        "idempotency_key": msg.idempotency_key,
+        "status": OutboundStatus.QUEUED.value,
+        "attempts": 0,
+        "next_attempt_at": msg.next_attempt_at or now,
+        "buttons": [[b.text, b.data] for b in msg.buttons] or None,
+        "thread": msg.thread,
+        "person_id": msg.person_id,
+        "quiet_tz": msg.quiet_tz,
+        "compliance": msg.compliance,
+        "resent": False,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def _enqueue_many(conn: AsyncConnection, items: list[tuple[Outbound, datetime]]) -> list[tuple[Outbound, bool]]:
+    rows = await _QUEUE.each_many(conn, [_queue_values(m, now) for m, now in items],
+                                  key=("channel", "idempotency_key"))
+    out = []
+    for (msg, _), row in zip(items, rows, strict=True):
+        if row is not None:
+            out.append((row_to_outbound(row), True))
+            continue
+        existing = (await conn.execute(sa.select(outbox).where(
+            outbox.c.channel == msg.address.channel, outbox.c.idempotency_key == msg.idempotency_key))).one()
+        out.append((row_to_outbound(existing), False))
+    return out
+
+
+_KNOWN_RECEIPTS = Prepared(
+    sa.select(receipts.c.outbox_id, receipts.c.provider_id).where(
+        receipts.c.outbox_id.in_(sa.bindparam("ids", expanding=True)))
+)
+_KEPT_FOR = Prepared(
+    sa.select(kept_reports.c.channel, kept_reports.c.provider_id).where(
+        kept_reports.c.channel.in_(sa.bindparam("channels", expanding=True)),
+        kept_reports.c.provider_id.in_(sa.bindparam("provider_ids", expanding=True)))
+)
+_DELIVER_PARTS = Prepared(
+    receipts.update()
+    .where(receipts.c.outbox_id == sa.bindparam("row_id"), receipts.c.status == OutboundStatus.SENT.value)
+    .values(status=OutboundStatus.DELIVERED.value, updated_at=sa.bindparam("now", type_=UTCDateTime))
+)
+
+
+async def _mark_sent_many(
+    conn: AsyncConnection, items: list[tuple[Outbound, list[str], bool, datetime]]
+) -> list[None]:
+    """`OutboxRepo.mark_sent` for many sends: one statement each for what every send needs (the
+    receipts already there, the new ones, a look for kept reports, the statuses); the rarer steps
+    (reports that came early) per send, in the senders' order."""
+    known: dict[int, set[str]] = {}
+    for row in await _KNOWN_RECEIPTS.all(conn, {"ids": [m.id for m, *_ in items]}):
+        known.setdefault(row.outbox_id, set()).add(row.provider_id)
+    new_by_msg: list[list[str]] = []
+    parts = []
+    for msg, provider_ids, delivered, now in items:
+        assert msg.id is not None
+        new = [pid for pid in dict.fromkeys(provider_ids) if pid not in known.get(msg.id, ())]
+        new_by_msg.append(new)
+        status = OutboundStatus.DELIVERED if delivered else OutboundStatus.SENT
+        parts += [{"outbox_id": msg.id, "channel": msg.address.channel, "provider_id": pid, "status": status.value,
+                   "created_at": now, "updated_at": now} for pid in new]
+    if parts:
+        await _ADD_RECEIPTS.execute_many(conn, parts)
+    maybe_kept = sorted({pid for (_, _, delivered, _), new in zip(items, new_by_msg, strict=True)
+                         if not delivered for pid in new})
+    channels = sorted({m.address.channel for m, *_ in items})
+    kept = {(r.channel, r.provider_id) for r in await _KEPT_FOR.all(
+        conn, {"channels": channels, "provider_ids": maybe_kept})} if maybe_kept else set()
+    updates = []
+    for (msg, _, delivered, now), new in zip(items, new_by_msg, strict=True):
+        assert msg.id is not None
+        values: dict[str, Any] = {"row_id": msg.id, "sent_at": now, "reason": None, "claimed_by": None,
+                                  "delivered_at": None, "updated_at": now, "status": OutboundStatus.SENT.value}
+        had = bool(known.get(msg.id))
+        if delivered:
+            if had:
+                await _DELIVER_PARTS.execute(conn, {"row_id": msg.id, "now": now})
+            values |= {"status": OutboundStatus.DELIVERED.value, "delivered_at": now}
+        else:
+            applied = [await _apply_kept(conn, msg, pid, now) for pid in new
+                       if (msg.address.channel, pid) in kept]
+            settled = await _settled(conn, msg.id, now) if had or any(applied) else {}
+            values |= settled
+        updates.append(values)
+    await _SET_BY_ID.execute_many(conn, updates)
+    return [None] * len(items)
 
 
 _SETTLEABLE = frozenset({OutboundStatus.SENT.value, OutboundStatus.DELIVERED.value, OutboundStatus.FAILED.value})

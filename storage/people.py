@@ -294,6 +294,33 @@ _CAN_SEND = Prepared(
 )
 
 
+_OPTED_OUT = Prepared(
+    sa.select(opt_outs.c.channel, opt_outs.c.address, opt_outs.c.opted_out).where(
+        opt_outs.c.channel.in_(sa.bindparam("channels", expanding=True)),
+        opt_outs.c.address.in_(sa.bindparam("addresses", expanding=True)),
+    )
+)
+_UNREACHABLE = Prepared(
+    sa.select(addresses.c.channel, addresses.c.address, addresses.c.unreachable_reason).where(
+        addresses.c.channel.in_(sa.bindparam("channels", expanding=True)),
+        addresses.c.address.in_(sa.bindparam("addresses", expanding=True)),
+        addresses.c.unreachable_at.is_not(None),
+    )
+)
+
+
+async def consent_many(conn: AsyncConnection, wanted: list[Address]) -> list[tuple[bool, str | None]]:
+    """`consent_in` for many addresses in two statements (see `Database.query_many`)."""
+    if len(wanted) == 1:
+        return [await consent_in(conn, wanted[0])]
+    params = {"channels": sorted({a.channel for a in wanted}), "addresses": sorted({a.id for a in wanted})}
+    opted = {(r.channel, r.address): bool(r.opted_out) for r in await _OPTED_OUT.all(conn, params)}
+    unreachable: dict[tuple[str, str], str | None] = {}
+    for r in await _UNREACHABLE.all(conn, params):
+        unreachable.setdefault((r.channel, r.address), r.unreachable_reason)
+    return [(opted.get((a.channel, a.id), False), unreachable.get((a.channel, a.id))) for a in wanted]
+
+
 async def consent_in(conn: AsyncConnection, address: Address) -> tuple[bool, str | None]:
     """(opted out?, why unreachable) in one statement: the outbox asks this before every send."""
     row = await _CAN_SEND.first(conn, {"channel": address.channel, "address": address.id})
