@@ -18,6 +18,7 @@ PLUGINS = [
     "handlers.budtenders",
     "handlers.team_leads",
     "handlers.sales_managers",
+    "handlers.playbooks",  # journeys from the event log, with a holdout and an ROI report
 ]
 
 if __name__ == "__main__":
