@@ -217,7 +217,7 @@ class ReplayMessenger:
             past = [t for t in self.marketing.get(address.id, []) if t > when - timedelta(days=7)]
             day = [t for t in past if t > when - timedelta(days=1)]
             if len(day) >= self.settings.frequency_cap_day or len(past) >= self.settings.frequency_cap_week:
-                note = "refused/held by the frequency cap"
+                note = "held or refused by the frequency cap"
             else:
                 self.marketing.setdefault(address.id, []).append(when)
         self.sent.append(WouldSend(when, playbook, f"{address.channel}:{address.id}", body, note))
@@ -259,26 +259,35 @@ async def replay_on(scratch: Any, playbooks: list[Playbook], engine_settings: En
             tz_of[ident] = s.timezone or engine_settings.default_timezone
         if s.phone:
             tz_of[s.phone] = s.timezone or engine_settings.default_timezone
-    hour: list[Any] = []
-
     async def run_until(when: datetime) -> None:
+        """Fire every timer due by `when`, each at its own time."""
+        while (wake := await repo.next_wake()) is not None and wake <= when:
+            if wake > clock.now():
+                await clock.set(wake)
+            if not await engine.run_due(limit=1000):
+                break
         if when > clock.now():
             await clock.set(when)
+
+    async def feed(batch: list[Any]) -> None:
+        await run_until(batch[0].occurred_at)
+        if batch[-1].occurred_at > clock.now():
+            await clock.set(batch[-1].occurred_at)
+        await engine.take(batch)
         while await engine.run_due(limit=1000):
             pass
 
+    hour: list[Any] = []
     for e in events:
         slot = e.occurred_at.replace(minute=0, second=0, microsecond=0)
         if hour and slot != hour[0].occurred_at.replace(minute=0, second=0, microsecond=0):
-            await engine.take(hour)
+            await feed(hour)
             hour = []
-        if not hour:
-            await run_until(max(slot, clock.now()))
         hour.append(e)
     if hour:
-        await engine.take(hour)
+        await feed(hour)
     await run_until(end)
-    return messenger.sent, len(events)
+    return sorted(messenger.sent, key=lambda w: w.at), len(events)
 
 
 # -- CLI -----------------------------------------------------------------------------------------

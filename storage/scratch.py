@@ -26,7 +26,7 @@ REPLAY_TABLES = (stores, persons, addresses, opt_outs, customers, transactions, 
 
 
 def _backup(source: Path, target: Path) -> None:
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    src = sqlite3.connect(f"file:{source.resolve()}?mode=ro", uri=True)
     dst = sqlite3.connect(target)
     try:
         src.backup(dst)
@@ -38,7 +38,7 @@ def _backup(source: Path, target: Path) -> None:
 async def scratch_copy(live: Database, directory: Path) -> Database:
     """A new database in `directory` holding what a replay needs of `live`; the caller closes it."""
     target = directory / "replay.db"
-    file = live.file
+    file = live.file()
     if live.dialect == "sqlite" and file is not None:
         await asyncio.to_thread(_backup, file, target)
         scratch = Database(str(target), durable=False, group_commit=False)
