@@ -143,8 +143,9 @@ class PlaybookEngine:
 
     async def take(self, batch: Sequence[Event]) -> None:
         now = self.clock.now()
-        cids = {e.customer_id for e in batch if e.customer_id is not None and e.type in self.by_trigger}
-        pids = {e.person_id for e in batch if e.person_id is not None and e.type in self.by_trigger}
+        wanted = [e for e in batch if e.type in self.by_trigger or e.type in STOP_EVENTS]
+        cids = {e.customer_id for e in wanted if e.customer_id is not None}
+        pids = {e.person_id for e in wanted if e.person_id is not None}
         subjects = await self.repo.subjects(cids, pids) if cids or pids else {}
         new: list[NewRun] = []
         stops: list[tuple[Event, str, Sequence[str]]] = []
@@ -159,6 +160,10 @@ class PlaybookEngine:
                     new.append(run)
             reason = STOP_EVENTS.get(e.type)
             if reason and self.stoppers.get(reason):
+                found = subjects.get(f"p{e.person_id}") if e.customer_id is None and e.person_id else None
+                if found is not None and found.customer_id is not None:  # a reply from a person with a CRM record
+                    e = Event(e.id, e.type, e.person_id, found.customer_id, e.payload, e.source_id, e.occurred_at,
+                              e.recorded_at)
                 stops.append((e, reason, self.stoppers[reason]))
         await self.repo.take(self.consumer, batch[-1].id, new, stops, now)
 

@@ -122,18 +122,19 @@ class Playbooks:
         while True:
             try:
                 await self.drain()
-                wait = self.settings.playbooks_poll
                 wake = await engine.repo.next_wake()
-                if wake is not None:
-                    wait = min(wait, max(0.0, (wake - self.app.clock.now()).total_seconds()))
                 self._kick.clear()
-                sleeper = asyncio.ensure_future(self.app.clock.sleep(wait))
-                waker = asyncio.ensure_future(self._kick.wait())
+                # the poll (another process's events) runs on real time; the next timer on the app's clock
+                waiters = {asyncio.ensure_future(asyncio.sleep(self.settings.playbooks_poll)),
+                           asyncio.ensure_future(self._kick.wait())}
+                if wake is not None:
+                    waiters.add(asyncio.ensure_future(self.app.clock.sleep(
+                        max(0.0, (wake - self.app.clock.now()).total_seconds()))))
                 try:
-                    await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
                 finally:
-                    sleeper.cancel()
-                    waker.cancel()
+                    for w in waiters:
+                        w.cancel()
             except asyncio.CancelledError:
                 raise
             except Exception:
