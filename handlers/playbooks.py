@@ -327,6 +327,7 @@ async def _run(app: App, args: argparse.Namespace) -> int:
 
         print(TEMPLATES.strip())
         return 0
+    await app.open_db(create=False)  # `check` and `templates` need no database; the rest do
     pb = playbooks_of(app)
     repo = PlaybookRepo(app.db)
     if action == "list":
@@ -452,7 +453,7 @@ async def _seed(app: App) -> None:
 def setup(app: App) -> None:
     pb = playbooks_of(app)
     app.add_cli("playbooks", "playbooks: list | check FILE | runs | replay --from --to | report | resume NAME",
-                _configure, _run)
+                _configure, _run, needs_db=False)
     register_report(app, "impact", "coaching messages by type and variant vs comparable moments without one",
                     report_impact)
     app.outbox.gates.append(pb.gate)
