@@ -121,6 +121,7 @@ async def test_the_same_order_twice_is_one_journey(store: tuple[Flow, Pos]) -> N
     await pos.order("evt-1", "T1", "60.00")
     await pos.order("evt-1", "T1", "60.00")  # redelivered
     await pos.order("evt-9", "T1", "60.00")  # the same order from another source
+    await tick(flow)
     await tick(flow, 13.5)
     assert len(await PlaybookRepo(flow.app.db).runs()) == 1
     assert flow.sent_to(ANN) == ["Thanks Ann! You have 60 points."]
@@ -129,6 +130,7 @@ async def test_the_same_order_twice_is_one_journey(store: tuple[Flow, Pos]) -> N
 async def test_a_reply_stops_the_journey(store: tuple[Flow, Pos]) -> None:
     flow, pos = store
     await pos.order("evt-1", "T1", "60.00")
+    await tick(flow)
     await tick(flow, 13.5)
     await flow.send(ANN, "thank you!")
     await tick(flow, 22 * 24)
@@ -148,6 +150,7 @@ async def test_a_held_out_customer_gets_nothing_and_is_counted(monkeypatch: pyte
     try:
         for n in range(1, 41):
             await pos.order(f"e{n}", f"T{n}", "80.00", customer=f"C{n}", phone=f"+1619555{1000 + n:04d}")
+        await tick(flow)
         await tick(flow, 13.5)
         svc = services(flow.app)
         held, treated = [], []
