@@ -19,6 +19,7 @@ import asyncio
 import inspect
 import json
 import logging
+import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
@@ -29,6 +30,7 @@ from bot.directory import Directory
 from bot.hooks import KernelHooks
 from bot.i18n import N_, t
 from bot.model import Address, Button, Inbound, Outbound, OutboundKind, Person
+from bot.observe import Observers
 from bot.roles import Roles
 from bot.router import Handler, HandlerResult, Reply, Router, SkipHandler, UsageError, parse_args, split_command
 from channels.base import ChannelPolicy
@@ -93,6 +95,7 @@ class Dispatcher:
         self._locks: dict[Address, tuple[asyncio.Lock, int]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.accepting = True
+        self.observers = Observers()
 
     # -- what a Context may use (bot.context.Messaging) ----------------------------------------
 
@@ -131,6 +134,7 @@ class Dispatcher:
         """
         message.address = self.canonical(message.address)
         inbound_id = await self.inbox.store(message, self.clock.now())
+        self.observers.inbound(message.address.channel, "stored" if inbound_id is not None else "duplicate")
         if inbound_id is None:
             log.info(
                 "duplicate inbound ignored channel=%s provider_id=%s", message.address.channel, message.provider_id
@@ -182,12 +186,15 @@ class Dispatcher:
     async def handle(self, message: Inbound) -> None:
         assert message.id is not None
         ctx = Context(self, message, None)
+        started = time.perf_counter()
         try:
             outcome = await self._chain(ctx, 0)
             await self.inbox.finish(
                 message.id, outcome, self.clock.now(), person_id=_pid(ctx.person), handler=ctx.handler_name or None
             )
+            self.observers.handled(message.address.channel, outcome, time.perf_counter() - started)
         except Exception as exc:
+            self.observers.handled(message.address.channel, FAILED, time.perf_counter() - started)
             log.exception(
                 "handler failed inbound_id=%s channel=%s handler=%s",
                 message.id, message.address.channel, ctx.handler_name or "-",
