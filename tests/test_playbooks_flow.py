@@ -281,3 +281,34 @@ def test_the_ready_templates_check_clean(tmp_path: Path) -> None:
                           capture_output=True, text=True, env={"HUDDLE_DATABASE_URL": str(tmp_path / "x.db"),
                                                                "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert done.returncode == 0 and "4 playbook(s) OK" in done.stdout
+
+
+async def test_a_crash_during_a_wait_sends_once_after_restart(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    """The process dies while a journey waits (database closed, nothing stopped cleanly); a new one sends once."""
+    from bot.testing import migrated_sqlite
+
+    url = await migrated_sqlite(tmp_path)
+    flow, session, pos = await make_store(monkeypatch, tmp_path, url, [THANKS])
+    await pos.order("evt-1", "T1", "60.00")
+    await tick(flow)
+    [(run, _)] = await PlaybookRepo(flow.app.db).runs()
+    assert run.status == "waiting"
+    await session.close()
+    await flow.app.http.stop()
+    await playbooks_of(flow.app).stop()
+    await flow.app.db.close()  # killed here: no shutdown hooks, the wait only in the database
+
+    later = START + timedelta(hours=13, minutes=30)
+    second = await Flow.create(plugins=["handlers.store", "handlers.customers", "handlers.playbooks"], start=later,
+                               database_url=url, config={"stores": [{"code": "main", "name": "Main St",
+                                                                     "timezone": "America/Los_Angeles"}],
+                                                         "playbooks": [THANKS]})
+    try:
+        await tick(second)
+        await tick(second, 1)
+        assert second.sent_to(ANN) == ["Thanks Ann! You have 60 points."]
+        [row] = await second.outbox_rows()
+        assert row.status in (OutboundStatus.SENT, OutboundStatus.DELIVERED)
+    finally:
+        await second.close()
