@@ -21,6 +21,7 @@ PLUGINS = [
     "handlers.team_leads",
     "handlers.sales_managers",
     "handlers.admin",  # the owner's pages at /admin, /metrics and the Monday report
+    "handlers.playbooks",  # journeys from the event log, with a holdout and an ROI report
 ]
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from time import perf_counter
 from typing import TYPE_CHECKING
@@ -110,6 +111,19 @@ class TokenBucket:
             return True
         self._refill()
         return self.tokens >= self.burst
+
+
+@dataclass(frozen=True, slots=True)
+class GateVerdict:
+    """What a send gate decided for a message at the last step: refuse it, or hold it until a time."""
+
+    reason: str
+    hold_until: datetime | None = None
+    """None: refused for good (status `refused`); a time: put back, not counted as an attempt."""
+
+
+SendGate = Callable[[Outbound, datetime], Awaitable[GateVerdict | None]]
+"""A plugin's last-step rule (e.g. a per-recipient frequency cap): None lets the message go."""
 
 
 def in_quiet_hours(now: datetime, tz: str, start: time, end: time) -> datetime | None:
@@ -355,6 +369,8 @@ class Outbox:
         self.on_sent: list[Callable[[Outbound], Awaitable[None]]] = []
         self.on_failed: list[Callable[[Outbound], Awaitable[None]]] = []
         """Called with a message once it is marked failed or refused (after its row is updated)."""
+        self.gates: list[SendGate] = []
+        """Last-step rules of plugins, asked after consent and quiet hours (see `GateVerdict`)."""
         self._receipt_locks: dict[str, asyncio.Lock] = {}
         self._attempt_waiters: dict[int, list[asyncio.Future[None]]] = {}
         self.observers = Observers()
@@ -525,6 +541,16 @@ class Outbox:
             if until is not None:
                 await self.repo.defer(msg, until, "held for quiet hours", now)
                 return None
+        for gate in self.gates:
+            verdict = await gate(msg, now)
+            if verdict is None:
+                continue
+            if verdict.hold_until is None:
+                await self._failed(msg, verdict.reason, refused=True)
+                log.info("not sent: %s outbox_id=%s", verdict.reason, msg.id)
+                return None
+            await self.repo.defer(msg, verdict.hold_until, verdict.reason, now)
+            return None
         body, buttons = msg.body, msg.buttons
         caps = channel.policy.capabilities
         if buttons and not caps.buttons:
@@ -582,4 +608,4 @@ def _fields(msg: Outbound) -> dict[str, object]:
     return {f: getattr(msg, f) for f in msg.__dataclass_fields__}
 
 
-__all__ = ["OutboundStatus", "Outbox", "TokenBucket", "backoff", "in_quiet_hours"]
+__all__ = ["GateVerdict", "OutboundStatus", "Outbox", "SendGate", "TokenBucket", "backoff", "in_quiet_hours"]

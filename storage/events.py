@@ -180,6 +180,20 @@ class EventLog:
 
         return await self.db.run(unit)
 
+    async def append_many(self, batch: Sequence[NewEvent], now: datetime) -> None:
+        if not batch:
+            return
+
+        async def unit(conn: AsyncConnection) -> None:
+            await append_many_in(conn, batch, now)
+
+        await self.db.run(unit)
+
+    async def get(self, event_id: int) -> Event | None:
+        async with self.db.read() as conn:
+            row = (await conn.execute(sa.select(events).where(events.c.id == event_id))).first()
+        return None if row is None else _event(row)
+
     async def after(self, position: int, limit: int = 1000, types: Collection[str] | None = None) -> list[Event]:
         return await self.db.query(lambda conn: after_in(conn, position, limit, types))
 

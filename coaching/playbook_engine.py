@@ -1,0 +1,396 @@
+"""The playbook engine: events from the log become runs; due runs execute their steps.
+
+Two passes, each resumable after a crash:
+
+* `consume` reads the events after the engine's durable cursor, evaluates every playbook whose
+  trigger is the event's type, and in ONE transaction creates the runs (unique per playbook,
+  event and person: a redelivered webhook never starts a second journey), stops the runs the
+  event ends (stop-when: replied, visited, opted out) and moves the cursor past the batch.
+* `run_due` claims runs whose `wake_at` has come (a conditional update: one winner) and executes
+  steps until a wait, the end, or a failure (kept with its error; retried with backoff). A send
+  goes through the outbox with the key `…playbook:<run>:<step>`, so a crash between queuing and
+  recording it queues nothing twice; opt-out, quiet hours and the frequency cap are the
+  outbox's to enforce.
+
+Held-out people enter the journey like everyone (waits, branches, the report counts them) but
+get no message and no award: that difference is what `playbooks report` measures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from bot.clock import Clock
+from bot.model import Address
+from coaching.playbooks import (
+    SCHEDULE,
+    STOP_EVENTS,
+    VISIT_OVERDUE,
+    Journey,
+    Playbook,
+    RhythmRules,
+    Step,
+    customer_context,
+    event_context,
+    held_out,
+    next_local,
+    overdue,
+    render,
+)
+from storage.db import Database
+from storage.events import Event, EventLog, NewEvent
+from storage.loyalty import LedgerEntry
+from storage.playbooks import (
+    DONE,
+    HELD_OUT,
+    MARKETING_KEY,
+    OPEN,
+    SENT,
+    STOPPED,
+    WAITING,
+    NewRun,
+    PlaybookRepo,
+    Run,
+    Subject,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Messenger(Protocol):
+    """Where a run's messages go: the outbox live, a list in a replay."""
+
+    async def send(self, address: Address, body: str, key: str, person_id: int | None, at: datetime,
+                   playbook: str = "") -> int | None:
+        """Queue a message to a customer; the outbox row id."""
+        ...
+
+    async def notify(self, body: str, key: str, at: datetime) -> None:
+        """Tell staff (Slack, or the console)."""
+        ...
+
+
+@dataclass
+class EngineSettings:
+    default_timezone: str = "UTC"
+    rhythm: RhythmRules = field(default_factory=RhythmRules)
+    max_attempts: int = 5
+    retry_base: float = 30.0
+    retry_cap: float = 3600.0
+    lease: timedelta = timedelta(minutes=5)
+    guard_floor: int = 20
+    """The hourly share guard never pauses a playbook below this many messages an hour."""
+    store_name: str = ""
+    concurrency: int = 64
+    """Due runs advanced at once: their writes share transactions, so a burst costs few disk syncs."""
+
+
+def address_of(subject: Subject | None) -> Address | None:
+    """The person's own channel (their first address), else the CRM phone by SMS."""
+    if subject is None:
+        return None
+    if subject.addresses:
+        channel, ident = subject.addresses[0]
+        return Address(channel, ident)
+    return Address("sms", subject.phone) if subject.phone else None
+
+
+def subject_key(customer_id: int | None, person_id: int | None) -> str | None:
+    if customer_id is not None:
+        return f"c{customer_id}"
+    return f"p{person_id}" if person_id is not None else None
+
+
+class _Paused(Exception):
+    pass
+
+
+class PlaybookEngine:
+    def __init__(self, db: Database, clock: Clock, playbooks: Sequence[Playbook], messenger: Messenger,
+                 settings: EngineSettings | None = None, *, consumer: str = "playbooks") -> None:
+        self.db = db
+        self.clock = clock
+        self.messenger = messenger
+        self.settings = settings or EngineSettings()
+        self.consumer = consumer
+        self.repo = PlaybookRepo(db)
+        self.log = EventLog(db)
+        self.set_playbooks(playbooks)
+        self.evaluations = 0
+        self.errors = 0
+        self.on_pause: list[Callable[[str, str], Awaitable[None]]] = []
+
+    def set_playbooks(self, playbooks: Sequence[Playbook]) -> None:
+        self.playbooks = [p for p in playbooks if p.spec.enabled]
+        self.by_name = {p.name: p for p in self.playbooks}
+        self.by_trigger: dict[str, list[Playbook]] = {}
+        for p in self.playbooks:
+            self.by_trigger.setdefault(p.trigger, []).append(p)
+        self.stoppers = {reason: [p.name for p in self.playbooks if reason in p.stop_reasons]
+                         for reason in set(STOP_EVENTS.values())}
+
+    # -- events → runs -----------------------------------------------------------------------
+
+    async def consume(self, limit: int = 1000) -> int:
+        """Evaluate the next batch of events; the number read (0: caught up)."""
+        batch = await self.log.read(self.consumer, limit)
+        if not batch:
+            return 0
+        await self.take(batch)
+        return len(batch)
+
+    async def take(self, batch: Sequence[Event]) -> None:
+        now = self.clock.now()
+        wanted = [e for e in batch if e.type in self.by_trigger or e.type in STOP_EVENTS]
+        cids = {e.customer_id for e in wanted if e.customer_id is not None}
+        pids = {e.person_id for e in wanted if e.person_id is not None}
+        subjects = await self.repo.subjects(cids, pids) if cids or pids else {}
+        new: list[NewRun] = []
+        stops: list[tuple[Event, str, Sequence[str]]] = []
+        for e in batch:
+            for pb in self.by_trigger.get(e.type, ()):
+                if e.type == SCHEDULE:
+                    if e.payload.get("playbook") == pb.name:
+                        new.extend(await self._fan_out(pb, e, now))
+                    continue
+                run = self._evaluate(pb, e, subjects, now)
+                if run is not None:
+                    new.append(run)
+            reason = STOP_EVENTS.get(e.type)
+            if reason and self.stoppers.get(reason):
+                found = subjects.get(f"p{e.person_id}") if e.customer_id is None and e.person_id else None
+                if found is not None and found.customer_id is not None:  # a reply from a person with a CRM record
+                    e = Event(e.id, e.type, e.person_id, found.customer_id, e.payload, e.source_id, e.occurred_at,
+                              e.recorded_at)
+                stops.append((e, reason, self.stoppers[reason]))
+        await self.repo.take(self.consumer, batch[-1].id, new, stops, now)
+
+    def _evaluate(self, pb: Playbook, e: Event, subjects: dict[str, Subject], now: datetime) -> NewRun | None:
+        key = subject_key(e.customer_id, e.person_id)
+        if key is None:
+            return None
+        subject = subjects.get(key)
+        cid = e.customer_id if e.customer_id is not None else (subject.customer_id if subject else None)
+        pid = e.person_id if e.person_id is not None else (subject.person_id if subject else None)
+        key = subject_key(cid, pid) or key
+        self.evaluations += 1
+        context = {"event": event_context(e.type, e.payload, e.occurred_at, e.id),
+                   "customer": customer_context(subject, now), "journey": Journey(now).context(now),
+                   "store": {"name": (subject.store_name if subject else None) or self.settings.store_name}}
+        try:
+            if not pb.matches(context):
+                return None
+        except Exception as exc:  # a condition that fails on this event (a missing field): not eligible
+            self.errors += 1
+            log.warning("playbook condition failed playbook=%s event=%s: %s", pb.name, e.id, exc)
+            return None
+        return NewRun(pb.name, e.id, key, pid, cid, held_out(key, pb.name, pb.spec.holdout), now)
+
+    async def _fan_out(self, pb: Playbook, e: Event, now: datetime) -> list[NewRun]:
+        ids = await self.repo.customer_ids()
+        subjects = await self.repo.subjects(ids, [])
+        out = []
+        for cid in ids:
+            fake = Event(e.id, e.type, subjects[f"c{cid}"].person_id if f"c{cid}" in subjects else None, cid,
+                         e.payload, e.source_id, e.occurred_at, e.recorded_at)
+            run = self._evaluate(pb, fake, subjects, now)
+            if run is not None:
+                out.append(run)
+        return out
+
+    # -- runs → steps ------------------------------------------------------------------------
+
+    async def run_due(self, limit: int = 200) -> int:
+        """Execute every run whose time has come; the number of runs advanced."""
+        now = self.clock.now()
+        paused = await self.repo.paused()
+        due = await self.repo.due(now, limit, exclude=paused)
+
+        async def one(run: Run) -> int:
+            if not await self.repo.claim(run, self.settings.lease, now):
+                return 0  # another worker took it
+            await self.advance(run)
+            return 1
+
+        done = 0
+        for start in range(0, len(due), self.settings.concurrency):  # concurrent runs share commits (group commit)
+            done += sum(await asyncio.gather(*(one(r) for r in due[start:start + self.settings.concurrency])))
+        return done
+
+    async def drain(self, rounds: int = 1000) -> None:
+        """Consume every stored event and run every due step (tests, replay, the live loop)."""
+        for _ in range(rounds):
+            read = await self.consume()
+            ran = await self.run_due()
+            if not read and not ran:
+                return
+
+    async def advance(self, run: Run) -> None:
+        pb = self.by_name.get(run.playbook)
+        now = self.clock.now()
+        if pb is None:
+            await self.repo.step_done(run, step=run.step, kind="stop", result="stopped",
+                                      detail="playbook removed or disabled", next_step=run.step, status=STOPPED,
+                                      wake_at=None, now=now, stop_reason="playbook removed")
+            return
+        subjects = await self.repo.subjects([run.customer_id] if run.customer_id else [],
+                                            [run.person_id] if run.person_id else [])
+        subject = subjects.get(run.subject)
+        event = await self.log.get(run.event_id)
+        while run.status in OPEN and run.step < len(pb.steps):
+            step = pb.steps[run.step]
+            try:
+                await self._step(pb, run, step, subject, event)
+            except _Paused:
+                return
+            except Exception as exc:
+                log.exception("playbook step failed playbook=%s run=%s step=%s", pb.name, run.id, step.index)
+                retry = None
+                if run.attempts + 1 < self.settings.max_attempts:
+                    delay = min(self.settings.retry_cap, self.settings.retry_base * 2 ** run.attempts)
+                    retry = now + timedelta(seconds=delay)
+                await self.repo.step_failed(run, step=step.index, kind=step.kind,
+                                            error=f"{type(exc).__name__}: {exc}", retry_at=retry, now=now)
+                return
+            if run.status == WAITING and run.wake_at is not None and run.wake_at > now:
+                return
+
+    def _context(self, pb: Playbook, run: Run, subject: Subject | None, event: Event | None,
+                 journey: Journey) -> dict[str, Any]:
+        now = self.clock.now()
+        ev = event_context(event.type, event.payload, event.occurred_at, event.id) if event else {}
+        return {"event": ev, "customer": customer_context(subject, now), "journey": journey.context(now),
+                "store": {"name": (subject.store_name if subject else None) or self.settings.store_name}}
+
+    async def _step(self, pb: Playbook, run: Run, step: Step, subject: Subject | None, event: Event | None) -> None:
+        now = self.clock.now()
+        last = len(pb.steps)
+        nxt = step.index + 1
+        kind = step.kind
+
+        async def done(result: str, detail: str | None = None, *, next_step: int = nxt, st: str | None = None,
+                       wake: datetime | None = now, outbox_id: int | None = None,
+                       award: LedgerEntry | None = None) -> None:
+            final = st or (DONE if next_step >= last else run.status)
+            await self.repo.step_done(run, step=step.index, kind=kind, result=result, detail=detail,
+                                      outbox_id=outbox_id, next_step=next_step, status=final,
+                                      wake_at=None if final not in OPEN else wake, now=now, award=award)
+
+        if kind in ("wait", "wait_until"):
+            if step.delay is not None:
+                wake = now + step.delay
+            else:
+                assert step.at is not None
+                tz = (subject.timezone if subject else None) or self.settings.default_timezone
+                wake = next_local(now, step.at, tz)
+            await done("waiting", f"until {wake.isoformat(timespec='minutes')}",
+                       st=WAITING if nxt < last else DONE, wake=wake)
+            return
+        if kind == "stop":
+            await done("stopped", next_step=last, st=DONE)
+            return
+        journey = Journey(run.started_at, held_out=run.held_out)
+        if kind == "branch" or (kind in ("send", "notify") and "journey" in (step.spec.send or step.spec.notify
+                                                                              or "")):
+            visits, revenue, replied = await self.repo.since_start(run)
+            journey = Journey(run.started_at, visits, revenue, replied, run.held_out)
+        context = self._context(pb, run, subject, event, journey)
+        if kind == "branch":
+            taken = bool(step.condition.execute(context))
+            target = step.then_index if taken else step.else_index
+            assert target is not None
+            label = "end" if target >= last else f"step {target}"
+            await done(f"{'then' if taken else 'else'} → {label}", next_step=target)
+            return
+        if kind == "notify":
+            body = render(step.template, context)
+            await self.messenger.notify(f"[{pb.name}] {body}", f"playbook-notify:{run.id}:{step.index}", now)
+            await done("notified", body)
+            return
+        if run.held_out:
+            await done(HELD_OUT, "control group: nothing sent" if kind == "send" else "control group: no award")
+            return
+        if kind == "award_points":
+            if subject is None or subject.customer_id is None:
+                await done("skipped", "no CRM record to award")
+                return
+            points = step.spec.award_points or 0
+            entry = LedgerEntry(f"playbook:{run.id}:{step.index}", points, "playbook", now,
+                                customer_id=subject.customer_id, note=pb.name[:300])
+            await done("awarded", f"{points} points", award=entry)
+            return
+        # send
+        address = address_of(subject)
+        if address is None:
+            await done("skipped", "no address to send to")
+            return
+        await self._guard(pb, now)
+        body = render(step.template, context)
+        key = f"{MARKETING_KEY if pb.spec.marketing else ''}playbook:{run.id}:{step.index}"
+        outbox_id = await self.messenger.send(address, body, key, subject.person_id if subject else None, now,
+                                              pb.name)
+        await done(SENT, body, outbox_id=outbox_id)
+
+    async def _guard(self, pb: Playbook, now: datetime) -> None:
+        """Pause a playbook about to message more than its share of all customers within an hour."""
+        sent = await self.repo.sent_since(pb.name, now - timedelta(hours=1))
+        total = await self.repo.customer_count()
+        limit = max(self.settings.guard_floor, int(pb.spec.max_share_per_hour * total))
+        if sent < limit:
+            return
+        reason = (f"would message more than {pb.spec.max_share_per_hour:.0%} of {total} customers in an hour "
+                  f"({sent} sent): paused; `python main.py playbooks resume {pb.name}` to go on")
+        if await self.repo.pause(pb.name, reason, now):
+            log.warning("playbook paused playbook=%s: %s", pb.name, reason)
+            await self.messenger.notify(f"Playbook {pb.name} {reason}", f"playbook-paused:{pb.name}:{now:%Y%m%d%H}",
+                                        now)
+            for hook in self.on_pause:
+                await hook(pb.name, reason)
+        raise _Paused
+
+    # -- state and schedule triggers -------------------------------------------------------------
+
+    async def detect_overdue(self) -> int:
+        """Append `visit.overdue` for each customer whose own visit rhythm just broke (once per last visit)."""
+        now = self.clock.now()
+        rules = self.settings.rhythm
+        found = []
+        for cid, pid, visits, first, last in await self.repo.overdue_candidates(
+                now - timedelta(days=rules.min_days), rules.min_visits):
+            payload = overdue(visits, first, last, now, rules)
+            if payload is not None:
+                found.append(NewEvent(VISIT_OVERDUE, f"{cid}:{last.isoformat()}", now, pid, cid, payload))
+        await self.log.append_many(found, now)
+        return len(found)
+
+    async def tick_schedules(self) -> int:
+        """Append today's `schedule` event of each scheduled playbook whose local time has come."""
+        now = self.clock.now()
+        due = []
+        for pb in self.playbooks:
+            if pb.trigger != SCHEDULE or pb.spec.schedule is None:
+                continue
+            tz = self.settings.default_timezone
+            today = now.astimezone(_zone(tz)).date()
+            hh, mm = (int(x) for x in pb.spec.schedule.split(":"))
+            at = datetime(today.year, today.month, today.day, hh, mm, tzinfo=_zone(tz))
+            if now >= at:
+                due.append(NewEvent(SCHEDULE, f"{pb.name}:{today.isoformat()}", now, None, None,
+                                    {"playbook": pb.name, "date": today.isoformat()}))
+        await self.log.append_many(due, now)
+        return len(due)
+
+
+def _zone(tz: str) -> Any:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(tz)
+
+
+def names(playbooks: Iterable[Playbook]) -> list[str]:
+    return [p.name for p in playbooks]
