@@ -62,7 +62,7 @@ async def slack_flow(**settings: Any) -> Flow:
     return flow
 
 
-async def eventually(check: Callable[[], bool | Awaitable[bool]], within: float = 3.0) -> None:
+async def eventually(check: Callable[[], bool | Awaitable[bool]], within: float = 10.0) -> None:
     """Wait for real I/O (a socket, an HTTP call) to have happened."""
 
     async def loop() -> None:

@@ -99,7 +99,7 @@ async def tg(fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
         await flow.close()
 
 
-async def until(flow: Flow, condition: Callable[[], Any], *, step: float = 1.0, within: float = 5.0) -> None:
+async def until(flow: Flow, condition: Callable[[], Any], *, step: float = 1.0, within: float = 20.0) -> None:
     """Wait (real time, for real I/O) until `condition()` holds, moving the fake clock on by `step`."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
