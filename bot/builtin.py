@@ -250,7 +250,11 @@ def setup(app: App) -> None:
     app.provide("hooks", app.hooks)
     app.provide("roles", app.roles)
     app.include_router(router)
-    app.add_cli("run", "run the bot (the default)", _no_args, _run, needs_db=False)
+    app.add_cli("run", "run the bot, everything in one process (the default)", _no_args, _run, needs_db=False)
+    app.add_cli("gateway", "PostgreSQL: run only this machine's device adapters (the modem): their intake and sends",
+                _no_args, _run, needs_db=False)
+    app.add_cli("worker", "PostgreSQL: run routing, handlers, the scheduler and HTTP (any number, anywhere)",
+                _no_args, _run, needs_db=False)
     app.add_cli("status", "queue counts, last errors, configured channels", _no_args, status)
     app.add_cli("send", "queue a message through the outbox", _send_args(app), send)
     app.add_cli("people", "list, add or link people", _people_args(app), people)

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
@@ -93,6 +94,18 @@ class Dispatcher:
         self._locks: dict[Address, tuple[asyncio.Lock, int]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.accepting = True
+        self.owner = "local"
+        """The process id work is claimed under (`App` sets it)."""
+        self.handling = True
+        """False in a gateway: messages are stored for the workers to claim, never handled here."""
+        self.exclusive = True
+        """No other process shares the database: whatever another owner claimed is left over."""
+        self.claim_batch = 20
+        self.poll_interval = 5.0
+        self.wake = asyncio.Event()
+        """Set when another process stored a message (NOTIFY) or a turn ended: claim now."""
+        self._intake: asyncio.Task[None] | None = None
+        self._blocked = False
 
     # -- what a Context may use (bot.context.Messaging) ----------------------------------------
 
@@ -130,14 +143,15 @@ class Dispatcher:
         Returns the row id, or None for a redelivery of a message already stored.
         """
         message.address = self.canonical(message.address)
-        inbound_id = await self.inbox.store(message, self.clock.now())
+        inbound_id = await self.inbox.store(message, self.clock.now(), self.owner if self.handling else None)
         if inbound_id is None:
             log.info(
                 "duplicate inbound ignored channel=%s provider_id=%s", message.address.channel, message.provider_id
             )
             return None
         message.id = inbound_id
-        self._schedule(message)
+        if self.handling:
+            self._schedule(message)
         return inbound_id
 
     def _schedule(self, message: Inbound) -> None:
@@ -146,16 +160,46 @@ class Dispatcher:
         task.add_done_callback(self._tasks.discard)
 
     async def recover(self) -> int:
-        """Handle messages that were stored but not handled before the last stop."""
-        pending = await self.inbox.unhandled()
-        for message in pending:
-            log.info("handling message left over from last run inbound_id=%s", message.id)
+        """Claim what is waiting (left over by a stopped process, or stored by a gateway) and
+        handle it; then keep claiming as it comes (woken by `wake`, else every `poll_interval`)."""
+        count = await self._claim()
+        if self._intake is None:
+            self._intake = asyncio.create_task(self._intake_loop(), name="inbound-claims")
+        return count
+
+    async def _claim(self) -> int:
+        room = self.claim_batch - len(self._tasks)
+        if room <= 0 or not self.accepting:
+            return 0
+        self._blocked = self._blocked or bool(self._tasks)
+        claimed = await self.inbox.claim(self.owner, self.clock.now(), room, anyone_else=self.exclusive)
+        for message in claimed:
+            log.debug("claimed inbound_id=%s", message.id)
             self._schedule(message)
-        return len(pending)
+        return len(claimed)
+
+    async def _intake_loop(self) -> None:
+        while self.accepting:
+            self.wake.clear()
+            try:
+                room = self.claim_batch - len(self._tasks)
+                if room > 0 and await self._claim() >= room:
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("claiming inbound messages failed (will retry): %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.poll_interval)
 
     async def drain(self, timeout: float | None = None) -> None:
         """Wait for messages in progress (graceful stop)."""
         self.accepting = False
+        if self._intake is not None:
+            self._intake.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._intake
+            self._intake = None
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout)
 
@@ -171,6 +215,9 @@ class Dispatcher:
             async with lock:
                 await self.handle(message)
         finally:
+            if self._blocked:  # a claim ran while this turn held its sender: what waited may be claimable now
+                self._blocked = False
+                self.wake.set()
             lock, users = self._locks[address]
             if users <= 1:
                 del self._locks[address]

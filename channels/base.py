@@ -112,6 +112,9 @@ class ChannelPolicy:
     proactive messages even to addresses nobody is known by."""
     address_label: str = "address"
     """What an address on this channel is, for people (`--help`, errors): "phone number"."""
+    local_device: bool = False
+    """The adapter needs this machine's hardware (a modem on a USB port): on PostgreSQL it runs in
+    `python main.py gateway` on that machine, not in the workers (`HUDDLE_GATEWAY_CHANNELS` overrides)."""
 
     def __init__(self, name: str | None = None, **overrides: Any) -> None:
         if name is not None:

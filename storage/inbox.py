@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.model import Address, Inbound, InboundFile
 from storage.db import Database, metadata
 from storage.prepared import Prepared
+from storage.processes import dead_owner
 from storage.types import UTCDateTime
 
 inbound = sa.Table(
@@ -33,6 +34,8 @@ inbound = sa.Table(
     sa.Column("received_at", UTCDateTime, nullable=False),
     sa.Column("stored_at", UTCDateTime, nullable=False),
     sa.Column("handled_at", UTCDateTime),
+    sa.Column("claimed_by", sa.String(100)),
+    sa.Column("claimed_at", UTCDateTime),
 )
 
 RECEIVED, HANDLED, FAILED, IGNORED = "received", "handled", "failed", "ignored"
@@ -63,6 +66,28 @@ _STORE = Prepared.per_dialect(
     .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
     .returning(inbound.c.id)
 )
+_older = inbound.alias("older")
+_CLAIMABLE = (
+    sa.select(inbound.c.id)
+    .where(
+        inbound.c.status == RECEIVED,
+        sa.or_(inbound.c.claimed_by.is_(None),
+               sa.and_(inbound.c.claimed_by != sa.bindparam("claim_owner"),
+                       sa.or_(sa.bindparam("claim_any", type_=sa.Boolean),
+                              dead_owner(inbound.c.claimed_by, sa.bindparam("claim_at", type_=UTCDateTime))))),
+        ~sa.exists().where(_older.c.channel == inbound.c.channel, _older.c.address == inbound.c.address,
+                           _older.c.status == RECEIVED, _older.c.id < inbound.c.id),
+    )
+    .order_by(inbound.c.id)
+    .limit(sa.bindparam("claim_limit"))
+    .with_for_update(skip_locked=True)
+)
+_CLAIM = Prepared(
+    inbound.update()
+    .where(inbound.c.id.in_(_CLAIMABLE.scalar_subquery()))
+    .values(claimed_by=sa.bindparam("claim_owner"), claimed_at=sa.bindparam("claim_at", type_=UTCDateTime))
+    .returning(*inbound.c)
+)
 _FINISH = Prepared(inbound.update().where(inbound.c.id == sa.bindparam("row_id")))
 
 
@@ -70,15 +95,20 @@ class InboxRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def store(self, message: Inbound, now: datetime) -> int | None:
-        """Insert the message; None when the provider id was seen before (a redelivery)."""
+    async def store(self, message: Inbound, now: datetime, owner: str | None = None) -> int | None:
+        """Insert the message; None when the provider id was seen before (a redelivery).
+
+        `owner`: the process that will handle it (it is claimed as stored); None leaves it for a
+        worker to claim (a gateway's intake).
+        """
 
         async def unit(conn: AsyncConnection) -> int | None:
-            return await self.store_in(conn, message, now)
+            return await self.store_in(conn, message, now, owner)
 
         return await self.db.run(unit)
 
-    async def store_in(self, conn: AsyncConnection, message: Inbound, now: datetime) -> int | None:
+    async def store_in(self, conn: AsyncConnection, message: Inbound, now: datetime,
+                       owner: str | None = None) -> int | None:
         values = {
             "channel": message.address.channel,
             "address": message.address.id,
@@ -95,6 +125,8 @@ class InboxRepo:
             "received_at": message.received_at,
             "stored_at": now,
             "handled_at": None,
+            "claimed_by": owner,
+            "claimed_at": now if owner is not None else None,
         }
         row = await _STORE.first(conn, values)
         return None if row is None else int(row.id)
@@ -114,6 +146,34 @@ class InboxRepo:
 
         async def unit(conn: AsyncConnection) -> None:
             await _FINISH.execute(conn, values)
+
+        await self.db.run(unit)
+
+    async def claim(self, owner: str, now: datetime, limit: int, *, anyone_else: bool = False) -> list[Inbound]:
+        """Take up to `limit` messages to handle: unclaimed ones, or ones whose owner's lease ran out
+        (`anyone_else`: whoever else claimed them; an embedded database has one Huddle at a time).
+
+        Only the oldest unhandled message of each sender can be taken, so a sender's messages are
+        handled one at a time in order, whichever worker takes them; `SKIP LOCKED` lets workers
+        claim side by side without waiting on each other.
+        """
+
+        async def unit(conn: AsyncConnection) -> list[Inbound]:
+            rows = await _CLAIM.all(conn, {"claim_owner": owner, "claim_at": now, "claim_limit": limit,
+                                            "claim_any": anyone_else})
+            return sorted((_row_to_inbound(r) for r in rows), key=lambda m: m.id or 0)
+
+        return await self.db.run(unit)
+
+    async def release(self, ids: list[int], owner: str) -> None:
+        """Give back claimed messages this process will not handle (a clean stop)."""
+        if not ids:
+            return
+
+        async def unit(conn: AsyncConnection) -> None:
+            await conn.execute(inbound.update().where(
+                inbound.c.id.in_(ids), inbound.c.status == RECEIVED, inbound.c.claimed_by == owner,
+            ).values(claimed_by=None, claimed_at=None))
 
         await self.db.run(unit)
 
