@@ -37,6 +37,7 @@ from storage.conversations import ConversationRepo
 from storage.db import Database
 from storage.inbox import FAILED, HANDLED, IGNORED, InboxRepo
 from storage.people import PeopleRepo
+from storage.processes import lost_connection
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,8 @@ class Dispatcher:
         """Set when another process stored a message (NOTIFY) or a turn ended: claim now."""
         self._intake: asyncio.Task[None] | None = None
         self._blocked = False
+        self._unfinished: list[Inbound] = []
+        """Messages whose handling the database's going away interrupted: handled again when it is back."""
 
     # -- what a Context may use (bot.context.Messaging) ----------------------------------------
 
@@ -173,7 +176,8 @@ class Dispatcher:
             return 0
         self._blocked = self._blocked or bool(self._tasks)
         claimed = await self.inbox.claim(self.owner, self.clock.now(), room, anyone_else=self.exclusive)
-        for message in claimed:
+        again, self._unfinished = self._unfinished, []  # the database answers again
+        for message in [*again, *claimed]:
             log.debug("claimed inbound_id=%s", message.id)
             self._schedule(message)
         return len(claimed)
@@ -189,8 +193,9 @@ class Dispatcher:
                 raise
             except Exception as exc:
                 log.warning("claiming inbound messages failed (will retry): %s", exc)
+            wait = 0.5 if self._unfinished else self.poll_interval
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), self.poll_interval)
+                await asyncio.wait_for(self.wake.wait(), wait)
 
     async def drain(self, timeout: float | None = None) -> None:
         """Wait for messages in progress (graceful stop)."""
@@ -235,6 +240,12 @@ class Dispatcher:
                 message.id, outcome, self.clock.now(), person_id=_pid(ctx.person), handler=ctx.handler_name or None
             )
         except Exception as exc:
+            if lost_connection(exc):
+                # Not the handler's fault: the message stays claimed by this process and is handled
+                # again once the database answers (its replies carry the same keys: none doubles).
+                log.warning("database lost while handling inbound_id=%s; will handle it again: %s", message.id, exc)
+                self._unfinished.append(message)
+                return
             log.exception(
                 "handler failed inbound_id=%s channel=%s handler=%s",
                 message.id, message.address.channel, ctx.handler_name or "-",

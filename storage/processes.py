@@ -90,3 +90,27 @@ class ProcessRepo:
                 sa.select(processes).where(p.lease_until >= now, p.stopped_at.is_(None))
                 .order_by(p.role, p.started_at))).all()
         return [ProcessRow(r.id, r.role, r.host, r.pid, r.started_at, r.heartbeat_at, r.lease_until) for r in rows]
+
+
+def lost_connection(exc: BaseException) -> bool:
+    """The database went away under this operation (reset, restart, unreachable), as opposed to
+    an error in what was asked: the work should be retried, not recorded as failed."""
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import InterfaceError as SaInterfaceError
+
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError | ConnectionError | SaInterfaceError):
+            return True
+        if isinstance(cur, DBAPIError) and cur.connection_invalidated:
+            return True
+        name = type(cur).__name__
+        if name in {"ConnectionDoesNotExistError", "InterfaceError", "ConnectionFailureError",
+                    "CannotConnectNowError", "AdminShutdownError", "InternalClientError"}:
+            return True
+        if "connection is closed" in str(cur) or "connection was closed" in str(cur):
+            return True
+        cur = getattr(cur, "orig", None) or cur.__cause__ or cur.__context__
+    return False
