@@ -116,6 +116,7 @@ class App:
         """The part hooks registered now belong to (a device adapter's while its factory runs)."""
         self.heartbeat: Heartbeat | None = None
         self._listener: Any = None
+        self._catching_up: set[asyncio.Task[None]] = set()
         self._seeders: list[Hook] = []
         self._factories: dict[str, tuple[Callable[[], Channel], str]] = {}
         self._summaries: dict[str, str] = {}
@@ -394,7 +395,7 @@ class App:
             await hook(self)
         s = self.settings
         self.heartbeat = Heartbeat(self.db, self.clock, s.worker_id, self.role, s.heartbeat_interval,
-                                   s.process_lease, on_lost=self.outbox.lease_lost)
+                                   s.process_lease, on_lost=self.outbox.lease_lost, on_back=self._database_back)
         await self.heartbeat.start()
         for channel in self.channels.values():
             self.outbox.register(channel)
@@ -420,6 +421,17 @@ class App:
         self.started = True
         for hook in self._hooks(self._ready):
             await hook(self)
+
+    def _database_back(self) -> None:
+        """The database answers again: adapters read what their providers kept meanwhile, work resumes."""
+        from channels.base import catch_up
+
+        for channel in self.channels.values():
+            task = asyncio.create_task(catch_up(channel), name=f"catch-up-{channel.name}")
+            self._catching_up.add(task)
+            task.add_done_callback(self._catching_up.discard)
+        self.outbox.wake("")
+        self.dispatcher.wake.set()
 
     def _start_listener(self, work: bool) -> None:
         """Wake on other processes' commits (LISTEN/NOTIFY): a reply to send, a message to handle."""

@@ -52,7 +52,7 @@ class Heartbeat:
     """Registers this process and keeps its lease alive; a beat that fails is retried next time."""
 
     def __init__(self, db: Database, clock: Clock, process_id: str, role: str, interval: float, lease: float,
-                 on_lost: Callable[[], None] | None = None) -> None:
+                 on_lost: Callable[[], None] | None = None, on_back: Callable[[], None] | None = None) -> None:
         self.repo = ProcessRepo(db)
         self.clock = clock
         self.id = process_id
@@ -60,6 +60,8 @@ class Heartbeat:
         self.interval = interval
         self.lease = lease
         self.on_lost = on_lost
+        self.on_back = on_back
+        """Called when a beat succeeds after failing: the database answers again."""
         self.lease_until = clock.now()
         self._task: asyncio.Task[None] | None = None
 
@@ -85,6 +87,8 @@ class Heartbeat:
                 continue
             if failing:
                 log.info("heartbeat back id=%s", self.id)
+                if self.on_back is not None:
+                    self.on_back()
             lapsed = now > self.lease_until
             failing = False
             self.lease_until = now + timedelta(seconds=self.lease)

@@ -198,6 +198,14 @@ def listen_ready(channel: object, callback: Callable[[], None]) -> bool:
     return True
 
 
+async def catch_up(channel: object) -> None:
+    """Ask a channel to read again what its provider kept while Huddle could not store it (a
+    modem's storage while the database was unreachable), if it can (`catch_up`)."""
+    again = getattr(channel, "catch_up", None)
+    if again is not None:
+        await again()
+
+
 def listen_accepted(channel: object, callback: AcceptHandler) -> bool:
     """Give a channel the outbox's receipt recorder, if it takes one (`add_accept_listener`).
 
