@@ -227,7 +227,12 @@ class ChannelSender:
         o = self.outbox
         while self.running:
             try:
-                limit = max(1, self.pacing.concurrency * 4 - self.backlog)
+                limit = self.pacing.concurrency * 4 - self.backlog
+                if limit <= 0:  # enough in hand: claim more as lanes empty (what is claimed is leased)
+                    self.wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.wake.wait(), o.settings.outbox_poll_interval)
+                    continue
                 self.claiming = True
                 try:
                     claimed = await o.repo.claim(self.channel.name, o.settings.worker_id, o.clock.now(), limit)
@@ -298,6 +303,7 @@ class ChannelSender:
                     finally:
                         self.in_flight -= 1
                 lane.pop(0)
+                self.wake.set()  # room for one more in hand
                 if retry_at is None and (held := self.retrying.get(address)) is not None and held[0] == msg.id:
                     del self.retrying[address]
                 if retry_at is not None:

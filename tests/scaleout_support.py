@@ -119,6 +119,11 @@ class Cluster:
             rows = (await conn.execute(sa.select(processes))).all()
         return {f"{r.role}:{r.pid}": r.id for r in rows}
 
+    async def last_heartbeat(self, process_id: str) -> Any:
+        async with self.db.read() as conn:
+            return (await conn.execute(sa.select(processes.c.heartbeat_at).where(
+                processes.c.id == process_id))).scalar_one()
+
     async def check_once(self, n: int) -> dict[str, Any]:
         """Every text stored once and handled; one reply each, received by its phone once, or more
         often only when its row is marked possibly repeated. Returns figures for the report."""
