@@ -71,10 +71,14 @@ class PgProxy:
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(OSError, asyncio.IncompleteReadError, ConnectionError):
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
+    """Copy one way; at the end close the other side too (a half-open pair would hang a close)."""
+    try:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError, ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+    finally:
+        writer.close()
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:
