@@ -187,7 +187,9 @@ class Dispatcher:
             self.wake.clear()
             try:
                 room = self.claim_batch - len(self._tasks)
-                if room > 0 and await self._claim() >= room:
+                if room <= 0:
+                    self._blocked = True  # full: the next turn to end makes room and wakes this loop
+                elif await self._claim() >= room:
                     continue
             except asyncio.CancelledError:
                 raise
