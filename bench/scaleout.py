@@ -63,7 +63,7 @@ async def throughput(workers: int, backlog: int) -> tuple[float, Counter[str]]:
         await testing_pg.drop_postgres(url)
 
 
-async def latency(replies: int) -> tuple[list[float], list[float]]:
+async def latency(replies: int) -> tuple[list[float], list[float], list[float], list[float]]:
     url = await testing_pg.fresh_postgres()
     sim = SimulatedModem()
     await sim.start()
@@ -83,10 +83,17 @@ async def latency(replies: int) -> tuple[list[float], list[float]]:
             phone.append((c.texts[-1][0] - sent) * 1000)
         async with c.db.read() as conn:
             rows = (await conn.execute(
-                sa.select(inbound.c.stored_at, outbox.c.claimed_at)
+                sa.select(inbound.c.stored_at, inbound.c.claimed_at.label("taken"), outbox.c.created_at,
+                          outbox.c.claimed_at)
                 .join(outbox, outbox.c.idempotency_key == sa.func.concat("in:", inbound.c.id, ":1")))).all()
-        db_ms = [(r.claimed_at - r.stored_at).total_seconds() * 1000 for r in rows]
-        return db_ms, phone
+
+        def ms(a: datetime, b: datetime) -> float:
+            return (b - a).total_seconds() * 1000
+
+        db_ms = [ms(r.stored_at, r.claimed_at) for r in rows]
+        to_worker = [ms(r.stored_at, r.taken) for r in rows]
+        to_gateway = [ms(r.created_at, r.claimed_at) for r in rows]
+        return db_ms, phone, to_worker, to_gateway
     finally:
         await c.close()
         await sim.stop()
@@ -111,13 +118,19 @@ async def main() -> None:
     print(f"  1 worker : {one:7.0f} msg/s")
     print(f"  2 workers: {two:7.0f} msg/s  ({two / one:.2f}x one worker)  shares: "
           + ", ".join(f"{n / args.backlog:.0%}" for n in sorted(shares2.values(), reverse=True)))
-    db_ms, phone_ms = await latency(args.replies)
+    db_ms, phone_ms, to_worker, to_gateway = await latency(args.replies)
     await testing_pg.drop_template()
     print(f"reply latency, {args.replies} texts one at a time, gateway + worker processes")
     print(f"  gateway stores inbound -> worker -> gateway send call: p50 {statistics.median(db_ms):6.1f} ms"
           f"  p99 {pct(db_ms, 99):6.1f} ms  (target p99 < 100 ms)")
     print(f"  phone sends -> phone receives (through the modem):      p50 {statistics.median(phone_ms):6.1f} ms"
           f"  p99 {pct(phone_ms, 99):6.1f} ms")
+    print(f"  of which the hops: inbound stored -> worker claims it   p50 {statistics.median(to_worker):6.1f} ms"
+          f"  p99 {pct(to_worker, 99):6.1f} ms")
+    print(f"                     reply queued -> gateway claims it    p50 {statistics.median(to_gateway):6.1f} ms"
+          f"  p99 {pct(to_gateway, 99):6.1f} ms")
+    print("  (the rest is the handler's own work; load average at the end: "
+          f"{' '.join(f'{x:.1f}' for x in __import__('os').getloadavg())} on {__import__('os').cpu_count()} cores)")
 
 
 if __name__ == "__main__":
