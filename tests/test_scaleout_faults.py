@@ -8,6 +8,7 @@ taken over only once its owner's lease has run out."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -23,7 +24,7 @@ from storage.inbox import inbound
 from storage.migrate import known_heads
 from storage.outbox import outbox
 from tests.pg_proxy import PgProxy
-from tests.scaleout_support import LEASE, REPLY, Cluster, running
+from tests.scaleout_support import LEASE, REPLY, ROOT, Cluster, running
 
 pytestmark = pytest.mark.skipif(not testing_pg.admin_url(), reason="needs HUDDLE_TEST_DATABASE_URL (PostgreSQL)")
 
@@ -84,6 +85,14 @@ async def test_gateway_and_worker_started_at_once_on_an_empty_database_migrate_i
         c.deliver(1)
         await c.all_done(1, timeout=30)
         assert [t[2] for t in c.texts] == [REPLY]
+        status = await asyncio.create_subprocess_exec(
+            sys.executable, "main.py", "status", cwd=ROOT, env=c.env(), stdout=asyncio.subprocess.PIPE)
+        out = (await status.communicate())[0].decode()
+        ids = await c.process_ids()
+        for proc in (gateway, worker):  # each live process: role, id, host, heartbeat, holdings
+            line = next(x for x in out.splitlines() if ids[f"{proc.role}:{proc.child.pid}"] in x)
+            assert line.split()[0] == proc.role and "heartbeat" in line and "holds 0 inbound, 0 sending" in line
+        assert "oldest unhandled inbound: none; oldest unsent outbound: none" in out
     finally:
         await c.close()
         await testing_pg.drop_postgres(url)
