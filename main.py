@@ -14,10 +14,13 @@ PLUGINS = [
     "channels.console",  # the terminal, standing in for every channel not configured
     "handlers.enrollment",  # invite codes
     "handlers.store",  # stores, POS webhook, imports
+    "handlers.blaze",  # Blaze POS sync (with HUDDLE_BLAZE_API_KEY)
     "handlers.customers",
     "handlers.budtenders",
+    "handlers.external_budtenders",  # outside budtenders: network, receipt photos for points
     "handlers.team_leads",
     "handlers.sales_managers",
+    "handlers.admin",  # the owner's pages at /admin, /metrics and the Monday report
 ]
 
 if __name__ == "__main__":

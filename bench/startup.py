@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAVY = ("aiogram", "openai", "slack_sdk", "slack_bolt")
+HEAVY = ("aiogram", "openai", "slack_sdk", "slack_bolt", "prometheus_client", "jinja2", "playwright")
 
 
 def _env(workdir: Path) -> dict[str, str]:

@@ -27,7 +27,9 @@ from bot.dispatcher import Dispatcher
 from bot.errors import UserError
 from bot.hooks import KernelHooks
 from bot.http import HttpServer
+from bot.metrics import Metrics, metrics_route
 from bot.model import Address, Button, DeliveryReport, Inbound, Outbound, OutboundKind, Person
+from bot.observe import Observers
 from bot.outbox import Outbox
 from bot.plugins import Plugin, PluginError
 from bot.process import ROLES, SHARED_ONLY, Heartbeat, Part
@@ -95,8 +97,15 @@ class App:
             deps=self.deps,
         )
         self.scheduler = Scheduler(self.db, self.clock, self.settings)
+        self.observers = Observers()
+        """What the kernel reports as it works (metrics listen here)."""
+        self.outbox.observers = self.dispatcher.observers = self.scheduler.observers = self.observers
         self.http = HttpServer(self.settings)
         self.http.channels = self.channels
+        self.metrics = Metrics(self.observers, self.db, self.channels, self.clock.now)
+        self.http.before_start.append(self.metrics.install)
+        scrape = self.settings.metrics_token.get_secret_value() if self.settings.metrics_token else None
+        self.http.route("GET", "/metrics", metrics_route(self.http, self.metrics, scrape))
         self.cli_commands: dict[str, CliCommand] = {}
         self.status_sections: list[Callable[[App], Awaitable[list[str]]]] = []
         """Plugins' parts of `python main.py status`: each returns its lines (a title first)."""
@@ -414,6 +423,8 @@ class App:
         self.outbox.start()
         if shared:
             self._start_listener(work)
+        if work:
+            await self.scheduler.record_schedule()  # before any catch-up: what was due earlier was never ours
         if run_scheduler and work:
             self.scheduler.start()
         if http:

@@ -20,6 +20,7 @@ import contextlib
 import inspect
 import json
 import logging
+import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
@@ -30,6 +31,7 @@ from bot.directory import Directory
 from bot.hooks import KernelHooks
 from bot.i18n import N_, t
 from bot.model import Address, Button, Inbound, Outbound, OutboundKind, Person
+from bot.observe import Observers
 from bot.roles import Roles
 from bot.router import Handler, HandlerResult, Reply, Router, SkipHandler, UsageError, parse_args, split_command
 from channels.base import ChannelPolicy
@@ -109,6 +111,7 @@ class Dispatcher:
         self._blocked = False
         self._unfinished: list[Inbound] = []
         """Messages whose handling the database's going away interrupted: handled again when it is back."""
+        self.observers = Observers()
 
     # -- what a Context may use (bot.context.Messaging) ----------------------------------------
 
@@ -147,6 +150,7 @@ class Dispatcher:
         """
         message.address = self.canonical(message.address)
         inbound_id = await self.inbox.store(message, self.clock.now(), self.owner if self.handling else None)
+        self.observers.inbound(message.address.channel, "stored" if inbound_id is not None else "duplicate")
         if inbound_id is None:
             log.info(
                 "duplicate inbound ignored channel=%s provider_id=%s", message.address.channel, message.provider_id
@@ -236,11 +240,13 @@ class Dispatcher:
     async def handle(self, message: Inbound) -> None:
         assert message.id is not None
         ctx = Context(self, message, None)
+        started = time.perf_counter()
         try:
             outcome = await self._chain(ctx, 0)
             await self.inbox.finish(
                 message.id, outcome, self.clock.now(), person_id=_pid(ctx.person), handler=ctx.handler_name or None
             )
+            self.observers.handled(message.address.channel, outcome, time.perf_counter() - started)
         except Exception as exc:
             if lost_connection(exc):
                 # Not the handler's fault: the message stays claimed by this process and is handled
@@ -248,6 +254,7 @@ class Dispatcher:
                 log.warning("database lost while handling inbound_id=%s; will handle it again: %s", message.id, exc)
                 self._unfinished.append(message)
                 return
+            self.observers.handled(message.address.channel, FAILED, time.perf_counter() - started)
             log.exception(
                 "handler failed inbound_id=%s channel=%s handler=%s",
                 message.id, message.address.channel, ctx.handler_name or "-",

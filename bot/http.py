@@ -1,18 +1,21 @@
 """The shared HTTP server (aiohttp): health, webhooks and admin routes of every plugin.
 
-Routes are added before start. `admin` routes require `Authorization: Bearer <HUDDLE_ADMIN_TOKEN>`
-(compared in constant time); without a configured token they answer 401, never open.
+Routes are added before start. `admin` routes take `Authorization: Bearer <HUDDLE_ADMIN_TOKEN>`
+(compared in constant time) or the session cookie the admin sign-in page gives (`bot/http_auth.py`);
+a page asked for without either is redirected to the sign-in form, anything else answers 401. The
+token is never read from a URL (it would land in logs and browser history). Without a configured
+token admin routes answer 401, never open.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from bot.http_auth import SESSION_COOKIE, FailureBrake, Sessions, tokens_equal
 from bot.lazy import lazy_module
 from channels.base import health_of
 
@@ -29,8 +32,8 @@ log = logging.getLogger(__name__)
 RouteHandler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
 M = TypeVar("M", bound=BaseModel)
 
-RESERVED_QUERY = frozenset({"token"})
-"""Query keys the server itself reads (the admin token), never a request's input."""
+SIGN_IN_PATH = "/admin/login"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class RequestError(Exception):
@@ -69,8 +72,8 @@ async def validated(request: web.Request, model: type[M], *, query: bool = True)
     reasons: list[str] = []
     given: dict[str, Any] = {}
     if query:
-        params = {k: v for k, v in request.query.items() if k not in RESERVED_QUERY}
-        if len(params) != len([k for k in request.query if k not in RESERVED_QUERY]):
+        params = dict(request.query.items())
+        if len(params) != len(request.query):
             reasons.append("query: a parameter is given more than once")
         try:
             given.update(model.model_validate(params).model_dump(exclude_unset=True))
@@ -104,13 +107,22 @@ async def api_errors(request: web.Request, handler: RouteHandler) -> web.StreamR
 
 
 def bearer_ok(request: web.Request, token: str | None) -> bool:
-    if not token:
-        return False
+    """`Authorization: Bearer <token>`, compared in constant time (never a query parameter)."""
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not given:
-        given = request.query.get("token", "")
-    return bool(given) and hmac.compare_digest(given.encode(), token.encode())
+    return scheme.lower() == "bearer" and tokens_equal(given.strip(), token)
+
+
+async def csrf_given(request: web.Request) -> str | None:
+    """The CSRF token of an unsafe request: the `X-CSRF-Token` header or a form's `csrf` field."""
+    header = request.headers.get("X-CSRF-Token")
+    if header:
+        return header
+    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.post()
+        value = form.get("csrf")
+        return value if isinstance(value, str) else None
+    return None
 
 
 class HttpServer:
@@ -125,6 +137,13 @@ class HttpServer:
         self.channels: Mapping[str, object] = {}
         """The app's channels: each reports through `health_of` (the App points this at its own)."""
         self._site: ReservedSite | None = None
+        token = settings.admin_token.get_secret_value() if settings.admin_token else None
+        self.sessions = Sessions(token)
+        """Admin sign-in sessions (cookies keyed by the admin token)."""
+        self.brake = FailureBrake()
+        """Slows down clients that keep sending wrong tokens."""
+        self.before_start: list[Callable[[], None]] = []
+        """Called once just before the server starts serving (e.g. metrics, imported only then)."""
 
     @property
     def web(self) -> web.Application:
@@ -143,14 +162,47 @@ class HttpServer:
         else:
             self._app.router.add_route(method, path, handler)
 
-    def require_admin(self, handler: RouteHandler) -> RouteHandler:
-        token = self.settings.admin_token.get_secret_value() if self.settings.admin_token else None
+    def client_of(self, request: web.Request) -> str:
+        return request.remote or "-"
 
+    async def admin_check(self, request: web.Request, *extra_tokens: str | None) -> str | None:
+        """How the request is signed in ("bearer" or "session"), or None; wrong tokens are braked."""
+        token = self.settings.admin_token.get_secret_value() if self.settings.admin_token else None
+        if request.headers.get("Authorization"):
+            client = self.client_of(request)
+            await self.brake.wait(client)
+            if bearer_ok(request, token) or any(bearer_ok(request, t) for t in extra_tokens if t):
+                self.brake.succeeded(client)
+                return "bearer"
+            self.brake.failed(client)
+            return None
+        session = self.sessions.check(request.cookies.get(SESSION_COOKIE))
+        if session is None:
+            return None
+        if request.method in UNSAFE_METHODS and not self.sessions.csrf_ok(session, await csrf_given(request)):
+            return None
+        return "session"
+
+    def session_of(self, request: web.Request) -> str | None:
+        """The admin session id of a signed-in browser (None for bearer callers and strangers)."""
+        return self.sessions.check(request.cookies.get(SESSION_COOKIE))
+
+    def refuse(self, request: web.Request) -> web.StreamResponse:
+        """A page is redirected to the sign-in form; anything else (API, forms, feeds) gets 401."""
+        wants_page = request.method == "GET" and "text/html" in request.headers.get("Accept", "")
+        if wants_page and not request.path.startswith("/api/") and self.sessions.enabled:
+            from urllib.parse import quote
+
+            raise web.HTTPSeeOther(f"{SIGN_IN_PATH}?next={quote(request.path_qs, safe='/')}")
+        return web.json_response(
+            {"error": "unauthorized: sign in at /admin or send Authorization: Bearer <HUDDLE_ADMIN_TOKEN>"},
+            status=401,
+        )
+
+    def require_admin(self, handler: RouteHandler) -> RouteHandler:
         async def guarded(request: web.Request) -> web.StreamResponse:
-            if not bearer_ok(request, token):
-                return web.json_response(
-                    {"error": "unauthorized: send Authorization: Bearer <HUDDLE_ADMIN_TOKEN>"}, status=401
-                )
+            if await self.admin_check(request) is None:
+                return self.refuse(request)
             return await handler(request)
 
         return guarded
@@ -199,6 +251,9 @@ class HttpServer:
         return self.port
 
     async def start(self, host: str | None = None, port: int | None = None) -> int:
+        hooks, self.before_start = self.before_start, []
+        for hook in hooks:
+            hook()
         await self.bind(host, port)
         assert self._site is not None
         await self._site.start()

@@ -12,9 +12,14 @@ is the source language and needs no file; a locale without a catalog, or a text 
 reads English. `tests/test_i18n.py` extracts every marked text with babel and fails when the
 Russian catalog lacks one, or a translation's `{placeholders}` differ from the English.
 
-To add a text: write it with `t`/`tn`/`N_` (or `UsageError("…")`), run
-`pybabel extract -F babel.cfg -o /tmp/huddle.pot . && pybabel update -i /tmp/huddle.pot -d bot/locales -D huddle`
-and translate the new entries in the `.po` file (it is read as it is; no compile step).
+A text composed before its reader is known (a parser's error, a card's red flag) is a `Msg`,
+rendered with `.render(locale)` where it is shown (`str()` reads English); dates go through
+`date_text` / `Day` so weekday and month names follow the locale too (babel's CLDR data).
+
+To add a text: write it with `t`/`tn`/`N_`/`Msg`/`Plural` (or `UsageError("…")`), run
+`pybabel extract -F babel.cfg -k t:2 -k tn:2,3 -k N_ -k Msg -k Plural:1,2 -k UsageError -o /tmp/huddle.pot .`
+then `pybabel update -i /tmp/huddle.pot -d bot/locales -D huddle`, and translate the new entries
+in the `.po` file (it is read as it is; no compile step).
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from __future__ import annotations
 import gettext
 import io
 import threading
+from collections.abc import Iterable
+from datetime import date
 from pathlib import Path
 
 DOMAIN = "huddle"
@@ -96,4 +103,117 @@ def N_(msgid: str) -> str:
     return msgid
 
 
-__all__ = ["N_", "add_catalog_dir", "available", "lang", "t", "tn", "translations"]
+DATE_PATTERN = "EEE dd MMM"
+"""A day as team leads read it: `Sun 22 Nov` in English, `вс 22 нояб.` in Russian."""
+
+
+def date_text(locale: str | None, day: date, pattern: str = DATE_PATTERN) -> str:
+    """`day` with the reader's weekday and month names (CLDR through babel)."""
+    from babel.dates import format_date
+
+    return format_date(day, pattern, locale=lang(locale))
+
+
+def weekday_names(locale: str | None) -> list[str]:
+    """Abbreviated weekday names, Monday first, as the reader's language writes them alone."""
+    from babel.dates import get_day_names
+
+    names = get_day_names("abbreviated", context="stand-alone", locale=lang(locale))
+    return [names[i] for i in range(7)]
+
+
+class Msg:
+    """A text marked for the catalog and translated later, once the reader is known.
+
+    Values may themselves be `Msg`, `Join` or `Day`, rendered in the same language.
+    """
+
+    __slots__ = ("msgid", "n", "plural", "values")
+
+    def __init__(self, msgid: str, /, **values: object) -> None:
+        self.msgid = msgid
+        self.plural: str | None = None
+        self.n = 0
+        self.values = values
+
+    def render(self, locale: str | None) -> str:
+        values = {k: rendered(v, locale) for k, v in self.values.items()}
+        if self.plural is not None:
+            return tn(locale, self.msgid, self.plural, self.n, **values)
+        return t(locale, self.msgid, **values)
+
+    def __str__(self) -> str:
+        return self.render(None)
+
+    def __repr__(self) -> str:
+        return f"Msg({self.msgid!r}, {self.values!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Msg) and (self.msgid, self.plural, self.n, self.values) == (
+            other.msgid, other.plural, other.n, other.values)
+
+    def __hash__(self) -> int:
+        return hash((self.msgid, self.plural, self.n))
+
+
+def Plural(singular: str, plural: str, n: int, /, **values: object) -> Msg:
+    """A `Msg` with plural forms (`n` is also a placeholder)."""
+    msg = Msg(singular, **values)
+    msg.plural, msg.n = plural, n
+    return msg
+
+
+class Join:
+    """Several values rendered in one language and joined: `Join("; ", problems)`."""
+
+    __slots__ = ("items", "sep")
+
+    def __init__(self, sep: str, items: Iterable[object]) -> None:
+        self.sep = sep
+        self.items = list(items)
+
+    def render(self, locale: str | None) -> str:
+        return self.sep.join(rendered(i, locale) for i in self.items)
+
+    def __str__(self) -> str:
+        return self.render(None)
+
+
+class Day:
+    """A date shown in the reader's language (see `date_text`)."""
+
+    __slots__ = ("day", "pattern")
+
+    def __init__(self, day: date, pattern: str = DATE_PATTERN) -> None:
+        self.day, self.pattern = day, pattern
+
+    def render(self, locale: str | None) -> str:
+        return date_text(locale, self.day, self.pattern)
+
+    def __str__(self) -> str:
+        return self.render(None)
+
+
+def rendered(value: object, locale: str | None) -> object:
+    """A value ready for a placeholder: lazy texts (anything with `render(locale)`) rendered, the rest as is."""
+    render = getattr(value, "render", None)
+    return render(locale) if callable(render) else value
+
+
+__all__ = [
+    "DATE_PATTERN",
+    "N_",
+    "Day",
+    "Join",
+    "Msg",
+    "Plural",
+    "add_catalog_dir",
+    "available",
+    "date_text",
+    "lang",
+    "rendered",
+    "t",
+    "tn",
+    "translations",
+    "weekday_names",
+]

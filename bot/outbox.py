@@ -19,6 +19,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from datetime import datetime, time, timedelta
+from time import perf_counter
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import Clock
 from bot.model import TERMINAL_STATUSES, Address, DeliveryReport, Outbound, OutboundKind, OutboundStatus
+from bot.observe import Observers
 from channels.base import (
     Channel,
     Pacing,
@@ -339,6 +341,7 @@ class Outbox:
         self.exclusive = True
         """No other process shares the database (SQLite): any send left `sending` is a dead run's."""
         self._sweeper: asyncio.Task[None] | None = None
+        self.observers = Observers()
 
     def register(self, channel: Channel) -> None:
         pacing = self.pacing_for(channel)
@@ -509,6 +512,8 @@ class Outbox:
                     fut.set_result(None)
 
     async def _failed(self, msg: Outbound, reason: str, *, refused: bool = False) -> None:
+        if refused:
+            self.observers.send(msg.address.channel, "refused", 0.0)
         await self.repo.mark_failed(msg, reason, self.clock.now(), refused=refused)
         msg.status = OutboundStatus.REFUSED if refused else OutboundStatus.FAILED
         msg.reason = reason
@@ -548,11 +553,15 @@ class Outbox:
             body, buttons = degrade_buttons(body, buttons), []
         # The one place neutral markup becomes the channel's own (channels/markup.py).
         to_send = Outbound(**{**_fields(msg), "body": render(body, caps.markup), "buttons": buttons})
+        started = perf_counter()
         try:
             result = await channel.send(to_send)
         except RetryableSendError as exc:
+            self.observers.send(channel.name, "retry", perf_counter() - started)
+            self.observers.retry(channel.name, exc.retry_after is not None)
             return await self._retry(msg, exc.reason, exc.retry_after, sender)
         except PermanentSendError as exc:
+            self.observers.send(channel.name, "failed", perf_counter() - started)
             await self._failed(msg, exc.reason)
             if exc.unreachable:
                 await self.people.mark_unreachable(msg.address, exc.reason, self.clock.now())
@@ -560,7 +569,10 @@ class Outbox:
             return None
         except Exception as exc:  # a bug or an unexpected provider answer: keep the message
             log.exception("send raised outbox_id=%s channel=%s", msg.id, channel.name)
+            self.observers.send(channel.name, "retry", perf_counter() - started)
+            self.observers.retry(channel.name, False)
             return await self._retry(msg, f"{type(exc).__name__}: {exc}", None, sender)
+        self.observers.send(channel.name, "delivered" if result.delivered else "sent", perf_counter() - started)
         if result.delivered or not result.provider_ids:
             await self.repo.mark_sent(msg, list(result.provider_ids), result.delivered, self.clock.now())
         else:  # reports will follow: written in turn with them

@@ -4,12 +4,18 @@ Every run is claimed in `job_runs` under (job, scope, period) before it does any
 restart, a misfire, a catch-up after downtime or a second process never runs the same coaching
 twice. The period comes from the *scheduled* fire time, not from when the run happened to start.
 Tests drive the same code with `run_due(now)` on a fake clock instead of the wall-clock loop.
+
+A job fires only for times after it was first on a running Huddle's schedule (`scheduled_since`,
+recorded when the app starts and when a job is added while it runs): catching up after downtime
+sends what was missed within the grace period, never what was due before this database's first
+start or before a lead set their shift.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +30,7 @@ from pydantic import Field
 
 from bot.clock import Clock
 from bot.config_file import StrictModel
+from bot.observe import Observers
 from storage.job_runs import JobRunRepo
 
 if TYPE_CHECKING:
@@ -77,6 +84,7 @@ class Job:
     scope: str = ""
     period: PeriodFunc = by_minute
     last_checked: datetime | None = None
+    added_at: datetime | None = None
 
     @property
     def id(self) -> str:
@@ -162,6 +170,9 @@ class Scheduler:
         self.jobs: dict[str, Job] = {}
         self._aps: AsyncIOScheduler | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._since: dict[str, datetime] = {}
+        self._live = False
+        self.observers = Observers()
 
     # -- declaring jobs ------------------------------------------------------------------------
 
@@ -176,16 +187,47 @@ class Scheduler:
     ) -> Job:
         if isinstance(trigger, ScheduleSpec):
             trigger = trigger.trigger()
-        job = Job(name, trigger, func, scope, period, last_checked=self.clock.now())
+        now = self.clock.now()
+        job = Job(name, trigger, func, scope, period, last_checked=now, added_at=now)
         self.jobs[job.id] = job
+        self._since.pop(job.id, None)
+        if self._live:  # added while running (a lead sets a shift): scheduled from now on
+            self._spawn(self._record_since(job, reset=True), f"scheduler-since-{job.id}")
         if self._aps is not None:
             self._schedule(job)
         return job
 
     def remove(self, name: str, scope: str = "") -> None:
         job = self.jobs.pop(f"{name}:{scope}" if scope else name, None)
+        self._since.pop(f"{name}:{scope}" if scope else name, None)
         if job is not None and self._aps is not None and self._aps.get_job(job.id):
             self._aps.remove_job(job.id)
+
+    # -- since when each job is Huddle's to run ----------------------------------------------
+
+    async def _record_since(self, job: Job, *, reset: bool = False) -> datetime:
+        at = job.added_at or self.clock.now()
+        since = await self.runs.scheduled_since(job.name, job.scope, at, reset=reset)
+        if self.jobs.get(job.id) is job:
+            self._since[job.id] = since
+        return since
+
+    async def since(self, job: Job) -> datetime:
+        """When a running Huddle first had `job` on its schedule (recorded now if never)."""
+        hit = self._since.get(job.id)
+        return hit if hit is not None else await self._record_since(job)
+
+    async def record_schedule(self) -> None:
+        """At start, before any catch-up: every job's first-scheduled time, for the ones that have none."""
+        for job in list(self.jobs.values()):
+            await self.since(job)
+        self._live = True
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # -- running -------------------------------------------------------------------------------
 
@@ -199,14 +241,18 @@ class Scheduler:
         run_id = await self.runs.claim(job, scope, period, self.clock.now(), self.settings.worker_id, fire_time)
         if run_id is None:
             log.info("skipped, already ran job=%s scope=%s period=%s", job, scope, period)
+            self.observers.job(job, "skipped", 0.0)
             return False
+        started = time.perf_counter()
         try:
             await func()
         except Exception as exc:
             log.exception("job failed job=%s scope=%s period=%s", job, scope, period)
             await self.runs.finish(run_id, self.clock.now(), error=f"{type(exc).__name__}: {exc}"[:2000])
+            self.observers.job(job, "failed", time.perf_counter() - started)
             return True
         await self.runs.finish(run_id, self.clock.now())
+        self.observers.job(job, "done", time.perf_counter() - started)
         return True
 
     async def fire(self, job: Job, fire_time: datetime) -> bool:
@@ -240,7 +286,7 @@ class Scheduler:
         now = now or self.clock.now()
         ran: list[JobRun] = []
         for job in list(self.jobs.values()):
-            since = job.last_checked or now
+            since = max(job.last_checked or now, await self.since(job))
             times = fire_times(job.trigger, since, now)
             job.last_checked = now
             if times and await self.fire(job, times[-1]):
@@ -248,7 +294,10 @@ class Scheduler:
         return ran
 
     async def catch_up(self) -> list[JobRun]:
-        """After downtime: run each job's latest missed time if still within the grace period."""
+        """After downtime: run each job's latest missed time if still within the grace period.
+
+        Only times after the job was first scheduled count as missed (see `since`).
+        """
         now = self.clock.now()
         for job in self.jobs.values():
             job.last_checked = now - timedelta(seconds=self.settings.scheduler_misfire_grace)
@@ -268,10 +317,8 @@ class Scheduler:
         for job in self.jobs.values():
             self._schedule(job)
         self._aps.start()
-        for coro, name in ((self.catch_up(), "scheduler-catch-up"), (self._sweep_loop(), "scheduler-orphans")):
-            task = asyncio.create_task(coro, name=name)
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        self._spawn(self.catch_up(), "scheduler-catch-up")
+        self._spawn(self._sweep_loop(), "scheduler-orphans")
 
     def _schedule(self, job: Job) -> None:
         assert self._aps is not None
@@ -279,7 +326,8 @@ class Scheduler:
         async def run() -> None:
             now = self.clock.now()
             grace = timedelta(seconds=self.settings.scheduler_misfire_grace)
-            times = fire_times(job.trigger, now - grace, now + timedelta(seconds=1))
+            since = max(now - grace, await self.since(job))
+            times = fire_times(job.trigger, since, now + timedelta(seconds=1))
             if times:
                 await self.fire(job, times[-1])
 
@@ -289,6 +337,7 @@ class Scheduler:
         if self._aps is not None and self._aps.running:
             self._aps.shutdown(wait=False)
         self._aps = None
+        self._live = False
         for t in list(self._tasks):
             t.cancel()
 

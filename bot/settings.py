@@ -31,7 +31,8 @@ class CoreSettings(HuddleSettings):
     http_enabled: bool = True
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
-    admin_token: SecretStr | None = Field(None, description="bearer token for /api and /dashboard")
+    admin_token: SecretStr | None = Field(None, description="admin sign-in (/admin) and bearer token for /api")
+    metrics_token: SecretStr | None = Field(None, description="bearer token that may only scrape /metrics")
 
     log_format: Literal["kv", "json"] = "kv"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -44,7 +44,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from aiohttp import web
 from pydantic import ValidationError
 
-from bot.model import Address, Button, Inbound, Outbound
+from bot.model import Address, Button, Inbound, InboundFile, Outbound
 from channels.base import (
     ChannelHealth,
     ChannelPolicy,
@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = ["message", "callback_query"]
 MAX_CALLBACK_BYTES = 64
+MAX_DOWNLOAD = 20 * 1024 * 1024
+"""The Bot API's getFile limit."""
 UNREACHABLE_HINTS = (
     "chat not found",
     "user not found",
@@ -256,6 +258,8 @@ class TelegramChannel:
         if inbound is None:
             log.debug("telegram update ignored update_id=%s type=%s", update.update_id, update.event_type)
             return
+        if update.message is not None:
+            inbound.files = await self._files(update.message)
         await self._on_inbound(inbound)
         self.last_update_at = self.clock.now()
         if update.callback_query is not None:
@@ -270,6 +274,38 @@ class TelegramChannel:
         if update.callback_query is not None:
             return self._callback(update.update_id, update.callback_query)
         return None
+
+    async def _files(self, message: Message) -> list[InboundFile]:
+        """A photo (its largest size under the Bot API's 20 MB download limit) or a document, downloaded.
+
+        A file Telegram refuses to hand out (too big, gone) comes with `content=None` for the handler to
+        explain; a network or server failure raises, so the update is fetched (or redelivered) again.
+        """
+        if message.photo:
+            fits = [p for p in message.photo if (p.file_size or 0) <= MAX_DOWNLOAD] or message.photo[:1]
+            best = max(fits, key=lambda p: p.width * p.height)
+            file_id, unique, size = best.file_id, best.file_unique_id, best.file_size
+            name, mimetype = f"photo_{unique}.jpg", "image/jpeg"
+        elif message.document is not None:
+            doc = message.document
+            file_id, unique, size = doc.file_id, doc.file_unique_id, doc.file_size
+            name, mimetype = doc.file_name or f"file_{unique}", doc.mime_type
+        else:
+            return []
+        base = InboundFile(name, mimetype, size, provider_id=unique)
+        if size is not None and size > MAX_DOWNLOAD:
+            log.warning("telegram file over the download limit file_id=%s size=%s", unique, size)
+            return [base]
+        try:
+            found = await self.bot.get_file(file_id, request_timeout=30)
+            if not found.file_path:
+                return [base]
+            data = await self.bot.download_file(found.file_path, timeout=60)
+        except TelegramBadRequest as exc:
+            log.warning("telegram file not available file_id=%s: %s", unique, exc.message)
+            return [base]
+        content = data.read() if data is not None else b""
+        return [InboundFile(name, mimetype, len(content), content=content, provider_id=unique)]
 
     async def _learn_username(self) -> None:
         if self.username is None:

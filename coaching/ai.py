@@ -10,8 +10,10 @@ the one person being answered about.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -102,12 +104,14 @@ class AiClient:
         *,
         timeout: float | None = None,
         label: str = "structured",
+        images: Sequence[tuple[bytes, str]] = (),
     ) -> M | None:
         """Ask for a JSON object matching `schema` (strict JSON schema) and validate it; None on any failure.
 
         Strict mode makes every field required: write schema models without defaults, use `X | None`
         for "may be absent", `Literal[...]` for choices, and int/str rather than Decimal or datetime.
         Field constraints (`Field(ge=0, le=100)`) are sent and also enforced on the way back.
+        `images` (bytes, MIME type) go with the user message as data URLs, for vision models.
         """
         if self._client is None:
             log.debug("ai skipped (disabled) label=%s", label)
@@ -117,7 +121,7 @@ class AiClient:
         async def call() -> Any:
             return await client.chat.completions.parse(
                 model=self.model,
-                messages=_messages(system, user),
+                messages=_messages(system, user, images),
                 response_format=schema,
                 timeout=self._timeout(timeout),
             )
@@ -226,8 +230,15 @@ class AiClient:
         return text.replace(self._key, "[redacted]") if self._key else text
 
 
-def _messages(system: str, user: str) -> list[ChatCompletionMessageParam]:
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+def _messages(system: str, user: str,
+              images: Sequence[tuple[bytes, str]] = ()) -> list[ChatCompletionMessageParam]:
+    if not images:
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    parts: list[Any] = [{"type": "text", "text": user}]
+    for content, mimetype in images:
+        url = f"data:{mimetype};base64,{base64.b64encode(content).decode('ascii')}"
+        parts.append({"type": "image_url", "image_url": {"url": url, "detail": "high"}})
+    return [{"role": "system", "content": system}, {"role": "user", "content": parts}]
 
 
 def _error_message(exc: openai.APIStatusError) -> str:

@@ -11,20 +11,32 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import time, timedelta
 
-from bot.i18n import N_, t, tn
-from coaching.cards import Card, Status, fmt_duration, fmt_kpi, streak_text, tier_text
+from bot.i18n import N_, date_text, t, tn
+from channels.markup import esc
+from coaching.cards import (
+    FLAG_DECLINING,
+    FLAG_NEVER,
+    FLAG_NOT_COACHED,
+    FLAG_SCORE,
+    Card,
+    Status,
+    fmt_duration,
+    fmt_kpi,
+    streak_text,
+    tier_text,
+)
 from coaching.chatter_metrics import KPI_LABELS, Kpi
 
 PICKS = 3
 LATE_AFTER = timedelta(minutes=5)
 """A briefing that goes out later than this after its time says so (the bot was down, then caught up)."""
-SENT_LATE = N_("_(sent late: Huddle was offline at {due:%H:%M}, when this briefing was due)_")
+SENT_LATE = N_("<i>(sent late: Huddle was offline at {due:%H:%M}, when this briefing was due)</i>")
 HEADER = N_("Hi {first} — your briefing for the {shift}{numbers}.")
-NUMBERS_FROM = N_(" (numbers from {day:%a %d %b})")
+NUMBERS_FROM = N_(" (numbers from {day})")
 NO_ONE = N_("No one to coach from the latest numbers{off}.")
 OFF_COUNT = N_(" ({n} on a day off)")
 ALL_TEAMS = N_("all teams")
-LOG_HINT = N_("After a session, log it: `log NAME: what you talked about`.")
+LOG_HINT = N_("After a session, log it: <code>log NAME: what you talked about</code>.")
 WEAK_PART = 60.0
 """A KPI sub-score below this is worth naming as a weakness."""
 COACHING_CAP_DAYS = 30
@@ -80,19 +92,18 @@ def why(card: Card, locale: str | None = None) -> str:
     if weakest and card.metrics:
         k = weakest[0]
         value, ref = card.metrics.kpi(k), card.refs.get(k)
-        team = (t(locale, " vs team {value}", value=fmt_duration(ref) if k is Kpi.REPLY_TIME else fmt_kpi(k, ref))
-                if ref else "")
+        shown = fmt_duration(ref, locale) if ref and k is Kpi.REPLY_TIME else fmt_kpi(k, ref, locale)
+        team = t(locale, " vs team {value}", value=shown) if ref else ""
         parts.append(t(locale, "weakest: {kpi} {value}{team}", kpi=t(locale, KPI_LABELS[k]),
-                       value=fmt_kpi(k, value), team=team))
+                       value=fmt_kpi(k, value, locale), team=team))
     if card.streak:
         parts.append(streak_text(card.streak, locale))
     if card.days_since_coaching is None:
         parts.append(t(locale, "never coached"))
     else:
         parts.append(t(locale, "last coached {n}d ago", n=card.days_since_coaching))
-    flags = [f for f in card.red_flags if not f.startswith(("score", "never coached", "not coached"))
-             and "declining" not in f]
-    parts += flags
+    said = {FLAG_SCORE, FLAG_NEVER, FLAG_NOT_COACHED, FLAG_DECLINING}  # already in the parts above
+    parts += [f.render(locale) for f in card.red_flags if f.msgid not in said]
     return "; ".join(parts)
 
 
@@ -107,11 +118,11 @@ def briefing(lead_name: str, team_names: list[str], cards: list[Card], shift: ti
              late_since: time | None = None, locale: str | None = None) -> Briefing:
     """The DM a team lead gets before their shift, in their language; `late_since` when sent late."""
     chosen = pick(cards)
-    first = lead_name.split()[0] if lead_name.strip() else lead_name
+    first = esc(lead_name.split()[0] if lead_name.strip() else lead_name)
     day = cards[0].day if cards else None
     shift_text = t(locale, "{start:%H:%M} shift", start=shift) if isinstance(shift, time) else shift
     lines = [t(locale, HEADER, first=first, shift=shift_text,
-               numbers=t(locale, NUMBERS_FROM, day=day) if day else "")]
+               numbers=t(locale, NUMBERS_FROM, day=date_text(locale, day)) if day else "")]
     if late_since is not None:
         lines.append(t(locale, SENT_LATE, due=late_since))
     if not chosen:
@@ -119,9 +130,9 @@ def briefing(lead_name: str, team_names: list[str], cards: list[Card], shift: ti
         lines.append(t(locale, NO_ONE, off=t(locale, OFF_COUNT, n=off) if off else ""))
         return Briefing(lead_name, "\n".join(lines), ())
     lines.append(tn(locale, "Coach this one today ({teams}):", "Coach these {n} today ({teams}):", len(chosen),
-                    teams=", ".join(team_names) or t(locale, ALL_TEAMS)))
+                    teams=", ".join(esc(n) for n in team_names) or t(locale, ALL_TEAMS)))
     for i, card in enumerate(chosen, 1):
-        lines.append(f"{i}. *{card.chatter.name}* — {why(card, locale)}")
+        lines.append(f"{i}. <b>{esc(card.chatter.name)}</b> — {why(card, locale)}")
         lines += [f"   • {p}" for p in talking_points(card, locale=locale)]
     lines.append(t(locale, LOG_HINT))
     return Briefing(lead_name, "\n".join(lines), tuple(c.chatter.name for c in chosen))

@@ -14,7 +14,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
-from bot.i18n import N_, t, tn
+from bot.i18n import N_, Msg, date_text, t, tn
+from channels.markup import esc
 from coaching.chatter_metrics import KPI_LABELS, LOWER_IS_BETTER, Chatter, DayMetrics, Kpi
 from coaching.scoring import References, Score, ScoringConfig, Tier, references, score_day, window
 from coaching.trends import (
@@ -35,6 +36,15 @@ SPARK_DAYS = 7
 STREAK_LOOKBACK = 10
 COACHING_OVERDUE_DAYS = 14
 NO_TEAM = "No team"
+NO_TEAM_TEXT = N_("No team")
+
+# A card's red flags, kept as texts to translate for each reader (the briefing leaves some out).
+FLAG_SCORE = N_("score {score} ({tier})")
+FLAG_DECLINING = N_("{n} days declining")
+FLAG_SALES_DOWN = N_("Sales/hr down more than 10% on the week")
+FLAG_SLOW = N_("slow replies ({reply} vs team {team})")
+FLAG_NEVER = N_("never coached")
+FLAG_NOT_COACHED = N_("not coached in {n} days")
 
 
 class Status(StrEnum):
@@ -70,7 +80,7 @@ class Card:
     traffic: Traffic | None = None
     funnel: Funnel | None = None
     days_since_coaching: int | None = None
-    red_flags: list[str] = field(default_factory=list)
+    red_flags: list[Msg] = field(default_factory=list)
     refs: References = field(default_factory=dict)
 
     @property
@@ -182,21 +192,22 @@ def build_card(scorer: Scorer, chatter: Chatter, on: date, last_coached: datetim
     return card
 
 
-def red_flags(card: Card) -> list[str]:
-    flags: list[str] = []
+def red_flags(card: Card) -> list[Msg]:
+    """What to watch on a card, as texts rendered in each reader's language (`str()` is English)."""
+    flags: list[Msg] = []
     if card.score and card.score.tier in (Tier.LOW, Tier.CRITICAL):
-        flags.append(f"score {card.score.rounded} ({card.score.tier.value})")
+        flags.append(Msg(FLAG_SCORE, score=card.score.rounded, tier=Msg(TIER_TEXT[card.score.tier])))
     if card.streak and not card.streak.improving:
-        flags.append(f"{card.streak.days} days declining")
+        flags.append(Msg(FLAG_DECLINING, n=card.streak.days))
     if card.arrows.get(Kpi.SALES_PER_HR) is Arrow.DOWN:
-        flags.append("Sales/hr down more than 10% on the week")
+        flags.append(Msg(FLAG_SALES_DOWN))
     reply, ref = (card.metrics.reply_time_s if card.metrics else None), card.refs.get(Kpi.REPLY_TIME)
     if reply is not None and ref and reply > 1.5 * ref:
-        flags.append(f"slow replies ({fmt_duration(reply)} vs team {fmt_duration(ref)})")
+        flags.append(Msg(FLAG_SLOW, reply=Duration(reply), team=Duration(ref)))
     if card.days_since_coaching is None:
-        flags.append("never coached")
+        flags.append(Msg(FLAG_NEVER))
     elif card.days_since_coaching >= COACHING_OVERDUE_DAYS:
-        flags.append(f"not coached in {card.days_since_coaching} days")
+        flags.append(Msg(FLAG_NOT_COACHED, n=card.days_since_coaching))
     return flags
 
 
@@ -221,12 +232,30 @@ def build_team(name: str, scorer: Scorer, chatters: Sequence[Chatter], on: date,
 # -- words ---------------------------------------------------------------------------------------
 
 
-def fmt_duration(seconds: float) -> str:
+def fmt_duration(seconds: float, locale: str | None = None) -> str:
+    """`1m 30s` (`1 мин 30 с`): a reply time as the reader writes it."""
     s = round(seconds)
-    return f"{s // 60}m {s % 60:02d}s" if s >= 60 else f"{s}s"
+    if s >= 60:
+        return t(locale, "{m}m {s:02d}s", m=s // 60, s=s % 60)
+    return t(locale, "{s}s", s=s)
 
 
-def fmt_kpi(kpi: Kpi, value: float | None) -> str:
+class Duration:
+    """A duration rendered in the reader's language when the text it is in is shown."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def render(self, locale: str | None) -> str:
+        return fmt_duration(self.seconds, locale)
+
+    def __str__(self) -> str:
+        return self.render(None)
+
+
+def fmt_kpi(kpi: Kpi, value: float | None, locale: str | None = None) -> str:
     if value is None:
         return "–"
     if kpi is Kpi.SALES_PER_HR:
@@ -234,7 +263,7 @@ def fmt_kpi(kpi: Kpi, value: float | None) -> str:
     if kpi in (Kpi.CVR, Kpi.UNLOCK_RATE, Kpi.GOLDEN_RATIO):
         return f"{value * 100:.1f}%"
     if kpi is Kpi.REPLY_TIME:
-        return fmt_duration(value)
+        return fmt_duration(value, locale)
     return f"{value:.0f}"
 
 
@@ -245,19 +274,24 @@ def arrow_text(kpi: Kpi, arrow: Arrow | None) -> str:
     return (" ↑" if arrow is Arrow.UP else " ↓") + ("" if good else "!")
 
 
+def team_name(name: str, locale: str | None = None) -> str:
+    """A team's name as neutral markup ("No team" translated)."""
+    return t(locale, NO_TEAM_TEXT) if name == NO_TEAM else esc(name)
+
+
 def card_text(card: Card, locale: str | None = None) -> str:
-    """The card in Slack mrkdwn, in the reader's language: what `chatter NAME` answers."""
+    """The card in neutral markup, in the reader's language: what `chatter NAME` answers."""
     c = card.chatter
-    head = f"*{c.name}*" + (f" · {c.team}" if c.team else "") + f" · {card.day:%a %d %b}"
+    head = f"<b>{esc(c.name)}</b>" + (f" · {esc(c.team)}" if c.team else "") + f" · {date_text(locale, card.day)}"
     if card.status is not Status.SCORED:
         return f"{head}\n{t(locale, STATUS_TEXT[card.status])}."
     assert card.metrics is not None
     lines = [head]
     if card.score:
-        lines.append(t(locale, "Score *{score}* ({tier})", score=card.score.rounded,
+        lines.append(t(locale, "Score <b>{score}</b> ({tier})", score=card.score.rounded,
                        tier=tier_text(card.score.tier, locale))
                      + (f" · {streak_text(card.streak, locale)}" if card.streak else ""))
-    kpis = [f"{t(locale, KPI_LABELS[k])} {fmt_kpi(k, card.metrics.kpi(k))}{arrow_text(k, card.arrows.get(k))}"
+    kpis = [f"{t(locale, KPI_LABELS[k])} {fmt_kpi(k, card.metrics.kpi(k), locale)}{arrow_text(k, card.arrows.get(k))}"
             for k in Kpi if card.metrics.kpi(k) is not None]
     if kpis:
         lines.append(" · ".join(kpis))
@@ -277,5 +311,5 @@ def card_text(card: Card, locale: str | None = None) -> str:
     else:
         lines.append(tn(locale, "Last coached {n} day ago.", "Last coached {n} days ago.", card.days_since_coaching))
     if card.red_flags:
-        lines.append(t(locale, "Watch: {flags}", flags="; ".join(card.red_flags)))
+        lines.append(t(locale, "Watch: {flags}", flags="; ".join(f.render(locale) for f in card.red_flags)))
     return "\n".join(lines)

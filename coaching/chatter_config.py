@@ -40,7 +40,9 @@ from apscheduler.triggers.combining import OrTrigger
 from pydantic import Field, field_validator
 
 from bot.config_file import StrictModel
+from bot.i18n import N_, Msg
 from bot.scheduler import DAY_NAMES, ScheduleException, ScheduleSpec, cron
+from channels.markup import esc
 from coaching.scoring import ScoringConfig
 
 WEEK = DAY_NAMES[1:]  # mon … sun
@@ -103,9 +105,17 @@ def _cron_before(start: time, days: list[str]) -> str:
 
 # -- a shift typed by a team lead: `shift 09:00 mon-fri North Europe/Madrid` -------------------
 
-BAD_TIME = "“{word}” isn't a time; write it like 09:00 or 9am"
-NO_TIME = "say when your shift starts, like 09:00"
-BAD_ZONE = "“{word}” isn't a timezone I know; use a name like Europe/Madrid"
+BAD_TIME = N_("“{word}” isn't a time; write it like 09:00 or 9am")
+NO_TIME = N_("say when your shift starts, like 09:00")
+BAD_ZONE = N_("“{word}” isn't a timezone I know; use a name like Europe/Madrid")
+
+
+class ShiftError(ValueError):
+    """A `shift …` request that can't be read; `message` is rendered in the lead's language."""
+
+    def __init__(self, message: Msg) -> None:
+        self.message = message
+        super().__init__(str(message))
 DAY_WORDS = {"daily": WEEK, "everyday": WEEK, "weekdays": WEEK[:5], "weekends": WEEK[5:], "weekend": WEEK[5:]}
 _TIME_RE = re.compile(r"^(\d{1,2})(?::(\d{2}))?\s*(am|pm)?$", re.I)
 
@@ -185,14 +195,14 @@ def parse_shift(text: str) -> ShiftRequest:
             try:
                 zone = _zone(word if "/" in word else "UTC")
             except ValueError:
-                raise ValueError(BAD_ZONE.format(word=word)) from None
+                raise ShiftError(Msg(BAD_ZONE, word=esc(word))) from None
         elif re.fullmatch(r"\d{1,2}[:.]\d{2}|\d{1,2}\s*(am|pm)", word, re.I):
-            raise ValueError(BAD_TIME.format(word=word))
+            raise ShiftError(Msg(BAD_TIME, word=esc(word)))
         else:
             rest.append(word)
         i += 1
     if start is None:
-        raise ValueError(NO_TIME)
+        raise ShiftError(Msg(NO_TIME))
     teams = [t.strip() for t in " ".join(rest).split(",") if t.strip()]
     return ShiftRequest(start, list(dict.fromkeys(days)) or list(WEEK), zone, teams)
 

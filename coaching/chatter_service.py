@@ -18,12 +18,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.clock import Clock
+from bot.i18n import N_, Msg, date_text, t, tn
+from channels.markup import esc
 from coaching.briefings import Briefing, briefing
 from coaching.cards import NO_TEAM, STREAK_LOOKBACK, TREND_DAYS, Card, Scorer, TeamView, build_team, fmt_duration
 from coaching.chatter_config import ChattersConfig, LeadConfig
 from coaching.chatter_metrics import DAY_OFF_HOURS, Chatter, CsvRow
 from coaching.dashboard import render_dashboard
-from coaching.names import How, NameMatch, NameMatcher, describe_unplaced, normalize_name, short_names
+from coaching.names import How, NameMatch, NameMatcher, describe_unplaced, normalize_name, short_names, unknown_name
 from coaching.sources.hubstaff import looks_like_hubstaff, parse_hubstaff_csv
 from coaching.sources.inflow_csv import CsvError, parse_inflow_csv
 from storage.chatters import COACHING, EXPORT, HUBSTAFF, REPORT, ChatterRepo, DayMetrics, LogEntry
@@ -43,44 +45,56 @@ EXPORT_COLUMNS = ("sales", "cvr", "unlock_rate", "golden_ratio", "msgs_per_hr", 
 
 # -- what a team lead reads after an upload ----------------------------------------------------
 # Every sentence of an upload's reply, in one place (the message catalog takes them from here).
+# Names from files and from the roster go in escaped (`esc`): replies are neutral markup.
 
-GOT = "Got the {source} for {when}: {saved} {noun} {verb}{updated}."
-UPDATED_FROM_EARLIER = " ({n} updated from an earlier upload)"
-DAY_OFF_LINE = "{n} on a day off (under 1 hour worked)."
-IGNORED_LINE = "{n} not active, ignored."
-TWICE = "{chatter} is in the file twice (“{kept}” and “{dropped}”); I kept “{kept}”."
-LOOSE = "Matched loosely: {pairs}{more}."
-ALIAS_HINT = 'To teach me a name once: `alias "{raw}" = "{target}"`'
-DECIMAL_COMMAS = "Read with decimal commas (0,125 = 0.125; 1.234,50 = 1,234.50)."
-CHANGED = "What changed:"
+UPDATED_FROM_EARLIER = N_(" ({n} updated from an earlier upload)")
+DAY_OFF_LINE = N_("{n} on a day off (under 1 hour worked).")
+IGNORED_LINE = N_("{n} not active, ignored.")
+TWICE = N_("{chatter} is in the file twice (“{kept}” and “{dropped}”); I kept “{kept}”.")
+LOOSE = N_("Matched loosely: {pairs}{more}.")
+LOOSE_MORE = N_(" and {n} more")
+ALIAS_HINT = N_('To teach me a name once: <code>alias "{raw}" = "{target}"</code>')
+ALIAS_TARGET = N_("Their Name")
+DECIMAL_COMMAS = N_("Read with decimal commas (0,125 = 0.125; 1.234,50 = 1,234.50).")
+CHANGED = N_("What changed:")
 CHANGE = "• {who}: {what}"
-NOTHING_CHANGED = "Nothing changed from the earlier upload."
-HUBSTAFF_KEPT = "Hours for {names} stay as Hubstaff tracked them (the export's hours don't override Hubstaff)."
-NOT_IN_THIS_FILE = "In the earlier upload but not in this one, so unchanged: {names}."
-HOURS_UPDATED = "Hours:"
-HOURS_NOW = "{hours} h"
-NOT_IN_FILE = "Not in the file, hours unchanged: {names}."
-AND_N_MORE = " and {n} more"
+NOTHING_CHANGED = N_("Nothing changed from the earlier upload.")
+HUBSTAFF_KEPT = N_("Hours for {names} stay as Hubstaff tracked them (the export's hours don't override Hubstaff).")
+NOT_IN_THIS_FILE = N_("In the earlier upload but not in this one, so unchanged: {names}.")
+HOURS_UPDATED = N_("Hours:")
+HOURS_NOW = N_("{hours} h")
+NOT_IN_FILE = N_("Not in the file, hours unchanged: {names}.")
+AND_N_MORE = N_(" and {n} more")
+N_MORE = N_("And {n} more.")
 SOURCE_EXPORT = "export"
-SOURCE_HUBSTAFF = "Hubstaff hours"
-NOUN = {False: ("chatter", "chatters"), True: ("chatter-day", "chatter-days")}
+SOURCE_HUBSTAFF = "hubstaff"
 
-LABELS = {"sales": "sales", "cvr": "CVR", "unlock_rate": "unlock rate", "golden_ratio": "golden ratio",
-          "msgs_per_hr": "msg/hr", "reply_time_s": "reply time", "fans_chatted": "fans", "ppvs_sent": "PPVs sent",
-          "ppvs_unlocked": "PPVs unlocked", "hours": "hours", "group": "group"}
+LABELS = {"sales": N_("sales"), "cvr": N_("CVR"), "unlock_rate": N_("unlock rate"), "golden_ratio": N_("golden ratio"),
+          "msgs_per_hr": N_("msg/hr"), "reply_time_s": N_("reply time"), "fans_chatted": N_("fans"),
+          "ppvs_sent": N_("PPVs sent"), "ppvs_unlocked": N_("PPVs unlocked"), "hours": N_("hours"),
+          "group": N_("group")}
+
+# What the coaching log and aliases answer.
+ALIAS_EMPTY = N_("The name to remember is empty.")
+ALIAS_SET = N_("Got it: “{alias}” is {chatter}. I'll remember that in every upload.")
+LOG_EMPTY = N_("Add what you talked about, e.g. <code>log Ana talked about PPV pricing</code>.")
+LOGGED = N_("Logged coaching for {chatter}. I'll count from today for “days since last coaching”.")
+REPORTED = N_("Report on {chatter} saved. Thanks — the COO sees it on the dashboard.")
 MAX_LISTED = 12
 
 
-def fmt_value(column: str, value: Any) -> str:
-    """A stored value as a team lead reads it in a change line."""
+def fmt_value(column: str, value: Any, locale: str | None = None) -> str:
+    """A stored value as a team lead reads it in a change line (a group's name escaped)."""
     if value is None:
         return "–"
+    if column == "group":
+        return esc(value)
     if column == "sales":
         return f"${value:,.2f}"
     if column in {"cvr", "unlock_rate", "golden_ratio"}:
         return _trim(f"{float(value) * 100:.1f}") + "%"
     if column == "reply_time_s":
-        return fmt_duration(float(value))
+        return fmt_duration(float(value), locale)
     if isinstance(value, int | str):
         return str(value)
     return _trim(f"{float(value):.2f}")
@@ -98,9 +112,9 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _listed(names: Sequence[str], limit: int = MAX_LISTED) -> str:
-    more = AND_N_MORE.format(n=len(names) - limit) if len(names) > limit else ""
-    return ", ".join(names[:limit]) + more
+def _listed(names: Sequence[str], locale: str | None, limit: int = MAX_LISTED) -> str:
+    more = t(locale, AND_N_MORE, n=len(names) - limit) if len(names) > limit else ""
+    return ", ".join(esc(n) for n in names[:limit]) + more
 
 
 @dataclass(slots=True)
@@ -143,58 +157,72 @@ class IngestSummary:
     def _name(self, chatter: str) -> str:
         return self.short.get(chatter, chatter)
 
-    def text(self) -> str:
+    def text(self, locale: str | None = None) -> str:
+        """The reply to the upload, in neutral markup and the reader's language."""
         multi = len(self.days) > 1
-        when = ", ".join(f"{d:%a %d %b}" for d in self.days[:3]) + (" …" if len(self.days) > 3 else "")
-        noun = NOUN[multi][self.saved != 1]
+        when = ", ".join(date_text(locale, d) for d in self.days[:3]) + (" …" if len(self.days) > 3 else "")
         hubstaff = self.source == SOURCE_HUBSTAFF
-        lines = [GOT.format(source=self.source, when=when, saved=self.saved, noun=noun,
-                            verb="updated" if hubstaff else "saved",
-                            updated=UPDATED_FROM_EARLIER.format(n=self.updated) if self.updated and not hubstaff
-                            else "")]
+        updated = (t(locale, UPDATED_FROM_EARLIER, n=self.updated) if self.updated and not hubstaff else "")
+        n = self.saved
+        if hubstaff and multi:
+            got = tn(locale, "Got the Hubstaff hours for {when}: {n} chatter-day updated.",
+                     "Got the Hubstaff hours for {when}: {n} chatter-days updated.", n, when=when)
+        elif hubstaff:
+            got = tn(locale, "Got the Hubstaff hours for {when}: {n} chatter updated.",
+                     "Got the Hubstaff hours for {when}: {n} chatters updated.", n, when=when)
+        elif multi:
+            got = tn(locale, "Got the export for {when}: {n} chatter-day saved{updated}.",
+                     "Got the export for {when}: {n} chatter-days saved{updated}.", n, when=when, updated=updated)
+        else:
+            got = tn(locale, "Got the export for {when}: {n} chatter saved{updated}.",
+                     "Got the export for {when}: {n} chatters saved{updated}.", n, when=when, updated=updated)
+        lines = [got]
         if self.decimal == ",":
-            lines.append(DECIMAL_COMMAS)
+            lines.append(t(locale, DECIMAL_COMMAS))
         if hubstaff and self.hours:
-            lines.append(HOURS_UPDATED)
+            lines.append(t(locale, HOURS_UPDATED))
             for chatter, before, now in self.hours[:MAX_LISTED]:
                 if before is None or _same(before, now):
-                    what = HOURS_NOW.format(hours=fmt_value("hours", now))
+                    what = t(locale, HOURS_NOW, hours=fmt_value("hours", now))
                 else:
-                    what = f"{LABELS['hours']} {fmt_value('hours', before)} → {fmt_value('hours', now)}"
-                lines.append(CHANGE.format(who=self._name(chatter), what=what))
+                    what = f"{t(locale, LABELS['hours'])} {fmt_value('hours', before)} → {fmt_value('hours', now)}"
+                lines.append(CHANGE.format(who=esc(self._name(chatter)), what=what))
             if len(self.hours) > MAX_LISTED:
-                lines.append(AND_N_MORE.format(n=len(self.hours) - MAX_LISTED).strip() + ".")
+                lines.append(t(locale, N_MORE, n=len(self.hours) - MAX_LISTED))
         if self.day_off:
-            lines.append(DAY_OFF_LINE.format(n=self.day_off))
+            lines.append(t(locale, DAY_OFF_LINE, n=self.day_off))
         if self.ignored:
-            lines.append(IGNORED_LINE.format(n=self.ignored))
+            lines.append(t(locale, IGNORED_LINE, n=self.ignored))
         if self.changes:
-            lines.append(CHANGED)
+            lines.append(t(locale, CHANGED))
             for change in self.changes[:MAX_LISTED]:
-                who = self._name(change.chatter) + (f" ({change.day:%a %d %b})" if multi else "")
-                what = ", ".join(f"{LABELS.get(c, c)} {fmt_value(c, a)} → {fmt_value(c, b)}"
-                                 for c, a, b in change.columns)
+                who = esc(self._name(change.chatter)) + (f" ({date_text(locale, change.day)})" if multi else "")
+                what = ", ".join(f"{t(locale, LABELS[c]) if c in LABELS else c} "
+                                 f"{fmt_value(c, a, locale)} → {fmt_value(c, b, locale)}" for c, a, b in change.columns)
                 lines.append(CHANGE.format(who=who, what=what))
             if len(self.changes) > MAX_LISTED:
-                lines.append(AND_N_MORE.format(n=len(self.changes) - MAX_LISTED).strip() + ".")
+                lines.append(t(locale, N_MORE, n=len(self.changes) - MAX_LISTED))
         elif self.updated and not hubstaff:
-            lines.append(NOTHING_CHANGED)
+            lines.append(t(locale, NOTHING_CHANGED))
         if self.hubstaff_kept:
-            lines.append(HUBSTAFF_KEPT.format(names=_listed([self._name(n) for n in self.hubstaff_kept])))
+            lines.append(t(locale, HUBSTAFF_KEPT, names=_listed([self._name(n) for n in self.hubstaff_kept], locale)))
         if self.not_in_this_file:
-            lines.append(NOT_IN_THIS_FILE.format(names=_listed([self._name(n) for n in self.not_in_this_file])))
+            lines.append(t(locale, NOT_IN_THIS_FILE,
+                           names=_listed([self._name(n) for n in self.not_in_this_file], locale)))
         if self.not_in_file:
-            lines.append(NOT_IN_FILE.format(names=_listed([self._name(n) for n in self.not_in_file])))
+            lines.append(t(locale, NOT_IN_FILE, names=_listed([self._name(n) for n in self.not_in_file], locale)))
         for chatter, kept, dropped in self.doubles[:5]:
-            lines.append(TWICE.format(chatter=chatter, kept=kept, dropped=dropped))
+            lines.append(t(locale, TWICE, chatter=esc(chatter), kept=esc(kept), dropped=esc(dropped)))
         if self.loose:
-            more = f" and {len(self.loose) - 5} more" if len(self.loose) > 5 else ""
-            lines.append(LOOSE.format(pairs="; ".join(f"{a} → {b}" for a, b in self.loose[:5]), more=more))
+            more = t(locale, LOOSE_MORE, n=len(self.loose) - 5) if len(self.loose) > 5 else ""
+            lines.append(t(locale, LOOSE, pairs="; ".join(f"{esc(a)} → {esc(b)}" for a, b in self.loose[:5]),
+                           more=more))
         if self.unplaced:
-            lines.append(describe_unplaced(self.unplaced) + ".")
+            described = describe_unplaced(self.unplaced)
+            lines.append((described.render(locale) if isinstance(described, Msg) else described) + ".")
             example = next((m for m in self.unplaced if m.candidates), self.unplaced[0])
-            target = example.candidates[0] if example.candidates else "Their Name"
-            lines.append(ALIAS_HINT.format(raw=example.raw, target=target))
+            target = esc(example.candidates[0]) if example.candidates else t(locale, ALIAS_TARGET)
+            lines.append(t(locale, ALIAS_HINT, raw=esc(example.raw), target=target))
         return "\n".join(lines)
 
 
@@ -224,26 +252,24 @@ class ChatterService:
         aliases = {a: c.id for c in chatters for a in c.aliases}
         return NameMatcher({c.id: c.name for c in chatters}, aliases, cutoff=self.config.name_cutoff)
 
-    async def find(self, name: str) -> tuple[Chatter | None, str | None]:
-        """A chatter by any name a lead might type; or None and a plain sentence saying why."""
+    async def find(self, name: str) -> tuple[Chatter | None, Msg | None]:
+        """A chatter by any name a lead might type; or None and a sentence saying why (for the reader's language)."""
         chatters = await self.repo.chatters()
         match = (await self.matcher(chatters)).match(name)
         by_id = {c.id: c for c in chatters}
         if match.chatter_id is not None:
             return by_id[match.chatter_id], None
-        if match.how is How.AMBIGUOUS:
-            return None, f"“{name}” could be {' or '.join(match.candidates)}. Which one? Use the full name."
-        hint = f" Did you mean {' or '.join(match.candidates)}?" if match.candidates else ""
-        return None, f"I don't know a chatter called “{name}”.{hint}"
+        return None, unknown_name(match)
 
-    async def alias(self, alias: str, target: str, by: int | None) -> str:
+    async def alias(self, alias: str, target: str, by: int | None) -> Msg:
         chatter, problem = await self.find(target)
         if chatter is None:
-            return problem or ""
+            assert problem is not None
+            return problem
         if not normalize_name(alias):
-            return "The name to remember is empty."
+            return Msg(ALIAS_EMPTY)
         await self.repo.add_alias(alias.strip(), chatter.id, by, self.clock.now())
-        return f"Got it: “{alias.strip()}” is {chatter.name}. I'll remember that in every upload."
+        return Msg(ALIAS_SET, alias=esc(alias.strip()), chatter=esc(chatter.name))
 
     # -- ingest ----------------------------------------------------------------------------------
 
@@ -430,7 +456,7 @@ class ChatterService:
     def _lookback(self) -> int:
         return self.config.scoring.window_days + STREAK_LOOKBACK + TREND_DAYS
 
-    async def card(self, name: str, on: date | None = None) -> tuple[Card | None, str | None]:
+    async def card(self, name: str, on: date | None = None) -> tuple[Card | None, Msg | None]:
         chatter, problem = await self.find(name)
         if chatter is None:
             return None, problem
@@ -463,17 +489,17 @@ class ChatterService:
 
     # -- coaching log ----------------------------------------------------------------------------
 
-    async def log(self, name: str, notes: str, lead_id: int | None, kind: str = COACHING) -> str:
+    async def log(self, name: str, notes: str, lead_id: int | None, kind: str = COACHING) -> Msg:
+        """Store a coaching session (or a report); the answer is rendered in the lead's language."""
         chatter, problem = await self.find(name)
         if chatter is None:
-            return problem or ""
+            assert problem is not None
+            return problem
         notes = " ".join(notes.split())[:2000]
         if not notes:
-            return "Add what you talked about, e.g. `log Ana talked about PPV pricing`."
+            return Msg(LOG_EMPTY)
         await self.repo.log(chatter.id, lead_id, kind, notes, self.clock.now())
-        if kind == COACHING:
-            return f"Logged coaching for {chatter.name}. I'll count from today for “days since last coaching”."
-        return f"Report on {chatter.name} saved. Thanks — the COO sees it on the dashboard."
+        return Msg(LOGGED if kind == COACHING else REPORTED, chatter=esc(chatter.name))
 
     async def reports(self, since: date) -> dict[str, list[tuple[str, LogEntry]]]:
         """Team → (chatter name, report) for reports logged since `since`, newest first."""

@@ -242,7 +242,7 @@ def card_html(card: Card, rank: int | None = None) -> str:
         f"<tr><td>{KPI_LABELS[k]}</td><td>{fmt_kpi(k, card.metrics.kpi(k))}{_arrow(k, card.arrows.get(k))}</td></tr>"
         for k in Kpi if card.metrics.kpi(k) is not None
     )
-    flags = "".join(f'<span class="badge flag">{escape(f)}</span>' for f in card.red_flags)
+    flags = "".join(f'<span class="badge flag">{escape(str(f))}</span>' for f in card.red_flags)
     picked = f' data-pick="{rank}"' if rank else ""
     return (
         f'<div class="card" data-status="scored"{picked}><div class="top"><div><div class="name">{escape(c.name)}'

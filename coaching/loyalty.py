@@ -15,11 +15,41 @@ from decimal import ROUND_FLOOR, Decimal
 from storage.loyalty import LedgerEntry
 from storage.pos_orders import LedgerChange, OrderParties
 
+DEFAULT_TIERS: tuple[tuple[str, int], ...] = (("silver", 250), ("gold", 500), ("vip", 1000))
+"""Points tiers, lowest first: a customer whose balance reaches a tier's points moves up to it."""
+
 
 @dataclass(frozen=True, slots=True)
 class LoyaltyRules:
     points_per_dollar: Decimal = Decimal("1")
     budtender_multiplier: Decimal = Decimal("10")
+    tiers: tuple[tuple[str, int], ...] = DEFAULT_TIERS
+
+
+def parse_tiers(text: str) -> tuple[tuple[str, int], ...]:
+    """`silver:250,gold:500,vip:1000` → tiers sorted by points (ValueError on a malformed entry)."""
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, points = part.partition(":")
+        if not sep or not name.strip() or not points.strip().isdigit():
+            raise ValueError(f"tier {part!r}: write NAME:POINTS, e.g. gold:500")
+        out.append((name.strip().lower(), int(points)))
+    return tuple(sorted(out, key=lambda t: t[1]))
+
+
+def tier_for(points: int, tiers: tuple[tuple[str, int], ...]) -> str | None:
+    """The highest tier a balance reaches, or None below the first."""
+    found = None
+    for name, needed in tiers:
+        if points >= needed:
+            found = name
+    return found
+
+
+def tier_rank(name: str | None, tiers: tuple[tuple[str, int], ...]) -> int:
+    """A tier's place (0 = lowest); -1 for none or a tier name the rules do not know (a POS's own)."""
+    names = [n for n, _ in tiers]
+    return names.index(name.lower()) if name and name.lower() in names else -1
 
 
 def order_points(total: Decimal, rules: LoyaltyRules) -> int:
@@ -101,3 +131,10 @@ class OrderLedger:
             awarded.append(LedgerEntry(b_key, stored[b_key], "purchase", now, person_id=order.budtender_person_id,
                                        order_external_id=d.external_id))
         return LedgerChange(add=reversal_entries(awarded, now))
+
+    def tier_up(self, balance: int, current: str | None) -> str | None:
+        """The tier a customer moves up to with this balance, or None (tiers never move down here)."""
+        reached = tier_for(balance, self.rules.tiers)
+        if reached is None or tier_rank(reached, self.rules.tiers) <= tier_rank(current, self.rules.tiers):
+            return None
+        return reached

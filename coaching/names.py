@@ -23,6 +23,9 @@ from enum import StrEnum
 
 from rapidfuzz import fuzz, process, utils
 
+from bot.i18n import N_, Join, Msg, Plural
+from channels.markup import esc
+
 DEFAULT_CUTOFF = 85.0
 AMBIGUITY_MARGIN = 5.0
 """Two fuzzy candidates closer than this are not told apart automatically."""
@@ -173,22 +176,54 @@ class NameMatcher:
         return tuple(sorted(self.names[i] for i in shared))[:3]
 
 
-def describe_unplaced(matches: Iterable[NameMatch], limit: int = 10) -> str:
-    """`3 names I couldn't place: Ajay Adedeji (maybe Adedeji Oyeniran?), …` — plain words."""
+# What a team lead reads about names (the message catalog takes these from here).
+COULD_BE = N_("{name} (could be {candidates})")
+MAYBE = N_("{name} (maybe {candidates}?)")
+OR = N_(" or ")
+UNPLACED_MORE = N_(", and {n} more")
+AMBIGUOUS = N_("“{name}” could be {candidates}. Which one? Use the full name.")
+UNKNOWN = N_("I don't know a chatter called “{name}”.{hint}")
+DID_YOU_MEAN = N_(" Did you mean {candidates}?")
+
+
+class Either(Join):
+    """Names joined with the reader's word for "or" (`Ana Ruiz or Ana Rios`), escaped for markup."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        super().__init__(OR, [esc(n) for n in names])
+
+    def render(self, locale: str | None) -> str:
+        return Msg(OR).render(locale).join(str(i) for i in self.items)
+
+
+def either(names: Iterable[str]) -> Either:
+    return Either(names)
+
+
+def unknown_name(match: NameMatch) -> Msg:
+    """Why a name a team lead typed finds no chatter: which ones it could be, or the closest."""
+    if match.how is How.AMBIGUOUS:
+        return Msg(AMBIGUOUS, name=esc(match.raw), candidates=either(match.candidates))
+    hint = Msg(DID_YOU_MEAN, candidates=either(match.candidates)) if match.candidates else ""
+    return Msg(UNKNOWN, name=esc(match.raw), hint=hint)
+
+
+def describe_unplaced(matches: Iterable[NameMatch], limit: int = 10) -> Msg | str:
+    """`3 names I couldn't place: Ajay Adedeji (maybe Adedeji Oyeniran?), …` — in the reader's words."""
     items = list(matches)
     if not items:
         return ""
-    parts = []
+    parts: list[object] = []
     for m in items[:limit]:
         if m.how is How.AMBIGUOUS:
-            parts.append(f"{m.raw} (could be {' or '.join(m.candidates)})")
+            parts.append(Msg(COULD_BE, name=esc(m.raw), candidates=either(m.candidates)))
         elif m.candidates:
-            parts.append(f"{m.raw} (maybe {' or '.join(m.candidates)}?)")
+            parts.append(Msg(MAYBE, name=esc(m.raw), candidates=either(m.candidates)))
         else:
-            parts.append(m.raw)
-    more = f", and {len(items) - limit} more" if len(items) > limit else ""
-    noun = "name" if len(items) == 1 else "names"
-    return f"{len(items)} {noun} I couldn't place: " + "; ".join(parts) + more
+            parts.append(esc(m.raw))
+    more = Msg(UNPLACED_MORE, n=len(items) - limit) if len(items) > limit else ""
+    return Plural("{n} name I couldn't place: {names}{more}", "{n} names I couldn't place: {names}{more}", len(items),
+                  names=Join("; ", parts), more=more)
 
 
 def short_names(names: Iterable[str]) -> dict[str, str]:

@@ -16,6 +16,7 @@ from bot.roles import RoleSpec
 class Role(StrEnum):
     CUSTOMER = "customer"
     BUDTENDER = "budtender"
+    EXTERNAL_BUDTENDER = "external_budtender"
     CHATTER = "chatter"
     TEAM_LEAD = "team_lead"
     SALES_MANAGER = "sales_manager"
@@ -28,6 +29,9 @@ SPECS: dict[Role, RoleSpec] = {
     ),
     Role.CHATTER: RoleSpec("chatter", "sells in chat; coached by a team lead", rank=20),
     Role.BUDTENDER: RoleSpec("budtender", "sells at the counter; coached by SMS during shifts", rank=30),
+    Role.EXTERNAL_BUDTENDER: RoleSpec(
+        "external_budtender", "sells the house brand at another dispensary; sends receipts for points", rank=25
+    ),
     Role.TEAM_LEAD: RoleSpec("team_lead", "coaches chatters from Slack", rank=40),
     Role.SALES_MANAGER: RoleSpec("sales_manager", "runs deals from Telegram", rank=40),
 }

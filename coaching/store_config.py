@@ -21,7 +21,7 @@ from pydantic import Field, SecretStr, field_validator
 from bot.config_file import StrictModel
 from bot.phones import check_region, region_of
 from bot.settings import HuddleSettings, check_timezone
-from coaching.loyalty import LoyaltyRules
+from coaching.loyalty import LoyaltyRules, parse_tiers
 
 
 class StoreSettings(HuddleSettings):
@@ -37,6 +37,8 @@ class StoreSettings(HuddleSettings):
     )
     points_per_dollar: Decimal = Field(Decimal("1"), ge=0)
     budtender_points_multiplier: Decimal = Field(Decimal("10"), ge=0)
+    loyalty_tiers: str = Field("silver:250,gold:500,vip:1000",
+                               description="points tiers NAME:POINTS, lowest first (reaching one: points.tier_up)")
     store_staff_destination: str | None = Field(
         None, description="CHANNEL:ID for customer handoffs, e.g. slack:C0STAFF (default: console:staff)"
     )
@@ -46,6 +48,12 @@ class StoreSettings(HuddleSettings):
     concierge_ai: bool = Field(True, description="let the model answer free text when OPENAI_API_KEY is set")
     concierge_ai_timeout: float = Field(8.0, gt=0, description="seconds to wait for the model before the rules answer")
 
+    @field_validator("loyalty_tiers")
+    @classmethod
+    def _tiers(cls, value: str) -> str:
+        parse_tiers(value)
+        return value
+
     def pos_secrets(self) -> list[str]:
         """The secrets a webhook may be signed with (current first); empty values count as unset."""
         found = [s.get_secret_value() for s in (self.pos_webhook_secret, self.pos_webhook_previous_secret) if s]
@@ -53,7 +61,7 @@ class StoreSettings(HuddleSettings):
 
     @property
     def loyalty(self) -> LoyaltyRules:
-        return LoyaltyRules(self.points_per_dollar, self.budtender_points_multiplier)
+        return LoyaltyRules(self.points_per_dollar, self.budtender_points_multiplier, parse_tiers(self.loyalty_tiers))
 
 
 class StoreConfig(StrictModel):

@@ -220,6 +220,43 @@ async def _send_to_customer(ctx: Context, svc: StoreServices, handoff: Handoff, 
     return f"Not sent to {who} yet: {_why(outcome.reason)}. Huddle keeps trying and will tell you if it gives up."
 
 
+async def answer_handoff(app: App, svc: StoreServices, handoff_id: int, text: str, staff_name: str,
+                         key: str) -> tuple[str, Outbound | None]:
+    """Staff's answer to an open handoff from outside a chat (the admin pages), through the outbox.
+
+    The same words and the same wait as `reply N`; returns (what became of it, the queued message).
+    """
+    handoff = await svc.customers.handoff(handoff_id)
+    if handoff is None or handoff.closed_at is not None:
+        return (f"No open customer conversation #{handoff_id}.", None)
+    if not text.strip():
+        return ("Nothing to send: the reply is empty.", None)
+    customer = await svc.people.get(handoff.person_id)
+    body = f"{staff_name.strip() or 'Staff'} at {store_info(svc).name}: {text.strip()}"
+    queued = await app.send(_customer_address(handoff, customer), body, kind=OutboundKind.REPLY, key=key,
+                            person=customer)
+    who = f"{customer.name if customer and customer.name.strip() else handoff.customer_address} (#{handoff.id})"
+    assert queued.id is not None
+    outcome = await svc.outbox.first_attempt(queued.id, svc.settings.store_staff_reply_wait)
+    if outcome is not None and outcome.status in (OutboundStatus.SENT, OutboundStatus.DELIVERED):
+        return (f"Sent to {who}.", outcome)
+    if outcome is not None and outcome.status in (OutboundStatus.FAILED, OutboundStatus.REFUSED):
+        return (f"Not sent to {who}: {_why(outcome.reason)}.", outcome)
+    return (f"Queued for {who}, not sent yet; the timeline shows when it is.", outcome or queued)
+
+
+async def close_handoff(app: App, svc: StoreServices, handoff_id: int, by: str) -> str:
+    """Hand a conversation back to the bot from the admin pages (as `done N` does)."""
+    handoff = await svc.customers.handoff(handoff_id)
+    if handoff is None or handoff.closed_at is not None:
+        return f"No open customer conversation #{handoff_id}."
+    customer = await svc.people.get(handoff.person_id)
+    await svc.customers.close_handoff(handoff.id, by, app.clock.now())
+    await app.send(_customer_address(handoff, customer), concierge.handoff_over(store_info(svc)),
+                   kind=OutboundKind.REPLY, key=f"handoff:{handoff.id}:closed", person=customer)
+    return f"#{handoff.id} handed back to the bot."
+
+
 def _customer_address(handoff: Handoff, customer: Person | None) -> Address:
     """Where the customer asked from: their address with the handoff's id, on whichever channel (SMS, web)."""
     if customer is not None:

@@ -49,6 +49,7 @@ GROUP = N_("Please send your invite code to me in a private chat, not in a group
 ROLE_NAMES = {
     Role.CUSTOMER: N_("customer"),
     Role.BUDTENDER: N_("budtender"),
+    Role.EXTERNAL_BUDTENDER: N_("partner budtender"),
     Role.CHATTER: N_("chatter"),
     Role.TEAM_LEAD: N_("team lead"),
     Role.SALES_MANAGER: N_("sales manager"),

@@ -29,15 +29,34 @@ from typing import TYPE_CHECKING
 from bot.app import App
 from bot.context import Context
 from bot.errors import UserError
-from bot.i18n import N_, t
+from bot.i18n import N_, Msg, date_text, t, weekday_names
 from bot.lazy import lazy_module
 from bot.model import Address, OutboundKind, Person
 from bot.plugins import Plugin
 from bot.router import Greedy, Router
 from bot.scheduler import JobFunc, JobRun, ScheduleSpec, daily
+from channels.markup import esc, to_plain
 from coaching.briefings import LATE_AFTER, pick, why
-from coaching.cards import STATUS_TEXT, TRAFFIC_TEXT, Status, TeamView, card_text, fmt_kpi, streak_text, tier_text
-from coaching.chatter_config import BRIEFING_LEAD, DEFAULT_INGEST, WEEK, ChattersConfig, LeadConfig, parse_shift
+from coaching.cards import (
+    STATUS_TEXT,
+    TRAFFIC_TEXT,
+    Status,
+    TeamView,
+    card_text,
+    fmt_kpi,
+    streak_text,
+    team_name,
+    tier_text,
+)
+from coaching.chatter_config import (
+    BRIEFING_LEAD,
+    DEFAULT_INGEST,
+    WEEK,
+    ChattersConfig,
+    LeadConfig,
+    ShiftError,
+    parse_shift,
+)
 from coaching.chatter_metrics import Kpi
 from coaching.chatter_service import ChatterService, HoursSource
 from coaching.demo_chatters import DEMO_LEADS, seed_demo
@@ -72,22 +91,30 @@ SHIFT_USAGE = "shift 09:00 [mon-fri] [TEAM] [Europe/Madrid]"
 SHIFT_SET = N_("Got it: your shift starts at {start:%H:%M} {days} ({tz}), covering {teams}. "
              "Your briefing comes 30 minutes before; the next one {next}.")
 SHIFT_SHOW = N_("Your shift starts at {start:%H:%M} {days} ({tz}), covering {teams}. Next briefing {next}.")
-SHIFT_NONE = N_("You have no shift yet, so no briefing. Set it with `shift 09:00 mon-fri` "
+SHIFT_NONE = N_("You have no shift yet, so no briefing. Set it with <code>shift 09:00 mon-fri</code> "
               "(add a team, or a timezone like Europe/Madrid, if you like).")
-SHIFT_OFF = N_("Briefings stopped. Set a shift again any time with `shift 09:00 mon-fri`.")
+SHIFT_OFF = N_("Briefings stopped. Set a shift again any time with <code>shift 09:00 mon-fri</code>.")
 SHIFT_NOTHING_TO_STOP = N_("You have no shift set, so there were no briefings to stop.")
 SHIFT_FROM_CONFIG = N_("Your shift comes from Huddle's config file: {start:%H:%M} {days} ({tz}). "
                      "Ask your admin to change it there.")
-SHIFT_BAD = N_("{problem}. Write it as `{usage}`, e.g. `shift 09:00 mon-fri`.")
+SHIFT_BAD = N_("{problem}. Write it as <code>{usage}</code>, e.g. <code>shift 09:00 mon-fri</code>.")
 SHIFT_UNKNOWN_TEAM = N_("I don't know a team called “{team}”. Teams: {teams}.")
 SHIFT_NOWHERE = N_("I have no address to send your briefing to. Ask your admin.")
 EVERY_TEAM = N_("every team")
-NEXT_AT = N_("is {when:%a %d %b} at {when:%H:%M}")
+NEXT_AT = N_("is {day} at {when:%H:%M}")
 NO_NEXT = N_("isn't scheduled")
 DAYS_EVERY = N_("every day")
 NO_TEAMS_YET = N_("none yet")
 NO_SCORE = N_("No score")
-LOG_USAGE = N_("Write it as `log NAME: what you talked about`, e.g. `log Ana: PPV pricing`.")
+LOG_USAGE = N_("Write it as <code>log NAME: what you talked about</code>, e.g. <code>log Ana: PPV pricing</code>.")
+ALIAS_USAGE = N_('Write it as <code>alias "Name in the CSV" = "Chatter name"</code>.')
+NO_NUMBERS_YET = N_("No numbers yet. Drop the day's Inflow CSV here and I'll take it from there.")
+NO_TEAMS = N_("No teams yet: add <code>[[chatters.teams]]</code> to the config, or ask your admin.")
+TO_COACH = N_("To coach today ({day} numbers):")
+NOT_A_CSV = N_("I can only read CSV exports, and “{name}” isn't one. Export the day from Inflow as CSV.")
+NOT_DOWNLOADED = N_("I couldn't download that file. Try sending it again.")
+NOT_A_DATE = N_("“{given}” isn't a date I can read; use YYYY-MM-DD.")
+NOT_USABLE = N_("I couldn't use “{name}”: {problem}")
 
 
 def _loc(ctx: Context) -> str | None:
@@ -95,12 +122,21 @@ def _loc(ctx: Context) -> str | None:
 
 
 def _days_text(days: list[str], locale: str | None = None) -> str:
+    """`Mon–Fri`, `Mon, Wed` — with the reader's weekday names (`пн–пт`)."""
     if set(days) == set(WEEK):
         return t(locale, DAYS_EVERY)
+    names = weekday_names(locale)
     ordered = [d for d in WEEK if d in days]
     if len(ordered) > 2 and WEEK.index(ordered[-1]) - WEEK.index(ordered[0]) == len(ordered) - 1:
-        return f"{ordered[0].title()}–{ordered[-1].title()}"
-    return ", ".join(d.title() for d in ordered)
+        return f"{names[WEEK.index(ordered[0])]}–{names[WEEK.index(ordered[-1])]}"
+    return ", ".join(names[WEEK.index(d)] for d in ordered)
+
+
+def _say(ctx: Context, text: Msg | str | None) -> str:
+    """A service's answer in the reader's language."""
+    if isinstance(text, Msg):
+        return text.render(_loc(ctx))
+    return text or ""
 
 
 async def _lead_teams(service: ChatterService, ctx: Context) -> list[str] | None:
@@ -124,7 +160,8 @@ async def _views(service: ChatterService, ctx: Context, team: str) -> list[TeamV
     if team:
         wanted = [t for t in known if normalize_name(team) in normalize_name(t)]
         if not wanted:
-            return t(_loc(ctx), SHIFT_UNKNOWN_TEAM, team=team, teams=", ".join(known) or t(_loc(ctx), NO_TEAMS_YET))
+            return t(_loc(ctx), SHIFT_UNKNOWN_TEAM, team=esc(team),
+                     teams=", ".join(esc(k) for k in known) or t(_loc(ctx), NO_TEAMS_YET))
     else:
         wanted = await _lead_teams(service, ctx) or known
     return await service.teams(wanted)
@@ -138,22 +175,22 @@ async def who(ctx: Context, chatters: ChatterService, team: Greedy = "") -> str:
     cards = [c for v in views for c in v.cards]
     chosen = pick(cards)
     if not cards or all(c.status is Status.NO_DATA for c in cards):
-        return t(_loc(ctx), "No numbers yet. Drop the day's Inflow CSV here and I'll take it from there.")
+        return t(_loc(ctx), NO_NUMBERS_YET)
     if not chosen:
         return t(_loc(ctx), "Everyone is on a day off in the latest numbers — nobody to coach.")
-    lines = [t(_loc(ctx), "To coach today ({day:%a %d %b} numbers):", day=views[0].day)]
-    lines += [f"{i}. *{c.chatter.name}* — {why(c, _loc(ctx))}" for i, c in enumerate(chosen, 1)]
+    lines = [t(_loc(ctx), TO_COACH, day=date_text(_loc(ctx), views[0].day))]
+    lines += [f"{i}. <b>{esc(c.chatter.name)}</b> — {why(c, _loc(ctx))}" for i, c in enumerate(chosen, 1)]
     return "\n".join(lines)
 
 
 @router.command("chatter", roles=LEADS, help=N_("a chatter's card: score, tier, trend, funnel"))
 async def chatter(ctx: Context, chatters: ChatterService, name: Greedy) -> str:
     card, problem = await chatters.card(name)
-    return card_text(card, _loc(ctx)) if card else (problem or "")
+    return card_text(card, _loc(ctx)) if card else _say(ctx, problem)
 
 
 def team_text(view: TeamView, locale: str | None = None) -> str:
-    lines = [f"*{view.name}* · {view.day:%a %d %b}"]
+    lines = [f"<b>{team_name(view.name, locale)}</b> · {date_text(locale, view.day)}"]
     lines.append(t(locale, "Sales ${sales:,.2f} · avg {per_hr}/hr · avg CVR {cvr} · {fans} fans · "
                            "{worked}/{total} working", sales=view.total_sales,
                    per_hr=fmt_kpi(Kpi.SALES_PER_HR, view.avg_sales_per_hr), cvr=fmt_kpi(Kpi.CVR, view.avg_cvr),
@@ -163,11 +200,11 @@ def team_text(view: TeamView, locale: str | None = None) -> str:
                        x=view.imbalance))
     for c in sorted(view.cards, key=lambda c: -(c.score.value if c.score else -1)):
         if c.status is not Status.SCORED or c.score is None:
-            lines.append(f"• {c.chatter.name}: {t(locale, STATUS_TEXT.get(c.status, NO_SCORE))}")
+            lines.append(f"• {esc(c.chatter.name)}: {t(locale, STATUS_TEXT.get(c.status, NO_SCORE))}")
             continue
         extra = f" · {streak_text(c.streak, locale)}" if c.streak else ""
         extra += t(locale, " · traffic {level}", level=t(locale, TRAFFIC_TEXT[c.traffic])) if c.traffic else ""
-        lines.append(f"• {c.chatter.name}: {c.score.rounded} ({tier_text(c.score.tier, locale)}){extra}")
+        lines.append(f"• {esc(c.chatter.name)}: {c.score.rounded} ({tier_text(c.score.tier, locale)}){extra}")
     return "\n".join(lines)
 
 
@@ -177,7 +214,7 @@ async def team(ctx: Context, chatters: ChatterService, name: Greedy = "") -> str
     if isinstance(views, str):
         return views
     if not views:
-        return t(_loc(ctx), "No teams yet: add `[[chatters.teams]]` to the config, or ask your admin.")
+        return t(_loc(ctx), NO_TEAMS)
     return "\n\n".join(team_text(v, _loc(ctx)) for v in views)
 
 
@@ -202,7 +239,7 @@ async def _log(ctx: Context, service: ChatterService, text: str, kind: str) -> s
     if isinstance(parsed, str):
         return t(_loc(ctx), parsed)
     name, notes = parsed
-    return await service.log(name, notes, ctx.person.id if ctx.person else None, kind)
+    return _say(ctx, await service.log(name, notes, ctx.person.id if ctx.person else None, kind))
 
 
 @router.command("log", "coached", roles=LEADS, help=N_("log a coaching session"), usage="log NAME: notes…")
@@ -219,8 +256,8 @@ async def report(ctx: Context, chatters: ChatterService, text: Greedy) -> str:
 async def alias(ctx: Context, chatters: ChatterService, text: Greedy) -> str:
     m = _ALIAS_RE.match(text)
     if not m:
-        return t(_loc(ctx), 'Write it as `alias "Name in the CSV" = "Chatter name"`.')
-    return await chatters.alias(m.group("a"), m.group("b"), ctx.person.id if ctx.person else None)
+        return t(_loc(ctx), ALIAS_USAGE)
+    return _say(ctx, await chatters.alias(m.group("a"), m.group("b"), ctx.person.id if ctx.person else None))
 
 
 class LeadBriefings:
@@ -269,7 +306,9 @@ class LeadBriefings:
     def next_text(self, person_id: int, locale: str | None = None) -> str:
         job = self.app.scheduler.jobs.get(f"{self.JOB}:person:{person_id}")
         nxt: datetime | None = job.trigger.get_next_fire_time(None, self.app.clock.now()) if job else None
-        return t(locale, NO_NEXT) if nxt is None else t(locale, NEXT_AT, when=nxt)  # in the lead's zone (the trigger's)
+        if nxt is None:
+            return t(locale, NO_NEXT)
+        return t(locale, NEXT_AT, day=date_text(locale, nxt.date()), when=nxt)  # in the lead's zone (the trigger's)
 
     async def load(self) -> None:
         """At start: a job for every invited lead who set a shift (configured leads win)."""
@@ -293,14 +332,15 @@ async def shift(ctx: Context, chatters: ChatterService, briefings: LeadBriefings
     configured = await briefings.configured_lead(person)
     if configured is not None:
         return t(loc, SHIFT_FROM_CONFIG, start=configured.shift_start, days=_days_text(configured.days, loc),
-                                        tz=configured.timezone)
+                 tz=esc(configured.timezone))
     current = await briefings.shifts.get(person.id)
     words = text.strip().lower()
     if not words:
         if current is None:
             return t(loc, SHIFT_NONE)
         return t(loc, SHIFT_SHOW, start=time.fromisoformat(current.shift_start), days=_days_text(current.days, loc),
-                                 tz=current.timezone, teams=", ".join(current.teams) or t(loc, EVERY_TEAM),
+                                 tz=esc(current.timezone),
+                                 teams=", ".join(esc(n) for n in current.teams) or t(loc, EVERY_TEAM),
                                  next=briefings.next_text(person.id, loc))
     if words in {"off", "stop", "none", "cancel"}:
         if current is None:
@@ -311,13 +351,15 @@ async def shift(ctx: Context, chatters: ChatterService, briefings: LeadBriefings
     try:
         request = parse_shift(text)
     except ValueError as exc:
-        return t(loc, SHIFT_BAD, problem=str(exc)[:1].upper() + str(exc)[1:], usage=SHIFT_USAGE)
+        said = exc.message.render(loc) if isinstance(exc, ShiftError) else esc(str(exc))
+        return t(loc, SHIFT_BAD, problem=said[:1].upper() + said[1:], usage=SHIFT_USAGE)
     known = await chatters.repo.teams()
     teams: list[str] = []
     for word in request.teams:
         found = [t for t in known if normalize_name(word) in normalize_name(t)]
         if not found:
-            return t(loc, SHIFT_UNKNOWN_TEAM, team=word, teams=", ".join(known) or t(loc, NO_TEAMS_YET))
+            return t(loc, SHIFT_UNKNOWN_TEAM, team=esc(word),
+                     teams=", ".join(esc(k) for k in known) or t(loc, NO_TEAMS_YET))
         teams += [t for t in found if t not in teams]
     if briefings.address_for(person) is None:
         return t(loc, SHIFT_NOWHERE)
@@ -325,8 +367,8 @@ async def shift(ctx: Context, chatters: ChatterService, briefings: LeadBriefings
     new = LeadShift(person.id, f"{request.start:%H:%M}", request.days, teams, zone)
     await briefings.shifts.put(new, ctx.now())
     briefings.schedule_shift(person, new)
-    return t(loc, SHIFT_SET, start=request.start, days=_days_text(request.days, loc), tz=zone,
-                            teams=", ".join(teams) or t(loc, EVERY_TEAM), next=briefings.next_text(person.id, loc))
+    return t(loc, SHIFT_SET, start=request.start, days=_days_text(request.days, loc), tz=esc(zone),
+             teams=", ".join(esc(n) for n in teams) or t(loc, EVERY_TEAM), next=briefings.next_text(person.id, loc))
 
 
 _NOT_NAMES = frozenset({"it", "you", "things", "everyone", "everybody", "everything", "we", "they", "that", "this"})
@@ -342,7 +384,7 @@ async def how_is(ctx: Context, chatters: ChatterService) -> str:
     m = _HOW_IS_RE.match(ctx.text)
     assert m is not None
     card, problem = await chatters.card(m.group("name"))
-    return card_text(card, _loc(ctx)) if card else (problem or "")
+    return card_text(card, _loc(ctx)) if card else _say(ctx, problem)
 
 
 @router.file(roles=LEADS)
@@ -352,22 +394,20 @@ async def upload(ctx: Context, chatters: ChatterService) -> str:
     if not name.lower().endswith((".csv", ".tsv", ".txt")) and (f.mimetype or "").split(";")[0] not in {
         "text/csv", "text/plain", "text/tab-separated-values", "application/csv", "application/vnd.ms-excel"
     }:
-        return t(_loc(ctx), "I can only read CSV exports, and “{name}” isn't one. Export the day from Inflow as CSV.",
-                 name=name)
+        return t(_loc(ctx), NOT_A_CSV, name=esc(name))
     if f.content is None:
-        return t(_loc(ctx), "I couldn't download that file. Try sending it again.")
+        return t(_loc(ctx), NOT_DOWNLOADED)
     given = _DATE_RE.search(ctx.text or "")
     try:
         day = date.fromisoformat(given.group(1)) if given else None
     except ValueError:
-        return t(_loc(ctx), "“{given}” isn't a date I can read; use YYYY-MM-DD.",
-                 given=given.group(1) if given else "")
+        return t(_loc(ctx), NOT_A_DATE, given=given.group(1) if given else "")
     try:
         summary = await chatters.ingest_file(f.content, day, filename=name)
     except CsvError as exc:
-        return t(_loc(ctx), "I couldn't use “{name}”: {problem}", name=name, problem=exc)
+        return t(_loc(ctx), NOT_USABLE, name=esc(name), problem=exc.render(_loc(ctx)))
     await chatters.write_dashboard_if_configured()
-    return summary.text()
+    return summary.text(_loc(ctx))
 
 
 # -- jobs ------------------------------------------------------------------------------------------
@@ -492,9 +532,9 @@ def setup(app: App) -> None:
         try:
             summary = await service.ingest_file(data, args.date, filename=args.file.name)
         except CsvError as exc:  # the file is not a readable export: the operator's to fix, nothing stored
-            raise UserError(f"ingest: {args.file.name}: {exc}") from None
+            raise UserError(f"ingest: {args.file.name}: {to_plain(str(exc))}") from None
         await service.write_dashboard_if_configured()
-        print(summary.text().replace("`", ""))
+        print(to_plain(summary.text()))
         return 0
 
     async def cli_dashboard(app: App, args: argparse.Namespace) -> int:

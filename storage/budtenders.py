@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.db import Database, metadata
+from storage.events import COACHING_SENT, NewEvent, append_in
 from storage.types import Money, UTCDateTime
 
 shifts = sa.Table(
@@ -246,7 +247,11 @@ class BudtenderRepo:
                 .on_conflict_do_nothing(index_elements=["key"])
                 .returning(coaching_messages.c.id)
             )
-            return (await conn.execute(stmt)).first() is not None
+            if (await conn.execute(stmt)).first() is None:
+                return False
+            await append_in(conn, NewEvent(COACHING_SENT, key, sent_at, person_id, None, {
+                "kind": kind, "variant": variant, "shift_id": shift_id, "orders": orders}), sent_at)
+            return True
 
         return await self.db.run(unit)
 

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.db import Database, metadata
+from storage.events import CUSTOMER_CREATED, SIGNUP, NewEvent, append_many_in
 from storage.prepared import Prepared
 from storage.types import Money, UTCDateTime
 
@@ -363,14 +364,22 @@ class CustomerRepo:
                 if existing.signup_date is None or not existing.rewards_member:
                     values["signup_date"] = now.date()
                 await conn.execute(customers.update().where(customers.c.id == existing.id).values(**values))
-                return int(existing.id)  # type: ignore[arg-type]
-            result = await conn.execute(
-                customers.insert().values(
-                    phone=phone, store_id=store_id, signup_date=now.date(), favourite_categories=[],
-                    attributes={"source": "sms"}, created_at=now, **values,
+                cid = int(existing.id)  # type: ignore[arg-type]
+                new: list[NewEvent] = []
+            else:
+                result = await conn.execute(
+                    customers.insert().values(
+                        phone=phone, store_id=store_id, signup_date=now.date(), favourite_categories=[],
+                        attributes={"source": "sms"}, created_at=now, **values,
+                    )
                 )
-            )
-            return int(result.inserted_primary_key[0])
+                cid = int(result.inserted_primary_key[0])
+                new = [NewEvent(CUSTOMER_CREATED, str(cid), now, person_id, cid,
+                                {"customer_id": cid, "via": "sms", "store_id": store_id})]
+            if existing is None or not existing.rewards_member:
+                new.append(NewEvent(SIGNUP, str(cid), now, person_id, cid, {"customer_id": cid, "via": "sms"}))
+            await append_many_in(conn, new, now)
+            return cid
 
         customer_id = await self.db.run(unit)
         found = await self.get(customer_id)

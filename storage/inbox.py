@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.model import Address, Inbound, InboundFile
 from storage.db import Database, metadata
+from storage.events import REPLY_RECEIVED, NewEvent, append_in
 from storage.prepared import Prepared
 from storage.processes import dead_owner
 from storage.types import UTCDateTime
@@ -146,6 +147,9 @@ class InboxRepo:
 
         async def unit(conn: AsyncConnection) -> None:
             await _FINISH.execute(conn, values)
+            if person_id is not None:  # a person wrote to us: `reply.received`, once per message
+                await append_in(conn, NewEvent(REPLY_RECEIVED, str(inbound_id), now, person_id, None,
+                                               {"inbound_id": inbound_id, "handler": handler, "status": status}), now)
 
         await self.db.run(unit)
 

@@ -1,4 +1,9 @@
-"""Scheduled runs keyed by (job, scope, period): the record that makes coaching happen once."""
+"""Scheduled runs keyed by (job, scope, period): the record that makes coaching happen once.
+
+Besides runs, each job has one row under the reserved period `SINCE`: when a running Huddle first
+had it on its schedule. A time due before that was never Huddle's to send, so catching up after
+downtime skips it (a fresh database's first start sends nothing "late").
+"""
 
 from __future__ import annotations
 
@@ -25,6 +30,10 @@ job_runs = sa.Table(
     sa.Column("owner", sa.String(100)),
     sa.Column("fire_time", UTCDateTime),
 )
+
+
+SINCE = "~since"
+"""The reserved period of a job's "scheduled since" row (never a real period: those are dates/times)."""
 
 
 class JobRunRepo:
@@ -88,6 +97,23 @@ class JobRunRepo:
 
         await self.db.run(unit)
 
+    async def scheduled_since(self, job: str, scope: str, at: datetime, *, reset: bool = False) -> datetime:
+        """When this job was first scheduled (recorded as `at` if never); `reset` moves it to `at`."""
+
+        async def unit(conn: AsyncConnection) -> datetime:
+            stmt = self.db.insert(job_runs).values(job=job, scope=scope, period=SINCE, status="scheduled",
+                                                   started_at=at)
+            if reset:
+                stmt = stmt.on_conflict_do_update(index_elements=["job", "scope", "period"],
+                                                  set_={"started_at": at})
+            else:
+                stmt = stmt.on_conflict_do_nothing(index_elements=["job", "scope", "period"])
+            await conn.execute(stmt)
+            return (await conn.execute(sa.select(job_runs.c.started_at).where(
+                job_runs.c.job == job, job_runs.c.scope == scope, job_runs.c.period == SINCE))).scalar_one()
+
+        return await self.db.run(unit)
+
     async def ran(self, job: str, scope: str, period: str) -> bool:
         async with self.db.read() as conn:
             row = (
@@ -104,7 +130,7 @@ class JobRunRepo:
             return (
                 await conn.execute(
                     sa.select(sa.func.max(job_runs.c.started_at)).where(
-                        job_runs.c.job == job, job_runs.c.scope == scope
+                        job_runs.c.job == job, job_runs.c.scope == scope, job_runs.c.period != SINCE
                     )
                 )
             ).scalar_one()

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.model import Address, Person
 from storage.db import Database, metadata
+from storage.events import OPTIN, OPTOUT, NewEvent, append_in
 from storage.prepared import Prepared
 from storage.types import UTCDateTime
 
@@ -229,7 +230,10 @@ class PeopleRepo:
         self.forget()
 
     async def set_opt_out(self, address: Address, opted_out: bool, keyword: str, now: datetime) -> None:
+        """Record consent; a change appends `optout` / `optin` to the event log in the same transaction."""
+
         async def unit(conn: AsyncConnection) -> None:
+            was = await opted_out_in(conn, address)
             stmt = self.db.insert(opt_outs).values(
                 channel=address.channel, address=address.id, opted_out=opted_out, keyword=keyword, changed_at=now
             )
@@ -239,6 +243,13 @@ class PeopleRepo:
                     set_={"opted_out": opted_out, "keyword": keyword, "changed_at": now},
                 )
             )
+            if was != opted_out:
+                owner = (await conn.execute(
+                    sa.select(addresses.c.person_id).where(addresses.c.channel == address.channel,
+                                                           addresses.c.address == address.id).limit(1)
+                )).scalar()
+                await append_in(conn, NewEvent(OPTOUT if opted_out else OPTIN, None, now, owner, None,
+                                               {"channel": address.channel, "keyword": keyword}), now)
 
         await self.db.run(unit)
         self.forget()

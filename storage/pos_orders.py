@@ -16,18 +16,36 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any, Protocol
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.catalog import CatalogRepo
 from storage.customers import CustomerRepo, Totals
+from storage.customers import customers as customers_table
 from storage.db import Database
-from storage.loyalty import LedgerEntry, LoyaltyRepo
+from storage.events import CUSTOMER_CREATED, ORDER_CREATED, SIGNUP, TIER_UP, NewEvent, append_in, append_many_in
+from storage.loyalty import LedgerEntry, LoyaltyRepo, loyalty_ledger
 from storage.pos_events import PosEventRepo
+from storage.prepared import Prepared
 from storage.sales import SalesRepo, StoredOrder, Transaction, TransactionItem, TransactionStatus
+
+_SUBJECTS = Prepared(
+    sa.select(customers_table.c.id, customers_table.c.person_id, customers_table.c.vip_tier,
+              customers_table.c.visits, customers_table.c.rewards_member)
+    .where(customers_table.c.id.in_(sa.bindparam("ids", expanding=True)))
+)
+"""Who a batch's customers are before it: person, points tier, visits, membership."""
+_BALANCES = Prepared(
+    sa.select(loyalty_ledger.c.customer_id, sa.func.sum(loyalty_ledger.c.delta).label("balance"))
+    .where(loyalty_ledger.c.customer_id.in_(sa.bindparam("ids", expanding=True)))
+    .group_by(loyalty_ledger.c.customer_id)
+)
+_SET_TIER = Prepared(customers_table.update().where(customers_table.c.id == sa.bindparam("t_id"))
+                     .values(vip_tier=sa.bindparam("t_tier"), updated_at=sa.bindparam("t_now")))
 
 COUNTING = frozenset({TransactionStatus.COMPLETED.value, TransactionStatus.PENDING.value})
 """Statuses that count towards a customer's visits and spend (refunds and voids drop out)."""
@@ -107,6 +125,10 @@ class LedgerPolicy(Protocol):
         """The ledger change of this order, given the stored deltas of the keys `reads` named."""
         ...
 
+    def tier_up(self, balance: int, current: str | None) -> str | None:
+        """The points tier a customer with this balance (and this tier now) moves up to, or None."""
+        ...
+
 
 @dataclass(slots=True)
 class AppliedOrder:
@@ -170,6 +192,8 @@ class PosOrderRepo:
                     "b_id": txn_ids[row["external_id"]]} for row in values if row["external_id"] in before]
             await self.sales.update_orders_in(conn, old)
             products_info = await self._items(conn, orders, txn_ids, [txn_ids[d] for d in before])
+            cids = sorted({cid for cid, _ in who.values() if cid is not None})
+            subjects = {s.id: s for s in await _SUBJECTS.all(conn, {"ids": cids})} if cids else {}
             await self._customer_totals(conn, orders, who, before, now)
             signups = [cid for d in orders if d.rewards_signup and (cid := who[d.external_id][0]) is not None]
             await self.customers.enrol_members_in(conn, signups, now)
@@ -177,6 +201,7 @@ class PosOrderRepo:
                        for d, v in zip(orders, values, strict=True)]
             await self._ledger(conn, parties, ledger, now)
             await self.events.finish_many_in(conn, [d.event_row_id for d in orders], now)
+            await self._append_events(conn, orders, who, before, subjects, values, ledger, now)
             done = []
             for d, v in zip(orders, values, strict=True):
                 txn = Transaction(
@@ -194,6 +219,54 @@ class PosOrderRepo:
 
         return await self.db.run(unit)
 
+    async def _append_events(self, conn: AsyncConnection, orders: Sequence[IncomingOrder],
+                             who: dict[str, tuple[int | None, bool]], before: dict[str, StoredOrder],
+                             subjects: dict[int, Any], values: list[dict[str, Any]], ledger: LedgerPolicy,
+                             now: datetime) -> None:
+        """The batch's events, in its transaction: each new order, each sign-up, each points tier reached.
+
+        `order.created` has the POS order id as its source id, so the same order arriving again (a
+        redelivery, a sync) never appends twice; `first_order` is true when the customer had no
+        counted visit before this batch and this is their earliest new order in it.
+        """
+        out: list[NewEvent] = []
+        firsts: set[int] = set()
+        for d, v in zip(orders, values, strict=True):
+            cid = who[d.external_id][0]
+            subject = subjects.get(cid) if cid is not None else None
+            person = subject.person_id if subject is not None else None
+            if d.rewards_signup and cid is not None and (subject is None or not subject.rewards_member):
+                out.append(NewEvent(SIGNUP, str(cid), d.occurred_at, person, cid,
+                                    {"customer_id": cid, "via": "pos", "order_id": d.external_id}))
+            if d.external_id in before:
+                continue
+            first = bool(cid is not None and d.counts and subject is not None and not subject.visits
+                         and cid not in firsts)
+            if first and cid is not None:
+                firsts.add(cid)
+            out.append(NewEvent(ORDER_CREATED, d.external_id, d.occurred_at, person, cid, {
+                "order_id": d.external_id, "total": str(d.total), "discount": str(d.discount), "status": d.status,
+                "store_id": d.store_id, "budtender_person_id": v["budtender_person_id"],
+                "rewards_signup": d.rewards_signup, "first_order": first,
+                "visits_before": int(subject.visits or 0) if subject is not None else 0,
+                "categories": sorted({i.category for i in d.items if i.category}),
+                "items": sum(i.quantity for i in d.items),
+            }))
+        if subjects:
+            balances = {r.customer_id: int(r.balance or 0) for r in await _BALANCES.all(conn, {"ids": list(subjects)})}
+            moved = []
+            for cid, subject in subjects.items():
+                reached = ledger.tier_up(balances.get(cid, 0), subject.vip_tier)
+                if reached is None:
+                    continue
+                moved.append({"t_id": cid, "t_tier": reached, "t_now": now})
+                out.append(NewEvent(TIER_UP, f"{cid}:{reached}", now, subject.person_id, cid,
+                                    {"customer_id": cid, "tier": reached, "previous": subject.vip_tier,
+                                     "balance": balances.get(cid, 0)}))
+            if moved:
+                await _SET_TIER.execute_many(conn, moved)
+        await append_many_in(conn, out, now)
+
     async def _customers(self, conn: AsyncConnection, orders: Sequence[IncomingOrder],
                          now: datetime) -> dict[str, tuple[int | None, bool]]:
         """order id → (customer id, is a rewards member); a stub record is made for an unknown POS customer."""
@@ -208,8 +281,11 @@ class PosOrderRepo:
                 new_id = await self.customers.add_in(
                     conn, external_id=ext, phone=phone, store_id=d.store_id,
                     first_name=d.customer_first_name, last_name=d.customer_last_name,
-                    rewards_member=d.rewards_signup, signup_date=now.date() if d.rewards_signup else None,
+                    rewards_member=False, signup_date=None,
                     favourite_categories=[], attributes={"source": "pos"}, created_at=now, updated_at=now)
+                await append_in(conn, NewEvent(CUSTOMER_CREATED, str(new_id), d.occurred_at, None, new_id,
+                                               {"customer_id": new_id, "via": "pos_order", "store_id": d.store_id}),
+                                now)
                 found = (new_id, d.rewards_signup)
                 if ext:
                     by_ext[ext] = found
@@ -294,8 +370,19 @@ class PosOrderRepo:
                 "rewards_member": customer.rewards_member, "favourite_categories": [],
                 "attributes": {"source": "pos"}, "created_at": now, "updated_at": now,
             }
+            existing = await self.customers.ids_by_external_in(conn, [customer.external_id])
             await self.customers.upsert_in(conn, [row], keep=("favourite_categories", "attributes"))
             await self.events.finish_in(conn, event_row_id, now)
+            if not existing:
+                cid = (await self.customers.ids_by_external_in(conn, [customer.external_id]))[customer.external_id]
+                occurred = datetime.combine(customer.signup_date, time(12), tzinfo=UTC) \
+                    if customer.signup_date < now.date() else now
+                new = [NewEvent(CUSTOMER_CREATED, str(cid), occurred, None, cid,
+                                {"customer_id": cid, "via": "pos", "store_id": customer.store_id})]
+                if customer.rewards_member:
+                    new.append(NewEvent(SIGNUP, str(cid), occurred, None, cid,
+                                        {"customer_id": cid, "via": "pos"}))
+                await append_many_in(conn, new, now)
 
         await self.db.run(unit)
 

@@ -284,7 +284,7 @@ async def test_a_russian_team_lead_reads_help_cards_and_the_briefing_in_russian(
         [help_ru] = await flow.send(tl, "help")
         assert "Доступные команды:\nwho [TEAM…] — три чаттера" in help_ru  # (this flow has no /help plugin)
         [who] = await flow.send(tl, "who")
-        assert who.startswith("С кем поработать сегодня (цифры за 22.11):") and "оценка" in who
+        assert who.startswith("С кем поработать сегодня (цифры за вс 22 нояб.):") and "оценка" in who
         [card] = await flow.send(tl, "chatter ana ruiz")
         assert "Оценка *" in card and "Воронка:" in card and "Коучинга ещё не было." in card
         assert "Формат: `log ИМЯ: о чём говорили`" in (await flow.send(tl, "log somebody"))[-1]
@@ -292,7 +292,7 @@ async def test_a_russian_team_lead_reads_help_cards_and_the_briefing_in_russian(
         assert (await flow.send(tl, "team Westeros"))[-1].startswith("Я не знаю команду «Westeros».")
         await flow.advance(timedelta(hours=2, minutes=30))  # 09:30 Madrid, 30 minutes before the Monday shift
         [briefing] = flow.sent_to(tl)[-1:]
-        assert briefing.startswith("Привет, Ezekiel! Брифинг на смену в 10:00 (цифры за 22.11).")
+        assert briefing.startswith("Привет, Ezekiel! Брифинг на смену в 10:00 (цифры за вс 22 нояб.).")
         assert "Сегодня поработайте с этими 3 (Team North):" in briefing and "После сессии запишите её" in briefing
     finally:
         await flow.close()

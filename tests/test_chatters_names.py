@@ -67,7 +67,9 @@ def test_cutoff_is_configurable() -> None:
 
 def test_plain_words_for_the_uploader() -> None:
     m = matcher()
-    text = describe_unplaced([m.match("Ajay Adedeji"), m.match("Ana"), m.match("Zed Zulu")])
+    said = describe_unplaced([m.match("Ajay Adedeji"), m.match("Ana"), m.match("Zed Zulu")])
+    text = str(said)  # English; the reply renders it in the reader's language
+    assert said.render("ru").startswith("Не удалось сопоставить 3 имени: Ajay Adedeji (возможно, Adedeji Oyeniran?)")
     assert text.startswith("3 names I couldn't place:")
     assert "Ajay Adedeji (maybe Adedeji Oyeniran?)" in text
     assert "Ana (could be Ana Gómez or Ana Ruiz)" in text

@@ -15,7 +15,7 @@ from babel.messages.pofile import read_po
 from bot.i18n import LOCALES_DIR, available, lang, t, tn
 
 ROOT = Path(__file__).resolve().parent.parent
-KEYWORDS = {"t": (2,), "tn": (2, 3), "N_": None, "UsageError": None}
+KEYWORDS = {"t": (2,), "tn": (2, 3), "N_": None, "Msg": None, "Plural": (1, 2), "UsageError": None}
 PACKAGES = ("bot", "channels", "handlers", "coaching")
 _FIELD = re.compile(r"(?<!\{)\{([a-zA-Z_][a-zA-Z0-9_]*)(?:[:!][^}]*)?\}")
 

@@ -9,10 +9,12 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+import storage.budtender_network
 import storage.catalog
 import storage.customers
 import storage.loyalty
 import storage.pos_events
+import storage.receipts
 import storage.sales  # noqa: F401  (registers tables)
 from storage.customers import customers, stores
 from storage.db import Database, metadata

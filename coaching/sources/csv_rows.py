@@ -29,6 +29,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TextIO
 
+from bot.i18n import Msg
+from channels.markup import esc, to_plain
+
 csv.field_size_limit(10 * 1024 * 1024)
 
 
@@ -209,7 +212,7 @@ def records(lines: Iterable[str], dialect: Any = csv.excel, **fmt: Any) -> Itera
         yield pending
 
 
-def unbalanced_quote(record: Record, delimiter: str, width: int, quotechar: str = '"') -> str | None:
+def unbalanced_quote(record: Record, delimiter: str, width: int, quotechar: str = '"') -> Msg | None:
     """Why this record looks like rows swallowed by an unbalanced quote, or None.
 
     Two signs, both specific enough not to flag a real multi-line cell (an address, a note):
@@ -221,17 +224,17 @@ def unbalanced_quote(record: Record, delimiter: str, width: int, quotechar: str 
         for cell in record.cells:
             pieces = cell.replace("\r", "").split("\n")[1:]
             if any(p.count(delimiter) >= width - 1 for p in pieces):
-                return (f"a quote ({quotechar}) opened on line {record.start} is not closed until line {record.end}, "
-                        f"so lines {record.start}–{record.end} were read as one row; fix the quote "
-                        f"(a quote inside a cell is written {quotechar}{quotechar}) and import again")
+                return Msg("a quote ({q}) opened on line {start} is not closed until line {end}, so lines "
+                           "{start}–{end} were read as one row; fix the quote (a quote inside a cell is written "
+                           "{q}{q}) and import again", q=quotechar, start=record.start, end=record.end)
     if record.last and quotechar in record.raw:
         try:
             list(csv.reader(io.StringIO(record.raw, newline=""), delimiter=delimiter, quotechar=quotechar,
                             strict=True))
         except csv.Error as exc:
             if "end of data" in str(exc):
-                return (f"a quote ({quotechar}) opened on line {record.start} is never closed, so everything "
-                        f"after it was read as one cell; fix the quote and import again")
+                return Msg("a quote ({q}) opened on line {start} is never closed, so everything after it was "
+                           "read as one cell; fix the quote and import again", q=quotechar, start=record.start)
     return None
 
 
@@ -278,7 +281,7 @@ def read_rows(path: Path, *, progress: bool | None = None, desc: str = "") -> tu
                 if not any(c.strip() for c in record.cells):
                     continue
                 problem = unbalanced_quote(record, dialect.delimiter, width, dialect.quotechar or '"')
-                yield record.start, (BrokenRecord(record.cells, problem) if problem else record.cells)
+                yield record.start, (BrokenRecord(record.cells, str(problem)) if problem else record.cells)
         finally:
             bar.close()
             f.close()
@@ -355,10 +358,10 @@ class MixedDecimals(ValueError):
 
     def __init__(self, comma: NumberSample, point: NumberSample) -> None:
         self.comma, self.point = comma, point
-        super().__init__(
-            f"the file mixes decimal commas (line {comma.line}, {comma.column} “{comma.raw}”) and decimal points "
-            f"(line {point.line}, {point.column} “{point.raw}”)"
-        )
+        self.message = Msg("the file mixes decimal commas (line {cl}, {cc} “{cr}”) and decimal points "
+                           "(line {pl}, {pc} “{pr}”)", cl=comma.line, cc=esc(comma.column), cr=esc(comma.raw),
+                           pl=point.line, pc=esc(point.column), pr=esc(point.raw))
+        super().__init__(to_plain(str(self.message)))
 
 
 def decide_decimal(samples: Iterable[NumberSample], delimiter: str) -> str:

@@ -23,22 +23,24 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, SecretStr
 
 from bot.clock import Clock
+from bot.i18n import N_, Day, Msg
 from bot.lazy import lazy_module
 from bot.settings import HuddleSettings
+from channels.markup import esc
 from coaching.sources.csv_rows import MixedDecimals, NumberSample, column_letter, decide_decimal
 from coaching.sources.inflow_csv import (
-    AT,
-    FOR,
     HEADER_LOOKUP,
     MAX_HOURS,
-    MIXED,
     NEGATIVE,
     CsvError,
+    at,
     check_quotes,
     decode,
+    mixed,
     normalize_header,
     parse_day,
     parse_hours,
+    problem_at,
     read_records,
     refuse,
     sniff_delimiter,
@@ -221,10 +223,11 @@ class HubstaffClient:
 
 _HUBSTAFF_HEADERS = {"member": "name", "time": "hours", "duration": "hours", "total time": "hours",
                      "tracked": "hours", "time tracked": "hours", "user": "name", "member name": "name"}
-EMPTY_EXPORT = "The Hubstaff export is empty."
-NEEDS_COLUMNS = "The Hubstaff export needs a Member (or Name) column and a Time (or Hours) column."
-NOT_A_TIME = "“{raw}” isn't a time or a date"
-MORE_THAN_A_DAY = "{name} has {hours:.1f} hours on {day}, more than a day"
+EMPTY_EXPORT = N_("The Hubstaff export is empty.")
+NEEDS_COLUMNS = N_("The Hubstaff export needs a Member (or Name) column and a Time (or Hours) column.")
+NOT_A_TIME = N_("“{raw}” isn't a time or a date")
+MORE_THAN_A_DAY = N_("{name} has {hours:.1f} hours on {day}, more than a day")
+ONE_DAY = N_("one day")
 
 
 def looks_like_hubstaff(data: bytes | str, filename: str | None = None) -> bool:
@@ -283,8 +286,8 @@ def parse_hubstaff_csv(data: bytes | str) -> dict[date | None, dict[str, float]]
         mark = decide_decimal((NumberSample(line, hours_header, raw) for line, _, raw, _ in rows
                                if ":" not in raw), delimiter)
     except MixedDecimals as exc:
-        raise refuse([MIXED.format(detail=exc)]) from None
-    errors: list[str] = []
+        raise mixed(exc) from None
+    errors: list[Msg] = []
     out: dict[date | None, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     last_line: dict[tuple[date | None, str], int] = {}
     for line, name, raw_hours, raw_day in rows:
@@ -293,21 +296,21 @@ def parse_hubstaff_csv(data: bytes | str) -> dict[date | None, dict[str, float]]
             day = parse_day(raw_day) if raw_day else None
         except ValueError:
             bad, col = (raw_hours, "hours") if not _reads(raw_hours, mark) else (raw_day, "day")
-            errors.append(f"{AT.format(line=line, letter=column_letter(index[col]), header=header[index[col]])}: "
-                          f"{NOT_A_TIME.format(raw=bad[:30])}{FOR.format(name=name[:40])}")
+            errors.append(problem_at(at(line, column_letter(index[col]), header[index[col]]),
+                                     Msg(NOT_A_TIME, raw=esc(bad[:30])), name))
             continue
         if hours < 0:
-            errors.append(f"{AT.format(line=line, letter=column_letter(index['hours']), header=hours_header)}: "
-                          f"{NEGATIVE.format(raw=raw_hours)}{FOR.format(name=name[:40])}")
+            errors.append(problem_at(at(line, column_letter(index["hours"]), hours_header),
+                                     Msg(NEGATIVE, raw=esc(raw_hours)), name))
             continue
         out[day][name] += hours
         last_line[(day, name)] = line
     for (day, name), line in last_line.items():
         total = out[day][name]
         if total > MAX_HOURS:
-            errors.append(f"{AT.format(line=line, letter=column_letter(index['hours']), header=hours_header)}: "
-                          + MORE_THAN_A_DAY.format(name=name[:40], hours=total,
-                                                   day=f"{day:%a %d %b}" if day else "one day"))
+            where = at(line, column_letter(index["hours"]), hours_header)
+            errors.append(Msg("{at}: {problem}", at=where, problem=Msg(
+                MORE_THAN_A_DAY, name=esc(name[:40]), hours=total, day=Day(day) if day else Msg(ONE_DAY))))
     if errors:
         raise refuse(errors)
     return {d: dict(v) for d, v in out.items()}

@@ -26,6 +26,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from bot.i18n import N_, Join, Msg, Plural
+from channels.markup import esc
 from coaching.chatter_metrics import CsvRow
 from coaching.sources.csv_rows import (
     MixedDecimals,
@@ -46,7 +48,21 @@ EMPTY = frozenset({"", "-", "--", "n/a", "na", "none", "null", "nan", "#n/a", "�
 
 
 class CsvError(ValueError):
-    """A file we cannot use, explained in words a team lead understands."""
+    """A file we cannot use, explained in words a team lead understands, in their language.
+
+    `render(locale)` is the reason as neutral markup (values from the file escaped); `str()` is
+    the English of it.
+    """
+
+    def __init__(self, message: Msg | str) -> None:
+        self.message = message if isinstance(message, Msg) else Msg(message)
+        super().__init__(message)
+
+    def render(self, locale: str | None) -> str:
+        return self.message.render(locale)
+
+    def __str__(self) -> str:
+        return self.message.render(None)
 
 
 # Header wording seen in exports, after `normalize_header`. Keys are CsvRow fields.
@@ -113,27 +129,40 @@ def _unit_hint(header: str) -> str | None:
 # Every sentence a team lead can get back from this module, in one place (the message catalog
 # takes them from here).
 
-TOO_BIG = "That file is too big for a daily export (over 5 MB). Check it's the right file."
-NOT_CSV = "That file isn't a CSV (it looks like a spreadsheet or an image). Export it as CSV and send it again."
-EMPTY_FILE = "That file is empty."
-NOT_READABLE = "I couldn't read that file as a CSV ({error})."
-NO_NAMES = ("I couldn't find a column with the chatters' names (like “Name” or “Chatter”). "
-            "Is this the Inflow export?")
-NO_NUMBERS = ("That file has names but none of the numbers I look for (Sales, CVR, Unlock rate, "
-              "Golden ratio, Msg/hr, Reply time, Fans chatted).")
-NO_ROWS = "That file has a header but no chatters in it."
-SAVED_NOTHING = "I saved nothing from this file: {problems}. Fix {it} and send the file again."
-MIXED = "{detail}; write them all one way"
-AT = "line {line}, column {letter} “{header}”"
-NOT_A_NUMBER = "“{raw}” isn't a {what}"
-OVER_100 = "“{raw}” is over 100 %"
-OVER_100_FRACTIONS = "“{raw}” is over 100 % (this column's other values are fractions like {example})"
-NEGATIVE = "“{raw}” is negative"
-NOT_WHOLE = "“{raw}” isn't a whole number"
-OVER_A_DAY = "“{raw}” is more than 24 hours in one day"
-FOR = " ({name})"
-AND_MORE = " (and {n} more)"
-QUOTE = "line {line}: {problem}"
+TOO_BIG = N_("That file is too big for a daily export (over 5 MB). Check it's the right file.")
+NOT_CSV = N_("That file isn't a CSV (it looks like a spreadsheet or an image). Export it as CSV and send it again.")
+EMPTY_FILE = N_("That file is empty.")
+NOT_READABLE = N_("I couldn't read that file as a CSV ({error}).")
+NO_NAMES = N_("I couldn't find a column with the chatters' names (like “Name” or “Chatter”). "
+              "Is this the Inflow export?")
+NO_NUMBERS = N_("That file has names but none of the numbers I look for (Sales, CVR, Unlock rate, "
+                "Golden ratio, Msg/hr, Reply time, Fans chatted).")
+NO_ROWS = N_("That file has a header but no chatters in it.")
+MIXED = N_("{detail}; write them all one way")
+AT = N_("line {line}, column {letter} “{header}”")
+PROBLEM_AT = N_("{at}: {problem} ({name})")
+NOT_A = {
+    "amount": N_("“{raw}” isn't an amount"),
+    "date": N_("“{raw}” isn't a date"),
+    "duration": N_("“{raw}” isn't a duration"),
+    "hours": N_("“{raw}” isn't a number of hours"),
+    "number": N_("“{raw}” isn't a number"),
+}
+OVER_100 = N_("“{raw}” is over 100 %")
+OVER_100_FRACTIONS = N_("“{raw}” is over 100 % (this column's other values are fractions like {example})")
+NEGATIVE = N_("“{raw}” is negative")
+OVER_A_DAY = N_("“{raw}” is more than 24 hours in one day")
+AND_MORE = N_(" (and {n} more)")
+QUOTE = N_("line {line}: {problem}")
+
+
+def at(line: int, letter: str, header: str) -> Msg:
+    """Where in the file: `line 4, column C “CVR”` (the header escaped)."""
+    return Msg(AT, line=line, letter=letter, header=esc(header[:40]))
+
+
+def problem_at(where: Msg, problem: Msg, name: str) -> Msg:
+    return Msg(PROBLEM_AT, at=where, problem=problem, name=esc(name[:40]))
 
 
 # -- values ----------------------------------------------------------------------------------
@@ -242,6 +271,10 @@ MAX_HOURS = 24.0
 class ValueProblem(ValueError):
     """A value that was read but cannot be true; its message is for the uploader."""
 
+    def __init__(self, message: Msg) -> None:
+        self.message = message
+        super().__init__(str(message))
+
 
 def rate_scale(raws: list[str], mark: str) -> str:
     """"percent" when most non-zero bare values of a rate column are above 1, else "fraction"."""
@@ -264,15 +297,16 @@ def _checked(key: str, raw: str, value: Any, scale: str | None, example: str | N
     """The value, or ValueProblem when it cannot be a true reading of a chatter's day."""
     if key in RATE_FIELDS:
         if value < 0:
-            raise ValueProblem(NEGATIVE.format(raw=raw))
+            raise ValueProblem(Msg(NEGATIVE, raw=esc(raw)))
         if value > 1:
             fractions = scale == "fraction" and not raw.strip().endswith("%") and example
-            raise ValueProblem((OVER_100_FRACTIONS if fractions else OVER_100).format(raw=raw, example=example))
+            raise ValueProblem(Msg(OVER_100_FRACTIONS if fractions else OVER_100, raw=esc(raw),
+                                   example=esc(example or "")))
     elif key in COUNT_FIELDS or key in {"msgs_per_hr", "reply_time_s", "hours"}:
         if value < 0:
-            raise ValueProblem(NEGATIVE.format(raw=raw))
+            raise ValueProblem(Msg(NEGATIVE, raw=esc(raw)))
         if key == "hours" and value > MAX_HOURS:
-            raise ValueProblem(OVER_A_DAY.format(raw=raw))
+            raise ValueProblem(Msg(OVER_A_DAY, raw=esc(raw)))
     return value
 
 
@@ -296,7 +330,7 @@ def _parser(key: str, header: str, mark: str, scale: str | None) -> Callable[[st
     return lambda raw: raw.strip()
 
 
-_KIND = {"sales": "amount", "day": "date", "reply_time_s": "duration", "hours": "number of hours"}
+_KIND = {"sales": "amount", "day": "date", "reply_time_s": "duration", "hours": "hours"}
 
 
 # -- the file --------------------------------------------------------------------------------
@@ -349,18 +383,24 @@ def read_records(text: str) -> tuple[str, list[Record]]:
     try:
         return delimiter, list(records(io.StringIO(text, newline=""), delimiter=delimiter))
     except csv.Error as exc:
-        raise CsvError(NOT_READABLE.format(error=exc)) from None
+        raise CsvError(Msg(NOT_READABLE, error=esc(exc))) from None
 
 
-def refuse(problems: list[str]) -> CsvError:
-    more = AND_MORE.format(n=len(problems) - MAX_ERRORS_SHOWN) if len(problems) > MAX_ERRORS_SHOWN else ""
-    return CsvError(SAVED_NOTHING.format(problems="; ".join(problems[:MAX_ERRORS_SHOWN]) + more,
-                                         it="it" if len(problems) == 1 else "them"))
+def refuse(problems: list[Msg]) -> CsvError:
+    """Nothing of the file is stored: the first problems, and how many more."""
+    more = Msg(AND_MORE, n=len(problems) - MAX_ERRORS_SHOWN) if len(problems) > MAX_ERRORS_SHOWN else ""
+    return CsvError(Plural("I saved nothing from this file: {problems}{more}. Fix it and send the file again.",
+                           "I saved nothing from this file: {problems}{more}. Fix them and send the file again.",
+                           len(problems), problems=Join("; ", problems[:MAX_ERRORS_SHOWN]), more=more))
+
+
+def mixed(exc: MixedDecimals) -> CsvError:
+    return refuse([Msg(MIXED, detail=exc.message)])
 
 
 def check_quotes(body: list[Record], delimiter: str, width: int) -> None:
     """Refuse the file if a quote left open swallowed rows (see `csv_rows.unbalanced_quote`)."""
-    problems = [QUOTE.format(line=r.start, problem=p) for r in body
+    problems = [Msg(QUOTE, line=r.start, problem=p) for r in body
                 if (p := unbalanced_quote(r, delimiter, width)) is not None]
     if problems:
         raise refuse(problems)
@@ -421,22 +461,21 @@ def parse_inflow_csv(data: bytes | str) -> ParsedCsv:
     try:
         mark = decide_decimal(samples, delimiter)
     except MixedDecimals as exc:
-        raise refuse([MIXED.format(detail=exc)]) from None
+        raise mixed(exc) from None
     scales = {k: rate_scale([raws[k] for _, raws in pending if k in raws], mark) for k in RATE_FIELDS & set(columns)}
     examples = {k: next((raws[k] for _, raws in pending if k in raws and not raws[k].endswith("%")
                          and _fraction_like(raws[k], mark)), None) for k in scales}
     parsers = {k: _parser(k, sources[k], mark, scales.get(k)) for k in columns}
     rows: list[CsvRow] = []
-    errors: list[str] = []
+    errors: list[Msg] = []
     for row, raws in pending:
         for key, raw in raws.items():
             try:
                 value = _checked(key, raw, parsers[key](raw), scales.get(key), examples.get(key))
             except (ValueError, ArithmeticError) as exc:
-                at = AT.format(line=row.line, letter=column_letter(columns[key]), header=sources[key][:40])
-                what = str(exc) if isinstance(exc, ValueProblem) else NOT_A_NUMBER.format(
-                    raw=raw[:30], what=_KIND.get(key, "number"))
-                errors.append(f"{at}: {what}{FOR.format(name=row.name[:40])}")
+                what = exc.message if isinstance(exc, ValueProblem) else Msg(
+                    NOT_A[_KIND.get(key, "number")], raw=esc(raw[:30]))
+                errors.append(problem_at(at(row.line, column_letter(columns[key]), sources[key]), what, row.name))
                 continue
             setattr(row, key, value)
         rows.append(row)

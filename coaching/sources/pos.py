@@ -199,9 +199,12 @@ class PosIngest:
                 await self._process(row_id, envelope, data)
         await self._orders(run)
 
-    async def _orders(self, run: list[tuple[int, Envelope, OrderData]]) -> None:
+    async def _orders(self, run: list[tuple[int, Envelope, OrderData]],
+                      coach: Callable[[OrderProcessed], bool] | None = None) -> int:
+        """Apply a run (a bad order is found by applying each alone and recorded as failed); then the
+        order hooks for those `coach` accepts (all by default). Returns how many orders were applied."""
         if not run:
-            return
+            return 0
         try:
             done = await self.apply_orders(run)
         except Exception as exc:
@@ -209,11 +212,19 @@ class PosIngest:
                 row_id, envelope, _ = run[0]
                 log.exception("POS event failed event_id=%s type=%s", envelope.id, envelope.type)
                 await self.events.fail(row_id, f"{type(exc).__name__}: {exc}", self.clock.now())
-                return
+                return 0
+            applied = 0
             for item in run:  # find the bad one: each alone
-                await self._orders([item])
-            return
-        await self._run_hooks(done)
+                applied += await self._orders([item], coach)
+            return applied
+        await self._run_hooks([d for d in done if coach is None or coach(d)])
+        return len(done)
+
+    async def apply_stored(self, run: list[tuple[int, Envelope, OrderData]],
+                           coach: Callable[[OrderProcessed], bool] | None = None) -> int:
+        """Orders already stored as `pos_events` by another source (the Blaze sync), applied now, in the
+        caller's task; `coach` picks the orders that run the after-order hooks (live ones, not history)."""
+        return await self._orders(run, coach)
 
     async def _run_hooks(self, done: list[OrderProcessed]) -> None:
         for processed in done:

@@ -146,6 +146,9 @@ class FakeTelegram:
         self.chats: dict[int, dict[str, Any]] = {}
         self.callbacks: dict[str, dict[str, Any]] = {}
         self.webhook: dict[str, Any] | None = None
+        self.files: dict[str, tuple[str, bytes]] = {}
+        """file_id → (file_path, content) for getFile and the download URL."""
+        self.downloads: list[str] = []
         self.latency = 0.0
         self._update_ids = itertools.count(100_000)
         self._message_ids = itertools.count(1)
@@ -161,6 +164,7 @@ class FakeTelegram:
         app = web.Application()
         app.router.add_route("POST", "/bot{token}/{method}", self._handle)
         app.router.add_route("GET", "/bot{token}/{method}", self._handle)
+        app.router.add_route("GET", "/file/bot{token}/{path:.+}", self._download)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -226,6 +230,24 @@ class FakeTelegram:
         if text.startswith("/"):
             command = text.split()[0]
             message["entities"] = [{"offset": 0, "length": len(command), "type": "bot_command"}]
+        return self.push({"update_id": next(self._update_ids), "message": message})
+
+    def photo(self, user_id: int, content: bytes, *, caption: str | None = None, first_name: str = "Ann",
+              width: int = 240, height: int = 320) -> dict[str, Any]:
+        """A user sends a photo: Telegram offers it in sizes (a thumbnail and the original), each a file."""
+        user = self.user(user_id, first_name)
+        chat = self._chat(user_id, user)
+        n = len(self.files)
+        sizes = []
+        for i, (w, h, data) in enumerate(((90, 120, content[: max(1, len(content) // 8)]), (width, height, content))):
+            file_id = f"AgACAgIAAxkBAAI{n}_{i}"
+            self.files[file_id] = (f"photos/file_{n}_{i}.jpg", data)
+            sizes.append({"file_id": file_id, "file_unique_id": f"AQAD{n}{i}", "file_size": len(data),
+                          "width": w, "height": h})
+        message: dict[str, Any] = {"message_id": next(self._message_ids), "from": user, "chat": chat,
+                                   "date": int(time.time()), "photo": sizes}
+        if caption:
+            message["caption"] = caption
         return self.push({"update_id": next(self._update_ids), "message": message})
 
     def update(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -360,6 +382,26 @@ class FakeTelegram:
         if parameters:
             body["parameters"] = parameters
         return web.json_response(body, status=status)
+
+    async def _download(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401)
+        path = request.match_info["path"]
+        found = next((data for p, data in self.files.values() if p == path), None)
+        if found is None:
+            return web.Response(status=404, text="Not Found")
+        self.downloads.append(path)
+        return web.Response(body=found, content_type="application/octet-stream")
+
+    async def _m_getfile(self, params: dict[str, Any]) -> dict[str, Any]:
+        found = self.files.get(str(params.get("file_id")))
+        if found is None:
+            raise _ApiError(400, "Bad Request: invalid file_id")
+        path, data = found
+        if len(data) > 20 * 1024 * 1024:
+            raise _ApiError(400, "Bad Request: file is too big")
+        return {"file_id": params["file_id"], "file_unique_id": f"u{abs(hash(path))}", "file_size": len(data),
+                "file_path": path}
 
     async def _m_getme(self, _params: dict[str, Any]) -> dict[str, Any]:
         return self.me
