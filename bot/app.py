@@ -32,6 +32,7 @@ from bot.model import Address, Button, DeliveryReport, Inbound, Outbound, Outbou
 from bot.observe import Observers
 from bot.outbox import Outbox
 from bot.plugins import Plugin, PluginError
+from bot.process import ROLES, SHARED_ONLY, Heartbeat, Part
 from bot.roles import Roles, RoleSpec
 from bot.router import Router
 from bot.scheduler import Scheduler
@@ -114,9 +115,17 @@ class App:
         self.settings_objects: list[BaseSettings] = []
         """Plugins' settings, registered with `use_settings` so their secrets are redacted from logs."""
         self.config_people: list[Person] = []
-        self._startup: list[Hook] = []
-        self._shutdown: list[Hook] = []
-        self._ready: list[Hook] = []
+        self._startup: list[tuple[Hook, Part]] = []
+        self._shutdown: list[tuple[Hook, Part]] = []
+        self._ready: list[tuple[Hook, Part]] = []
+        self.role = "run"
+        """Which parts of the plugins this process runs (`bot/process.py`): run, gateway or worker."""
+        self.parts: frozenset[Part] = ROLES["run"]
+        self._registering: Part = Part.WORK
+        """The part hooks registered now belong to (a device adapter's while its factory runs)."""
+        self.heartbeat: Heartbeat | None = None
+        self._listener: Any = None
+        self._catching_up: set[asyncio.Task[None]] = set()
         self._seeders: list[Hook] = []
         self._factories: dict[str, tuple[Callable[[], Channel], str]] = {}
         self._summaries: dict[str, str] = {}
@@ -213,12 +222,28 @@ class App:
             found[name] = getattr(channel, "summary", None) or found.get(name) or type(channel).__name__
         return dict(sorted(found.items()))
 
+    def placement(self, channel: str) -> Part:
+        """Where `channel`'s adapter runs: the gateway (this machine's devices) or the workers."""
+        chosen = self.settings.gateway_channels
+        if chosen is not None:
+            return Part.DEVICE if channel in chosen else Part.WORK
+        policy = self.policies.get(channel)
+        return Part.DEVICE if policy is not None and policy.local_device else Part.WORK
+
     def build_channels(self) -> None:
-        """The configured adapters, then a stand-in for every other declared channel (if a plugin offers one)."""
+        """The configured adapters of this role's parts, then (all-in-one only) a stand-in for every
+        other declared channel, if a plugin offers one."""
         for name, (factory, _summary) in list(self._factories.items()):
-            if name not in self.channels:
-                self.add_channel(factory())
+            part = self.placement(name)
+            if name not in self.channels and part in self.parts:
+                self._registering = part
+                try:
+                    self.add_channel(factory())
+                finally:
+                    self._registering = Part.WORK
         self._factories.clear()
+        if self.parts != ROLES["run"]:
+            return  # a gateway or worker never answers for a channel another process runs
         for name, policy in list(self.policies.items()):
             if name not in self.channels:
                 stand_in = self.hooks.stand_in(policy)
@@ -226,17 +251,21 @@ class App:
                     self.add_channel(stand_in)
 
     def on_startup(self, hook: Hook) -> Hook:
-        self._startup.append(hook)
+        self._startup.append((hook, self._registering))
         return hook
 
     def on_ready(self, hook: Hook) -> Hook:
         """Runs at the end of `start`, when channels, outbox and HTTP are up."""
-        self._ready.append(hook)
+        self._ready.append((hook, self._registering))
         return hook
 
     def on_shutdown(self, hook: Hook) -> Hook:
-        self._shutdown.append(hook)
+        self._shutdown.append((hook, self._registering))
         return hook
+
+    def _hooks(self, hooks: list[tuple[Hook, Part]]) -> list[Hook]:
+        """The hooks of the parts this process runs (a plugin's own start-up runs with its part)."""
+        return [hook for hook, part in hooks if part in self.parts]
 
     def on_seed_demo(self, hook: Hook) -> Hook:
         """Runs once, on the first start of an empty database, when demo data is enabled."""
@@ -301,8 +330,7 @@ class App:
 
         Replies do the same through `Context.reply` (the state is saved after the handler).
         """
-        channel = self.channels.get(channel_name)
-        if channel is None or channel.policy.capabilities.buttons:
+        if self.policy(channel_name).capabilities.buttons:
             return
         repo = self.dispatcher.conversations
         state = await repo.load(person_id, channel_name)
@@ -338,40 +366,98 @@ class App:
             await hook(self)
         return True
 
-    async def start(self, *, run_scheduler: bool = True) -> None:
+    def set_role(self, role: str) -> None:
+        """Run only `role`'s parts (`run`, `gateway`, `worker`); gateway and worker need PostgreSQL."""
+        if role not in ROLES:
+            raise UserError(f"unknown process role {role!r}; known: {', '.join(ROLES)}")
+        if role in SHARED_ONLY and self.db.dialect != "postgresql":
+            raise UserError(f"`{role}` shares the database with other processes, which needs PostgreSQL "
+                            "(HUDDLE_DATABASE_URL=postgresql://…); on SQLite run everything in one process "
+                            "with `python main.py run`")
+        self.role, self.parts = role, ROLES[role]
+
+    async def start(self, *, run_scheduler: bool = True, role: str | None = None) -> None:
         """Open the database, seed, start channels, the outbox, the scheduler and HTTP.
 
-        Tests pass `run_scheduler=False` and fire jobs with `scheduler.run_due()` on a fake clock.
+        `role` (default: as set, `run`) chooses the parts: a gateway starts only the adapters
+        placed on this machine, stores what they receive and sends their outbox; a worker starts
+        the rest. Tests pass `run_scheduler=False` and fire jobs with `scheduler.run_due()` on a
+        fake clock.
         """
-        if self.settings.http_enabled:
+        if role is not None:
+            self.set_role(role)
+        work = Part.WORK in self.parts
+        shared = self.db.dialect == "postgresql"
+        http = self.settings.http_enabled and work
+        if http:
             await self._bind_http()
         await self.open_db()
-        await self.seed_demo_if_empty()
-        # read again now that plugins have set the phone region (a store's country) and zones
-        self.config_people = self.directory.people_from_config(self.config)
-        added = await self.directory.add_people(self.config_people)
-        if added:
-            log.info("added people from config count=%d", added)
+        if work:
+            await self.seed_demo_if_empty()
+            # read again now that plugins have set the phone region (a store's country) and zones
+            self.config_people = self.directory.people_from_config(self.config)
+            added = await self.directory.add_people(self.config_people)
+            if added:
+                log.info("added people from config count=%d", added)
         self.build_channels()
-        for hook in self._startup:
+        for hook in self._hooks(self._startup):
             await hook(self)
+        s = self.settings
+        self.heartbeat = Heartbeat(self.db, self.clock, s.worker_id, self.role, s.heartbeat_interval,
+                                   s.process_lease, on_lost=self.outbox.lease_lost, on_back=self._database_back)
+        await self.heartbeat.start()
         for channel in self.channels.values():
             self.outbox.register(channel)
+        self.outbox.exclusive = self.dispatcher.exclusive = not shared
+        self.dispatcher.owner = s.worker_id
+        self.dispatcher.handling = work
+        self.dispatcher.claim_batch = s.claim_batch
+        self.dispatcher.poll_interval = s.outbox_poll_interval
         await self.outbox.recover()
         for channel in self.channels.values():
             await channel.start(self.inbound, self.delivery)
             self._started_channels.append(channel)
             log.info("channel started channel=%s", channel.name)
-        await self.dispatcher.recover()
+        if work:
+            await self.dispatcher.recover()
         self.outbox.start()
-        await self.scheduler.record_schedule()  # before any catch-up: what was due earlier was never ours
-        if run_scheduler:
+        if shared:
+            self._start_listener(work)
+        if work:
+            await self.scheduler.record_schedule()  # before any catch-up: what was due earlier was never ours
+        if run_scheduler and work:
             self.scheduler.start()
-        if self.settings.http_enabled:
+        if http:
             await self.http.start()
         self.started = True
-        for hook in self._ready:
+        for hook in self._hooks(self._ready):
             await hook(self)
+
+    def _database_back(self) -> None:
+        """The database answers again: adapters read what their providers kept meanwhile, work resumes."""
+        from channels.base import catch_up
+
+        for channel in self.channels.values():
+            task = asyncio.create_task(catch_up(channel), name=f"catch-up-{channel.name}")
+            self._catching_up.add(task)
+            task.add_done_callback(self._catching_up.discard)
+        self.outbox.wake("")
+        self.dispatcher.wake.set()
+
+    def _start_listener(self, work: bool) -> None:
+        """Wake on other processes' commits (LISTEN/NOTIFY): a reply to send, a message to handle."""
+        from storage.notify import INBOUND, OUTBOX, Listener
+
+        handlers = {OUTBOX: self.outbox.wake}
+        if work:
+            handlers[INBOUND] = lambda _channel: self.dispatcher.wake.set()
+
+        def woken() -> None:  # (re)connected: what was notified meanwhile is unknown, so look now
+            self.outbox.wake("")
+            self.dispatcher.wake.set()
+
+        self._listener = Listener(self.db.url, handlers, woken)
+        self._listener.start()
 
     async def _bind_http(self) -> None:
         """Take the HTTP port before anything starts, so a busy port is one line and nothing else ran."""
@@ -401,6 +487,8 @@ class App:
         """Stop taking inbound, finish in-flight work and sends, close the database."""
         if not self.started:  # start-up failed half-way: undo what it did
             await self.http.stop()
+            if self.heartbeat is not None:
+                await self.heartbeat.stop()
             for channel in reversed(self._started_channels):
                 try:
                     await channel.stop()
@@ -424,11 +512,16 @@ class App:
                 await channel.stop()
             except Exception:
                 log.exception("channel stop failed channel=%s", channel.name)
-        for hook in reversed(self._shutdown):
+        for hook in reversed(self._hooks(self._shutdown)):
             try:
                 await hook(self)
             except Exception:
                 log.exception("shutdown hook failed")
+        if self._listener is not None:
+            await self._listener.stop()
+            self._listener = None
+        if self.heartbeat is not None:
+            await self.heartbeat.stop()  # last: the lease ends once what was claimed is finished or given back
         await self.db.close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot.context import Context
@@ -67,6 +68,7 @@ async def status(app: App, _args: argparse.Namespace) -> int:
     _table(counts)
     print("\nInbox (channel × outcome):")
     _table(await inbox.counts())
+    await _processes(app)
     print(f"\nPeople: {await app.people.count()}")
     errors = await out.recent_errors()
     if errors:
@@ -95,6 +97,34 @@ async def status(app: App, _args: argparse.Namespace) -> int:
         for job, trigger in jobs:
             print(f"  {job:<40} {trigger}")
     return 0
+
+
+async def _processes(app: App) -> None:
+    """The live gateways and workers, what each holds, and how long the oldest work has waited."""
+    from storage.process_status import holdings, oldest_waiting
+    from storage.processes import ProcessRepo
+
+    now = app.clock.now()
+    live = await ProcessRepo(app.db).live(now)
+    held = await holdings(app.db, [p.id for p in live])
+    print("\nProcesses (live: beating within their lease):")
+    if not live:
+        print("  (none)")
+    for p in live:
+        h = held[p.id]
+        jobs = f", jobs {', '.join(h.jobs)}" if h.jobs else ""
+        beat = max(0.0, (now - p.heartbeat_at).total_seconds())
+        print(f"  {p.role:<8} {p.id:<36} host {p.host:<16} heartbeat {beat:4.1f} s ago  "
+              f"holds {h.inbound} inbound, {h.outbound} sending{jobs}")
+    first_in, first_out = await oldest_waiting(app.db)
+    print(f"  oldest unhandled inbound: {_age(now, first_in)}; oldest unsent outbound: {_age(now, first_out)}")
+
+
+def _age(now: datetime, then: datetime | None) -> str:
+    if then is None:
+        return "none"
+    seconds = max(0.0, (now - then).total_seconds())
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def _table(counts: dict[tuple[str, str], int]) -> None:
@@ -250,7 +280,11 @@ def setup(app: App) -> None:
     app.provide("hooks", app.hooks)
     app.provide("roles", app.roles)
     app.include_router(router)
-    app.add_cli("run", "run the bot (the default)", _no_args, _run, needs_db=False)
+    app.add_cli("run", "run the bot, everything in one process (the default)", _no_args, _run, needs_db=False)
+    app.add_cli("gateway", "PostgreSQL: run only this machine's device adapters (the modem): their intake and sends",
+                _no_args, _run, needs_db=False)
+    app.add_cli("worker", "PostgreSQL: run routing, handlers, the scheduler and HTTP (any number, anywhere)",
+                _no_args, _run, needs_db=False)
     app.add_cli("status", "queue counts, last errors, configured channels", _no_args, status)
     app.add_cli("send", "queue a message through the outbox", _send_args(app), send)
     app.add_cli("people", "list, add or link people", _people_args(app), people)

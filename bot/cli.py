@@ -34,8 +34,11 @@ log = logging.getLogger("huddle")
 
 __all__ = ["USAGE_ERROR", "UserError", "build_app", "build_parser", "main", "serve"]
 
-CREATES_DATABASE = {"run", "db"}
+CREATES_DATABASE = {"run", "gateway", "worker", "db"}
 """Commands that may make a new database; the others need one that exists."""
+
+SERVES = {"run", "gateway", "worker"}
+"""Commands that run the bot, each in its process role (bot/process.py)."""
 
 
 def report(exc: BaseException) -> int:
@@ -125,7 +128,7 @@ async def serve(app: App) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, on_signal)
-    starting = asyncio.create_task(app.start(), name="start")
+    starting = asyncio.create_task(app.start(), name="start")  # in the role `app.set_role` chose
     stopping = asyncio.create_task(app.wait_stopped(), name="wait-stopped")
     running = False
     try:
@@ -142,7 +145,9 @@ async def serve(app: App) -> int:
         running = True
         freeze_startup_heap()
         log.info(
-            "huddle running database=%s channels=%s http=%s",
+            "huddle running role=%s id=%s database=%s channels=%s http=%s",
+            app.role,
+            app.settings.worker_id,
             app.db.describe(),
             ",".join(sorted(app.channels)),
             f"{app.settings.http_host}:{app.http.port}" if app.http.port else "off",
@@ -170,7 +175,11 @@ def main(plugins: Sequence[str | Plugin], argv: Sequence[str] | None = None) -> 
         parser = build_parser(app)
         args = parser.parse_args(argv)
         logs.configure(app.settings.log_format, app.settings.log_level)
-        if args.command is None or args.command == "run":
+        if args.command is None or args.command in SERVES:
+            try:
+                app.set_role(args.command or "run")
+            except UserError as exc:
+                return report(exc)
             return asyncio.run(serve(app))
         return asyncio.run(_run_command(app, args))
     except KeyboardInterrupt:  # Ctrl-C before the loop took over the signal, or during a command

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
@@ -38,6 +39,7 @@ from storage.conversations import ConversationRepo
 from storage.db import Database
 from storage.inbox import FAILED, HANDLED, IGNORED, InboxRepo
 from storage.people import PeopleRepo
+from storage.processes import lost_connection
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +97,20 @@ class Dispatcher:
         self._locks: dict[Address, tuple[asyncio.Lock, int]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.accepting = True
+        self.owner = "local"
+        """The process id work is claimed under (`App` sets it)."""
+        self.handling = True
+        """False in a gateway: messages are stored for the workers to claim, never handled here."""
+        self.exclusive = True
+        """No other process shares the database: whatever another owner claimed is left over."""
+        self.claim_batch = 20
+        self.poll_interval = 5.0
+        self.wake = asyncio.Event()
+        """Set when another process stored a message (NOTIFY) or a turn ended: claim now."""
+        self._intake: asyncio.Task[None] | None = None
+        self._blocked = False
+        self._unfinished: list[Inbound] = []
+        """Messages whose handling the database's going away interrupted: handled again when it is back."""
         self.observers = Observers()
 
     # -- what a Context may use (bot.context.Messaging) ----------------------------------------
@@ -133,7 +149,7 @@ class Dispatcher:
         Returns the row id, or None for a redelivery of a message already stored.
         """
         message.address = self.canonical(message.address)
-        inbound_id = await self.inbox.store(message, self.clock.now())
+        inbound_id = await self.inbox.store(message, self.clock.now(), self.owner if self.handling else None)
         self.observers.inbound(message.address.channel, "stored" if inbound_id is not None else "duplicate")
         if inbound_id is None:
             log.info(
@@ -141,7 +157,8 @@ class Dispatcher:
             )
             return None
         message.id = inbound_id
-        self._schedule(message)
+        if self.handling:
+            self._schedule(message)
         return inbound_id
 
     def _schedule(self, message: Inbound) -> None:
@@ -150,16 +167,50 @@ class Dispatcher:
         task.add_done_callback(self._tasks.discard)
 
     async def recover(self) -> int:
-        """Handle messages that were stored but not handled before the last stop."""
-        pending = await self.inbox.unhandled()
-        for message in pending:
-            log.info("handling message left over from last run inbound_id=%s", message.id)
+        """Claim what is waiting (left over by a stopped process, or stored by a gateway) and
+        handle it; then keep claiming as it comes (woken by `wake`, else every `poll_interval`)."""
+        count = await self._claim()
+        if self._intake is None:
+            self._intake = asyncio.create_task(self._intake_loop(), name="inbound-claims")
+        return count
+
+    async def _claim(self) -> int:
+        room = self.claim_batch - len(self._tasks)
+        if room <= 0 or not self.accepting:
+            return 0
+        self._blocked = self._blocked or bool(self._tasks)
+        claimed = await self.inbox.claim(self.owner, self.clock.now(), room, anyone_else=self.exclusive)
+        again, self._unfinished = self._unfinished, []  # the database answers again
+        for message in [*again, *claimed]:
+            log.debug("claimed inbound_id=%s", message.id)
             self._schedule(message)
-        return len(pending)
+        return len(claimed)
+
+    async def _intake_loop(self) -> None:
+        while self.accepting:
+            self.wake.clear()
+            try:
+                room = self.claim_batch - len(self._tasks)
+                if room <= 0:
+                    self._blocked = True  # full: the next turn to end makes room and wakes this loop
+                elif await self._claim() >= room:
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("claiming inbound messages failed (will retry): %s", exc)
+            wait = 0.5 if self._unfinished else self.poll_interval
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), wait)
 
     async def drain(self, timeout: float | None = None) -> None:
         """Wait for messages in progress (graceful stop)."""
         self.accepting = False
+        if self._intake is not None:
+            self._intake.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._intake
+            self._intake = None
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout)
 
@@ -175,6 +226,9 @@ class Dispatcher:
             async with lock:
                 await self.handle(message)
         finally:
+            if self._blocked:  # a claim ran while this turn held its sender: what waited may be claimable now
+                self._blocked = False
+                self.wake.set()
             lock, users = self._locks[address]
             if users <= 1:
                 del self._locks[address]
@@ -194,6 +248,12 @@ class Dispatcher:
             )
             self.observers.handled(message.address.channel, outcome, time.perf_counter() - started)
         except Exception as exc:
+            if lost_connection(exc):
+                # Not the handler's fault: the message stays claimed by this process and is handled
+                # again once the database answers (its replies carry the same keys: none doubles).
+                log.warning("database lost while handling inbound_id=%s; will handle it again: %s", message.id, exc)
+                self._unfinished.append(message)
+                return
             self.observers.handled(message.address.channel, FAILED, time.perf_counter() - started)
             log.exception(
                 "handler failed inbound_id=%s channel=%s handler=%s",

@@ -373,6 +373,9 @@ class Outbox:
         """Last-step rules of plugins, asked after consent and quiet hours (see `GateVerdict`)."""
         self._receipt_locks: dict[str, asyncio.Lock] = {}
         self._attempt_waiters: dict[int, list[asyncio.Future[None]]] = {}
+        self.exclusive = True
+        """No other process shares the database (SQLite): any send left `sending` is a dead run's."""
+        self._sweeper: asyncio.Task[None] | None = None
         self.observers = Observers()
 
     def register(self, channel: Channel) -> None:
@@ -396,17 +399,59 @@ class Outbox:
     def start(self) -> None:
         for sender in self.senders.values():
             sender.start()
+        if self.senders and not self.exclusive:
+            self._sweeper = asyncio.create_task(self._takeovers(), name="outbox-takeovers")
 
     async def stop(self, timeout: float | None = None) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
         await asyncio.gather(*(s.stop(timeout) for s in self.senders.values()))
 
     async def recover(self) -> int:
-        count = await self.repo.recover(
-            self.settings.worker_id, list(self.senders), self.clock.now(), self.settings.outbox_lease
-        )
+        """Re-queue sends of this process's channels left in flight by a process that is gone
+        (its lease ran out), flagged possibly repeated; a live process's sends are never touched."""
+        if not self.senders:
+            return 0
+        count = await self.repo.recover(self.settings.worker_id, list(self.senders), self.clock.now(),
+                                        anyone_else=self.exclusive)
         if count:
-            log.warning("re-queued %d message(s) left in flight by the last run; they are flagged resent", count)
+            log.warning("re-queued %d message(s) left in flight by a stopped process; they are flagged resent",
+                        count)
+            for sender in self.senders.values():
+                sender.wake.set()
         return count
+
+    async def _takeovers(self) -> None:
+        """The safety sweep: a process that died mid-send has its sends re-queued once its lease is over."""
+        while True:
+            await asyncio.sleep(self.settings.outbox_poll_interval)
+            try:
+                await self.recover()
+            except Exception as exc:
+                log.warning("sweep for sends of stopped processes failed (will retry): %s", exc)
+
+    def wake(self, channel: str) -> None:
+        """Another process queued something for `channel` (or all channels when empty)."""
+        for name, sender in self.senders.items():
+            if not channel or name == channel:
+                sender.wake.set()
+
+    def lease_lost(self) -> None:
+        """This process could not beat for a whole lease: what it claimed but has not begun to
+        send may have been taken over. Forget those lanes; rows still ours go back to the queue."""
+        for sender in self.senders.values():
+            dropped = [m for lane in sender.lanes.values() for m in lane[1:] if m.id is not None]
+            for lane in sender.lanes.values():
+                del lane[1:]
+            if dropped:
+                task = asyncio.create_task(self.repo.release_mine(
+                    self.settings.worker_id, [m.id for m in dropped if m.id is not None], self.clock.now()))
+                sender._resumes.add(task)
+                task.add_done_callback(sender._resumes.discard)
+            sender.wake.set()
 
     async def idle(self) -> None:
         """Wait until nothing is in flight and nothing due is queued, except what waits for its pace."""

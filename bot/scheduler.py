@@ -231,9 +231,14 @@ class Scheduler:
 
     # -- running -------------------------------------------------------------------------------
 
-    async def run_once(self, job: str, scope: str, period: str, func: Callable[[], Awaitable[Any]]) -> bool:
-        """Run `func` only if (job, scope, period) has not run before; True if it ran now."""
-        run_id = await self.runs.claim(job, scope, period, self.clock.now())
+    async def run_once(self, job: str, scope: str, period: str, func: Callable[[], Awaitable[Any]],
+                       fire_time: datetime | None = None) -> bool:
+        """Run `func` only if (job, scope, period) has not run before; True if it ran now.
+
+        The run is claimed in the database under this process's id, so of all the workers only one
+        runs it; one left half-done by a process that died is taken over (see `sweep_orphans`).
+        """
+        run_id = await self.runs.claim(job, scope, period, self.clock.now(), self.settings.worker_id, fire_time)
         if run_id is None:
             log.info("skipped, already ran job=%s scope=%s period=%s", job, scope, period)
             self.observers.job(job, "skipped", 0.0)
@@ -252,7 +257,29 @@ class Scheduler:
 
     async def fire(self, job: Job, fire_time: datetime) -> bool:
         run = JobRun(job.name, job.scope, job.period(fire_time), fire_time)
-        return await self.run_once(job.name, job.scope, run.period, lambda: job.func(run))
+        return await self.run_once(job.name, job.scope, run.period, lambda: job.func(run), fire_time)
+
+    async def sweep_orphans(self) -> list[JobRun]:
+        """Finish runs whose worker died mid-job (its lease ran out): the job runs again for that period."""
+        ran = []
+        for name, scope, period, fire_time in await self.runs.orphaned(self.clock.now(), self.settings.worker_id):
+            job = self.jobs.get(f"{name}:{scope}" if scope else name)
+            if job is None:
+                continue  # not a job of this process's plugins
+            run = JobRun(name, scope, period, fire_time or self.clock.now())
+            log.warning("taking over a run left unfinished by a stopped process job=%s scope=%s period=%s",
+                        name, scope, period)
+            if await self.run_once(name, scope, period, lambda job=job, run=run: job.func(run), run.fire_time):
+                ran.append(run)
+        return ran
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.outbox_poll_interval)
+            try:
+                await self.sweep_orphans()
+            except Exception:
+                log.exception("sweep for unfinished job runs failed")
 
     async def run_due(self, now: datetime | None = None) -> list[JobRun]:
         """Fire every job whose latest scheduled time since the last check has passed (coalesced)."""
@@ -291,6 +318,7 @@ class Scheduler:
             self._schedule(job)
         self._aps.start()
         self._spawn(self.catch_up(), "scheduler-catch-up")
+        self._spawn(self._sweep_loop(), "scheduler-orphans")
 
     def _schedule(self, job: Job) -> None:
         assert self._aps is not None

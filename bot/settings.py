@@ -42,12 +42,18 @@ class CoreSettings(HuddleSettings):
     quiet_hours_start: time = time(21, 0)
     quiet_hours_end: time = time(8, 0)
 
-    worker_id: str = Field(default_factory=socket.gethostname)
+    worker_id: str = Field(default_factory=lambda: default_process_id(),
+                           description="this process's unique name in `processes` (default host-pid-random)")
     outbox_max_attempts: int = Field(8, ge=1)
     outbox_backoff_base: float = Field(2.0, gt=0, description="seconds before the first retry")
     outbox_backoff_max: float = Field(600.0, gt=0)
     outbox_poll_interval: float = Field(5.0, gt=0, description="seconds between sweeps for work of other processes")
-    outbox_lease: float = Field(300.0, gt=0, description="seconds before another worker may take over an in-flight row")
+    heartbeat_interval: float = Field(2.0, gt=0, description="seconds between this process's heartbeats")
+    process_lease: float = Field(
+        15.0, gt=0, description="seconds without a heartbeat before other processes take over this one's work")
+    claim_batch: int = Field(20, ge=1, description="inbound messages a worker claims at a time")
+    gateway_channels: list[str] | None = Field(
+        None, description="channels whose adapters run in `gateway` (default: those that need local hardware)")
     shutdown_grace: float = Field(10.0, ge=0)
 
     scheduler_misfire_grace: int = Field(3600, ge=1, description="seconds a late job may still run")
@@ -79,6 +85,14 @@ class CoreSettings(HuddleSettings):
         from bot.phones import check_region
 
         return check_region(value)
+
+
+def default_process_id() -> str:
+    """host-pid-random: unique even for two processes on one host, or a pid reused after a restart."""
+    import os
+    import secrets
+
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 def check_timezone(value: str) -> str:

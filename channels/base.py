@@ -112,6 +112,9 @@ class ChannelPolicy:
     proactive messages even to addresses nobody is known by."""
     address_label: str = "address"
     """What an address on this channel is, for people (`--help`, errors): "phone number"."""
+    local_device: bool = False
+    """The adapter needs this machine's hardware (a modem on a USB port): on PostgreSQL it runs in
+    `python main.py gateway` on that machine, not in the workers (`HUDDLE_GATEWAY_CHANNELS` overrides)."""
 
     def __init__(self, name: str | None = None, **overrides: Any) -> None:
         if name is not None:
@@ -193,6 +196,14 @@ def listen_ready(channel: object, callback: Callable[[], None]) -> bool:
         return False
     add(callback)
     return True
+
+
+async def catch_up(channel: object) -> None:
+    """Ask a channel to read again what its provider kept while Huddle could not store it (a
+    modem's storage while the database was unreachable), if it can (`catch_up`)."""
+    again = getattr(channel, "catch_up", None)
+    if again is not None:
+        await again()
 
 
 def listen_accepted(channel: object, callback: AcceptHandler) -> bool:

@@ -13,6 +13,7 @@ from bot.model import Address, Inbound, InboundFile
 from storage.db import Database, metadata
 from storage.events import REPLY_RECEIVED, NewEvent, append_many_in
 from storage.prepared import Prepared
+from storage.processes import dead_owner
 from storage.types import UTCDateTime
 
 inbound = sa.Table(
@@ -34,6 +35,8 @@ inbound = sa.Table(
     sa.Column("received_at", UTCDateTime, nullable=False),
     sa.Column("stored_at", UTCDateTime, nullable=False),
     sa.Column("handled_at", UTCDateTime),
+    sa.Column("claimed_by", sa.String(100)),
+    sa.Column("claimed_at", UTCDateTime),
 )
 
 RECEIVED, HANDLED, FAILED, IGNORED = "received", "handled", "failed", "ignored"
@@ -64,10 +67,32 @@ _STORE = Prepared.per_dialect(
     .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
     .returning(inbound.c.id, inbound.c.channel, inbound.c.provider_id)
 )
+_older = inbound.alias("older")
+_CLAIMABLE = (
+    sa.select(inbound.c.id)
+    .where(
+        inbound.c.status == RECEIVED,
+        sa.or_(inbound.c.claimed_by.is_(None),
+               sa.and_(inbound.c.claimed_by != sa.bindparam("claim_owner"),
+                       sa.or_(sa.bindparam("claim_any", type_=sa.Boolean),
+                              dead_owner(inbound.c.claimed_by, sa.bindparam("claim_at", type_=UTCDateTime))))),
+        ~sa.exists().where(_older.c.channel == inbound.c.channel, _older.c.address == inbound.c.address,
+                           _older.c.status == RECEIVED, _older.c.id < inbound.c.id),
+    )
+    .order_by(inbound.c.id)
+    .limit(sa.bindparam("claim_limit"))
+    .with_for_update(skip_locked=True)
+)
+_CLAIM = Prepared(
+    inbound.update()
+    .where(inbound.c.id.in_(_CLAIMABLE.scalar_subquery()))
+    .values(claimed_by=sa.bindparam("claim_owner"), claimed_at=sa.bindparam("claim_at", type_=UTCDateTime))
+    .returning(*inbound.c)
+)
 _FINISH = Prepared(inbound.update().where(inbound.c.id == sa.bindparam("row_id")))
 
 
-def _values(message: Inbound, now: datetime) -> dict[str, Any]:
+def _values(message: Inbound, now: datetime, owner: str | None = None) -> dict[str, Any]:
     return {
         "channel": message.address.channel,
         "address": message.address.id,
@@ -84,11 +109,16 @@ def _values(message: Inbound, now: datetime) -> dict[str, Any]:
         "received_at": message.received_at,
         "stored_at": now,
         "handled_at": None,
+        "claimed_by": owner,
+        "claimed_at": now if owner is not None else None,
     }
 
 
-async def _store_many(conn: AsyncConnection, items: list[tuple[Inbound, datetime]]) -> list[int | None]:
-    found = await _STORE.each_many(conn, [_values(m, now) for m, now in items], key=("channel", "provider_id"))
+async def _store_many(
+    conn: AsyncConnection, items: list[tuple[Inbound, datetime, str | None]]
+) -> list[int | None]:
+    found = await _STORE.each_many(conn, [_values(m, now, owner) for m, now, owner in items],
+                                   key=("channel", "provider_id"))
     return [None if row is None else int(row.id) for row in found]
 
 
@@ -108,16 +138,18 @@ class InboxRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def store(self, message: Inbound, now: datetime) -> int | None:
+    async def store(self, message: Inbound, now: datetime, owner: str | None = None) -> int | None:
         """Insert the message; None when the provider id was seen before (a redelivery).
 
-        Concurrent messages share one multi-row insert (`Database.run_many`); a provider id seen
-        twice in one batch is stored once, for the first.
+        `owner`: the process that will handle it (it is claimed as stored); None leaves it for a
+        worker to claim (a gateway's intake). Concurrent messages share one multi-row insert
+        (`Database.run_many`); a provider id seen twice in one batch is stored once, for the first.
         """
-        return await self.db.run_many(_store_many, (message, now))
+        return await self.db.run_many(_store_many, (message, now, owner))
 
-    async def store_in(self, conn: AsyncConnection, message: Inbound, now: datetime) -> int | None:
-        return (await _store_many(conn, [(message, now)]))[0]
+    async def store_in(self, conn: AsyncConnection, message: Inbound, now: datetime,
+                       owner: str | None = None) -> int | None:
+        return (await _store_many(conn, [(message, now, owner)]))[0]
 
     async def finish(
         self,
@@ -132,6 +164,34 @@ class InboxRepo:
         values = {"row_id": inbound_id, "status": status, "handled_at": now}
         values |= {"person_id": person_id, "handler": handler, "error": error}
         await self.db.run_many(_finish_many, values)
+
+    async def claim(self, owner: str, now: datetime, limit: int, *, anyone_else: bool = False) -> list[Inbound]:
+        """Take up to `limit` messages to handle: unclaimed ones, or ones whose owner's lease ran out
+        (`anyone_else`: whoever else claimed them; an embedded database has one Huddle at a time).
+
+        Only the oldest unhandled message of each sender can be taken, so a sender's messages are
+        handled one at a time in order, whichever worker takes them; `SKIP LOCKED` lets workers
+        claim side by side without waiting on each other.
+        """
+
+        async def unit(conn: AsyncConnection) -> list[Inbound]:
+            rows = await _CLAIM.all(conn, {"claim_owner": owner, "claim_at": now, "claim_limit": limit,
+                                            "claim_any": anyone_else})
+            return sorted((_row_to_inbound(r) for r in rows), key=lambda m: m.id or 0)
+
+        return await self.db.run(unit)
+
+    async def release(self, ids: list[int], owner: str) -> None:
+        """Give back claimed messages this process will not handle (a clean stop)."""
+        if not ids:
+            return
+
+        async def unit(conn: AsyncConnection) -> None:
+            await conn.execute(inbound.update().where(
+                inbound.c.id.in_(ids), inbound.c.status == RECEIVED, inbound.c.claimed_by == owner,
+            ).values(claimed_by=None, claimed_at=None))
+
+        await self.db.run(unit)
 
     async def unhandled(self) -> list[Inbound]:
         """Messages stored but never handled (the process stopped in between)."""

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.db import Database, metadata
+from storage.processes import dead_owner
 from storage.types import UTCDateTime
 
 job_runs = sa.Table(
@@ -26,6 +27,8 @@ job_runs = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("started_at", UTCDateTime, nullable=False),
     sa.Column("finished_at", UTCDateTime),
+    sa.Column("owner", sa.String(100)),
+    sa.Column("fire_time", UTCDateTime),
 )
 
 
@@ -37,20 +40,44 @@ class JobRunRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def claim(self, job: str, scope: str, period: str, now: datetime) -> int | None:
-        """Record the start of a run; None if this (job, scope, period) already ran or is running."""
+    async def claim(self, job: str, scope: str, period: str, now: datetime, owner: str | None = None,
+                    fire_time: datetime | None = None) -> int | None:
+        """Record the start of a run; None if this (job, scope, period) already ran or is running.
+
+        A run left `running` by a process whose lease ran out is taken over (its id returned).
+        """
 
         async def unit(conn: AsyncConnection) -> int | None:
             stmt = (
                 self.db.insert(job_runs)
-                .values(job=job, scope=scope, period=period, status="running", started_at=now)
+                .values(job=job, scope=scope, period=period, status="running", started_at=now, owner=owner,
+                        fire_time=fire_time)
                 .on_conflict_do_nothing(index_elements=["job", "scope", "period"])
                 .returning(job_runs.c.id)
             )
             row = (await conn.execute(stmt)).first()
-            return None if row is None else int(row.id)
+            if row is not None:
+                return int(row.id)
+            if owner is None:
+                return None
+            taken = (await conn.execute(
+                job_runs.update()
+                .where(job_runs.c.job == job, job_runs.c.scope == scope, job_runs.c.period == period,
+                       job_runs.c.status == "running", job_runs.c.owner != owner, dead_owner(job_runs.c.owner, now))
+                .values(owner=owner, started_at=now)
+                .returning(job_runs.c.id))).first()
+            return None if taken is None else int(taken.id)
 
         return await self.db.run(unit)
+
+    async def orphaned(self, now: datetime, owner: str) -> list[tuple[str, str, str, datetime | None]]:
+        """Runs left `running` by processes whose lease ran out: (job, scope, period, fire time)."""
+        async with self.db.read() as conn:
+            rows = (await conn.execute(
+                sa.select(job_runs.c.job, job_runs.c.scope, job_runs.c.period, job_runs.c.fire_time)
+                .where(job_runs.c.status == "running", job_runs.c.owner != owner, dead_owner(job_runs.c.owner, now))
+                .order_by(job_runs.c.id))).all()
+        return [(r.job, r.scope, r.period, r.fire_time) for r in rows]
 
     async def finish(self, run_id: int, now: datetime, error: str | None = None) -> None:
         async def unit(conn: AsyncConnection) -> None:

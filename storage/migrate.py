@@ -23,6 +23,7 @@ class Database(Protocol):
     def read(self) -> AbstractAsyncContextManager[Any]: ...
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x4875_6464_6C65  # "Huddle": the advisory lock every migrating process takes first
 
 
 def alembic_config(connection: Any = None) -> Any:
@@ -76,6 +77,10 @@ async def upgrade(db: Database) -> list[str]:
     from alembic.runtime.migration import MigrationContext
 
     async with db.transaction() as conn:
+        if conn.dialect.name == "postgresql":
+            # Processes started at the same moment on a fresh database (a gateway and a worker)
+            # migrate one after the other: the second waits here, then finds nothing to do.
+            await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), "heads"))
         return await conn.run_sync(lambda sync: sorted(MigrationContext.configure(sync).get_current_heads()))
 

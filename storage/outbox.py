@@ -12,7 +12,7 @@ when that receipt is written.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.model import Address, Button, DeliveryReport, Outbound, OutboundKind, OutboundStatus
 from storage.db import Database, metadata
 from storage.prepared import Prepared
+from storage.processes import dead_owner
 from storage.types import UTCDateTime
 
 outbox = sa.Table(
@@ -119,12 +120,26 @@ _QUEUE = Prepared.per_dialect(
 )
 _SET_BY_ID = Prepared(outbox.update().where(outbox.c.id == sa.bindparam("row_id")))
 _ADD_RECEIPTS = Prepared(receipts.insert())
+_ahead = outbox.alias("ahead")
 _DUE = (
     sa.select(outbox.c.id)
     .where(
         outbox.c.channel == sa.bindparam("claim_channel"),
         outbox.c.status == OutboundStatus.QUEUED.value,
         outbox.c.next_attempt_at <= sa.bindparam("claim_at", type_=UTCDateTime),
+        # One recipient, one sender at a time, in order: nothing older to them is due or being sent
+        # elsewhere (what this process sends them already waits in its own lane, in order).
+        ~sa.exists().where(
+            _ahead.c.channel == outbox.c.channel,
+            _ahead.c.address == outbox.c.address,
+            _ahead.c.id < outbox.c.id,
+            sa.or_(
+                sa.and_(_ahead.c.status == OutboundStatus.QUEUED.value,
+                        _ahead.c.next_attempt_at <= sa.bindparam("claim_at", type_=UTCDateTime)),
+                sa.and_(_ahead.c.status == OutboundStatus.SENDING.value,
+                        _ahead.c.claimed_by != sa.bindparam("claim_worker")),
+            ),
+        ),
     )
     .order_by(outbox.c.next_attempt_at, outbox.c.id)
     .limit(sa.bindparam("claim_limit"))
@@ -275,17 +290,23 @@ class OutboxRepo:
         status = OutboundStatus.REFUSED if refused else OutboundStatus.FAILED
         await self._set(msg.id, now, status=status.value, reason=reason[:2000], claimed_by=None)
 
-    async def recover(self, worker: str, channels: list[str], now: datetime, lease: float) -> int:
-        """Rows left `sending` by a crash go back to the queue once, flagged as possibly repeated."""
-        expired = now - timedelta(seconds=lease)
+    async def recover(self, worker: str, channels: list[str], now: datetime, *, anyone_else: bool = False) -> int:
+        """Rows left `sending` by a process whose lease ran out go back to the queue, flagged as
+        possibly repeated (their send may have reached the provider before the owner died).
+
+        A live process's rows are never touched, however long its send takes. `anyone_else`: every
+        other owner counts as gone (an embedded database has one Huddle at a time).
+        """
 
         async def unit(conn: AsyncConnection) -> int:
+            gone = outbox.c.claimed_by != worker if anyone_else else sa.and_(
+                outbox.c.claimed_by != worker, dead_owner(outbox.c.claimed_by, now))
             result = await conn.execute(
                 outbox.update()
                 .where(
                     outbox.c.status == OutboundStatus.SENDING.value,
                     outbox.c.channel.in_(channels),
-                    sa.or_(outbox.c.claimed_by == worker, outbox.c.claimed_at < expired),
+                    sa.or_(gone, outbox.c.claimed_by.is_(None)),
                 )
                 .values(
                     status=OutboundStatus.QUEUED.value,
@@ -294,6 +315,23 @@ class OutboxRepo:
                     next_attempt_at=now,
                     updated_at=now,
                 )
+            )
+            return int(result.rowcount or 0)
+
+        return await self.db.run(unit)
+
+    async def release_mine(self, worker: str, ids: list[int], now: datetime) -> int:
+        """Give back rows this process claimed but has not handed over (its lease lapsed meanwhile)."""
+        if not ids:
+            return 0
+
+        async def unit(conn: AsyncConnection) -> int:
+            result = await conn.execute(
+                outbox.update()
+                .where(outbox.c.id.in_(ids), outbox.c.status == OutboundStatus.SENDING.value,
+                       outbox.c.claimed_by == worker)
+                .values(status=OutboundStatus.QUEUED.value, claimed_by=None, next_attempt_at=now,
+                        attempts=sa.case((outbox.c.attempts > 0, outbox.c.attempts - 1), else_=0), updated_at=now)
             )
             return int(result.rowcount or 0)
 

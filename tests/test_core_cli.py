@@ -288,3 +288,10 @@ async def test_console_shows_buttons_as_numbers_and_a_number_presses_the_button(
         assert "Opening acme." not in out.getvalue().rstrip().splitlines()[-1]
     finally:
         await flow.close()
+
+
+@pytest.mark.parametrize("role", ["gateway", "worker"])
+def test_gateway_and_worker_refuse_sqlite_in_one_line(tmp_path: Path, role: str) -> None:
+    line = one_line_exit_2(huddle(tmp_path, role), "needs PostgreSQL")
+    assert "python main.py run" in line
+    assert not (tmp_path / "h.db").exists()  # refused before anything was opened or created

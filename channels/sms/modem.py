@@ -152,6 +152,10 @@ class ModemChannel:
     async def sweep(self) -> int:
         return await self.receiver.sweep()
 
+    async def catch_up(self) -> None:
+        """The database is back: read what stayed in the modem's storage meanwhile (never deleted unstored)."""
+        await self.receiver.sweep_safely()
+
     async def simulate_inbound(self, address_id: str, text: str) -> None:
         """Text the store from `address_id` through the simulated modem (demo and console)."""
         if self.simulator is None:

@@ -21,6 +21,8 @@ class SmsPolicy(ChannelPolicy):
     few messages at once keeps the next one ready and spares a claim per message."""
     texting = True
     address_label = "phone number"
+    local_device = True
+    """The modem hangs off the store PC's USB port: it runs in that machine's gateway."""
 
     def __init__(self, *, rate: float | None = None, **overrides: object) -> None:
         super().__init__(**overrides)  # type: ignore[arg-type]

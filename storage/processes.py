@@ -1,0 +1,116 @@
+"""Running Huddle processes (gateways, workers, all-in-one) and the leases their heartbeats keep.
+
+Work a process claims (an inbound to handle, an outbound to send, a scheduled run) names it as
+owner. The lease on all of it is the owner's row here: `lease_until` moves forward with every
+heartbeat, so another process takes the work over only once the owner has stopped beating for a
+whole lease (`dead_owner`), never while it is alive, however long one send takes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.db import Database, metadata
+from storage.types import UTCDateTime
+
+processes = sa.Table(
+    "processes",
+    metadata,
+    sa.Column("id", sa.String(100), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("host", sa.String(200), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("heartbeat_at", UTCDateTime, nullable=False),
+    sa.Column("lease_until", UTCDateTime, nullable=False),
+    sa.Column("stopped_at", UTCDateTime),
+)
+
+
+def dead_owner(owner: Any, now: Any) -> Any:
+    """SQL: `owner` names a process whose lease has run out (or that never registered)."""
+    live = sa.select(processes.c.id).where(processes.c.lease_until >= now, processes.c.stopped_at.is_(None))
+    return sa.and_(owner.is_not(None), owner.not_in(live.scalar_subquery()))
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessRow:
+    id: str
+    role: str
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    lease_until: datetime
+
+
+class ProcessRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def register(self, row: ProcessRow) -> None:
+        async def unit(conn: AsyncConnection) -> None:
+            await conn.execute(processes.delete().where(processes.c.id == row.id))
+            await conn.execute(processes.insert().values(
+                id=row.id, role=row.role, host=row.host, pid=row.pid, started_at=row.started_at,
+                heartbeat_at=row.heartbeat_at, lease_until=row.lease_until))
+
+        await self.db.run(unit)
+
+    async def beat(self, process_id: str, now: datetime, lease: float) -> bool:
+        """Extend this process's lease; False if it was stopped or lost (another took its work)."""
+
+        async def unit(conn: AsyncConnection) -> bool:
+            result = await conn.execute(
+                processes.update()
+                .where(processes.c.id == process_id, processes.c.stopped_at.is_(None))
+                .values(heartbeat_at=now, lease_until=now + timedelta(seconds=lease)))
+            return bool(result.rowcount)
+
+        return await self.db.run(unit)
+
+    async def stop(self, process_id: str, now: datetime) -> None:
+        """A clean stop: the lease ends now, so what is left is taken over at once."""
+
+        async def unit(conn: AsyncConnection) -> None:
+            await conn.execute(processes.update().where(processes.c.id == process_id)
+                               .values(lease_until=now, stopped_at=now))
+
+        await self.db.run(unit)
+
+    async def live(self, now: datetime) -> list[ProcessRow]:
+        p = processes.c
+        async with self.db.read() as conn:
+            rows = (await conn.execute(
+                sa.select(processes).where(p.lease_until >= now, p.stopped_at.is_(None))
+                .order_by(p.role, p.started_at))).all()
+        return [ProcessRow(r.id, r.role, r.host, r.pid, r.started_at, r.heartbeat_at, r.lease_until) for r in rows]
+
+
+def lost_connection(exc: BaseException) -> bool:
+    """The database went away under this operation (reset, restart, unreachable), as opposed to
+    an error in what was asked: the work should be retried, not recorded as failed."""
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import InterfaceError as SaInterfaceError
+
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError | ConnectionError | SaInterfaceError):
+            return True
+        if isinstance(cur, DBAPIError) and cur.connection_invalidated:
+            return True
+        name = type(cur).__name__
+        if name in {"ConnectionDoesNotExistError", "InterfaceError", "ConnectionFailureError",
+                    "CannotConnectNowError", "AdminShutdownError", "InternalClientError"}:
+            return True
+        if "connection is closed" in str(cur) or "connection was closed" in str(cur):
+            return True
+        cur = getattr(cur, "orig", None) or cur.__cause__ or cur.__context__
+    return False
