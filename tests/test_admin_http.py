@@ -244,6 +244,7 @@ async def test_metrics_count_messages_retries_failures_and_jobs(site: tuple[Flow
     await flow.app.send(Address("sms", "+13235550199"), "doomed", key="d1", kind=OutboundKind.REPLY)
     await flow.settle()
     await flow.app.send(maria.addresses[0], "a promotion", key="q1")  # 04:00 in Los Angeles: held until morning
+    await flow.settle()
 
     async def broken() -> None:
         raise RuntimeError("boom")
