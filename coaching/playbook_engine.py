@@ -124,6 +124,9 @@ class PlaybookEngine:
         self.evaluations = 0
         self.errors = 0
         self.on_pause: list[Callable[[str, str], Awaitable[None]]] = []
+        # The hourly guard counts sends, then sends: one playbook's sends go one at a time so two
+        # runs cannot both read the count below the limit.
+        self._send_locks: dict[str, asyncio.Lock] = {}
 
     def set_playbooks(self, playbooks: Sequence[Playbook]) -> None:
         self.playbooks = [p for p in playbooks if p.spec.enabled]
@@ -329,12 +332,13 @@ class PlaybookEngine:
         if address is None:
             await done("skipped", "no address to send to")
             return
-        await self._guard(pb, now)
-        body = render(step.template, context)
-        key = f"{MARKETING_KEY if pb.spec.marketing else ''}playbook:{run.id}:{step.index}"
-        outbox_id = await self.messenger.send(address, body, key, subject.person_id if subject else None, now,
-                                              pb.name)
-        await done(SENT, body, outbox_id=outbox_id)
+        async with self._send_locks.setdefault(pb.name, asyncio.Lock()):
+            await self._guard(pb, now)
+            body = render(step.template, context)
+            key = f"{MARKETING_KEY if pb.spec.marketing else ''}playbook:{run.id}:{step.index}"
+            outbox_id = await self.messenger.send(address, body, key, subject.person_id if subject else None, now,
+                                                  pb.name)
+            await done(SENT, body, outbox_id=outbox_id)
 
     async def _guard(self, pb: Playbook, now: datetime) -> None:
         """Pause a playbook about to message more than its share of all customers within an hour."""
