@@ -164,6 +164,25 @@ class AdminPages:
         found = await self.timeline.search(q) if q else []
         return self.render("people.html", request, section="people", q=q, found=found)
 
+    async def budtenders(self, request: web.Request) -> web.Response:
+        """The outside budtenders who sell the house brand, with their points, and the latest receipts."""
+        from coaching.roles import Role
+        from storage.budtender_network import BudtenderNetworkRepo
+        from storage.receipts import ReceiptRepo
+
+        q = request.query.get("q", "").strip()[:100]
+        dispensary = request.query.get("dispensary", "").strip()[:100]
+        found = await BudtenderNetworkRepo(self.app.db, Role.EXTERNAL_BUDTENDER).list(
+            dispensary=dispensary or None, search=q or None, limit=500)
+        recent = await ReceiptRepo(self.app.db).list(limit=20)
+        names = {b.person_id: b.name for b in found}
+        for r in recent:
+            if r.budtender_person_id is not None and r.budtender_person_id not in names:
+                person = await self.app.people.get(r.budtender_person_id)
+                names[r.budtender_person_id] = person.name if person else f"#{r.budtender_person_id}"
+        return self.render("budtenders.html", request, section="budtenders", q=q, dispensary=dispensary,
+                           found=found, recent=recent, names=names)
+
     async def person(self, request: web.Request) -> web.Response:
         person_id = _int(request.match_info["person_id"])
         person = await self.app.people.get(person_id) if person_id else None
@@ -264,6 +283,7 @@ def add_routes(app: App, pages: AdminPages) -> None:
     http.route("GET", "/admin", pages.home, admin=True)
     http.route("GET", "/admin/live.js", pages.script, admin=True)
     http.route("GET", "/admin/people", pages.people, admin=True)
+    http.route("GET", "/admin/budtenders", pages.budtenders, admin=True)
     http.route("GET", "/admin/people/{person_id}", pages.person, admin=True)
     http.route("GET", "/admin/people/{person_id}/timeline", pages.person_timeline, admin=True)
     http.route("POST", "/admin/people/{person_id}/handoffs/{handoff_id}/reply", pages.reply, admin=True)

@@ -318,3 +318,29 @@ def test_operator_commands_load_no_page_metrics_or_browser_library(command: list
     assert made.returncode == 0, made.stderr
     found = heavy_imports(["python", "main.py", *command], ROOT, env)
     assert not {"prometheus_client", "jinja2", "playwright"} & set(found), found
+
+
+async def test_the_budtender_network_page_lists_outside_budtenders_with_points_and_receipts(
+        site: tuple[Flow, str]) -> None:
+    from coaching.roles import Role
+    from storage.budtender_network import BudtenderNetworkRepo, NetworkRow
+    from storage.receipts import ReceiptRepo
+
+    flow, base = site
+    repo = BudtenderNetworkRepo(flow.app.db, Role.EXTERNAL_BUDTENDER)
+    ann = await repo.add(NetworkRow("Ann <Lee>", "Green Cross", "+16195550177", "San Diego"), flow.clock.now())
+    await repo.add(NetworkRow("Bob Marsh", "Sweet Leaf", None, "Oakland"), flow.clock.now())
+    await ReceiptRepo(flow.app.db).add(budtender_person_id=ann, channel="telegram", address="7001",
+                                       image_sha256="ab" * 32, caption="+16195550101", image=b"x",
+                                       mimetype="image/jpeg", now=flow.clock.now())
+    async with _session() as http:
+        assert (await http.get(f"{base}/admin/budtenders", allow_redirects=False)).status in (303, 401)
+        await _sign_in(http, base)
+        page = await (await http.get(f"{base}/admin/budtenders")).text()
+        assert "2 budtenders" in page and "Ann &lt;Lee&gt;" in page and "Bob Marsh" in page
+        assert f'href="/admin/people/{ann}"' in page and 'id="receipts"' in page
+        page = await (await http.get(f"{base}/admin/budtenders?dispensary=green")).text()
+        assert "1 budtender found" in page and "Bob Marsh" not in page
+        page = await (await http.get(f"{base}/admin/budtenders?q=oakland")).text()
+        listed = page.split('id="receipts"')[0]  # Ann's receipt is still among the recent ones
+        assert "Bob Marsh" in listed and "Ann &lt;Lee&gt;" not in listed
