@@ -86,9 +86,6 @@ HEADER_ALIASES: dict[str, tuple[str, ...]] = {
 HEADER_LOOKUP = {alias: key for key, aliases in HEADER_ALIASES.items() for alias in aliases}
 METRIC_FIELDS = ("sales", "cvr", "unlock_rate", "golden_ratio", "msgs_per_hr", "reply_time_s", "fans_chatted",
                  "ppvs_sent", "ppvs_unlocked", "hours")
-LABELS = {"sales": "Sales", "cvr": "CVR", "unlock_rate": "Unlock rate", "golden_ratio": "Golden ratio",
-          "msgs_per_hr": "Msg/hr", "reply_time_s": "Reply time", "fans_chatted": "Fans chatted",
-          "ppvs_sent": "PPVs sent", "ppvs_unlocked": "PPVs unlocked", "hours": "Hours", "day": "Date"}
 
 
 @dataclass(slots=True)
