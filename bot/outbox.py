@@ -29,6 +29,7 @@ from bot.model import TERMINAL_STATUSES, Address, DeliveryReport, Outbound, Outb
 from bot.observe import Observers
 from channels.base import (
     Channel,
+    NotHandedOver,
     Pacing,
     PermanentSendError,
     RetryableSendError,
@@ -223,12 +224,23 @@ class ChannelSender:
         """Finish the sends in flight (up to `timeout`), put back what was claimed but not sent."""
         self.running = False
         self.wake.set()
+        self.room.set()
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
         if self.task:
+            # A claim under way is let finish, so the rows it takes are given back below: cut
+            # off, its rows would stay `sending` for the takeover sweep to flag possibly repeated.
+            await asyncio.wait({self.task}, timeout=timeout)
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
+        stop_sending = getattr(self.channel, "stop_sending", None)
+        if stop_sending is not None:
+            stop_sending()
+            await asyncio.sleep(0.01)  # sends waiting their turn give their messages back
+        if self.in_flight:
+            log.info("waiting for %d send(s) in flight to be confirmed channel=%s (up to %s)", self.in_flight,
+                     self.channel.name, "no limit" if timeout is None else f"{timeout:g} s")
         while self.in_flight and (deadline is None or loop.time() < deadline):
             await asyncio.sleep(0.01)
         tasks = [*self.lane_tasks, *self._resumes]
@@ -253,6 +265,9 @@ class ChannelSender:
                 self.claiming = True
                 try:
                     claimed = await o.repo.claim(self.channel.name, o.settings.worker_id, o.clock.now(), limit)
+                    if not self.running:  # stopping: given back by `stop`
+                        self.unsent.extend(claimed)
+                        break
                     for msg in claimed:
                         self._enqueue_lane(msg)
                 finally:
@@ -318,6 +333,7 @@ class ChannelSender:
         if bucket is None:
             bucket = TokenBucket(self.pacing.per_recipient_rate, self.pacing.per_recipient_burst, self.outbox.clock)
             self.recipient_buckets[address] = bucket
+        delivering: Outbound | None = None
         try:
             while lane and self.running:
                 msg = lane[0]
@@ -331,11 +347,18 @@ class ChannelSender:
                 finally:
                     self.pacing_waits -= 1
                 async with self.slots:
+                    if not self.running:  # stopping: what waited for a slot is put back, not sent
+                        break
                     self.in_flight += 1
+                    delivering = msg
                     try:
                         retry_at = await self.outbox.deliver(self.channel, msg, self)
+                    except NotHandedOver:
+                        delivering = None
+                        break
                     finally:
                         self.in_flight -= 1
+                    delivering = None
                 lane.pop(0)
                 self._made_room()
                 if retry_at is None and (held := self.retrying.get(address)) is not None and held[0] == msg.id:
@@ -349,8 +372,10 @@ class ChannelSender:
                         self.park(later)
                     lane.clear()
         finally:
-            if not self.running and self.in_flight == 0:
-                self.unsent.extend(lane)
+            if not self.running:
+                # A send cut off mid-way stays `sending`: whether it left is unknown, so only the
+                # takeover sweep re-queues it, flagged possibly repeated. The rest never started.
+                self.unsent.extend(m for m in lane if m is not delivering)
             self.lanes.pop(address, None)
             self._made_room()
             if bucket.full:
@@ -609,6 +634,8 @@ class Outbox:
             self.observers.send(channel.name, "retry", perf_counter() - started)
             self.observers.retry(channel.name, exc.retry_after is not None)
             return await self._retry(msg, exc.reason, exc.retry_after, sender)
+        except NotHandedOver:
+            raise  # the lane gives it back (see `_run_lane`)
         except PermanentSendError as exc:
             self.observers.send(channel.name, "failed", perf_counter() - started)
             await self._failed(msg, exc.reason)

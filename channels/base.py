@@ -236,6 +236,11 @@ class RetryableSendError(SendError):
         self.retry_after = retry_after
 
 
+class NotHandedOver(SendError):
+    """The channel gives the message back untouched: it is stopping, and the message was still
+    waiting its turn (e.g. for the modem). Not an attempt; the outbox queues it again as it was."""
+
+
 class PermanentSendError(SendError):
     def __init__(self, reason: str, unreachable: bool = False) -> None:
         super().__init__(reason)
@@ -248,8 +253,10 @@ class PermanentSendError(SendError):
 class Channel(Protocol):
     """A running adapter. Its `policy` says what it can render and how fast it may send.
 
-    Optional: `health()`, `add_ready_listener(cb)` (see `listen_ready`) and
-    `add_accept_listener(cb)` (see `listen_accepted`).
+    Optional: `health()`, `add_ready_listener(cb)` (see `listen_ready`),
+    `add_accept_listener(cb)` (see `listen_accepted`) and `stop_sending()`: the outbox is stopping,
+    so sends still waiting their turn raise `NotHandedOver` and only those already with the
+    provider are waited for.
     """
 
     name: str

@@ -61,11 +61,11 @@ async def test_the_owner_signs_in_follows_a_customer_and_answers_her(tmp_path: P
                 assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and TOKEN not in cookie["value"]
 
                 # find the demo customer by part of her phone number, then by name
-                await page.fill("input[name=q]", "550101")
-                await page.press("input[name=q]", "Enter")
-                assert "Maria Lopez" in await page.inner_text("#results")
-                await page.fill("input[name=q]", "lopez")
-                await page.press("input[name=q]", "Enter")
+                for query in ("550101", "lopez"):  # the form submits: wait for its page before reading it
+                    await page.fill("input[name=q]", query)
+                    async with page.expect_navigation():
+                        await page.press("input[name=q]", "Enter")
+                    assert "Maria Lopez" in await page.inner_text("#results")
                 await page.screenshot(path=str(ARTIFACTS / "admin_people.png"))
                 await page.click("#results a:text-is('Maria Lopez')")
                 await page.wait_for_selector("#person-name")

@@ -29,6 +29,9 @@ START_WITHIN = 180.0  # a cold start on a busy shared machine (imports, migratio
 def _env(tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HUDDLE_", "OPENAI_"))}
     env.update(HUDDLE_DATABASE_URL=str(tmp / "demo.db"), HUDDLE_DURABLE_COMMITS="false", HUDDLE_HTTP_PORT="0")
+    # A stop waits for the modem to confirm the SMS it is sending (the simulator takes 2–4 s, as a
+    # real one does; tests/test_outbox_stop.py covers that wait). Here the console's stop is timed.
+    env["HUDDLE_SMS_SIM_CMGS_DELAY"] = "[0.05, 0.2]"
     return env
 
 

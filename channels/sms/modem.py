@@ -126,6 +126,9 @@ class ModemChannel:
     async def stop_receiving(self) -> None:
         self.receiver.receiving = False
 
+    def stop_sending(self) -> None:
+        self.sender.stop_sending()
+
     async def stop(self) -> None:
         self.link.stopping = True
         await cancel_and_wait([*self._tasks, *self.receiver.sweeps])

@@ -22,7 +22,14 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from bot.model import Address, DeliveryReport, Outbound
-from channels.base import AcceptHandler, DeliveryHandler, PermanentSendError, RetryableSendError, SendResult
+from channels.base import (
+    AcceptHandler,
+    DeliveryHandler,
+    NotHandedOver,
+    PermanentSendError,
+    RetryableSendError,
+    SendResult,
+)
 from channels.sms import pdu
 from channels.sms.at import AtError, AtHung, AtPort, AtTimeout, CmsError, PortClosed
 from channels.sms.link import Clock, ModemConfig, ModemLink
@@ -74,6 +81,7 @@ class Sender:
         self.accept_listeners: list[AcceptHandler] = []
         """Told each part's message reference as the modem accepts it (see `channels.base.listen_accepted`)."""
         self._lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
         self._waiting = 0
         self._cmms = False
         link.ready_listeners.append(self._reset_session)
@@ -105,7 +113,7 @@ class Sender:
             raise PermanentSendError(str(exc), unreachable=True) from exc
         self._waiting += 1
         try:
-            await self._lock.acquire()
+            await self._take_turn()
         finally:
             self._waiting -= 1
         try:
@@ -115,6 +123,27 @@ class Sender:
         if last is not None:  # the last part's receipt: the modem takes the next message meanwhile
             await self._accepted(outbound, *last)
         return result
+
+    def stop_sending(self) -> None:
+        """Huddle is stopping: messages waiting for the modem go back to the queue untouched."""
+        self._stopping.set()
+
+    async def _take_turn(self) -> None:
+        """The modem's lock, unless a stop comes first (then `NotHandedOver`: nothing was sent)."""
+        if not self._stopping.is_set():
+            turn = asyncio.ensure_future(self._lock.acquire())
+            stop = asyncio.ensure_future(self._stopping.wait())
+            try:
+                await asyncio.wait({turn, stop}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stop.cancel()
+                if not turn.done():
+                    turn.cancel()
+            if turn.done() and not turn.cancelled():
+                if not self._stopping.is_set():
+                    return
+                self._lock.release()
+        raise NotHandedOver("stopping: not handed to the modem")
 
     async def _send_locked(self, outbound: Outbound, parts: list[pdu.SubmitPdu]
                            ) -> tuple[SendResult, tuple[pdu.SubmitPdu, int] | None]:
