@@ -28,7 +28,7 @@ from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Select, Table, bindparam
+from sqlalchemy import Select, Table, any_, bindparam, func
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import SQLAlchemyError
@@ -42,6 +42,19 @@ size per process), so 64 keeps the seven plans of a statement cheap; a batch of 
 statements instead of 200 round trips."""
 
 Params = Mapping[str, Any]
+
+
+def among(column: Any, rows: Any, dialect: str) -> Any:
+    """`column IN (rows)`, as PostgreSQL plans well whatever its statistics say.
+
+    There it is `column = ANY(ARRAY(rows))`: the rows are computed once and looked up by
+    `column`'s index. Planned as a join instead, a table whose statistics are stale (a queue
+    that filled since the last ANALYZE looks a few rows long) was joined row by row against the
+    subquery, every row of the one against every row of the other.
+    """
+    if dialect == "postgresql":
+        return column == any_(func.array(rows.scalar_subquery()))
+    return column.in_(rows)
 
 
 class _Plan:
@@ -134,6 +147,13 @@ class Prepared:
         prepared = cls(build(sqlite.insert))
         prepared._by_dialect = {"sqlite": prepared.statement}
         prepared._build = build  # PostgreSQL's variant is built on first use there (its dialect loads then)
+        return prepared
+
+    @classmethod
+    def dialects(cls, statement: Any, **by_dialect: Any) -> Prepared:
+        """A statement with another form on some engines: `Prepared.dialects(s, postgresql=s_pg)`."""
+        prepared = cls(statement)
+        prepared._by_dialect = dict(by_dialect)
         return prepared
 
     def _statement(self, conn: AsyncConnection | InlineConnection) -> Any:
