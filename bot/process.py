@@ -27,7 +27,7 @@ from enum import StrEnum
 
 from bot.clock import Clock
 from storage.db import Database
-from storage.processes import ProcessRepo, ProcessRow
+from storage.processes import ProcessRepo, ProcessRow, refresh_queue_statistics
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class Heartbeat:
     def __init__(self, db: Database, clock: Clock, process_id: str, role: str, interval: float, lease: float,
                  on_lost: Callable[[], None] | None = None, on_back: Callable[[], None] | None = None) -> None:
         self.repo = ProcessRepo(db)
+        self.db = db
         self.clock = clock
         self.id = process_id
         self.role = role
@@ -99,6 +100,13 @@ class Heartbeat:
             if not alive:
                 await self.repo.register(ProcessRow(self.id, self.role, socket.gethostname(), os.getpid(), now,
                                                     now, self.lease_until))
+            try:
+                analyzed = await refresh_queue_statistics(self.db)
+            except Exception as exc:
+                log.debug("queue statistics not refreshed: %s", exc)
+            else:
+                if analyzed:
+                    log.debug("queue statistics refreshed tables=%s", ",".join(analyzed))
 
     async def stop(self) -> None:
         if self._task is not None:

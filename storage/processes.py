@@ -92,6 +92,38 @@ class ProcessRepo:
         return [ProcessRow(r.id, r.role, r.host, r.pid, r.started_at, r.heartbeat_at, r.lease_until) for r in rows]
 
 
+QUEUE_TABLES = ("inbound", "outbox")
+_STALE_STATISTICS = sa.text(
+    "SELECT relname FROM pg_stat_user_tables WHERE relname IN ('inbound', 'outbox') AND schemaname = current_schema()"
+    " AND n_mod_since_analyze > 200 + 0.2 * greatest(n_live_tup, 0)"
+)
+_ANALYZE_LOCK = 0x68756464_6c650001 & 0x7FFFFFFFFFFFFFFF
+"""Advisory lock key: one process at a time refreshes them."""
+
+
+async def refresh_queue_statistics(db: Database) -> list[str]:
+    """ANALYZE the queue tables that changed much since their last statistics (PostgreSQL).
+
+    The claims' plans depend on them: a queue that filled in a burst since the last ANALYZE
+    looks empty to the planner, which then reads index ranges that hold the whole queue for each
+    row it checks. Autovacuum looks at most once a minute (`autovacuum_naptime`); a queue fills
+    in seconds. Returns the tables analyzed; does nothing while another process is at it.
+    """
+    if db.dialect != "postgresql":
+        return []
+
+    async with db.read() as conn:
+        stale = [r[0] for r in (await conn.execute(_STALE_STATISTICS)).all() if r[0] in QUEUE_TABLES]
+    if not stale:
+        return []
+    async with db.transaction() as conn:  # its own, not a shared group commit
+        locked = (await conn.execute(sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _ANALYZE_LOCK})).scalar()
+        if not locked:
+            return []
+        await conn.execute(sa.text(f"ANALYZE {', '.join(stale)}"))
+    return stale
+
+
 def lost_connection(exc: BaseException) -> bool:
     """The database went away under this operation (reset, restart, unreachable), as opposed to
     an error in what was asked: the work should be retried, not recorded as failed."""
