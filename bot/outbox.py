@@ -41,6 +41,7 @@ from channels.markup import render
 from storage.db import Database
 from storage.outbox import OutboxRepo
 from storage.people import PeopleRepo, consent_many
+from storage.processes import lost_connection
 
 if TYPE_CHECKING:
     from bot.settings import CoreSettings
@@ -334,8 +335,11 @@ class ChannelSender:
             bucket = TokenBucket(self.pacing.per_recipient_rate, self.pacing.per_recipient_burst, self.outbox.clock)
             self.recipient_buckets[address] = bucket
         delivering: Outbound | None = None
+        unreachable = 0.0
         try:
             while lane and self.running:
+                if unreachable:  # the database went away before this message was sent: try it again
+                    await self.outbox.clock.sleep(unreachable)
                 msg = lane[0]
                 if await self._behind_a_retry(address, msg):
                     lane.pop(0)
@@ -356,9 +360,20 @@ class ChannelSender:
                     except NotHandedOver:
                         delivering = None
                         break
+                    except Exception as exc:
+                        if not lost_connection(exc):
+                            raise
+                        # Not sent (once sent, `deliver` records it however long that takes):
+                        # the row is still ours, `sending`; the same message is tried again.
+                        delivering = None
+                        log.warning("database unreachable before sending outbox_id=%s; will try again: %s",
+                                    msg.id, exc)
+                        unreachable = min(5.0, max(0.25, unreachable * 2))
+                        continue
                     finally:
                         self.in_flight -= 1
                     delivering = None
+                    unreachable = 0.0
                 lane.pop(0)
                 self._made_room()
                 if retry_at is None and (held := self.retrying.get(address)) is not None and held[0] == msg.id:
@@ -649,14 +664,33 @@ class Outbox:
             self.observers.retry(channel.name, False)
             return await self._retry(msg, f"{type(exc).__name__}: {exc}", None, sender)
         self.observers.send(channel.name, "delivered" if result.delivered else "sent", perf_counter() - started)
-        if result.delivered or not result.provider_ids:
-            await self.repo.mark_sent(msg, list(result.provider_ids), result.delivered, self.clock.now())
-        else:  # reports will follow: written in turn with them
-            async with self._receipts(msg.address.channel):
-                await self.repo.mark_sent(msg, list(result.provider_ids), False, self.clock.now())
+        await self._until_recorded(msg, lambda: self._mark_sent(msg, result.provider_ids, result.delivered))
         for hook in self.on_sent:
             await hook(msg)
         return None
+
+    async def _mark_sent(self, msg: Outbound, provider_ids: list[str], delivered: bool) -> None:
+        if delivered or not provider_ids:
+            await self.repo.mark_sent(msg, list(provider_ids), delivered, self.clock.now())
+            return
+        async with self._receipts(msg.address.channel):  # reports will follow: written in turn with them
+            await self.repo.mark_sent(msg, list(provider_ids), False, self.clock.now())
+
+    async def _until_recorded(self, msg: Outbound, write: Callable[[], Awaitable[None]]) -> None:
+        """Write what a send did, waiting for the database as long as it takes: the provider has the
+        message, so trying the send again would repeat it (a restart of the database, a cut)."""
+        delay = 0.25
+        while True:
+            try:
+                await write()
+                return
+            except Exception as exc:
+                if not lost_connection(exc):
+                    raise
+                log.warning("database unreachable recording a send outbox_id=%s; will try again in %.2fs: %s",
+                            msg.id, delay, exc)
+            await self.clock.sleep(delay)
+            delay = min(5.0, delay * 2)
 
     async def _retry(
         self, msg: Outbound, reason: str, retry_after: float | None, sender: ChannelSender
