@@ -23,6 +23,7 @@ import logging
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
 from bot.clock import Clock
@@ -109,6 +110,10 @@ class Dispatcher:
         """Set when another process stored a message (NOTIFY) or a turn ended: claim now."""
         self._intake: asyncio.Task[None] | None = None
         self._blocked = False
+        self._held: set[int] = set()
+        """Messages this process is handling or has scheduled."""
+        self._strays: datetime | None = None
+        """When a claim failed with the database gone: it may have committed all the same."""
         self._unfinished: list[Inbound] = []
         """Messages whose handling the database's going away interrupted: handled again when it is back."""
         self.observers = Observers()
@@ -165,6 +170,10 @@ class Dispatcher:
         task = asyncio.create_task(self._in_turn(message), name=f"inbound-{message.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if message.id is not None:
+            held = message.id
+            self._held.add(held)
+            task.add_done_callback(lambda _t: self._held.discard(held))
 
     async def recover(self) -> int:
         """Claim what is waiting (left over by a stopped process, or stored by a gateway) and
@@ -179,7 +188,17 @@ class Dispatcher:
         if room <= 0 or not self.accepting:
             return 0
         self._blocked = self._blocked or bool(self._tasks)
-        claimed = await self.inbox.claim(self.owner, self.clock.now(), room, anyone_else=self.exclusive)
+        if self._strays is not None:
+            held = self._held | {m.id for m in self._unfinished if m.id is not None}
+            self._unfinished += await self.inbox.strays(self.owner, self._strays, sorted(held))
+            self._strays = None
+        now = self.clock.now()
+        try:
+            claimed = await self.inbox.claim(self.owner, now, room, anyone_else=self.exclusive)
+        except Exception as exc:
+            if lost_connection(exc):
+                self._strays = now
+            raise
         again, self._unfinished = self._unfinished, []  # the database answers again
         for message in [*again, *claimed]:
             log.debug("claimed inbound_id=%s", message.id)

@@ -174,6 +174,8 @@ class ChannelSender:
         self.retrying: dict[Address, tuple[int, datetime]] = {}
         """Recipient → (message waiting for a retry, when): later messages to them wait behind it."""
         self._resumes: set[asyncio.Task[None]] = set()
+        self.strays: datetime | None = None
+        """When a claim failed with the database gone: it may have committed all the same."""
 
     async def _behind_a_retry(self, address: Address, msg: Outbound) -> bool:
         """A later message to a recipient whose earlier one waits for a retry waits behind it."""
@@ -262,10 +264,23 @@ class ChannelSender:
                     # Claim in bounded batches, not a row per commit as each send frees a place.
                     await self._wait_for_room(window // 2)
                     continue
+                if self.strays is not None:
+                    held = [m.id for lane in self.lanes.values() for m in lane if m.id is not None]
+                    back = await o.repo.release_strays(self.channel.name, o.settings.worker_id, self.strays, held,
+                                                       o.clock.now())
+                    self.strays = None
+                    if back:
+                        log.warning("gave back %d message(s) claimed as the database went away channel=%s",
+                                    back, self.channel.name)
                 limit = max(1, window - self.backlog)
                 self.claiming = True
+                claim_at = o.clock.now()
                 try:
-                    claimed = await o.repo.claim(self.channel.name, o.settings.worker_id, o.clock.now(), limit)
+                    claimed = await o.repo.claim(self.channel.name, o.settings.worker_id, claim_at, limit)
+                except Exception as exc:
+                    if lost_connection(exc):
+                        self.strays = claim_at
+                    raise
                     if not self.running:  # stopping: given back by `stop`
                         self.unsent.extend(claimed)
                         break
@@ -279,8 +294,12 @@ class ChannelSender:
                 await self._sleep_until_work()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("outbox loop error channel=%s", self.channel.name)
+            except Exception as exc:
+                if lost_connection(exc):
+                    log.warning("outbox claim failed, database unreachable (will retry) channel=%s: %s",
+                                self.channel.name, exc)
+                else:
+                    log.exception("outbox loop error channel=%s", self.channel.name)
                 await o.clock.sleep(1.0)
 
     async def _wait_for_room(self, backlog: int) -> None:

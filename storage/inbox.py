@@ -257,6 +257,15 @@ class InboxRepo:
 
         return await self.db.run(unit)
 
+    async def strays(self, owner: str, claimed_at: datetime, held: list[int]) -> list[Inbound]:
+        """Messages this process's claim at `claimed_at` took but it does not hold: that claim's
+        commit went through while its answer was lost (the database went away)."""
+        async with self.db.read() as conn:
+            rows = (await conn.execute(sa.select(inbound).where(
+                inbound.c.status == RECEIVED, inbound.c.claimed_by == owner, inbound.c.claimed_at == claimed_at,
+                inbound.c.id.not_in(held)).order_by(inbound.c.id))).all()
+        return [_row_to_inbound(r) for r in rows]
+
     async def release(self, ids: list[int], owner: str) -> None:
         """Give back claimed messages this process will not handle (a clean stop)."""
         if not ids:

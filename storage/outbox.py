@@ -434,6 +434,24 @@ class OutboxRepo:
 
         return await self.db.run(unit)
 
+    async def release_strays(self, channel: str, worker: str, claimed_at: datetime, held: list[int],
+                             now: datetime) -> int:
+        """Give back `channel`'s rows that this process's claim at `claimed_at` took but it does
+        not hold: that claim's commit went through while its answer was lost (the database went
+        away)."""
+
+        async def unit(conn: AsyncConnection) -> int:
+            result = await conn.execute(
+                outbox.update()
+                .where(outbox.c.channel == channel, outbox.c.status == OutboundStatus.SENDING.value,
+                       outbox.c.claimed_by == worker, outbox.c.claimed_at == claimed_at, outbox.c.id.not_in(held))
+                .values(status=OutboundStatus.QUEUED.value, claimed_by=None, next_attempt_at=now,
+                        attempts=sa.case((outbox.c.attempts > 0, outbox.c.attempts - 1), else_=0), updated_at=now)
+            )
+            return int(result.rowcount or 0)
+
+        return await self.db.run(unit)
+
     async def delivery(self, report: DeliveryReport, now: datetime) -> Outbound | None:
         """Apply a delivery report to the newest part with that provider id, and settle its message
         if its send has returned. A report no receipt matches is kept (see `record_receipt`) and
