@@ -276,11 +276,12 @@ class ChannelSender:
                 self.claiming = True
                 claim_at = o.clock.now()
                 try:
-                    claimed = await o.repo.claim(self.channel.name, o.settings.worker_id, claim_at, limit)
-                except Exception as exc:
-                    if lost_connection(exc):
-                        self.strays = claim_at
-                    raise
+                    try:
+                        claimed = await o.repo.claim(self.channel.name, o.settings.worker_id, claim_at, limit)
+                    except Exception as exc:
+                        if lost_connection(exc):  # it may have committed all the same
+                            self.strays = claim_at
+                        raise
                     if not self.running:  # stopping: given back by `stop`
                         self.unsent.extend(claimed)
                         break
@@ -477,8 +478,8 @@ class Outbox:
         count = await self.repo.recover(self.settings.worker_id, list(self.senders), self.clock.now(),
                                         anyone_else=self.exclusive)
         if count:
-            log.warning("re-queued %d message(s) left in flight by a stopped process; they are flagged resent",
-                        count)
+            log.warning("re-queued %d message(s) left claimed by a stopped process; those it had handed to the "
+                        "provider are flagged resent", count)
             for sender in self.senders.values():
                 sender.wake.set()
         return count
@@ -661,6 +662,10 @@ class Outbox:
             body, buttons = degrade_buttons(body, buttons), []
         # The one place neutral markup becomes the channel's own (channels/markup.py).
         to_send = Outbound(**{**_fields(msg), "body": render(body, caps.markup), "buttons": buttons})
+        # Committed before the provider call: should this process die from here on, the send may
+        # have gone out, and whoever takes it over flags it possibly repeated (only this one, not
+        # the rest of what this process claimed).
+        await self.repo.hand_over(msg, self.clock.now())
         started = perf_counter()
         try:
             result = await channel.send(to_send)

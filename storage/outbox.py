@@ -45,6 +45,7 @@ outbox = sa.Table(
     sa.Column("resent", sa.Boolean, nullable=False),
     sa.Column("claimed_by", sa.String(100)),
     sa.Column("claimed_at", UTCDateTime),
+    sa.Column("handed_at", UTCDateTime),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("sent_at", UTCDateTime),
     sa.Column("delivered_at", UTCDateTime),
@@ -233,6 +234,7 @@ def _claim(heads: Any, dialect: str) -> Any:
             status=OutboundStatus.SENDING.value,
             claimed_by=_CLAIM_WORKER,
             claimed_at=_CLAIM_AT,
+            handed_at=None,
             attempts=outbox.c.attempts + 1,
             updated_at=_CLAIM_AT,
         )
@@ -305,6 +307,13 @@ class OutboxRepo:
         assert msg.id is not None
         await self.db.run_many(_mark_sent_many, (msg, provider_ids, delivered, now))
 
+    async def hand_over(self, msg: Outbound, now: datetime) -> None:
+        """This claimed message goes to the provider now: committed before the provider call, so a
+        takeover after a crash flags as possibly repeated only what may have gone out (see
+        `recover`). Concurrent sends share one statement (`Database.run_many`)."""
+        assert msg.id is not None
+        await self.db.run_many(_hand_over_many, {"row_id": msg.id, "handed_at": now})
+
     async def record_receipt(self, msg: Outbound, provider_id: str, now: datetime) -> bool:
         """The provider accepted (a part of) `msg` under `provider_id`: write its receipt now.
 
@@ -375,6 +384,7 @@ class OutboxRepo:
                 .values(
                     status=OutboundStatus.QUEUED.value,
                     claimed_by=None,
+                    handed_at=None,
                     attempts=sa.case((outbox.c.attempts > 0, outbox.c.attempts - 1), else_=0),
                     updated_at=now,
                 )
@@ -388,8 +398,10 @@ class OutboxRepo:
         await self._set(msg.id, now, status=status.value, reason=reason[:2000], claimed_by=None)
 
     async def recover(self, worker: str, channels: list[str], now: datetime, *, anyone_else: bool = False) -> int:
-        """Rows left `sending` by a process whose lease ran out go back to the queue, flagged as
-        possibly repeated (their send may have reached the provider before the owner died).
+        """Rows left `sending` by a process whose lease ran out go back to the queue; those it had
+        handed to the provider (`hand_over`) are flagged possibly repeated (the send may have gone
+        out before the owner died), the rest of its claimed batch goes back as it was. Returns how
+        many went back.
 
         A live process's rows are never touched, however long its send takes. `anyone_else`: every
         other owner counts as gone (an embedded database has one Huddle at a time).
@@ -398,6 +410,7 @@ class OutboxRepo:
         async def unit(conn: AsyncConnection) -> int:
             gone = outbox.c.claimed_by != worker if anyone_else else sa.and_(
                 outbox.c.claimed_by != worker, dead_owner(outbox.c.claimed_by, now))
+            handed = outbox.c.handed_at.is_not(None)
             result = await conn.execute(
                 outbox.update()
                 .where(
@@ -407,8 +420,11 @@ class OutboxRepo:
                 )
                 .values(
                     status=OutboundStatus.QUEUED.value,
-                    resent=True,
+                    resent=sa.or_(outbox.c.resent, handed),
+                    attempts=sa.case((handed, outbox.c.attempts), (outbox.c.attempts > 0, outbox.c.attempts - 1),
+                                     else_=0),
                     claimed_by=None,
+                    handed_at=None,
                     next_attempt_at=now,
                     updated_at=now,
                 )
@@ -427,7 +443,7 @@ class OutboxRepo:
                 outbox.update()
                 .where(outbox.c.id.in_(ids), outbox.c.status == OutboundStatus.SENDING.value,
                        outbox.c.claimed_by == worker)
-                .values(status=OutboundStatus.QUEUED.value, claimed_by=None, next_attempt_at=now,
+                .values(status=OutboundStatus.QUEUED.value, claimed_by=None, handed_at=None, next_attempt_at=now,
                         attempts=sa.case((outbox.c.attempts > 0, outbox.c.attempts - 1), else_=0), updated_at=now)
             )
             return int(result.rowcount or 0)
@@ -445,7 +461,7 @@ class OutboxRepo:
                 outbox.update()
                 .where(outbox.c.channel == channel, outbox.c.status == OutboundStatus.SENDING.value,
                        outbox.c.claimed_by == worker, outbox.c.claimed_at == claimed_at, outbox.c.id.not_in(held))
-                .values(status=OutboundStatus.QUEUED.value, claimed_by=None, next_attempt_at=now,
+                .values(status=OutboundStatus.QUEUED.value, claimed_by=None, handed_at=None, next_attempt_at=now,
                         attempts=sa.case((outbox.c.attempts > 0, outbox.c.attempts - 1), else_=0), updated_at=now)
             )
             return int(result.rowcount or 0)
@@ -546,6 +562,11 @@ class OutboxRepo:
                 )
             ).all()
         return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+async def _hand_over_many(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[None]:
+    await _SET_BY_ID.execute_many(conn, rows)
+    return [None] * len(rows)
 
 
 def _queue_values(msg: Outbound, now: datetime) -> dict[str, Any]:

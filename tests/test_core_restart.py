@@ -15,15 +15,18 @@ from tests.flows import Flow
 START = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 
 
-async def test_crash_between_stored_and_sent_sends_once_after_restart(db_url: str) -> None:
+async def test_crash_between_stored_and_sent_sends_once_after_restart_flagged_only_if_handed_over(db_url: str) -> None:
     first = await Flow.create(database_url=db_url, start=START)
     ann = await first.person("Ann", {Role.SALES_MANAGER}, telegram="42")
     await first.app.outbox.stop()  # no sender: the message stays stored
     await first.app.send(ann.addresses[0], "Deal 17 needs a call today", key="alert:17")
+    await first.app.send(ann.addresses[0], "Deal 18 too", key="alert:18")
     repo = OutboxRepo(first.app.db)
-    [claimed] = await repo.claim("telegram", first.app.settings.worker_id, START, 10)
-    assert claimed.status is OutboundStatus.SENDING
-    await first.app.db.close()  # the process dies here, after the claim, before the provider call
+    claimed = await repo.claim("telegram", first.app.settings.worker_id, START, 10)
+    claimed += await repo.claim("telegram", first.app.settings.worker_id, START, 10)  # the next in her lane
+    assert [m.status for m in claimed] == [OutboundStatus.SENDING] * 2
+    await repo.hand_over(claimed[0], START)
+    await first.app.db.close()  # the process dies here: deal 17 handed to the provider, deal 18 not yet
 
     second = await Flow.create(database_url=db_url, start=START)
     try:
@@ -33,14 +36,15 @@ async def test_crash_between_stored_and_sent_sends_once_after_restart(db_url: st
             # heartbeats; until then its send is never taken over...
             assert second.sent_to(ann) == []
             await second.advance(second.app.settings.process_lease + 1)
-            assert await second.app.outbox.recover() == 1  # ...and then it is, once
+            assert await second.app.outbox.recover() == 2  # ...and then it is, once
             await second.settle()
-        assert second.sent_to(ann) == ["Deal 17 needs a call today"]
-        [row] = await second.outbox_rows()
-        assert row.status is OutboundStatus.SENT and row.resent
+        assert second.sent_to(ann) == ["Deal 17 needs a call today", "Deal 18 too"]
+        rows = await second.outbox_rows()
+        assert [(r.status, r.resent) for r in rows] == [(OutboundStatus.SENT, True), (OutboundStatus.SENT, False)]
+        assert [r.attempts for r in rows] == [2, 1]  # deal 18 was never tried before
         await second.app.outbox.recover()
         await second.settle()
-        assert second.sent_to(ann) == ["Deal 17 needs a call today"]
+        assert second.sent_to(ann) == ["Deal 17 needs a call today", "Deal 18 too"]
     finally:
         await second.close()
 

@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot import testing_pg
+from channels.sms.policy import SmsPolicy
 from channels.sms.simulator import SimulatedModem
 from storage.inbox import inbound
 from storage.migrate import known_heads
@@ -164,11 +165,15 @@ async def test_kill_9_of_the_gateway_mid_send_the_new_gateway_takes_its_sends_af
     await running(again)
     await cluster.all_done(BACKLOG, timeout=180)
     rows = {r.id: r for r in await cluster.rows(outbox)}
-    assert all(rows[i].resent for i in left)  # taken over: possibly repeated, and so marked
+    # Taken over: of its claimed batch only what it had handed to the modem may have gone out, and
+    # only that is marked possibly repeated — at most as many as the channel sends at once.
+    flagged = {i for i in left if rows[i].resent}
+    print(f"claimed by the dead gateway: {len(left)}, flagged possibly repeated: {len(flagged)}")
+    assert len(flagged) <= SmsPolicy.pacing.concurrency
     last_beat = await cluster.last_heartbeat(gw_id)
     assert all(rows[i].claimed_at >= last_beat + timedelta(seconds=LEASE) for i in left)  # only after expiry
-    figures = await cluster.check_once(BACKLOG)
-    assert figures["twice"] <= len(left)
+    figures = await cluster.check_once(BACKLOG)  # a text received twice is among the flagged
+    assert figures["twice"] <= len(flagged) and figures["resent"] == len(flagged)
 
 
 async def test_connection_resets_between_a_worker_and_the_database_lose_and_double_nothing(

@@ -46,6 +46,7 @@ async def test_a_live_process_keeps_its_sends_and_a_dead_ones_are_taken_once_its
     to = Address("sms", "+16195550100")
     await repo.enqueue(Outbound(to, "your order is ready", idempotency_key="k1"), NOW)
     [claimed] = await repo.claim("sms", "gw-a", NOW, 10)
+    await repo.hand_over(claimed, NOW)  # to the provider: it may go out
     later = NOW + timedelta(seconds=LEASE - 1)
     assert await ProcessRepo(db).beat("gw-b", later, LEASE)
     assert await repo.recover("gw-b", ["sms"], later) == 0  # gw-a is within its lease: in flight, untouched
@@ -59,6 +60,26 @@ async def test_a_live_process_keeps_its_sends_and_a_dead_ones_are_taken_once_its
     assert row is not None and row.status is OutboundStatus.QUEUED and row.resent  # possibly repeated
     [again] = await repo.claim("sms", "gw-b", dead, 10)
     assert again.id == claimed.id and again.resent
+
+
+async def test_a_takeover_flags_only_the_sends_handed_to_the_provider(db: Database) -> None:
+    repo = OutboxRepo(db)
+    await register(db, "gw-a")
+    people = [Address("sms", f"+1619555{n:04d}") for n in range(6)]
+    for i, to in enumerate(people):
+        await repo.enqueue(Outbound(to, f"m{i}", idempotency_key=f"k{i}"), NOW)
+    batch = await repo.claim("sms", "gw-a", NOW, 10)
+    assert len(batch) == 6
+    for msg in batch[:2]:  # the two being sent when gw-a died; the rest waited their turn
+        await repo.hand_over(msg, NOW)
+    dead = NOW + timedelta(seconds=LEASE + 1)
+    assert await repo.recover("gw-b", ["sms"], dead) == 6
+    rows = {m.id: await repo.get(m.id or 0) for m in batch}
+    assert all(r is not None and r.status is OutboundStatus.QUEUED for r in rows.values())
+    assert {m.body for m in batch if rows[m.id].resent} == {"m0", "m1"}  # type: ignore[union-attr]
+    assert [rows[m.id].attempts for m in batch] == [1, 1, 0, 0, 0, 0]  # type: ignore[union-attr]
+    again = await repo.claim("sms", "gw-b", dead, 10)
+    assert sorted(m.body for m in again if m.resent) == ["m0", "m1"]
 
 
 async def test_a_clean_stop_ends_the_lease_at_once(db: Database) -> None:
