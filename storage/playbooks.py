@@ -180,10 +180,11 @@ def _run(r: Any) -> Run:
 _CREATE = Prepared.per_dialect(
     lambda insert: insert(playbook_runs).on_conflict_do_nothing(index_elements=["playbook", "event_id", "subject"])
 )
+_IS_OPEN = sa.or_(*(playbook_runs.c.status == s for s in OPEN))
+"""`status IN (OPEN)` as plain bound values: a literal IN list is re-expanded on every execution."""
 _CLAIM = Prepared(
     playbook_runs.update()
-    .where(playbook_runs.c.id == sa.bindparam("r_id"), playbook_runs.c.wake_at == sa.bindparam("r_seen"),
-           playbook_runs.c.status.in_(OPEN))
+    .where(playbook_runs.c.id == sa.bindparam("r_id"), playbook_runs.c.wake_at == sa.bindparam("r_seen"), _IS_OPEN)
     .values(wake_at=sa.bindparam("r_lease"), updated_at=sa.bindparam("r_now"))
 )
 _STEP = Prepared.per_dialect(
@@ -195,7 +196,7 @@ _STEP = Prepared.per_dialect(
 )
 _STOP = Prepared(
     playbook_runs.update()
-    .where(playbook_runs.c.id == sa.bindparam("r_id"), sa.or_(*(playbook_runs.c.status == s for s in OPEN)))
+    .where(playbook_runs.c.id == sa.bindparam("r_id"), _IS_OPEN)
     .values(status=STOPPED, stop_reason=sa.bindparam("r_reason"), wake_at=None, finished_at=sa.bindparam("r_now"),
             updated_at=sa.bindparam("r_now"))
 )
@@ -208,18 +209,18 @@ _MOVE = Prepared(
 )
 
 _DUE_QUERY = (sa.select(playbook_runs)
-              .where(playbook_runs.c.status.in_(OPEN),
-                     playbook_runs.c.wake_at <= sa.bindparam("now", type_=UTCDateTime))
+              .where(_IS_OPEN, playbook_runs.c.wake_at <= sa.bindparam("now", type_=UTCDateTime))
               .order_by(playbook_runs.c.wake_at, playbook_runs.c.id).limit(sa.bindparam("limit")))
 _DUE = Prepared(_DUE_QUERY)
 _DUE_EXCEPT = Prepared(_DUE_QUERY.where(playbook_runs.c.playbook.not_in(sa.bindparam("skip", expanding=True))))
-_NEXT_WAKE = Prepared(sa.select(sa.func.min(playbook_runs.c.wake_at)).where(playbook_runs.c.status.in_(OPEN)))
+_NEXT_WAKE = Prepared(sa.select(sa.func.min(playbook_runs.c.wake_at)).where(_IS_OPEN))
 _SENT_SINCE = Prepared(
-    sa.select(sa.func.count())
-    .select_from(playbook_steps.join(playbook_runs, playbook_runs.c.id == playbook_steps.c.run_id))
-    .where(playbook_runs.c.playbook == sa.bindparam("playbook"), playbook_steps.c.result == SENT,
-           playbook_steps.c.at >= sa.bindparam("since", type_=UTCDateTime))
+    sa.select(sa.func.count()).select_from(playbook_steps)
+    .where(playbook_steps.c.result == SENT, playbook_steps.c.at >= sa.bindparam("since", type_=UTCDateTime),
+           sa.exists().where(playbook_runs.c.id == playbook_steps.c.run_id,
+                             playbook_runs.c.playbook == sa.bindparam("playbook")))
 )
+"""Driven by the steps of the last hour (their `at` index), not by every run the playbook ever had."""
 _PAUSED = Prepared(sa.select(playbook_pauses.c.playbook, playbook_pauses.c.reason))
 _CUSTOMER_COUNT = Prepared(sa.select(sa.func.count()).select_from(customers))
 _SUBJECT = (sa.select(customers.c.id, customers.c.person_id, customers.c.first_name, customers.c.last_name,
