@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -104,6 +105,30 @@ def address_of(subject: Subject | None) -> Address | None:
     return Address("sms", subject.phone) if subject.phone else None
 
 
+_ROOTS = ("event", "customer", "journey", "store")
+
+
+def needed(programs: Iterable[Any]) -> dict[str, frozenset[str] | None]:
+    """What of the context these CEL programs read: root → its fields, or None for the whole root.
+
+    Converting the context to CEL values costs ~1 µs a value, so the shared context of an event
+    carries only what its playbooks' conditions name. A root used other than as `root.field`
+    (`event["total"]`, a macro over `customer`, a string that mentions it) is passed whole.
+    """
+    out: dict[str, set[str] | None] = {}
+    for program in programs:
+        source = program.source
+        for root in set(program.variables()) & set(_ROOTS):
+            fields = re.findall(rf"(?<![\w.]){root}\.([A-Za-z_]\w*)", source)
+            if len(fields) != len(re.findall(rf"(?<![\w.]){root}\b", source)):
+                out[root] = None
+            elif root not in out:
+                out[root] = set(fields)
+            elif (known := out[root]) is not None:
+                known.update(fields)
+    return {root: None if fields is None else frozenset(fields) for root, fields in out.items()}
+
+
 def subject_key(customer_id: int | None, person_id: int | None) -> str | None:
     if customer_id is not None:
         return f"c{customer_id}"
@@ -176,6 +201,7 @@ class PlaybookEngine:
             self.by_trigger.setdefault(p.trigger, []).append(p)
         self.stoppers = {reason: [p.name for p in self.playbooks if reason in p.stop_reasons]
                          for reason in set(STOP_EVENTS.values())}
+        self.needs = {trigger: needed([p.condition for p in found]) for trigger, found in self.by_trigger.items()}
 
     # -- events → runs -----------------------------------------------------------------------
 
@@ -230,6 +256,10 @@ class PlaybookEngine:
         context = {"event": event_context(e.type, e.payload, e.occurred_at, e.id),
                    "customer": customer_context(subject, now), "journey": Journey(now).context(now),
                    "store": {"name": (subject.store_name if subject else None) or self.settings.store_name}}
+        needs = self.needs.get(e.type)
+        if needs is not None:
+            context = {root: whole if (fields := needs[root]) is None else {k: whole[k] for k in fields if k in whole}
+                       for root, whole in context.items() if root in needs}
         shared: Any = context
         if len(playbooks) > 1:
             try:
