@@ -223,23 +223,28 @@ _SENT_SINCE = Prepared(
 """Driven by the steps of the last hour (their `at` index), not by every run the playbook ever had."""
 _PAUSED = Prepared(sa.select(playbook_pauses.c.playbook, playbook_pauses.c.reason))
 _CUSTOMER_COUNT = Prepared(sa.select(sa.func.count()).select_from(customers))
+_POINTS_OF = (sa.select(sa.func.sum(loyalty_ledger.c.delta)).where(loyalty_ledger.c.customer_id == customers.c.id)
+              .correlate(customers).scalar_subquery())
+_FIRST_VISIT_OF = (sa.select(sa.func.min(transactions.c.occurred_at))
+                   .where(transactions.c.customer_id == customers.c.id).correlate(customers).scalar_subquery())
 _SUBJECT = (sa.select(customers.c.id, customers.c.person_id, customers.c.first_name, customers.c.last_name,
                       customers.c.phone, customers.c.vip_tier, customers.c.rewards_member, customers.c.visits,
                       customers.c.lifetime_spend, customers.c.last_visit_at, customers.c.favourite_categories,
-                      stores.c.name.label("store_name"), stores.c.timezone.label("store_tz"))
+                      stores.c.name.label("store_name"), stores.c.timezone.label("store_tz"),
+                      _POINTS_OF.label("points"), _FIRST_VISIT_OF.label("first_visit_at"))
             .select_from(customers.outerjoin(stores, stores.c.id == customers.c.store_id)))
+"""A customer with their store, points balance and first visit: one row per subject (each an index lookup)."""
 _SUBJECTS_BY_ID = Prepared(_SUBJECT.where(customers.c.id.in_(sa.bindparam("ids", expanding=True))))
 _SUBJECTS_BY_PERSON = Prepared(_SUBJECT.where(customers.c.person_id.in_(sa.bindparam("ids", expanding=True))))
-_POINTS = Prepared(sa.select(loyalty_ledger.c.customer_id, sa.func.sum(loyalty_ledger.c.delta))
-                   .where(loyalty_ledger.c.customer_id.in_(sa.bindparam("ids", expanding=True)))
-                   .group_by(loyalty_ledger.c.customer_id))
-_FIRST_VISITS = Prepared(sa.select(transactions.c.customer_id, sa.func.min(transactions.c.occurred_at))
-                         .where(transactions.c.customer_id.in_(sa.bindparam("ids", expanding=True)))
-                         .group_by(transactions.c.customer_id))
 _PEOPLE = Prepared(sa.select(persons.c.id, persons.c.name, persons.c.timezone)
                    .where(persons.c.id.in_(sa.bindparam("ids", expanding=True))))
 _ADDRESSES = Prepared(sa.select(addresses.c.person_id, addresses.c.channel, addresses.c.address)
                       .where(addresses.c.person_id.in_(sa.bindparam("ids", expanding=True))).order_by(addresses.c.id))
+_OPEN_RUN = sa.select(playbook_runs.c.id, playbook_runs.c.customer_id, playbook_runs.c.person_id,
+                      playbook_runs.c.playbook, playbook_runs.c.event_id, playbook_runs.c.started_at).where(
+    _IS_OPEN, playbook_runs.c.playbook.in_(sa.bindparam("names", expanding=True)))
+_OPEN_OF_CUSTOMERS = Prepared(_OPEN_RUN.where(playbook_runs.c.customer_id.in_(sa.bindparam("ids", expanding=True))))
+_OPEN_OF_PERSONS = Prepared(_OPEN_RUN.where(playbook_runs.c.person_id.in_(sa.bindparam("ids", expanding=True))))
 _CHUNK = 2000
 """Ids per IN list: under SQLite's and asyncpg's parameter limits whatever the batch."""
 
@@ -259,17 +264,14 @@ async def _stop_in(conn: AsyncConnection, stops: Sequence[tuple[Event, str, Sequ
     pids = sorted({e.person_id for e, _, found in stops if found and e.person_id is not None})
     if not names or not (cids or pids):
         return
-    r = playbook_runs.c
-    who = []
-    if cids:
-        who.append(r.customer_id.in_(cids))
-    if pids:
-        who.append(r.person_id.in_(pids))
-    rows = (await conn.execute(sa.select(r.id, r.customer_id, r.person_id, r.playbook, r.event_id, r.started_at)
-                               .where(sa.or_(*who), r.status.in_(OPEN), r.playbook.in_(names))
-                               .order_by(r.id))).all()
-    if not rows:
+    found_rows: dict[int, Any] = {}
+    for stmt, wanted in ((_OPEN_OF_CUSTOMERS, cids), (_OPEN_OF_PERSONS, pids)):
+        for chunk in _chunks(wanted):
+            for row in await stmt.all(conn, {"ids": chunk, "names": names}):
+                found_rows[row.id] = row
+    if not found_rows:
         return
+    rows = [found_rows[i] for i in sorted(found_rows)]
     by_customer: dict[int, list[Any]] = {}
     by_person: dict[int, list[Any]] = {}
     for row in rows:
@@ -493,12 +495,6 @@ class PlaybookRepo:
                     for r in await stmt.all(conn, {"ids": chunk}):
                         found[r.id] = r
             rows = list(found.values())
-            ids = sorted(found)
-            points: dict[int, int] = {}
-            firsts: dict[int, datetime] = {}
-            for chunk in _chunks(ids):
-                points.update({r[0]: int(r[1] or 0) for r in await _POINTS.all(conn, {"ids": chunk})})
-                firsts.update({r[0]: r[1] for r in await _FIRST_VISITS.all(conn, {"ids": chunk})})
             all_pids = sorted({*pids, *(r.person_id for r in rows if r.person_id is not None)})
             people: dict[int, Any] = {}
             addrs: dict[int, list[tuple[str, str]]] = {}
@@ -508,11 +504,11 @@ class PlaybookRepo:
                     addrs.setdefault(a.person_id, []).append((a.channel, a.address))
         for r in rows:
             person = people.get(r.person_id) if r.person_id is not None else None
-            first = firsts.get(r.id)
+            first = r.first_visit_at
             subject = Subject(
                 r.id, r.person_id, r.first_name, r.last_name, r.phone, r.vip_tier, bool(r.rewards_member),
                 int(r.visits or 0), Decimal(str(r.lifetime_spend or 0)), r.last_visit_at, first,
-                points.get(r.id, 0), list(r.favourite_categories or []), r.store_name,
+                int(r.points or 0), list(r.favourite_categories or []), r.store_name,
                 (person.timezone if person is not None else None) or r.store_tz,
                 person.name if person is not None else None, addrs.get(r.person_id, []) if r.person_id else [])
             out[f"c{r.id}"] = subject
