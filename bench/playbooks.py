@@ -11,9 +11,11 @@
    with the HTTP server and the order writes out of the picture. Baseline, on the same stored
    events: each playbook evaluated with a fresh query per event and its run written alone.
 2. `playbooks replay` of a 30-day history (≥ 30,000 events, 3,000 customers) through the four
-   ready playbooks plus 16 more on a scratch copy. Target < 10 s. Baseline: the same engine fed
-   one event at a time (a query and a transaction per event), on a slice, extrapolated. The
-   scratch copy is timed on its own as well (it is part of the replay's figure).
+   ready playbooks plus 16 more on a scratch copy. Target < 10 s. Baselines, on a slice of the
+   same events, extrapolated: the same engine fed one event at a time (a query and a transaction
+   per event), and the naive evaluation of 1. (a fresh query per event × playbook, a transaction
+   per run; its steps not even run). The scratch copy is timed on its own as well (it is part of
+   the replay's figure).
 """
 
 from __future__ import annotations
@@ -76,7 +78,11 @@ async def naive_take(engine: PlaybookEngine, batch: list[Any]) -> None:
             ctx = {"event": event_context(e.type, e.payload, e.occurred_at, e.id),
                    "customer": customer_context(subjects.get(key), now), "journey": Journey(now).context(now),
                    "store": {"name": ""}}
-            if pb.matches(ctx):
+            try:
+                matched = pb.matches(ctx)
+            except Exception:  # a condition that fails on this event: not eligible (as the engine says)
+                matched = False
+            if matched:
                 run = NewRun(pb.name, e.id, key, e.person_id, e.customer_id, held_out(key, pb.name, 0.1), now)
                 await repo.take("naive", e.id, [run], [], now)
 
@@ -183,7 +189,7 @@ async def history(path: str, n_events: int, n_customers: int) -> tuple[datetime,
     return start, end
 
 
-async def replays(path: str, start: datetime, end: datetime) -> tuple[float, int, int, float, float]:
+async def replays(path: str, start: datetime, end: datetime) -> tuple[float, int, int, float, float, float]:
     from handlers.playbooks import PlaybookSettings, replay_on
     from storage.scratch import scratch_copy
 
@@ -207,8 +213,16 @@ async def replays(path: str, start: datetime, end: datetime) -> tuple[float, int
             await engine.take([e])
         naive = len(slice_) / (time.perf_counter() - t)
         await scratch.close()
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = await scratch_copy(live, Path(tmp))
+        engine = PlaybookEngine(scratch, _Clock(end), playbooks, Quiet(), consumer="naive")
+        slice_ = (await EventLog(scratch).between(start, end))[:1500]
+        t = time.perf_counter()
+        await naive_take(engine, slice_)
+        fresh = len(slice_) / (time.perf_counter() - t)
+        await scratch.close()
     await live.close()
-    return elapsed, n, len(sent), naive, copied
+    return elapsed, n, len(sent), naive, copied, fresh
 
 
 class _Clock:
@@ -248,13 +262,15 @@ async def main() -> None:
               f"{'':>10}   ratio {rate / naive if naive else float('nan'):.1f}× (alone {alone / naive:.1f}×)")
         hist = str(Path(tmp) / "history.db")
         start, end = await history(hist, args.history, args.customers)
-        elapsed, n, sent, naive_rate, copied = await replays(hist, start, end)
+        elapsed, n, sent, naive_rate, copied, fresh = await replays(hist, start, end)
         print(f"{'replay of 30 days':<48}{'events':>10}{'seconds':>9}{'messages':>10}{'target':>8}"
               f"   (load {os.getloadavg()[0]:.2f})")
         print(f"{'  engine (hourly batches, scratch copy)':<48}{n:>10}{elapsed:>9.2f}{sent:>10}{'< 10 s':>8}")
         print(f"{'    of which the scratch copy':<48}{'':>10}{copied:>9.2f}")
         print(f"{'  baseline (one event at a time), extrapolated':<48}{n:>10}{n / naive_rate:>9.2f}{'':>10}"
               f"{'':>8}   ratio {(n / naive_rate) / elapsed:.1f}×")
+        print(f"{'  baseline (fresh query per event × playbook)':<48}{n:>10}{n / fresh:>9.2f}{'':>10}"
+              f"{'':>8}   ratio {(n / fresh) / elapsed:.1f}×")
 
 
 if __name__ == "__main__":

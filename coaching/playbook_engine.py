@@ -12,6 +12,12 @@ Two passes, each resumable after a crash:
   recording it queues nothing twice; opt-out, quiet hours and the frequency cap are the
   outbox's to enforce.
 
+Both passes work on batches, which is what makes them fast (bench/playbooks.py): a batch of
+events reads its people in one query and shares one CEL context per event among all the
+playbooks on its trigger (converting the context is most of an evaluation's cost); a batch of
+due runs is claimed in one transaction, reads its people and events once, and writes every step
+result and new position in one transaction (executemany) after its sends.
+
 Held-out people enter the journey like everyone (waits, branches, the report counts them) but
 get no message and no award: that difference is what `playbooks report` measures.
 """
