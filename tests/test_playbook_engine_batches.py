@@ -6,14 +6,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.clock import FakeClock
 from bot.model import Address
-from bot.testing import migrated_sqlite
 from coaching.playbook_engine import PlaybookEngine
 from coaching.playbooks import Journey, customer_context, event_context, held_out, parse_playbooks
 from storage.customers import customers, stores
@@ -42,8 +40,8 @@ class Recorder:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(await migrated_sqlite(tmp_path), durable=False)
+async def db(db_url: str) -> AsyncIterator[Database]:
+    database = Database(db_url, durable=False)
     async with database.transaction() as conn:
         await conn.execute(stores.insert().values(code="main", name="Main", timezone="UTC", created_at=START,
                                                   updated_at=START))
