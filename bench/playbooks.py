@@ -8,8 +8,9 @@
    playbook's CEL condition → runs). Target ≥ 1,000/s on SQLite. The 14 budtenders the orders
    name are on file (as in a configured store). Also the engine alone, on a scratch copy of the
    same stored events (runs and cursors cleared): consume → evaluate → runs → their first step,
-   with the HTTP server and the order writes out of the picture. Baseline, on the same stored
-   events: each playbook evaluated with a fresh query per event and its run written alone.
+   with the HTTP server and the order writes out of the picture; and the same webhooks with no
+   playbook at all, the ceiling the HTTP and order path set on this machine. Baseline, on the
+   same stored events: each playbook evaluated with a fresh query per event, its run written alone.
 2. `playbooks replay` of a 30-day history (≥ 30,000 events, 3,000 customers) through the four
    ready playbooks plus 16 more on a scratch copy. Target < 10 s. Baselines, on a slice of the
    same events, extrapolated: the same engine fed one event at a time (a query and a transaction
@@ -87,11 +88,13 @@ async def naive_take(engine: PlaybookEngine, batch: list[Any]) -> None:
                 await repo.take("naive", e.id, [run], [], now)
 
 
-async def webhooks(path: str, n: int, concurrency: int, durable: bool) -> tuple[float, int, float, float]:
+async def webhooks(path: str, n: int, concurrency: int, durable: bool, playbooks: list[dict[str, Any]] | None = None
+                   ) -> tuple[float, int, float, float]:
+    """Events/s end to end, runs, the naive baseline's events/s and the engine alone's (0 without playbooks)."""
     settings = CoreSettings(database_url=path, http_port=0, console=False, demo=False,  # type: ignore[call-arg]
                             durable_commits=durable, _env_file=None)
     app = App(settings, config=ConfigFile({"stores": [{"code": "bench", "name": "Bench", "timezone": "UTC"}],
-                                           "playbooks": twenty()}))
+                                           "playbooks": twenty() if playbooks is None else playbooks}))
     app.load_plugins(["handlers.store", "handlers.playbooks"])
     await app.start(run_scheduler=False)
     from storage.sales import staff
@@ -115,6 +118,9 @@ async def webhooks(path: str, n: int, concurrency: int, durable: bool) -> tuple[
         await asyncio.sleep(0.005)
     elapsed = time.time() - started
     engine = pb.build()
+    if not engine.playbooks:  # the HTTP + order path's own ceiling on this machine now
+        await app.stop()
+        return n / elapsed, 0, 0.0, 0.0
     runs = len(await PlaybookRepo(app.db).runs(limit=10**6))
     # the baseline on the same stored events, offline: a slice, extrapolated
     slice_ = (await log.after(0, 500))
@@ -254,10 +260,12 @@ async def main() -> None:
         print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (other processes share them)")
         rate, runs, naive, alone = await webhooks(str(Path(tmp) / "live.db"), args.events, args.concurrency,
                                                   args.durable)
+        bare, *_ = await webhooks(str(Path(tmp) / "bare.db"), args.events, args.concurrency, args.durable, [])
         print(f"{'webhook → stored → 20 playbooks evaluated':<48}{'events/s':>10}{'runs':>8}{'target':>10}"
               f"   ({'durable' if args.durable else 'no fsync'} commits; load {os.getloadavg()[0]:.2f})")
         print(f"{'  engine (batched, end to end)':<48}{rate:>10.0f}{runs:>8}{'≥ 1,000':>10}")
         print(f"{'  engine alone (stored events → runs)':<48}{alone:>10.0f}")
+        print(f"{'  no playbook at all (HTTP + orders: the ceiling)':<48}{bare:>10.0f}")
         print(f"{'  baseline (fresh query per event × playbook)':<48}{naive:>10.0f}{'':>8}"
               f"{'':>10}   ratio {rate / naive if naive else float('nan'):.1f}× (alone {alone / naive:.1f}×)")
         hist = str(Path(tmp) / "history.db")

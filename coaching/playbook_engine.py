@@ -16,7 +16,9 @@ Both passes work on batches, which is what makes them fast (bench/playbooks.py):
 events reads its people in one query and shares one CEL context per event among all the
 playbooks on its trigger (converting the context is most of an evaluation's cost); a batch of
 due runs is claimed in one transaction, reads its people and events once, and writes every step
-result and new position in one transaction (executemany) after its sends.
+result and new position in one transaction (executemany) after its sends. A journey that opens
+with a wait ("the next morning", "in 21 days") is written already waiting, its first step
+recorded with it, unless its playbook is paused: the rows `run_due` would write a moment later.
 
 Held-out people enter the journey like everyone (waits, branches, the report counts them) but
 get no message and no award: that difference is what `playbooks report` measures.
@@ -25,6 +27,7 @@ get no message and no award: that difference is what `playbooks report` measures
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -62,6 +65,7 @@ from storage.playbooks import (
     SENT,
     STOPPED,
     WAITING,
+    FirstWait,
     NewRun,
     PlaybookRepo,
     Run,
@@ -243,6 +247,8 @@ class PlaybookEngine:
                     e = Event(e.id, e.type, e.person_id, found.customer_id, e.payload, e.source_id, e.occurred_at,
                               e.recorded_at)
                 stops.append((e, reason, self.stoppers[reason]))
+        if any(self.by_name[r.playbook].steps[0].kind in ("wait", "wait_until") for r in new):
+            new = self._starting_waits(new, subjects, await self.repo.paused(), now)
         await self.repo.take(self.consumer, batch[-1].id, new, stops, now)
 
     def _evaluate_all(self, playbooks: Sequence[Playbook], e: Event, subjects: dict[str, Subject],
@@ -393,14 +399,8 @@ class PlaybookEngine:
                        next_step=next_step, status=final, wake_at=None if final not in OPEN else wake, award=award)
 
         if kind in ("wait", "wait_until"):
-            if step.delay is not None:
-                wake = now + step.delay
-            else:
-                assert step.at is not None
-                tz = (subject.timezone if subject else None) or self.settings.default_timezone
-                wake = next_local(now, step.at, tz)
-            done("waiting", f"until {wake.isoformat(timespec='minutes')}", st=WAITING if nxt < last else DONE,
-                 wake=wake)
+            wait = self._wait(pb, step, subject, now)
+            done("waiting", wait.detail, st=wait.status, wake=wait.wake_at)
             return
         if kind == "stop":
             done("stopped", next_step=last, st=DONE)
@@ -448,6 +448,32 @@ class PlaybookEngine:
                                                   pb.name)
             done(SENT, body, outbox_id=outbox_id)
             batch.sent[pb.name] = batch.sent.get(pb.name, 0) + 1
+
+    def _wait(self, pb: Playbook, step: Step, subject: Subject | None, now: datetime) -> FirstWait:
+        """A wait step's result: until when (a delay, or the next local time of day), and the run's status."""
+        if step.delay is not None:
+            wake = now + step.delay
+        else:
+            assert step.at is not None
+            tz = (subject.timezone if subject else None) or self.settings.default_timezone
+            wake = next_local(now, step.at, tz)
+        last = step.index + 1 >= len(pb.steps)
+        return FirstWait(step.kind, f"until {wake.isoformat(timespec='minutes')}", DONE if last else WAITING,
+                         None if last else wake)
+
+    def _starting_waits(self, new: list[NewRun], subjects: dict[str, Subject], paused: Iterable[str],
+                        now: datetime) -> list[NewRun]:
+        """New runs whose first step is a wait, with it done (what `run_due` would do next, at once)."""
+        out = []
+        for run in new:
+            pb = self.by_name[run.playbook]
+            first = pb.steps[0]
+            if (first.kind not in ("wait", "wait_until") or run.playbook in paused
+                    or (first.kind == "wait_until" and run.subject not in subjects)):  # run_due reads the zone
+                out.append(run)
+                continue
+            out.append(dataclasses.replace(run, first_wait=self._wait(pb, first, subjects.get(run.subject), now)))
+        return out
 
     async def _guard(self, pb: Playbook, now: datetime, batch: _Batch) -> None:
         """Pause a playbook about to message more than its share of all customers within an hour.

@@ -8,6 +8,7 @@ step's result is written with the step pointer in one transaction.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -97,6 +98,18 @@ class NewRun:
     customer_id: int | None
     held_out: bool
     started_at: datetime
+    first_wait: FirstWait | None = None
+    """A journey that opens with a wait has it done as it starts (see `PlaybookRepo.take`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FirstWait:
+    """Step 0 of a new run, a wait, as `run_due` would have recorded it at the run's start."""
+
+    kind: str
+    detail: str
+    status: str
+    wake_at: datetime | None
 
 
 @dataclass(slots=True)
@@ -179,6 +192,13 @@ def _run(r: Any) -> Run:
 
 _CREATE = Prepared.per_dialect(
     lambda insert: insert(playbook_runs).on_conflict_do_nothing(index_elements=["playbook", "event_id", "subject"])
+)
+_CREATE_RETURNING = Prepared.per_dialect(
+    lambda insert: insert(playbook_runs).on_conflict_do_nothing(index_elements=["playbook", "event_id", "subject"])
+    .returning(playbook_runs.c.id, playbook_runs.c.playbook, playbook_runs.c.event_id, playbook_runs.c.subject)
+)
+_STEP_ONCE = Prepared.per_dialect(
+    lambda insert: insert(playbook_steps).on_conflict_do_nothing(index_elements=["run_id", "step"])
 )
 _IS_OPEN = sa.or_(*(playbook_runs.c.status == s for s in OPEN))
 """`status IN (OPEN)` as plain bound values: a literal IN list is re-expanded on every execution."""
@@ -292,6 +312,15 @@ async def _stop_in(conn: AsyncConnection, stops: Sequence[tuple[Event, str, Sequ
         await _STOP.execute_many(conn, list(stopped.values()))
 
 
+def _new_row(r: NewRun, now: datetime) -> dict[str, Any]:
+    wait = r.first_wait
+    status, step, wake = (ACTIVE, 0, r.started_at) if wait is None else (wait.status, 1, wait.wake_at)
+    return {"playbook": r.playbook, "event_id": r.event_id, "subject": r.subject, "person_id": r.person_id,
+            "customer_id": r.customer_id, "status": status, "held_out": r.held_out, "step": step, "wake_at": wake,
+            "attempts": 0, "error": None, "stop_reason": None, "started_at": r.started_at, "updated_at": now,
+            "finished_at": None if status in OPEN else now}
+
+
 def step_row(run_id: int, step: int, kind: str, result: str, detail: str | None, outbox_id: int | None,
              error: str | None, at: datetime) -> dict[str, Any]:
     """A step's result as `record` writes it (a repeat of the step counts one more attempt)."""
@@ -317,17 +346,27 @@ class PlaybookRepo:
                    stops: Sequence[tuple[Event, str, Sequence[str]]], now: datetime) -> None:
         """Runs started and runs stopped by a batch of events, and the cursor past it: one transaction.
 
+        A run whose first step is a wait (`first_wait`) is written already waiting, with that
+        step's result: the same rows `run_due` would write a moment later, without a claim, a
+        read and a write per run. A run that exists already (a redelivered event) is left alone.
+
         `stops`: (event, reason, playbooks whose stop-when lists the reason): open runs of those
         playbooks about the event's subject, started before it by another event, are stopped.
         """
 
+        runs = [list(group) for _, group in itertools.groupby(new, key=lambda r: r.first_wait is None)]
+
         async def unit(conn: AsyncConnection) -> None:
-            if new:
-                await _CREATE.execute_many(conn, [{
-                    "playbook": r.playbook, "event_id": r.event_id, "subject": r.subject, "person_id": r.person_id,
-                    "customer_id": r.customer_id, "status": ACTIVE, "held_out": r.held_out, "step": 0,
-                    "wake_at": r.started_at, "attempts": 0, "error": None, "stop_reason": None,
-                    "started_at": r.started_at, "updated_at": now, "finished_at": None} for r in new])
+            for group in runs:  # in the order given (ids follow the log), plain ones in one executemany
+                if group[0].first_wait is None:
+                    await _CREATE.execute_many(conn, [_new_row(r, now) for r in group])
+                    continue
+                # the ones inserted (not there from an earlier delivery) get their first step with them
+                made = await _CREATE_RETURNING.each_many(conn, [_new_row(r, now) for r in group],
+                                                         key=("playbook", "event_id", "subject"))
+                await _STEP_ONCE.execute_many(conn, [
+                    step_row(row.id, 0, r.first_wait.kind, "waiting", r.first_wait.detail, None, None, now)
+                    for r, row in zip(group, made, strict=True) if row is not None and r.first_wait is not None])
             if stops:
                 await _stop_in(conn, stops, now)
             await advance_in(conn, consumer, position, now)

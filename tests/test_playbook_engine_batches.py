@@ -188,3 +188,34 @@ async def test_a_batch_that_fails_to_record_sends_nothing_twice_when_run_again(d
     assert sorted(k for _, _, k in out.sent[len(first):]) == sorted(first)  # the outbox dedupes these keys
     assert len(first) == 12
     assert all(r.status == "done" and len(steps) == 1 for r, steps in await PlaybookRepo(db).runs(limit=100))
+
+
+async def test_a_journey_that_opens_with_a_wait_is_waiting_from_its_start_once(db: Database) -> None:
+    """Its first step is recorded as the run starts; the same events again start and record nothing more."""
+    opens = [{"name": "later", "trigger": "order.created", "holdout": 0.0,
+              "steps": [{"wait": "2d"}, {"send": "Hi {{ customer.first_name }}"}]},
+             {"name": "paused", "trigger": "order.created", "holdout": 0.0,
+              "steps": [{"wait": "1d"}, {"send": "Hi"}]}]
+    clock, out = FakeClock(START), Recorder()
+    pb = engine(db, opens, clock, out)
+    await pb.repo.pause("paused", "test", START)
+    await append(db, orders(6))
+    await pb.take(await pb.log.read("playbooks", 1000))
+    again = engine(db, opens, clock, out, consumer="again")  # a second delivery of the same events
+    await again.take(await again.log.read("again", 1000))
+    runs = await PlaybookRepo(db).runs(limit=100)
+    later = [(r, steps) for r, steps in runs if r.playbook == "later"]
+    assert len(later) == 6 and len(runs) == 12
+    for r, steps in later:
+        assert (r.status, r.step, r.wake_at) == ("waiting", 1, START + timedelta(days=2))
+        assert [(s.step, s.kind, s.result, s.attempts) for s in steps] == [(0, "wait", "waiting", 1)]
+    # a paused playbook's journeys wait for it to be resumed before their first step, as before
+    assert all(r.status == "active" and r.step == 0 and not steps for r, steps in runs if r.playbook == "paused")
+    assert await pb.run_due() == 0
+    await pb.repo.resume("paused")
+    assert await pb.run_due() == 6
+    assert all(r.status == "waiting" and r.wake_at == START + timedelta(days=1)
+               for r, _ in await PlaybookRepo(db).runs(playbook="paused"))
+    await clock.advance(timedelta(days=2))
+    await pb.run_due()
+    assert len(out.sent) == 12 and len({k for _, _, k in out.sent}) == 12
