@@ -9,7 +9,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -31,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SECRET = "whsec_restart"
 PHONE = "+16195550101"
 BODY = "Hello Ann, thanks for coming by."
-CONFIG = f"""
+CONFIG = """
 [[stores]]
 code = "main"
 name = "Main St"
@@ -45,7 +44,7 @@ marketing = false
 [[playbooks.steps]]
 wait = "6s"
 [[playbooks.steps]]
-send = "Hello {{{{ customer.first_name }}}}, thanks for coming by."
+send = "Hello {{ customer.first_name }}, thanks for coming by."
 """
 
 
@@ -114,9 +113,11 @@ async def test_kill_9_during_a_wait_then_one_text_after_restart(sim: SimulatedMo
     (tmp_path / "customers.csv").write_text("Customer ID,First Name,Last Name,Phone,Points\nC1,Ann,Lee,"
                                             "619-555-0101,0\n")
     for command in (["db", "upgrade"], ["import", "customers", "customers.csv"]):
-        done = subprocess.run([sys.executable, str(ROOT / "main.py"), *command], cwd=tmp_path,
-                              env=_env(tmp_path, sim), capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stdout + done.stderr
+        child = await asyncio.create_subprocess_exec(sys.executable, str(ROOT / "main.py"), *command, cwd=tmp_path,
+                                                     env=_env(tmp_path, sim), stdout=asyncio.subprocess.PIPE,
+                                                     stderr=asyncio.subprocess.STDOUT)
+        out = (await asyncio.wait_for(child.communicate(), 120))[0].decode()
+        assert child.returncode == 0, out
     texts: list[tuple[str, str]] = []
     sim.on_text.append(lambda number, text: texts.append((number, text)))
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'huddle.db'}", durable=False)
@@ -129,7 +130,7 @@ async def test_kill_9_during_a_wait_then_one_text_after_restart(sim: SimulatedMo
         return [(r.status, r.step, r.wake_at) for r in rows]
 
     try:
-        first, log1, port = await _start(tmp_path, sim, "first")
+        first, _, port = await _start(tmp_path, sim, "first")
         children.append(first)
         await _post_order(port)
 
