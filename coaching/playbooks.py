@@ -146,11 +146,21 @@ class StepSpec(BaseModel):
                              + (f" (this one has {', '.join(set_)})" if set_ else ""))
         if (self.then or self.else_) and self.branch is None:
             raise ValueError("then/else belong to a branch step")
-        if self.wait is not None:
-            parse_duration(self.wait)
-        if self.wait_until is not None:
-            parse_clock(self.wait_until)
         return self
+
+    @field_validator("wait")
+    @classmethod
+    def _wait(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @field_validator("wait_until")
+    @classmethod
+    def _wait_until(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_clock(value)
+        return value
 
 
 class PlaybookSpec(BaseModel):
@@ -317,15 +327,15 @@ def build(spec: PlaybookSpec, source: str, where: str) -> Playbook:
             step.at = parse_clock(s.wait_until)
         if s.branch is not None:
             step.condition = compile_condition(s.branch, spec.trigger, f"{step_place}.branch")
-            for label, attr in ((s.then, "then_index"), (s.else_, "else_index")):
+            for label, attr, key in ((s.then, "then_index", "then"), (s.else_, "else_index", "else")):
                 if label is None:
                     setattr(step, attr, i + 1)
                 elif label == END:
                     setattr(step, attr, len(spec.steps))
                 elif label not in ids:
-                    raise PlaybookError(f"{step_place}: branch target {label!r} is no step id (nor \"end\")")
+                    raise PlaybookError(f"{step_place}.{key}: branch target {label!r} is no step id (nor \"end\")")
                 elif ids[label] <= i:
-                    raise PlaybookError(f"{step_place}: branch target {label!r} is not a later step (no loops)")
+                    raise PlaybookError(f"{step_place}.{key}: branch target {label!r} is not a later step (no loops)")
                 else:
                     setattr(step, attr, ids[label])
         steps.append(step)
@@ -333,6 +343,7 @@ def build(spec: PlaybookSpec, source: str, where: str) -> Playbook:
 
 
 def _pydantic_place(exc: ValidationError) -> str:
+    """`.steps[1].wait: message` (or `: message` for the playbook as a whole)."""
     err = exc.errors()[0]
     path = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in err["loc"]).replace(".[", "[")
     message = err["msg"].removeprefix("Value error, ")
@@ -340,7 +351,7 @@ def _pydantic_place(exc: ValidationError) -> str:
         message = f"unknown key {err['loc'][-1]!r}"
     elif err["type"] == "missing":
         message = "required key missing"
-    return f"{path}: {message}" if path else message
+    return f".{path}: {message}" if path else f": {message}"
 
 
 def parse_playbooks(raw: Any, source: str) -> list[Playbook]:
@@ -357,7 +368,7 @@ def parse_playbooks(raw: Any, source: str) -> list[Playbook]:
         try:
             spec = PlaybookSpec.model_validate(entry)
         except ValidationError as exc:
-            raise PlaybookError(f"{source}: {where}.{_pydantic_place(exc)}") from None
+            raise PlaybookError(f"{source}: {where}{_pydantic_place(exc)}") from None
         if spec.name in seen:
             raise PlaybookError(f"{source}: {where}.name: {spec.name!r} is defined twice")
         seen.add(spec.name)
@@ -365,24 +376,118 @@ def parse_playbooks(raw: Any, source: str) -> list[Playbook]:
     return out
 
 
+_TOML_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\[\]#]+?)\s*\]\]?\s*(?:#.*)?$")
+_KEY_LINE = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_-]+)\s*=""")
+_PLACE = re.compile(r"^playbooks\[(\d+)\](?: \([^)]*\))?(?:\.steps\[(\d+)\])?(?:\.(\w+))?(?:\[\d+\])?[:.]")
+
+
+def locate(text: str, playbook: int | None, step: int | None = None, key: str | None = None) -> int | None:
+    """The 1-based line of `key` in the `playbook`-th `[[playbooks]]` table (or its `step`-th
+    `[[playbooks.steps]]`; top level when `playbook` is None), else of the nearest table that holds it.
+
+    tomllib keeps no positions, so this reads the lines the way TOML lays tables out: headers,
+    `key =` lines, multi-line strings skipped. Inline tables (`steps = [{...}]`) point at `steps`.
+    """
+    p = s = -1
+    table: str | None = "" if playbook is None else None
+    fallback: list[int | None] = [None, None, None]  # playbook header, its `steps =`, the step's header
+    multi: str | None = None
+    for n, line in enumerate(text.splitlines(), 1):
+        if multi is not None:
+            if line.count(multi) % 2 == 1:
+                multi = None
+            continue
+        header = _HEADER.match(line)
+        if header and not _KEY_LINE.match(line):
+            name = header.group(2).replace(" ", "")
+            array = header.group(1) == "[["
+            if playbook is None and key is not None and name.split(".")[0].strip("\"'") == key:
+                return n
+            if array and name == "playbooks":
+                p, s, table = p + 1, -1, "playbook"
+                if p == playbook:
+                    fallback[0] = n
+            elif array and name == "playbooks.steps" and p >= 0:
+                s, table = s + 1, "step"
+                if p == playbook and s == step:
+                    fallback[2] = n
+            else:
+                table = None
+            continue
+        found = _KEY_LINE.match(line)
+        if found:
+            name = found.group(1).strip("\"'")
+            here = (table == "" and playbook is None) or (p == playbook and (
+                (step is None and table == "playbook") or (step is not None and table == "step" and s == step)))
+            if here and key is not None and name == key:
+                return n
+            if p == playbook and table == "playbook" and name == "steps":
+                fallback[1] = n
+            rest = line[found.end():]
+            for quote in ('"""', "'''"):
+                if rest.count(quote) % 2 == 1:
+                    multi = quote
+                    break
+    if step is not None:
+        return fallback[2] or fallback[1] or fallback[0]
+    return fallback[0]
+
+
+def _with_line(exc: PlaybookError, source: str, text: str) -> PlaybookError:
+    """`source: playbooks[0] (x).steps[1].send: …` → `source:12: playbooks[0] (x).steps[1].send: …`."""
+    message = str(exc)
+    if not message.startswith(f"{source}: "):
+        return exc
+    rest = message.removeprefix(f"{source}: ")
+    m = _PLACE.match(rest)
+    line = None
+    if m:
+        line = locate(text, int(m.group(1)), int(m.group(2)) if m.group(2) else None, m.group(3))
+    elif rest.startswith("unknown key "):
+        key = rest.split("'")[1] if "'" in rest else None
+        line = locate(text, None, None, key)
+    return PlaybookError(f"{source}:{line}: {rest}") if line else exc
+
+
+def _toml_error(exc: tomllib.TOMLDecodeError, source: object) -> PlaybookError:
+    """tomllib's `Expected ... (at line 3, column 12)` → `source:3:12: Expected ...`."""
+    message = str(exc)
+    m = _TOML_AT.search(message)
+    if m:
+        return PlaybookError(f"{source}:{m.group(1)}:{m.group(2)}: TOML: {message[:m.start()]}")
+    return PlaybookError(f"{source}: TOML: {message}")
+
+
 def load_file(path: Path) -> list[Playbook]:
-    """A TOML file of `[[playbooks]]` (PlaybookError with the place on anything wrong)."""
+    """A TOML file of `[[playbooks]]` (PlaybookError with the file, line and key path on anything wrong)."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PlaybookError(f"{path}: no such file") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise PlaybookError(f"{path}: {exc}") from None
+        raise _toml_error(exc, path) from None
     unknown = sorted(set(data) - {"playbooks"})
-    if unknown and path.parent.name == "playbooks":
-        raise PlaybookError(f"{path}: unknown key {unknown[0]!r} (a playbooks/ file holds [[playbooks]] only)")
-    return parse_playbooks(data.get("playbooks"), str(path))
+    try:
+        if unknown and path.parent.name == "playbooks":
+            raise PlaybookError(f"{path}: unknown key {unknown[0]!r} (a playbooks/ file holds [[playbooks]] only)")
+        return parse_playbooks(data.get("playbooks"), str(path))
+    except PlaybookError as exc:
+        raise _with_line(exc, str(path), text) from None
 
 
 def load_all(config_data: Mapping[str, Any], config_path: Path | None, extra: Iterable[Playbook] = ()
              ) -> list[Playbook]:
     """huddle.toml's `[[playbooks]]`, then every `playbooks/*.toml` next to it, then `extra` (the demo's)."""
-    found = parse_playbooks(config_data.get("playbooks"), str(config_path or "huddle.toml"))
+    source = str(config_path or "huddle.toml")
+    try:
+        found = parse_playbooks(config_data.get("playbooks"), source)
+    except PlaybookError as exc:
+        if config_path is None or not config_path.is_file():
+            raise
+        raise _with_line(exc, source, config_path.read_text(encoding="utf-8")) from None
     folder = (config_path.parent if config_path else Path.cwd()) / "playbooks"
     if folder.is_dir():
         for path in sorted(folder.glob("*.toml")):
