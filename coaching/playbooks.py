@@ -44,7 +44,8 @@ jinja2: Any = lazy_module("jinja2")
 VISIT_OVERDUE = "visit.overdue"
 """A state trigger: appended once per customer per broken visit rhythm (see `overdue`)."""
 SCHEDULE = "schedule"
-"""A time trigger: every customer is considered at the playbook's `schedule` time each day."""
+"""A time trigger: every customer is considered at each of the playbook's `schedule` times
+("HH:MM" daily, or a crontab line such as "0 10 * * mon"), in the first store's timezone."""
 
 EVENT_FIELDS: dict[str, frozenset[str]] = {
     "order.created": frozenset({"order_id", "total", "discount", "status", "store_id", "budtender_person_id",
@@ -56,8 +57,11 @@ EVENT_FIELDS: dict[str, frozenset[str]] = {
     "optout": frozenset({"channel", "keyword"}),
     "optin": frozenset({"channel", "keyword"}),
     "coaching.sent": frozenset({"kind", "variant", "shift_id", "orders"}),
+    "receipt.awarded": frozenset({"receipt_id", "store", "receipt_number", "house_total", "customer_points",
+                                  "budtender_points", "budtender_person_id", "read_by"}),
+    "points.reversed": frozenset({"delta", "reason", "receipt_id", "order_id"}),
     VISIT_OVERDUE: frozenset({"days_since", "usual_gap_days", "ratio", "visits", "last_visit"}),
-    SCHEDULE: frozenset({"date"}),
+    SCHEDULE: frozenset({"date", "at"}),
 }
 """Triggers a playbook may name, with the payload fields its `event` has (plus `type` and `occurred_at`)."""
 EVENT_COMMON = frozenset({"type", "occurred_at", "id"})
@@ -93,6 +97,21 @@ def parse_clock(text: str) -> time:
         return time(int(hh), int(mm))
     except (ValueError, AttributeError):
         raise ValueError(f"{text!r} is not a time of day: write HH:MM, e.g. 10:00") from None
+
+
+def schedule_cron(text: str) -> str:
+    """A playbook's `schedule` as a crontab line: "10:00" → "0 10 * * *"; a crontab line as it is."""
+    if ":" in text:
+        at = parse_clock(text)
+        return f"{at.minute} {at.hour} * * *"
+    from bot.scheduler import cron
+
+    try:
+        cron(text, "UTC")
+    except (ValueError, KeyError, IndexError) as exc:
+        raise ValueError(f"{text!r} is not a schedule: write HH:MM (daily) or a crontab line such as "
+                         f"\"0 10 * * mon\" ({exc})") from None
+    return " ".join(text.split())
 
 
 def next_local(now: datetime, at: time, tz: str) -> datetime:
@@ -193,12 +212,18 @@ class PlaybookSpec(BaseModel):
             raise ValueError(f"unknown trigger {value!r} (known: {', '.join(sorted(EVENT_FIELDS))})")
         return value
 
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_text(cls, value: str | None) -> str | None:
+        if value is not None:
+            schedule_cron(value)
+        return value
+
     @model_validator(mode="after")
     def _schedule(self) -> PlaybookSpec:
         if self.trigger == SCHEDULE:
             if self.schedule is None:
-                raise ValueError("trigger = \"schedule\" needs schedule = \"HH:MM\"")
-            parse_clock(self.schedule)
+                raise ValueError("trigger = \"schedule\" needs schedule = \"HH:MM\" or a crontab line")
         elif self.schedule is not None:
             raise ValueError("schedule belongs to trigger = \"schedule\"")
         return self
@@ -514,7 +539,7 @@ def _money(value: Any) -> float:
 def event_context(event_type: str, payload: Mapping[str, Any], occurred_at: datetime,
                   event_id: int = 0) -> dict[str, Any]:
     out = {k: v for k, v in payload.items() if v is not None}
-    for key in ("total", "discount"):
+    for key in ("total", "discount", "house_total"):
         if key in out:
             out[key] = _money(out[key])
     out.update(type=event_type, occurred_at=occurred_at.isoformat(), id=event_id)
@@ -676,4 +701,4 @@ def figures(rows: Iterable[Any]) -> dict[str, PlaybookFigures]:
 __all__ = ["END", "EVENT_FIELDS", "SCHEDULE", "STOP_EVENTS", "VISIT_OVERDUE", "Impact", "Journey", "Playbook",
            "PlaybookError", "PlaybookSpec", "RhythmRules", "Step", "StepSpec", "customer_context", "event_context",
            "figures", "held_out", "impact", "load_all", "load_file", "next_local", "overdue", "parse_duration",
-           "parse_playbooks", "render", "usual_gap"]
+           "parse_playbooks", "render", "schedule_cron", "usual_gap"]

@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
@@ -27,7 +28,7 @@ from bot.errors import UserError
 from bot.model import Address, OutboundKind
 from bot.outbox import GateVerdict, in_quiet_hours
 from bot.plugins import Plugin
-from bot.scheduler import JobRun, cron
+from bot.scheduler import JobRun, by_minute, cron
 from bot.settings import HuddleSettings
 from coaching.playbook_engine import EngineSettings, PlaybookEngine
 from coaching.playbooks import Playbook, PlaybookError, RhythmRules, figures, load_all, load_file
@@ -116,6 +117,35 @@ class Playbooks:
 
     def kick(self) -> None:
         self._kick.set()
+
+    def schedule_jobs(self) -> int:
+        """One scheduler job per `trigger = "schedule"` playbook: the scheduler runs each period once,
+        across restarts and workers (its job runs), and the event it appends is deduplicated by
+        `playbook:period` — a daily playbook's period is the local date, a crontab's the fire minute."""
+        from bot.scheduler import daily
+        from coaching.playbooks import SCHEDULE, schedule_cron
+        from storage.events import NewEvent
+
+        engine = self.build()
+        tz = engine.settings.default_timezone
+        added = 0
+        for p in engine.playbooks:
+            if p.trigger != SCHEDULE or p.spec.schedule is None:
+                continue
+            line = schedule_cron(p.spec.schedule)
+            period = daily(tz) if ":" in p.spec.schedule else by_minute
+
+            async def fire(run: JobRun, name: str = p.name) -> None:
+                local = run.fire_time.astimezone(ZoneInfo(tz))
+                await EventLog(self.app.db).append(NewEvent(
+                    SCHEDULE, f"{name}:{run.period}", run.fire_time, None, None,
+                    {"playbook": name, "date": local.date().isoformat(), "at": local.isoformat()}),
+                    self.app.clock.now())
+                self.kick()
+
+            self.app.scheduler.add("playbook_schedule", cron(line, tz), fire, scope=p.name, period=period)
+            added += 1
+        return added
 
     async def _loop(self) -> None:
         engine = self.build()
@@ -465,7 +495,7 @@ def setup(app: App) -> None:
 
     async def start(app: App) -> None:
         if pb.settings.playbooks_enabled:
-            pb.build()
+            pb.schedule_jobs()
 
     async def ready(app: App) -> None:
         if pb.settings.playbooks_enabled:
@@ -478,7 +508,6 @@ def setup(app: App) -> None:
     async def overdue_job(_run: JobRun) -> None:
         if pb.settings.playbooks_enabled:
             await pb.build().detect_overdue()
-            await pb.build().tick_schedules()
             pb.kick()
 
     app.on_startup(start)

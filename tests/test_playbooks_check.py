@@ -96,7 +96,8 @@ def test_huddle_toml_playbooks_name_their_line_too(tmp_path: Path) -> None:
 def test_a_good_file_checks_clean(tmp_path: Path) -> None:
     path = tmp_path / "good.toml"
     path.write_text(HEAD + 'trigger = "receipt.awarded"\ncondition = "event.customer_points >= 10"\n'
-                    '[[playbooks.steps]]\nsend = "Thanks {{ customer.first_name }}: {{ event.customer_points }} points"\n'
+                    '[[playbooks.steps]]\n'
+                    'send = "Thanks {{ customer.first_name }}: {{ event.customer_points }} points"\n'
                     '\n[[playbooks]]\nname = "y"\ntrigger = "points.reversed"\n[[playbooks.steps]]\n'
                     'notify = "{{ event.delta }} points reversed: {{ event.reason }}"\n')
     done = _check(tmp_path, path)
