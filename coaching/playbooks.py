@@ -236,6 +236,16 @@ def _fields_used(expression: str, root: str) -> set[str]:
     return set(re.findall(rf"(?<![\w.]){root}\.([A-Za-z_]\w*)", expression))
 
 
+_MACRO = re.compile(r"\.(?:all|exists|exists_one|existsOne|map|filter)\(\s*([A-Za-z_]\w*)\s*,"
+                    r"(?:\s*([A-Za-z_]\w*)\s*,)?")
+
+
+def _macro_bound(expression: str) -> set[str]:
+    """Names a macro binds (`event.categories.exists(c, c == "flower")` binds c): the CEL library
+    lists them among the expression's variables, but they are no outside names."""
+    return {name for m in _MACRO.finditer(expression) for name in m.groups() if name}
+
+
 def compile_condition(expression: str, trigger: str, place: str) -> Any:
     """A CEL program, or PlaybookError naming the place: syntax, unknown variables and fields."""
     try:
@@ -243,7 +253,7 @@ def compile_condition(expression: str, trigger: str, place: str) -> Any:
     except ValueError as exc:
         detail = str(exc).splitlines()[0].split("ERROR: ")[-1]
         raise PlaybookError(f"{place}: condition does not compile: {detail}") from None
-    unknown = sorted(set(program.variables()) - set(ROOTS))
+    unknown = sorted(set(program.variables()) - set(ROOTS) - _macro_bound(expression))
     if unknown:
         raise PlaybookError(f"{place}: unknown name {unknown[0]!r} (use event, customer, journey, store)")
     _check_fields(expression, trigger, place)
@@ -268,6 +278,52 @@ def sandbox() -> Any:
     return _ENV
 
 
+TEMPLATE_FILTERS = frozenset({
+    "abs", "capitalize", "center", "count", "d", "default", "first", "float", "int", "join", "last", "length",
+    "list", "lower", "max", "min", "replace", "reverse", "round", "sort", "string", "sum", "title", "trim",
+    "truncate", "unique", "upper", "wordcount", "wordwrap"})
+"""The filters a template may use: text and number formatting. Left out on purpose: `attr`, `map`,
+`selectattr`/`rejectattr`, `groupby`, `format`, `xmlattr`, `tojson`, `pprint` — the ones published
+sandbox escapes lean on to reach attributes by name or format strings."""
+
+
+def _unsafe_template_node(tree: Any) -> str | None:
+    """What in a parsed template goes beyond reading fields, or None.
+
+    The sandbox already refuses these when a template renders; refusing them when the playbook is
+    checked means a bad template never reaches a customer's journey (and a step never fails on it):
+    no calls (`''.__class__.__mro__[1].__subclasses__()`, `"{0.__class__}".format(x)`), no
+    attribute or key starting with `_`, no computed keys, only the formatting filters, no
+    include/import/extends/macros, no `**` and no repeating a literal string or list (`'a' * 10**9`).
+    """
+    n = jinja_nodes
+    for node in tree.find_all(n.Node):
+        if isinstance(node, n.Call):
+            return "a call"
+        if isinstance(node, n.Getattr) and node.attr.startswith("_"):
+            return f"attribute {node.attr!r}"
+        if isinstance(node, n.Getitem):
+            if not isinstance(node.arg, n.Const):
+                return "a computed key"
+            if isinstance(node.arg.value, str) and node.arg.value.startswith("_"):
+                return f"key {node.arg.value!r}"
+        if isinstance(node, n.Filter | n.FilterBlock) and getattr(node, "name", None) not in TEMPLATE_FILTERS:
+            return f"filter {getattr(node, 'name', '?')!r}"
+        if isinstance(node, n.Keyword) and node.key == "attribute":
+            path = node.value.value if isinstance(node.value, n.Const) else None
+            if not isinstance(path, str) or any(part.startswith("_") for part in path.split(".")):
+                return "attribute= of a hidden or computed name"
+        if isinstance(node, n.Extends | n.Include | n.Import | n.FromImport | n.Macro | n.CallBlock):
+            return f"{{% {type(node).__name__.lower()} %}}"
+        if isinstance(node, n.Pow):
+            return "**"
+        if isinstance(node, n.Mul) and any(
+                isinstance(side, n.List | n.Tuple) or (isinstance(side, n.Const) and isinstance(side.value, str))
+                for side in (node.left, node.right)):
+            return "repeating a string or list with *"
+    return None
+
+
 def compile_template(text: str, trigger: str, place: str) -> Any:
     """A sandboxed Jinja2 template whose every field exists, or PlaybookError naming the first that does not."""
     env = sandbox()
@@ -277,6 +333,10 @@ def compile_template(text: str, trigger: str, place: str) -> Any:
         raise PlaybookError(f"{place}: template line {exc.lineno}: {exc.message}") from None
     from jinja2 import meta
 
+    refused = _unsafe_template_node(tree)
+    if refused:
+        raise PlaybookError(f"{place}: template refused: {refused} (a message template reads fields; "
+                            "it calls nothing and reaches no internals)")
     unknown = sorted(meta.find_undeclared_variables(tree) - set(ROOTS))
     if unknown:
         raise PlaybookError(f"{place}: template field {unknown[0]!r} does not exist "

@@ -31,6 +31,8 @@ BAD = [
      14, "playbooks[0] (x).steps[1].send: template field customer.frist_name does not exist"),
     (HEAD + 'trigger = "signup"\n[[playbooks.steps]]\nsend = "Hi {{ customer.first_name }"\n',
      5, "playbooks[0] (x).steps[0].send: template line 1"),
+    (HEAD + 'trigger = "signup"\n[[playbooks.steps]]\nsend = "{{ cycler.__init__.__globals__.os.popen(\'id\') }}"\n',
+     5, "playbooks[0] (x).steps[0].send: template refused: a call"),
     (HEAD + 'trigger = "signup"\n[[playbooks.steps]]\nsend = "hi"\n[[playbooks.steps]]\nwait = "soon"\n',
      7, "playbooks[0] (x).steps[1].wait: 'soon' is not a duration"),
     (HEAD + 'trigger = "signup"\n[[playbooks.steps]]\nwait_until = "25:99"\n',
