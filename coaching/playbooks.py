@@ -56,7 +56,7 @@ EVENT_FIELDS: dict[str, frozenset[str]] = {
     "reply.received": frozenset({"inbound_id", "handler", "status"}),
     "optout": frozenset({"channel", "keyword"}),
     "optin": frozenset({"channel", "keyword"}),
-    "coaching.sent": frozenset({"kind", "variant", "shift_id", "orders"}),
+    "coaching.sent": frozenset({"kind", "variant", "shift_id", "orders", "teams", "day"}),
     "receipt.awarded": frozenset({"receipt_id", "store", "receipt_number", "house_total", "customer_points",
                                   "budtender_points", "budtender_person_id", "read_by"}),
     "points.reversed": frozenset({"delta", "reason", "receipt_id", "order_id"}),

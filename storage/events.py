@@ -66,6 +66,8 @@ SIGNUP = "signup"
 OPTOUT = "optout"
 OPTIN = "optin"
 COACHING_SENT = "coaching.sent"
+BRIEFING = "briefing"
+"""The `kind` of a `coaching.sent` event for a team lead's chatter briefing (budtender coaching has its own kinds)."""
 REPLY_RECEIVED = "reply.received"
 TIER_UP = "points.tier_up"
 EVENT_TYPES = (ORDER_CREATED, CUSTOMER_CREATED, SIGNUP, OPTOUT, OPTIN, COACHING_SENT, REPLY_RECEIVED, TIER_UP)
@@ -254,6 +256,6 @@ class EventLog:
             return int((await conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.id), 0)))).scalar_one())
 
 
-__all__ = ["COACHING_SENT", "CUSTOMER_CREATED", "EVENT_TYPES", "OPTIN", "OPTOUT", "ORDER_CREATED", "REPLY_RECEIVED",
-           "SIGNUP", "TIER_UP", "Event", "EventLog", "NewEvent", "advance_in", "after_in", "append_in",
-           "append_many_in", "cursor_in", "event_cursors", "events"]
+__all__ = ["BRIEFING", "COACHING_SENT", "CUSTOMER_CREATED", "EVENT_TYPES", "OPTIN", "OPTOUT", "ORDER_CREATED",
+           "REPLY_RECEIVED", "SIGNUP", "TIER_UP", "Event", "EventLog", "NewEvent", "advance_in", "after_in",
+           "append_in", "append_many_in", "cursor_in", "event_cursors", "events"]
