@@ -216,6 +216,20 @@ class EventLog:
 
         await self.db.run(unit)
 
+    async def join(self, consumer: str, now: datetime) -> int:
+        """A consumer's cursor; one that never read the log starts at its end (it reacts from now
+        on, not to the history a database already holds). Returns the position."""
+
+        async def unit(conn: AsyncConnection) -> int:
+            found = await _CURSOR.first(conn, {"consumer": consumer})
+            if found is not None:
+                return int(found.position)
+            end = int((await conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.id), 0)))).scalar_one())
+            await advance_in(conn, consumer, end, now)
+            return end
+
+        return await self.db.run(unit)
+
     async def between(self, start: datetime, end: datetime, types: Collection[str] | None = None) -> list[Event]:
         """Events that occurred in [start, end), in log order (replay, reports)."""
         query = sa.select(events).where(events.c.occurred_at >= start, events.c.occurred_at < end)
