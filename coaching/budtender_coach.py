@@ -81,6 +81,7 @@ class BudtenderCoach:
         """What is evaluated after each order (`register_order_rule` adds to it)."""
         self.events = EventLog(app.db)
         self._consuming = asyncio.Lock()
+        self._joined = False
 
     @property
     def tz(self) -> str:
@@ -218,7 +219,9 @@ class BudtenderCoach:
         The cursor moves after each batch is coached. A crash in between coaches that batch again,
         which sends nothing twice: every message is recorded under its key before it is queued."""
         async with self._consuming:
-            await self.events.join(CONSUMER, self.app.clock.now())
+            if not self._joined:
+                await self.events.join(CONSUMER, self.app.clock.now())
+                self._joined = True
             read = 0
             while batch := await self.events.read(CONSUMER, limit):
                 now = self.app.clock.now()

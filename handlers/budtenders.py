@@ -235,7 +235,7 @@ def setup(app: App) -> None:
         refreshed = await coach.refresh_stale_watermarks()
         if refreshed:
             log.info("budtender watermarks computed count=%d", refreshed)
-        await coach.events.join(CONSUMER, now)
+        await coach.events.join(CONSUMER, now)  # a new coach starts at the log's end: history is not coached
 
     async def ready(_app: App) -> None:
         await coach.consume()  # what a crash left between "order stored" and "coached"
