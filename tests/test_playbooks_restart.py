@@ -42,7 +42,7 @@ trigger = "order.created"
 holdout = 0.0
 marketing = false
 [[playbooks.steps]]
-wait = "6s"
+wait = "12s"
 [[playbooks.steps]]
 send = "Hello {{ customer.first_name }}, thanks for coming by."
 """
