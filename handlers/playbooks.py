@@ -371,7 +371,8 @@ async def _run(app: App, args: argparse.Namespace) -> int:
         for p in playbooks:
             state = "paused" if p.name in paused else ("active" if p.spec.enabled else "off")
             runs_n, sent = counts.get(p.name, (0, 0))
-            print(f"{p.name:<22} {p.trigger:<16} {state:<8} {runs_n:>6} {sent:>8}  {p.source}")
+            trigger = f"{p.trigger} {p.spec.schedule}" if p.spec.schedule else p.trigger
+            print(f"{p.name:<22} {trigger:<16} {state:<8} {runs_n:>6} {sent:>8}  {p.source}")
         return 0
     if action == "runs":
         found = await repo.runs(args.playbook, args.limit)

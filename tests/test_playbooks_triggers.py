@@ -62,6 +62,8 @@ async def test_a_schedule_fires_once_per_period_and_not_again_after_a_restart(tm
         assert first.sent_to(BO) == ["Good morning Bo, 2026-11-24"]
         await _advance(first, 3)
         assert len(first.sent_to(ANN)) == 1
+        [line] = [x for x in (await _listing(first)).splitlines() if x.startswith("morning ")]
+        assert "schedule 0 10 * * *" in line and " active " in line
     finally:
         await first.close()
 
@@ -80,6 +82,16 @@ async def test_a_schedule_fires_once_per_period_and_not_again_after_a_restart(tm
         assert len(await PlaybookRepo(second.app.db).runs(limit=10)) == 4
     finally:
         await second.close()
+
+
+async def _listing(flow: Flow) -> str:
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert await _cli(flow, "playbooks", "list") == 0
+    return out.getvalue()
 
 
 def test_a_bad_schedule_is_refused_by_check(tmp_path: Path) -> None:
