@@ -264,6 +264,8 @@ class PlaybookEngine:
         subject = subjects.get(key)
         cid = e.customer_id if e.customer_id is not None else (subject.customer_id if subject else None)
         pid = e.person_id if e.person_id is not None else (subject.person_id if subject else None)
+        if e.customer_id is not None and subject is not None:
+            pid = subject.person_id  # the customer's own person (a receipt's event names the budtender who sent it)
         key = subject_key(cid, pid) or key
         context = {"event": event_context(e.type, e.payload, e.occurred_at, e.id),
                    "customer": customer_context(subject, now), "journey": Journey(now).context(now),
@@ -514,29 +516,6 @@ class PlaybookEngine:
                 found.append(NewEvent(VISIT_OVERDUE, f"{cid}:{last.isoformat()}", now, pid, cid, payload))
         await self.log.append_many(found, now)
         return len(found)
-
-    async def tick_schedules(self) -> int:
-        """Append today's `schedule` event of each scheduled playbook whose local time has come."""
-        now = self.clock.now()
-        due = []
-        for pb in self.playbooks:
-            if pb.trigger != SCHEDULE or pb.spec.schedule is None:
-                continue
-            tz = self.settings.default_timezone
-            today = now.astimezone(_zone(tz)).date()
-            hh, mm = (int(x) for x in pb.spec.schedule.split(":"))
-            at = datetime(today.year, today.month, today.day, hh, mm, tzinfo=_zone(tz))
-            if now >= at:
-                due.append(NewEvent(SCHEDULE, f"{pb.name}:{today.isoformat()}", now, None, None,
-                                    {"playbook": pb.name, "date": today.isoformat()}))
-        await self.log.append_many(due, now)
-        return len(due)
-
-
-def _zone(tz: str) -> Any:
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(tz)
 
 
 def names(playbooks: Iterable[Playbook]) -> list[str]:

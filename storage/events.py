@@ -66,6 +66,8 @@ SIGNUP = "signup"
 OPTOUT = "optout"
 OPTIN = "optin"
 COACHING_SENT = "coaching.sent"
+BRIEFING = "briefing"
+"""The `kind` of a `coaching.sent` event for a team lead's chatter briefing (budtender coaching has its own kinds)."""
 REPLY_RECEIVED = "reply.received"
 TIER_UP = "points.tier_up"
 EVENT_TYPES = (ORDER_CREATED, CUSTOMER_CREATED, SIGNUP, OPTOUT, OPTIN, COACHING_SENT, REPLY_RECEIVED, TIER_UP)
@@ -225,6 +227,20 @@ class EventLog:
 
         await self.db.run(unit)
 
+    async def join(self, consumer: str, now: datetime) -> int:
+        """A consumer's cursor; one that never read the log starts at its end (it reacts from now
+        on, not to the history a database already holds). Returns the position."""
+
+        async def unit(conn: AsyncConnection) -> int:
+            found = await _CURSOR.first(conn, {"consumer": consumer})
+            if found is not None:
+                return int(found.position)
+            end = int((await conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.id), 0)))).scalar_one())
+            await advance_in(conn, consumer, end, now)
+            return end
+
+        return await self.db.run(unit)
+
     async def between(self, start: datetime, end: datetime, types: Collection[str] | None = None) -> list[Event]:
         """Events that occurred in [start, end), in log order (replay, reports)."""
         query = sa.select(events).where(events.c.occurred_at >= start, events.c.occurred_at < end)
@@ -265,6 +281,6 @@ class EventLog:
             return int((await conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.id), 0)))).scalar_one())
 
 
-__all__ = ["COACHING_SENT", "CUSTOMER_CREATED", "EVENT_TYPES", "OPTIN", "OPTOUT", "ORDER_CREATED", "REPLY_RECEIVED",
-           "SIGNUP", "TIER_UP", "Event", "EventLog", "NewEvent", "advance_in", "after_in", "append_in",
-           "append_many_in", "cursor_in", "event_cursors", "events"]
+__all__ = ["BRIEFING", "COACHING_SENT", "CUSTOMER_CREATED", "EVENT_TYPES", "OPTIN", "OPTOUT", "ORDER_CREATED",
+           "REPLY_RECEIVED", "SIGNUP", "TIER_UP", "Event", "EventLog", "NewEvent", "advance_in", "after_in",
+           "append_in", "append_many_in", "cursor_in", "event_cursors", "events"]
