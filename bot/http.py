@@ -140,6 +140,8 @@ class HttpServer:
         token = settings.admin_token.get_secret_value() if settings.admin_token else None
         self.sessions = Sessions(token)
         """Admin sign-in sessions (cookies keyed by the admin token)."""
+        self.signed_out: Callable[[str], Awaitable[bool]] | None = None
+        """Whether a session was signed out in any process (the admin plugin stores sign-outs)."""
         self.brake = FailureBrake()
         """Slows down clients that keep sending wrong tokens."""
         self.before_start: list[Callable[[], None]] = []
@@ -176,12 +178,19 @@ class HttpServer:
                 return "bearer"
             self.brake.failed(client)
             return None
-        session = self.sessions.check(request.cookies.get(SESSION_COOKIE))
+        session = await self.live_session(request)
         if session is None:
             return None
         if request.method in UNSAFE_METHODS and not self.sessions.csrf_ok(session, await csrf_given(request)):
             return None
         return "session"
+
+    async def live_session(self, request: web.Request) -> str | None:
+        """The session id of the request's cookie if it is valid and not signed out anywhere."""
+        session = self.sessions.check(request.cookies.get(SESSION_COOKIE))
+        if session is not None and self.signed_out is not None and await self.signed_out(session):
+            return None
+        return session
 
     def session_of(self, request: web.Request) -> str | None:
         """The admin session id of a signed-in browser (None for bearer callers and strangers)."""

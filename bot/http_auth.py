@@ -72,10 +72,13 @@ class Sessions:
             return None
         return nonce
 
-    def revoke(self, value: str | None) -> None:
+    def revoke(self, value: str | None) -> tuple[str, float] | None:
+        """Sign the session out here; (its id, when its cookie would expire) for storing, if valid."""
         nonce = self.check(value)
-        if nonce is not None:
-            self._revoked.add(nonce)
+        if nonce is None:
+            return None
+        self._revoked.add(nonce)
+        return nonce, int(value.split(".")[0]) + self.lifetime  # type: ignore[union-attr]
 
     def csrf_for(self, session_id: str) -> str:
         return self._mac(f"csrf|{session_id}")

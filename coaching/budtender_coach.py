@@ -1,8 +1,11 @@
 """Budtender coaching at work: loads shifts, orders and watermarks, runs the pure triggers, sends.
 
 One `BudtenderCoach` per app. It is called from three places:
-* the POS order hook (`on_transaction`) after an order is committed: the after-order rules
-  (`order_rules`: celebration and nudge built in, more registered by plugins);
+* the event log (`consume`): each new `order.created` after its durable cursor runs the
+  after-order rules (`order_rules`: celebration and nudge built in, more registered by plugins)
+  through `on_transaction`. The POS order hook only wakes it (and drops the tally of a changed
+  order), so a crash between "order stored" and "coached" loses nothing: the next start, order or
+  tick reads on from the cursor;
 * the scheduler tick: mid-shift checks and end-of-shift summaries; plus the nightly watermark
   refresh and the weekly review;
 * the SMS commands (STATS, WEEK, GOAL, BOARD, PAUSE).
@@ -29,12 +32,18 @@ from coaching import budtenders as bt
 from coaching.budtender_shifts import BudtenderConfig, ShiftPattern, expand
 from coaching.roles import Role
 from storage.budtenders import BudtenderRepo, Shift, ShiftRow, Watermark
+from storage.events import ORDER_CREATED, EventLog
 from storage.sales import SalesRepo, Transaction
 
 if TYPE_CHECKING:
     from bot.app import App
 
 log = logging.getLogger(__name__)
+
+CONSUMER = "budtender_coaching"
+"""This coach's cursor in the event log."""
+LIVE = timedelta(hours=24)
+"""Orders that happened longer ago than this are history (an initial POS sync): counted, never coached."""
 
 
 def order_rules(app: App) -> bt.OrderRules:
@@ -70,6 +79,9 @@ class BudtenderCoach:
         """`(person_id, week_label) -> url` for the weekly trend page, when links are configured."""
         self.order_rules = order_rules(app)
         """What is evaluated after each order (`register_order_rule` adds to it)."""
+        self.events = EventLog(app.db)
+        self._consuming = asyncio.Lock()
+        self._joined = False
 
     @property
     def tz(self) -> str:
@@ -200,6 +212,32 @@ class BudtenderCoach:
             for message in found:
                 await self.deliver(message, person, t.orders)
             return found
+
+    async def consume(self, limit: int = 500) -> int:
+        """Coach the new orders in the event log after this coach's cursor; the events read.
+
+        The cursor moves after each batch is coached. A crash in between coaches that batch again,
+        which sends nothing twice: every message is recorded under its key before it is queued."""
+        async with self._consuming:
+            if not self._joined:
+                await self.events.join(CONSUMER, self.app.clock.now())
+                self._joined = True
+            read = 0
+            while batch := await self.events.read(CONSUMER, limit):
+                now = self.app.clock.now()
+                for e in batch:
+                    if (e.type != ORDER_CREATED or e.payload.get("budtender_person_id") is None
+                            or now - e.occurred_at > LIVE or e.source_id is None):
+                        continue
+                    try:
+                        txn = await self.sales.get(e.source_id)
+                        if txn is not None:
+                            await self.on_transaction(txn)
+                    except Exception:
+                        log.exception("after-order coaching failed order=%s event=%s", e.source_id, e.id)
+                await self.events.advance(CONSUMER, batch[-1].id, now)
+                read += len(batch)
+            return read
 
     # -- scheduled ---------------------------------------------------------------------------
 

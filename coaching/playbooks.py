@@ -44,7 +44,8 @@ jinja2: Any = lazy_module("jinja2")
 VISIT_OVERDUE = "visit.overdue"
 """A state trigger: appended once per customer per broken visit rhythm (see `overdue`)."""
 SCHEDULE = "schedule"
-"""A time trigger: every customer is considered at the playbook's `schedule` time each day."""
+"""A time trigger: every customer is considered at each of the playbook's `schedule` times
+("HH:MM" daily, or a crontab line such as "0 10 * * mon"), in the first store's timezone."""
 
 EVENT_FIELDS: dict[str, frozenset[str]] = {
     "order.created": frozenset({"order_id", "total", "discount", "status", "store_id", "budtender_person_id",
@@ -55,9 +56,12 @@ EVENT_FIELDS: dict[str, frozenset[str]] = {
     "reply.received": frozenset({"inbound_id", "handler", "status"}),
     "optout": frozenset({"channel", "keyword"}),
     "optin": frozenset({"channel", "keyword"}),
-    "coaching.sent": frozenset({"kind", "variant", "shift_id", "orders"}),
+    "coaching.sent": frozenset({"kind", "variant", "shift_id", "orders", "teams", "day"}),
+    "receipt.awarded": frozenset({"receipt_id", "store", "receipt_number", "house_total", "customer_points",
+                                  "budtender_points", "budtender_person_id", "read_by"}),
+    "points.reversed": frozenset({"delta", "reason", "receipt_id", "order_id"}),
     VISIT_OVERDUE: frozenset({"days_since", "usual_gap_days", "ratio", "visits", "last_visit"}),
-    SCHEDULE: frozenset({"date"}),
+    SCHEDULE: frozenset({"date", "at"}),
 }
 """Triggers a playbook may name, with the payload fields its `event` has (plus `type` and `occurred_at`)."""
 EVENT_COMMON = frozenset({"type", "occurred_at", "id"})
@@ -93,6 +97,21 @@ def parse_clock(text: str) -> time:
         return time(int(hh), int(mm))
     except (ValueError, AttributeError):
         raise ValueError(f"{text!r} is not a time of day: write HH:MM, e.g. 10:00") from None
+
+
+def schedule_cron(text: str) -> str:
+    """A playbook's `schedule` as a crontab line: "10:00" → "0 10 * * *"; a crontab line as it is."""
+    if ":" in text:
+        at = parse_clock(text)
+        return f"{at.minute} {at.hour} * * *"
+    from bot.scheduler import cron
+
+    try:
+        cron(text, "UTC")
+    except (ValueError, KeyError, IndexError) as exc:
+        raise ValueError(f"{text!r} is not a schedule: write HH:MM (daily) or a crontab line such as "
+                         f"\"0 10 * * mon\" ({exc})") from None
+    return " ".join(text.split())
 
 
 def next_local(now: datetime, at: time, tz: str) -> datetime:
@@ -146,11 +165,21 @@ class StepSpec(BaseModel):
                              + (f" (this one has {', '.join(set_)})" if set_ else ""))
         if (self.then or self.else_) and self.branch is None:
             raise ValueError("then/else belong to a branch step")
-        if self.wait is not None:
-            parse_duration(self.wait)
-        if self.wait_until is not None:
-            parse_clock(self.wait_until)
         return self
+
+    @field_validator("wait")
+    @classmethod
+    def _wait(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @field_validator("wait_until")
+    @classmethod
+    def _wait_until(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_clock(value)
+        return value
 
 
 class PlaybookSpec(BaseModel):
@@ -183,12 +212,18 @@ class PlaybookSpec(BaseModel):
             raise ValueError(f"unknown trigger {value!r} (known: {', '.join(sorted(EVENT_FIELDS))})")
         return value
 
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_text(cls, value: str | None) -> str | None:
+        if value is not None:
+            schedule_cron(value)
+        return value
+
     @model_validator(mode="after")
     def _schedule(self) -> PlaybookSpec:
         if self.trigger == SCHEDULE:
             if self.schedule is None:
-                raise ValueError("trigger = \"schedule\" needs schedule = \"HH:MM\"")
-            parse_clock(self.schedule)
+                raise ValueError("trigger = \"schedule\" needs schedule = \"HH:MM\" or a crontab line")
         elif self.schedule is not None:
             raise ValueError("schedule belongs to trigger = \"schedule\"")
         return self
@@ -201,6 +236,16 @@ def _fields_used(expression: str, root: str) -> set[str]:
     return set(re.findall(rf"(?<![\w.]){root}\.([A-Za-z_]\w*)", expression))
 
 
+_MACRO = re.compile(r"\.(?:all|exists|exists_one|existsOne|map|filter)\(\s*([A-Za-z_]\w*)\s*,"
+                    r"(?:\s*([A-Za-z_]\w*)\s*,)?")
+
+
+def _macro_bound(expression: str) -> set[str]:
+    """Names a macro binds (`event.categories.exists(c, c == "flower")` binds c): the CEL library
+    lists them among the expression's variables, but they are no outside names."""
+    return {name for m in _MACRO.finditer(expression) for name in m.groups() if name}
+
+
 def compile_condition(expression: str, trigger: str, place: str) -> Any:
     """A CEL program, or PlaybookError naming the place: syntax, unknown variables and fields."""
     try:
@@ -208,7 +253,7 @@ def compile_condition(expression: str, trigger: str, place: str) -> Any:
     except ValueError as exc:
         detail = str(exc).splitlines()[0].split("ERROR: ")[-1]
         raise PlaybookError(f"{place}: condition does not compile: {detail}") from None
-    unknown = sorted(set(program.variables()) - set(ROOTS))
+    unknown = sorted(set(program.variables()) - set(ROOTS) - _macro_bound(expression))
     if unknown:
         raise PlaybookError(f"{place}: unknown name {unknown[0]!r} (use event, customer, journey, store)")
     _check_fields(expression, trigger, place)
@@ -233,6 +278,52 @@ def sandbox() -> Any:
     return _ENV
 
 
+TEMPLATE_FILTERS = frozenset({
+    "abs", "capitalize", "center", "count", "d", "default", "first", "float", "int", "join", "last", "length",
+    "list", "lower", "max", "min", "replace", "reverse", "round", "sort", "string", "sum", "title", "trim",
+    "truncate", "unique", "upper", "wordcount", "wordwrap"})
+"""The filters a template may use: text and number formatting. Left out on purpose: `attr`, `map`,
+`selectattr`/`rejectattr`, `groupby`, `format`, `xmlattr`, `tojson`, `pprint` — the ones published
+sandbox escapes lean on to reach attributes by name or format strings."""
+
+
+def _unsafe_template_node(tree: Any) -> str | None:
+    """What in a parsed template goes beyond reading fields, or None.
+
+    The sandbox already refuses these when a template renders; refusing them when the playbook is
+    checked means a bad template never reaches a customer's journey (and a step never fails on it):
+    no calls (`''.__class__.__mro__[1].__subclasses__()`, `"{0.__class__}".format(x)`), no
+    attribute or key starting with `_`, no computed keys, only the formatting filters, no
+    include/import/extends/macros, no `**` and no repeating a literal string or list (`'a' * 10**9`).
+    """
+    n = jinja_nodes
+    for node in tree.find_all(n.Node):
+        if isinstance(node, n.Call):
+            return "a call"
+        if isinstance(node, n.Getattr) and node.attr.startswith("_"):
+            return f"attribute {node.attr!r}"
+        if isinstance(node, n.Getitem):
+            if not isinstance(node.arg, n.Const):
+                return "a computed key"
+            if isinstance(node.arg.value, str) and node.arg.value.startswith("_"):
+                return f"key {node.arg.value!r}"
+        if isinstance(node, n.Filter | n.FilterBlock) and getattr(node, "name", None) not in TEMPLATE_FILTERS:
+            return f"filter {getattr(node, 'name', '?')!r}"
+        if isinstance(node, n.Keyword) and node.key == "attribute":
+            path = node.value.value if isinstance(node.value, n.Const) else None
+            if not isinstance(path, str) or any(part.startswith("_") for part in path.split(".")):
+                return "attribute= of a hidden or computed name"
+        if isinstance(node, n.Extends | n.Include | n.Import | n.FromImport | n.Macro | n.CallBlock):
+            return f"{{% {type(node).__name__.lower()} %}}"
+        if isinstance(node, n.Pow):
+            return "**"
+        if isinstance(node, n.Mul) and any(
+                isinstance(side, n.List | n.Tuple) or (isinstance(side, n.Const) and isinstance(side.value, str))
+                for side in (node.left, node.right)):
+            return "repeating a string or list with *"
+    return None
+
+
 def compile_template(text: str, trigger: str, place: str) -> Any:
     """A sandboxed Jinja2 template whose every field exists, or PlaybookError naming the first that does not."""
     env = sandbox()
@@ -242,6 +333,10 @@ def compile_template(text: str, trigger: str, place: str) -> Any:
         raise PlaybookError(f"{place}: template line {exc.lineno}: {exc.message}") from None
     from jinja2 import meta
 
+    refused = _unsafe_template_node(tree)
+    if refused:
+        raise PlaybookError(f"{place}: template refused: {refused} (a message template reads fields; "
+                            "it calls nothing and reaches no internals)")
     unknown = sorted(meta.find_undeclared_variables(tree) - set(ROOTS))
     if unknown:
         raise PlaybookError(f"{place}: template field {unknown[0]!r} does not exist "
@@ -317,15 +412,15 @@ def build(spec: PlaybookSpec, source: str, where: str) -> Playbook:
             step.at = parse_clock(s.wait_until)
         if s.branch is not None:
             step.condition = compile_condition(s.branch, spec.trigger, f"{step_place}.branch")
-            for label, attr in ((s.then, "then_index"), (s.else_, "else_index")):
+            for label, attr, key in ((s.then, "then_index", "then"), (s.else_, "else_index", "else")):
                 if label is None:
                     setattr(step, attr, i + 1)
                 elif label == END:
                     setattr(step, attr, len(spec.steps))
                 elif label not in ids:
-                    raise PlaybookError(f"{step_place}: branch target {label!r} is no step id (nor \"end\")")
+                    raise PlaybookError(f"{step_place}.{key}: branch target {label!r} is no step id (nor \"end\")")
                 elif ids[label] <= i:
-                    raise PlaybookError(f"{step_place}: branch target {label!r} is not a later step (no loops)")
+                    raise PlaybookError(f"{step_place}.{key}: branch target {label!r} is not a later step (no loops)")
                 else:
                     setattr(step, attr, ids[label])
         steps.append(step)
@@ -333,6 +428,7 @@ def build(spec: PlaybookSpec, source: str, where: str) -> Playbook:
 
 
 def _pydantic_place(exc: ValidationError) -> str:
+    """`.steps[1].wait: message` (or `: message` for the playbook as a whole)."""
     err = exc.errors()[0]
     path = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in err["loc"]).replace(".[", "[")
     message = err["msg"].removeprefix("Value error, ")
@@ -340,7 +436,7 @@ def _pydantic_place(exc: ValidationError) -> str:
         message = f"unknown key {err['loc'][-1]!r}"
     elif err["type"] == "missing":
         message = "required key missing"
-    return f"{path}: {message}" if path else message
+    return f".{path}: {message}" if path else f": {message}"
 
 
 def parse_playbooks(raw: Any, source: str) -> list[Playbook]:
@@ -357,7 +453,7 @@ def parse_playbooks(raw: Any, source: str) -> list[Playbook]:
         try:
             spec = PlaybookSpec.model_validate(entry)
         except ValidationError as exc:
-            raise PlaybookError(f"{source}: {where}.{_pydantic_place(exc)}") from None
+            raise PlaybookError(f"{source}: {where}{_pydantic_place(exc)}") from None
         if spec.name in seen:
             raise PlaybookError(f"{source}: {where}.name: {spec.name!r} is defined twice")
         seen.add(spec.name)
@@ -365,24 +461,118 @@ def parse_playbooks(raw: Any, source: str) -> list[Playbook]:
     return out
 
 
+_TOML_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\[\]#]+?)\s*\]\]?\s*(?:#.*)?$")
+_KEY_LINE = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_-]+)\s*=""")
+_PLACE = re.compile(r"^playbooks\[(\d+)\](?: \([^)]*\))?(?:\.steps\[(\d+)\])?(?:\.(\w+))?(?:\[\d+\])?[:.]")
+
+
+def locate(text: str, playbook: int | None, step: int | None = None, key: str | None = None) -> int | None:
+    """The 1-based line of `key` in the `playbook`-th `[[playbooks]]` table (or its `step`-th
+    `[[playbooks.steps]]`; top level when `playbook` is None), else of the nearest table that holds it.
+
+    tomllib keeps no positions, so this reads the lines the way TOML lays tables out: headers,
+    `key =` lines, multi-line strings skipped. Inline tables (`steps = [{...}]`) point at `steps`.
+    """
+    p = s = -1
+    table: str | None = "" if playbook is None else None
+    fallback: list[int | None] = [None, None, None]  # playbook header, its `steps =`, the step's header
+    multi: str | None = None
+    for n, line in enumerate(text.splitlines(), 1):
+        if multi is not None:
+            if line.count(multi) % 2 == 1:
+                multi = None
+            continue
+        header = _HEADER.match(line)
+        if header and not _KEY_LINE.match(line):
+            name = header.group(2).replace(" ", "")
+            array = header.group(1) == "[["
+            if playbook is None and key is not None and name.split(".")[0].strip("\"'") == key:
+                return n
+            if array and name == "playbooks":
+                p, s, table = p + 1, -1, "playbook"
+                if p == playbook:
+                    fallback[0] = n
+            elif array and name == "playbooks.steps" and p >= 0:
+                s, table = s + 1, "step"
+                if p == playbook and s == step:
+                    fallback[2] = n
+            else:
+                table = None
+            continue
+        found = _KEY_LINE.match(line)
+        if found:
+            name = found.group(1).strip("\"'")
+            here = (table == "" and playbook is None) or (p == playbook and (
+                (step is None and table == "playbook") or (step is not None and table == "step" and s == step)))
+            if here and key is not None and name == key:
+                return n
+            if p == playbook and table == "playbook" and name == "steps":
+                fallback[1] = n
+            rest = line[found.end():]
+            for quote in ('"""', "'''"):
+                if rest.count(quote) % 2 == 1:
+                    multi = quote
+                    break
+    if step is not None:
+        return fallback[2] or fallback[1] or fallback[0]
+    return fallback[0]
+
+
+def _with_line(exc: PlaybookError, source: str, text: str) -> PlaybookError:
+    """`source: playbooks[0] (x).steps[1].send: …` → `source:12: playbooks[0] (x).steps[1].send: …`."""
+    message = str(exc)
+    if not message.startswith(f"{source}: "):
+        return exc
+    rest = message.removeprefix(f"{source}: ")
+    m = _PLACE.match(rest)
+    line = None
+    if m:
+        line = locate(text, int(m.group(1)), int(m.group(2)) if m.group(2) else None, m.group(3))
+    elif rest.startswith("unknown key "):
+        key = rest.split("'")[1] if "'" in rest else None
+        line = locate(text, None, None, key)
+    return PlaybookError(f"{source}:{line}: {rest}") if line else exc
+
+
+def _toml_error(exc: tomllib.TOMLDecodeError, source: object) -> PlaybookError:
+    """tomllib's `Expected ... (at line 3, column 12)` → `source:3:12: Expected ...`."""
+    message = str(exc)
+    m = _TOML_AT.search(message)
+    if m:
+        return PlaybookError(f"{source}:{m.group(1)}:{m.group(2)}: TOML: {message[:m.start()]}")
+    return PlaybookError(f"{source}: TOML: {message}")
+
+
 def load_file(path: Path) -> list[Playbook]:
-    """A TOML file of `[[playbooks]]` (PlaybookError with the place on anything wrong)."""
+    """A TOML file of `[[playbooks]]` (PlaybookError with the file, line and key path on anything wrong)."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PlaybookError(f"{path}: no such file") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise PlaybookError(f"{path}: {exc}") from None
+        raise _toml_error(exc, path) from None
     unknown = sorted(set(data) - {"playbooks"})
-    if unknown and path.parent.name == "playbooks":
-        raise PlaybookError(f"{path}: unknown key {unknown[0]!r} (a playbooks/ file holds [[playbooks]] only)")
-    return parse_playbooks(data.get("playbooks"), str(path))
+    try:
+        if unknown and path.parent.name == "playbooks":
+            raise PlaybookError(f"{path}: unknown key {unknown[0]!r} (a playbooks/ file holds [[playbooks]] only)")
+        return parse_playbooks(data.get("playbooks"), str(path))
+    except PlaybookError as exc:
+        raise _with_line(exc, str(path), text) from None
 
 
 def load_all(config_data: Mapping[str, Any], config_path: Path | None, extra: Iterable[Playbook] = ()
              ) -> list[Playbook]:
     """huddle.toml's `[[playbooks]]`, then every `playbooks/*.toml` next to it, then `extra` (the demo's)."""
-    found = parse_playbooks(config_data.get("playbooks"), str(config_path or "huddle.toml"))
+    source = str(config_path or "huddle.toml")
+    try:
+        found = parse_playbooks(config_data.get("playbooks"), source)
+    except PlaybookError as exc:
+        if config_path is None or not config_path.is_file():
+            raise
+        raise _with_line(exc, source, config_path.read_text(encoding="utf-8")) from None
     folder = (config_path.parent if config_path else Path.cwd()) / "playbooks"
     if folder.is_dir():
         for path in sorted(folder.glob("*.toml")):
@@ -409,7 +599,7 @@ def _money(value: Any) -> float:
 def event_context(event_type: str, payload: Mapping[str, Any], occurred_at: datetime,
                   event_id: int = 0) -> dict[str, Any]:
     out = {k: v for k, v in payload.items() if v is not None}
-    for key in ("total", "discount"):
+    for key in ("total", "discount", "house_total"):
         if key in out:
             out[key] = _money(out[key])
     out.update(type=event_type, occurred_at=occurred_at.isoformat(), id=event_id)
@@ -571,4 +761,4 @@ def figures(rows: Iterable[Any]) -> dict[str, PlaybookFigures]:
 __all__ = ["END", "EVENT_FIELDS", "SCHEDULE", "STOP_EVENTS", "VISIT_OVERDUE", "Impact", "Journey", "Playbook",
            "PlaybookError", "PlaybookSpec", "RhythmRules", "Step", "StepSpec", "customer_context", "event_context",
            "figures", "held_out", "impact", "load_all", "load_file", "next_local", "overdue", "parse_duration",
-           "parse_playbooks", "render", "usual_gap"]
+           "parse_playbooks", "render", "schedule_cron", "usual_gap"]

@@ -15,6 +15,7 @@ from handlers.admin_web import AdminPages, add_routes
 
 def setup(app: App) -> None:
     pages = app.provide("admin_pages", AdminPages(app))
+    app.http.signed_out = pages.signed_out  # a sign-out holds in every process, not only this one
     add_routes(app, pages)
     weekly_report.setup(app, pages)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import jinja2
     from aiohttp import web
 
+    from storage.admin_signouts import SignoutRepo
     from storage.ops import OpsRepo
     from storage.timeline import TimelineRepo
 else:
@@ -73,6 +74,7 @@ class AdminPages:
         self.app = app
         self._timeline: TimelineRepo | None = None
         self._ops: OpsRepo | None = None
+        self._signouts: SignoutRepo | None = None
         self._jinja: jinja2.Environment | None = None
 
     @property
@@ -83,6 +85,17 @@ class AdminPages:
 
             self._timeline = TimelineRepo(self.app.db)
         return self._timeline
+
+    @property
+    def signouts(self) -> SignoutRepo:
+        if self._signouts is None:
+            from storage.admin_signouts import SignoutRepo
+
+            self._signouts = SignoutRepo(self.app.db)
+        return self._signouts
+
+    async def signed_out(self, session_id: str) -> bool:
+        return await self.signouts.signed_out(session_id)
 
     @property
     def ops(self) -> OpsRepo:
@@ -115,7 +128,7 @@ class AdminPages:
 
     async def login_form(self, request: web.Request, error: str = "", status: int = 200) -> web.Response:
         sessions = self.app.http.sessions
-        if sessions.check(request.cookies.get(SESSION_COOKIE)) and not error:
+        if await self.app.http.live_session(request) and not error:
             raise web.HTTPSeeOther(_safe_next(request.query.get("next")))
         pre, csrf = sessions.pre_session()
         next_ = request.query.get("next", "") if request.method == "GET" else ""
@@ -145,7 +158,12 @@ class AdminPages:
         raise response
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
-        self.app.http.sessions.revoke(request.cookies.get(SESSION_COOKIE))
+        revoked = self.app.http.sessions.revoke(request.cookies.get(SESSION_COOKIE))
+        if revoked is not None:
+            session_id, until = revoked
+            now = self.app.http.sessions.now()  # the cookie's own clock (wall time), not the app's
+            await self.signouts.add(session_id, datetime.fromtimestamp(until, UTC), datetime.fromtimestamp(now, UTC))
+            log.info("admin signed out client=%s", self.app.http.client_of(request))
         response = web.HTTPSeeOther("/admin/login")
         response.del_cookie(SESSION_COOKIE, path="/")
         raise response

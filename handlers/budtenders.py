@@ -14,9 +14,11 @@ is set; else, or when the model fails or is slow, a deterministic coaching tip. 
 `answer_window_hours` of a coaching message marks that message answered (the feedback loop behind
 `python main.py report coaching`).
 
-Hook for order producers: the store's POS ingest calls every `on_order` hook after an order is
-committed; this plugin subscribes there. Anything else that creates live orders calls
-`await on_transaction(app, transaction)`. CSV imports of history do not coach.
+After-order coaching reads the event log: each new `order.created` (whoever stored the order: the
+POS webhook, a Blaze sync) is coached once from the coach's durable cursor. The store's POS ingest
+calls every `on_order` hook after an order is committed; this plugin's hook only wakes the reader
+(and rebuilds the tally of a changed order). Anything else that creates live orders without the
+log calls `await on_transaction(app, transaction)`. History (orders over a day old) does not coach.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from bot.router import HandlerResult, Router
 from bot.scheduler import JobRun, cron, daily, weekly
 from coaching import budtenders as bt
 from coaching.ai import AiClient, ai_client_for
-from coaching.budtender_coach import BudtenderCoach
+from coaching.budtender_coach import CONSUMER, BudtenderCoach
 from coaching.budtender_shifts import BudtenderConfig, ShiftPattern
 from coaching.prompts import load_prompt
 from coaching.reports import register_report
@@ -205,11 +207,15 @@ def setup(app: App) -> None:
     app.include_router(router)
 
     async def hook(done: OrderProcessed) -> None:
-        await coach.on_transaction(done.transaction, changed=not done.is_new)
+        if done.is_new:
+            await coach.consume()  # its order.created is in the log: coach from there
+        else:
+            await coach.on_transaction(done.transaction, changed=True)  # a refund: rebuild the tally
 
     on_order(app, hook)
 
     async def tick(_run: JobRun) -> None:
+        await coach.consume()  # orders another process ingested, or left uncoached by a crash
         await coach.tick()
 
     async def nightly(_run: JobRun) -> None:
@@ -229,8 +235,13 @@ def setup(app: App) -> None:
         refreshed = await coach.refresh_stale_watermarks()
         if refreshed:
             log.info("budtender watermarks computed count=%d", refreshed)
+        await coach.events.join(CONSUMER, now)  # a new coach starts at the log's end: history is not coached
+
+    async def ready(_app: App) -> None:
+        await coach.consume()  # what a crash left between "order stored" and "coached"
 
     app.on_startup(start)
+    app.on_ready(ready)
     register_report(app, "coaching", "coaching messages sent and answered, per type and variant", report_coaching)
     register_import(app, ImportKind("shifts", "budtender shifts: budtender (phone, employee id or name), date, "
                                     "start, end", import_shifts))

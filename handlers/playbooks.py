@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
@@ -27,7 +28,7 @@ from bot.errors import UserError
 from bot.model import Address, OutboundKind
 from bot.outbox import GateVerdict, in_quiet_hours
 from bot.plugins import Plugin
-from bot.scheduler import JobRun, cron
+from bot.scheduler import JobRun, by_minute, cron
 from bot.settings import HuddleSettings
 from coaching.playbook_engine import EngineSettings, PlaybookEngine
 from coaching.playbooks import Playbook, PlaybookError, RhythmRules, figures, load_all, load_file
@@ -35,7 +36,7 @@ from coaching.reports import register_report
 from coaching.sources.pos import OrderProcessed, on_order
 from handlers.customers import CONSOLE_STAFF
 from handlers.store_services import services
-from storage.events import COACHING_SENT, EventLog
+from storage.events import BRIEFING, COACHING_SENT, EventLog
 from storage.playbooks import MARKETING_KEY, PlaybookRepo
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,35 @@ class Playbooks:
 
     def kick(self) -> None:
         self._kick.set()
+
+    def schedule_jobs(self) -> int:
+        """One scheduler job per `trigger = "schedule"` playbook: the scheduler runs each period once,
+        across restarts and workers (its job runs), and the event it appends is deduplicated by
+        `playbook:period` — a daily playbook's period is the local date, a crontab's the fire minute."""
+        from bot.scheduler import daily
+        from coaching.playbooks import SCHEDULE, schedule_cron
+        from storage.events import NewEvent
+
+        engine = self.build()
+        tz = engine.settings.default_timezone
+        added = 0
+        for p in engine.playbooks:
+            if p.trigger != SCHEDULE or p.spec.schedule is None:
+                continue
+            line = schedule_cron(p.spec.schedule)
+            period = daily(tz) if ":" in p.spec.schedule else by_minute
+
+            async def fire(run: JobRun, name: str = p.name) -> None:
+                local = run.fire_time.astimezone(ZoneInfo(tz))
+                await EventLog(self.app.db).append(NewEvent(
+                    SCHEDULE, f"{name}:{run.period}", run.fire_time, None, None,
+                    {"playbook": name, "date": local.date().isoformat(), "at": local.isoformat()}),
+                    self.app.clock.now())
+                self.kick()
+
+            self.app.scheduler.add("playbook_schedule", cron(line, tz), fire, scope=p.name, period=period)
+            added += 1
+        return added
 
     async def _loop(self) -> None:
         engine = self.build()
@@ -341,7 +371,8 @@ async def _run(app: App, args: argparse.Namespace) -> int:
         for p in playbooks:
             state = "paused" if p.name in paused else ("active" if p.spec.enabled else "off")
             runs_n, sent = counts.get(p.name, (0, 0))
-            print(f"{p.name:<22} {p.trigger:<16} {state:<8} {runs_n:>6} {sent:>8}  {p.source}")
+            trigger = f"{p.trigger} {p.spec.schedule}" if p.spec.schedule else p.trigger
+            print(f"{p.name:<22} {trigger:<16} {state:<8} {runs_n:>6} {sent:>8}  {p.source}")
         return 0
     if action == "runs":
         found = await repo.runs(args.playbook, args.limit)
@@ -407,35 +438,80 @@ async def report(app: App, pb: Playbooks) -> int:
 
 
 async def report_impact(app: App, _args: argparse.Namespace) -> int:
-    """Coaching messages by type and variant: the budtender's sales in the 2 h after vs the same 2 h a week before."""
+    """Coaching by type and variant, from the one event log (`coaching.sent`): budtender coaching
+    (mid-shift, nudge, celebration, …) against the budtender's sales in the 2 h after vs the same 2 h
+    a week before; chatter briefings against the lead's teams' sales on the briefed day vs the same
+    weekday a week before when that lead had no briefing."""
     from coaching.playbooks import impact
 
-    log_ = EventLog(app.db)
-    repo = PlaybookRepo(app.db)
-    sent = await log_.of(types=[COACHING_SENT])
+    sent = await EventLog(app.db).of(types=[COACHING_SENT])
     if not sent:
         print("No coaching messages in the event log yet.")
         return 0
+    repo = PlaybookRepo(app.db)
     window = timedelta(hours=2)
+    week = timedelta(days=7)
     groups: dict[tuple[str, str], tuple[list[Decimal], list[Decimal]]] = {}
+    briefed: dict[int, set[date]] = {}
+    for e in sent:
+        if e.payload.get("kind") == BRIEFING and e.person_id is not None and e.payload.get("day"):
+            briefed.setdefault(e.person_id, set()).add(date.fromisoformat(e.payload["day"]))
+    teams = _TeamSales(app)
+    skipped = 0
     for e in sent:
         if e.person_id is None:
             continue
-        after = await repo.staff_sales(e.person_id, e.occurred_at, e.occurred_at + window)
-        before = await repo.staff_sales(e.person_id, e.occurred_at - timedelta(days=7),
-                                        e.occurred_at - timedelta(days=7) + window)
-        g = groups.setdefault((str(e.payload.get("kind")), str(e.payload.get("variant"))), ([], []))
+        kind, variant = str(e.payload.get("kind")), str(e.payload.get("variant"))
+        if kind == BRIEFING:
+            if not e.payload.get("day"):
+                continue
+            day = date.fromisoformat(e.payload["day"])
+            earlier = day - week
+            names = list(e.payload.get("teams") or [])
+            after_day, before_day = await teams.on(names, day), await teams.on(names, earlier)
+            if earlier in briefed.get(e.person_id, set()) or after_day is None or before_day is None:
+                skipped += 1  # no comparable day: briefed then too, or no numbers for one of the days
+                continue
+            after, before = after_day, before_day
+        else:
+            after = await repo.staff_sales(e.person_id, e.occurred_at, e.occurred_at + window)
+            before = await repo.staff_sales(e.person_id, e.occurred_at - week, e.occurred_at - week + window)
+        g = groups.setdefault((kind, variant), ([], []))
         g[0].append(after)
         g[1].append(before)
-    print(f"{'type':<12} {'variant':<8} {'messages':>8} {'$ 2h after':>11} {'$ same 2h -7d':>14} "
-          f"{'difference (95% CI)':>30}")
+    print(f"{'type':<12} {'variant':<8} {'messages':>8} {'$ after':>11} {'$ -7d':>11} {'difference (95% CI)':>30}")
     for (kind, variant), (after, before) in sorted(groups.items()):
         i = impact(after, before)
         per = (f"{(i.per_treated - i.per_held):>8} [{(i.low or 0) / max(i.treated, 1):.2f}, "
                f"{(i.high or 0) / max(i.treated, 1):.2f}]") if i.incremental is not None else "-"
-        print(f"{kind:<12} {variant:<8} {len(after):>8} {i.per_treated:>11} {i.per_held:>14} {per:>30}")
-    print("comparable moment = the same budtender's same two hours one week earlier (no message then).")
+        print(f"{kind:<12} {variant:<8} {len(after):>8} {i.per_treated:>11} {i.per_held:>11} {per:>30}")
+    print("budtender coaching: the budtender's sales in the 2 h after the message vs the same 2 h one week "
+          "earlier;\nbriefing: the lead's teams' chatter sales on the briefed day vs the same weekday one week "
+          "earlier, counted only when that lead had no briefing then"
+          + (f" ({skipped} briefing(s) without such a day left out)." if skipped else "."))
     return 0
+
+
+class _TeamSales:
+    """Chatter sales per day for a set of teams (every team when none is named), from `chatter_days`."""
+
+    def __init__(self, app: App) -> None:
+        from storage.chatters import ChatterRepo
+
+        self.repo = ChatterRepo(app.db)
+        self._roster: dict[str, list[int]] | None = None
+
+    async def on(self, teams: list[str], day: date) -> Decimal | None:
+        """The teams' summed sales that day; None when no chatter of theirs has numbers for it."""
+        if self._roster is None:
+            self._roster = {}
+            for c in await self.repo.chatters():
+                self._roster.setdefault(c.team or "", []).append(c.id)
+        ids = [i for name, members in self._roster.items() if not teams or name in teams for i in members]
+        rows = [d for d in await self.repo.days(day, day, ids) if d.sales is not None] if ids else []
+        if not rows:
+            return None
+        return sum((Decimal(str(d.sales)) for d in rows), Decimal("0"))
 
 
 # -- demo -----------------------------------------------------------------------------------------
@@ -454,7 +530,8 @@ def setup(app: App) -> None:
     pb = playbooks_of(app)
     app.add_cli("playbooks", "playbooks: list | check FILE | runs | replay --from --to | report | resume NAME",
                 _configure, _run, needs_db=False)
-    register_report(app, "impact", "coaching messages by type and variant vs comparable moments without one",
+    register_report(app, "impact", "coaching messages and chatter briefings by type and variant vs comparable "
+                    "moments without one",
                     report_impact)
     app.outbox.gates.append(pb.gate)
 
@@ -465,7 +542,7 @@ def setup(app: App) -> None:
 
     async def start(app: App) -> None:
         if pb.settings.playbooks_enabled:
-            pb.build()
+            pb.schedule_jobs()
 
     async def ready(app: App) -> None:
         if pb.settings.playbooks_enabled:
@@ -478,7 +555,6 @@ def setup(app: App) -> None:
     async def overdue_job(_run: JobRun) -> None:
         if pb.settings.playbooks_enabled:
             await pb.build().detect_overdue()
-            await pb.build().tick_schedules()
             pb.kick()
 
     app.on_startup(start)

@@ -25,6 +25,7 @@ import re
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from bot.app import App
 from bot.context import Context
@@ -66,6 +67,7 @@ from coaching.roles import declare as declare_roles
 from coaching.sources.hubstaff import HubstaffClient, HubstaffSettings, parse_hubstaff_csv
 from coaching.sources.inflow_csv import CsvError
 from storage.chatters import REPORT, ChatterRepo, LeadShift, LeadShiftRepo
+from storage.events import BRIEFING, COACHING_SENT, EventLog, NewEvent
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -436,6 +438,13 @@ def briefing_job(app: App, service: ChatterService, lead: LeadConfig, person_id:
                                            late_since=job.fire_time if late else None, locale=person.locale)).text
         who = lead.slack if person_id is None else f"person:{person_id}"
         key = f"briefing:{who}:{job.period}"
+        # The coaching fact goes to the event log first (deduplicated by the key, like the message),
+        # so `report impact` and playbooks see briefings next to budtender coaching.
+        now = app.clock.now()
+        shift_day = (job.fire_time + BRIEFING_LEAD).astimezone(ZoneInfo(lead.timezone)).date()
+        await EventLog(app.db).append(NewEvent(COACHING_SENT, key, now, person.id, None, {
+            "kind": BRIEFING, "variant": "late" if late else "on_time", "teams": list(lead.teams),
+            "day": shift_day.isoformat()}), now)
         await app.send(address, text, kind=OutboundKind.PROACTIVE, key=key, person=person)
 
     return run

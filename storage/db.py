@@ -188,9 +188,13 @@ def normalize_url(url: str) -> str:
 
 
 class Database:
-    def __init__(self, url: str, *, durable: bool = True, group_commit: bool = True, echo: bool = False):
+    def __init__(self, url: str, *, durable: bool = True, group_commit: bool = True, echo: bool = False,
+                 commit_inline: bool = False):
         self.url = normalize_url(url)
         self.durable = durable
+        self.commit_inline = commit_inline and not durable
+        """SQLite: COMMIT on the loop rather than in a thread. Only without fsync (a scratch copy for a
+        replay), where the commit is a write to the WAL and the thread hop costs more than it does."""
         self.group_commit = group_commit
         parsed = make_url(self.url)
         self.dialect = parsed.get_backend_name()
@@ -310,7 +314,10 @@ class Database:
                 trans.rollback()
                 raise
             started = time.perf_counter()
-            await asyncio.to_thread(trans.commit)  # the fsync
+            if self.commit_inline:
+                trans.commit()
+            else:
+                await asyncio.to_thread(trans.commit)  # the fsync
             self.commits.note((time.perf_counter() - started) * 1000)
         except BaseException:
             self._writer = None

@@ -66,6 +66,8 @@ SIGNUP = "signup"
 OPTOUT = "optout"
 OPTIN = "optin"
 COACHING_SENT = "coaching.sent"
+BRIEFING = "briefing"
+"""The `kind` of a `coaching.sent` event for a team lead's chatter briefing (budtender coaching has its own kinds)."""
 REPLY_RECEIVED = "reply.received"
 TIER_UP = "points.tier_up"
 EVENT_TYPES = (ORDER_CREATED, CUSTOMER_CREATED, SIGNUP, OPTOUT, OPTIN, COACHING_SENT, REPLY_RECEIVED, TIER_UP)
@@ -111,6 +113,7 @@ _APPEND_MANY = Prepared.per_dialect(
 )
 _AFTER = Prepared(sa.select(events).where(events.c.id > sa.bindparam("after")).order_by(events.c.id)
                   .limit(sa.bindparam("limit")))
+_BY_IDS = Prepared(sa.select(events).where(events.c.id.in_(sa.bindparam("ids", expanding=True))))
 _CURSOR = Prepared(sa.select(event_cursors.c.position).where(event_cursors.c.consumer == sa.bindparam("consumer")))
 _ADVANCE = Prepared.per_dialect(
     lambda insert: (stmt := insert(event_cursors)).on_conflict_do_update(
@@ -194,6 +197,16 @@ class EventLog:
             row = (await conn.execute(sa.select(events).where(events.c.id == event_id))).first()
         return None if row is None else _event(row)
 
+    async def get_many(self, ids: Collection[int]) -> dict[int, Event]:
+        """Events by id, in one query per 500 ids (a batch of runs reads its triggering events)."""
+        wanted = sorted(set(ids))
+        out: dict[int, Event] = {}
+        async with self.db.read() as conn:
+            for start in range(0, len(wanted), 500):
+                for r in await _BY_IDS.all(conn, {"ids": wanted[start:start + 500]}):
+                    out[int(r.id)] = _event(r)
+        return out
+
     async def after(self, position: int, limit: int = 1000, types: Collection[str] | None = None) -> list[Event]:
         return await self.db.query(lambda conn: after_in(conn, position, limit, types))
 
@@ -213,6 +226,20 @@ class EventLog:
             await advance_in(conn, consumer, position, now)
 
         await self.db.run(unit)
+
+    async def join(self, consumer: str, now: datetime) -> int:
+        """A consumer's cursor; one that never read the log starts at its end (it reacts from now
+        on, not to the history a database already holds). Returns the position."""
+
+        async def unit(conn: AsyncConnection) -> int:
+            found = await _CURSOR.first(conn, {"consumer": consumer})
+            if found is not None:
+                return int(found.position)
+            end = int((await conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.id), 0)))).scalar_one())
+            await advance_in(conn, consumer, end, now)
+            return end
+
+        return await self.db.run(unit)
 
     async def between(self, start: datetime, end: datetime, types: Collection[str] | None = None) -> list[Event]:
         """Events that occurred in [start, end), in log order (replay, reports)."""
@@ -254,6 +281,6 @@ class EventLog:
             return int((await conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.id), 0)))).scalar_one())
 
 
-__all__ = ["COACHING_SENT", "CUSTOMER_CREATED", "EVENT_TYPES", "OPTIN", "OPTOUT", "ORDER_CREATED", "REPLY_RECEIVED",
-           "SIGNUP", "TIER_UP", "Event", "EventLog", "NewEvent", "advance_in", "after_in", "append_in",
-           "append_many_in", "cursor_in", "event_cursors", "events"]
+__all__ = ["BRIEFING", "COACHING_SENT", "CUSTOMER_CREATED", "EVENT_TYPES", "OPTIN", "OPTOUT", "ORDER_CREATED",
+           "REPLY_RECEIVED", "SIGNUP", "TIER_UP", "Event", "EventLog", "NewEvent", "advance_in", "after_in",
+           "append_in", "append_many_in", "cursor_in", "event_cursors", "events"]

@@ -8,6 +8,7 @@ step's result is written with the step pointer in one transaction.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -97,6 +98,18 @@ class NewRun:
     customer_id: int | None
     held_out: bool
     started_at: datetime
+    first_wait: FirstWait | None = None
+    """A journey that opens with a wait has it done as it starts (see `PlaybookRepo.take`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FirstWait:
+    """Step 0 of a new run, a wait, as `run_due` would have recorded it at the run's start."""
+
+    kind: str
+    detail: str
+    status: str
+    wake_at: datetime | None
 
 
 @dataclass(slots=True)
@@ -180,10 +193,18 @@ def _run(r: Any) -> Run:
 _CREATE = Prepared.per_dialect(
     lambda insert: insert(playbook_runs).on_conflict_do_nothing(index_elements=["playbook", "event_id", "subject"])
 )
+_CREATE_RETURNING = Prepared.per_dialect(
+    lambda insert: insert(playbook_runs).on_conflict_do_nothing(index_elements=["playbook", "event_id", "subject"])
+    .returning(playbook_runs.c.id, playbook_runs.c.playbook, playbook_runs.c.event_id, playbook_runs.c.subject)
+)
+_STEP_ONCE = Prepared.per_dialect(
+    lambda insert: insert(playbook_steps).on_conflict_do_nothing(index_elements=["run_id", "step"])
+)
+_IS_OPEN = sa.or_(*(playbook_runs.c.status == s for s in OPEN))
+"""`status IN (OPEN)` as plain bound values: a literal IN list is re-expanded on every execution."""
 _CLAIM = Prepared(
     playbook_runs.update()
-    .where(playbook_runs.c.id == sa.bindparam("r_id"), playbook_runs.c.wake_at == sa.bindparam("r_seen"),
-           playbook_runs.c.status.in_(OPEN))
+    .where(playbook_runs.c.id == sa.bindparam("r_id"), playbook_runs.c.wake_at == sa.bindparam("r_seen"), _IS_OPEN)
     .values(wake_at=sa.bindparam("r_lease"), updated_at=sa.bindparam("r_now"))
 )
 _STEP = Prepared.per_dialect(
@@ -193,6 +214,12 @@ _STEP = Prepared.per_dialect(
               "attempts": playbook_steps.c.attempts + 1, "error": stmt.excluded.error, "at": stmt.excluded.at},
     )
 )
+_STOP = Prepared(
+    playbook_runs.update()
+    .where(playbook_runs.c.id == sa.bindparam("r_id"), _IS_OPEN)
+    .values(status=STOPPED, stop_reason=sa.bindparam("r_reason"), wake_at=None, finished_at=sa.bindparam("r_now"),
+            updated_at=sa.bindparam("r_now"))
+)
 _MOVE = Prepared(
     playbook_runs.update().where(playbook_runs.c.id == sa.bindparam("r_id")).values(
         step=sa.bindparam("r_step"), status=sa.bindparam("r_status"), wake_at=sa.bindparam("r_wake"),
@@ -200,6 +227,112 @@ _MOVE = Prepared(
         stop_reason=sa.bindparam("r_stop"), finished_at=sa.bindparam("r_finished"),
         updated_at=sa.bindparam("r_now"))
 )
+
+_DUE_QUERY = (sa.select(playbook_runs)
+              .where(_IS_OPEN, playbook_runs.c.wake_at <= sa.bindparam("now", type_=UTCDateTime))
+              .order_by(playbook_runs.c.wake_at, playbook_runs.c.id).limit(sa.bindparam("limit")))
+_DUE = Prepared(_DUE_QUERY)
+_DUE_EXCEPT = Prepared(_DUE_QUERY.where(playbook_runs.c.playbook.not_in(sa.bindparam("skip", expanding=True))))
+_NEXT_WAKE = Prepared(sa.select(sa.func.min(playbook_runs.c.wake_at)).where(_IS_OPEN))
+_SENT_SINCE = Prepared(
+    sa.select(sa.func.count()).select_from(playbook_steps)
+    .where(playbook_steps.c.result == SENT, playbook_steps.c.at >= sa.bindparam("since", type_=UTCDateTime),
+           sa.exists().where(playbook_runs.c.id == playbook_steps.c.run_id,
+                             playbook_runs.c.playbook == sa.bindparam("playbook")))
+)
+"""Driven by the steps of the last hour (their `at` index), not by every run the playbook ever had."""
+_PAUSED = Prepared(sa.select(playbook_pauses.c.playbook, playbook_pauses.c.reason))
+_CUSTOMER_COUNT = Prepared(sa.select(sa.func.count()).select_from(customers))
+_POINTS_OF = (sa.select(sa.func.sum(loyalty_ledger.c.delta)).where(loyalty_ledger.c.customer_id == customers.c.id)
+              .correlate(customers).scalar_subquery())
+_FIRST_VISIT_OF = (sa.select(sa.func.min(transactions.c.occurred_at))
+                   .where(transactions.c.customer_id == customers.c.id).correlate(customers).scalar_subquery())
+_SUBJECT = (sa.select(customers.c.id, customers.c.person_id, customers.c.first_name, customers.c.last_name,
+                      customers.c.phone, customers.c.vip_tier, customers.c.rewards_member, customers.c.visits,
+                      customers.c.lifetime_spend, customers.c.last_visit_at, customers.c.favourite_categories,
+                      stores.c.name.label("store_name"), stores.c.timezone.label("store_tz"),
+                      _POINTS_OF.label("points"), _FIRST_VISIT_OF.label("first_visit_at"))
+            .select_from(customers.outerjoin(stores, stores.c.id == customers.c.store_id)))
+"""A customer with their store, points balance and first visit: one row per subject (each an index lookup)."""
+_SUBJECTS_BY_ID = Prepared(_SUBJECT.where(customers.c.id.in_(sa.bindparam("ids", expanding=True))))
+_SUBJECTS_BY_PERSON = Prepared(_SUBJECT.where(customers.c.person_id.in_(sa.bindparam("ids", expanding=True))))
+_PEOPLE = Prepared(sa.select(persons.c.id, persons.c.name, persons.c.timezone)
+                   .where(persons.c.id.in_(sa.bindparam("ids", expanding=True))))
+_ADDRESSES = Prepared(sa.select(addresses.c.person_id, addresses.c.channel, addresses.c.address)
+                      .where(addresses.c.person_id.in_(sa.bindparam("ids", expanding=True))).order_by(addresses.c.id))
+_OPEN_RUN = sa.select(playbook_runs.c.id, playbook_runs.c.customer_id, playbook_runs.c.person_id,
+                      playbook_runs.c.playbook, playbook_runs.c.event_id, playbook_runs.c.started_at).where(
+    _IS_OPEN, playbook_runs.c.playbook.in_(sa.bindparam("names", expanding=True)))
+_OPEN_OF_CUSTOMERS = Prepared(_OPEN_RUN.where(playbook_runs.c.customer_id.in_(sa.bindparam("ids", expanding=True))))
+_OPEN_OF_PERSONS = Prepared(_OPEN_RUN.where(playbook_runs.c.person_id.in_(sa.bindparam("ids", expanding=True))))
+_CHUNK = 2000
+"""Ids per IN list: under SQLite's and asyncpg's parameter limits whatever the batch."""
+
+
+def _chunks(ids: Sequence[int]) -> list[list[int]]:
+    return [list(ids[i:i + _CHUNK]) for i in range(0, len(ids), _CHUNK)]
+
+
+async def _stop_in(conn: AsyncConnection, stops: Sequence[tuple[Event, str, Sequence[str]]], now: datetime) -> None:
+    """Stop the open runs a batch's stop events end: one read of the candidates, one executemany.
+
+    A run is stopped by the first event of the batch (in log order) about its customer or person,
+    listed by its playbook's stop-when, from another event, that occurred at or after its start.
+    """
+    names = sorted({n for _, _, found in stops for n in found})
+    cids = sorted({e.customer_id for e, _, found in stops if found and e.customer_id is not None})
+    pids = sorted({e.person_id for e, _, found in stops if found and e.person_id is not None})
+    if not names or not (cids or pids):
+        return
+    found_rows: dict[int, Any] = {}
+    for stmt, wanted in ((_OPEN_OF_CUSTOMERS, cids), (_OPEN_OF_PERSONS, pids)):
+        for chunk in _chunks(wanted):
+            for row in await stmt.all(conn, {"ids": chunk, "names": names}):
+                found_rows[row.id] = row
+    if not found_rows:
+        return
+    rows = [found_rows[i] for i in sorted(found_rows)]
+    by_customer: dict[int, list[Any]] = {}
+    by_person: dict[int, list[Any]] = {}
+    for row in rows:
+        if row.customer_id is not None:
+            by_customer.setdefault(row.customer_id, []).append(row)
+        if row.person_id is not None:
+            by_person.setdefault(row.person_id, []).append(row)
+    stopped: dict[int, dict[str, Any]] = {}
+    for event, reason, found in stops:
+        if not found:
+            continue
+        wanted = set(found)
+        for row in (*by_customer.get(event.customer_id or -1, ()), *by_person.get(event.person_id or -1, ())):
+            if (row.id not in stopped and row.playbook in wanted and row.event_id != event.id
+                    and row.started_at <= event.occurred_at):
+                stopped[row.id] = {"r_id": row.id, "r_reason": reason, "r_now": now}
+    if stopped:
+        await _STOP.execute_many(conn, list(stopped.values()))
+
+
+def _new_row(r: NewRun, now: datetime) -> dict[str, Any]:
+    wait = r.first_wait
+    status, step, wake = (ACTIVE, 0, r.started_at) if wait is None else (wait.status, 1, wait.wake_at)
+    return {"playbook": r.playbook, "event_id": r.event_id, "subject": r.subject, "person_id": r.person_id,
+            "customer_id": r.customer_id, "status": status, "held_out": r.held_out, "step": step, "wake_at": wake,
+            "attempts": 0, "error": None, "stop_reason": None, "started_at": r.started_at, "updated_at": now,
+            "finished_at": None if status in OPEN else now}
+
+
+def step_row(run_id: int, step: int, kind: str, result: str, detail: str | None, outbox_id: int | None,
+             error: str | None, at: datetime) -> dict[str, Any]:
+    """A step's result as `record` writes it (a repeat of the step counts one more attempt)."""
+    return {"run_id": run_id, "step": step, "kind": kind, "result": result, "detail": detail, "outbox_id": outbox_id,
+            "attempts": 1, "error": error, "at": at}
+
+
+def move_row(run_id: int, step: int, status: str, wake_at: datetime | None, attempts: int, error: str | None,
+             stop_reason: str | None, finished_at: datetime | None, now: datetime) -> dict[str, Any]:
+    """A run's new position as `record` writes it."""
+    return {"r_id": run_id, "r_step": step, "r_status": status, "r_wake": wake_at, "r_attempts": attempts,
+            "r_error": error, "r_stop": stop_reason, "r_finished": finished_at, "r_now": now}
 
 
 class PlaybookRepo:
@@ -213,30 +346,29 @@ class PlaybookRepo:
                    stops: Sequence[tuple[Event, str, Sequence[str]]], now: datetime) -> None:
         """Runs started and runs stopped by a batch of events, and the cursor past it: one transaction.
 
+        A run whose first step is a wait (`first_wait`) is written already waiting, with that
+        step's result: the same rows `run_due` would write a moment later, without a claim, a
+        read and a write per run. A run that exists already (a redelivered event) is left alone.
+
         `stops`: (event, reason, playbooks whose stop-when lists the reason): open runs of those
         playbooks about the event's subject, started before it by another event, are stopped.
         """
 
+        runs = [list(group) for _, group in itertools.groupby(new, key=lambda r: r.first_wait is None)]
+
         async def unit(conn: AsyncConnection) -> None:
-            if new:
-                await _CREATE.execute_many(conn, [{
-                    "playbook": r.playbook, "event_id": r.event_id, "subject": r.subject, "person_id": r.person_id,
-                    "customer_id": r.customer_id, "status": ACTIVE, "held_out": r.held_out, "step": 0,
-                    "wake_at": r.started_at, "attempts": 0, "error": None, "stop_reason": None,
-                    "started_at": r.started_at, "updated_at": now, "finished_at": None} for r in new])
-            for event, reason, names in stops:
-                who = []
-                if event.customer_id is not None:
-                    who.append(playbook_runs.c.customer_id == event.customer_id)
-                if event.person_id is not None:
-                    who.append(playbook_runs.c.person_id == event.person_id)
-                if not who or not names:
+            for group in runs:  # in the order given (ids follow the log), plain ones in one executemany
+                if group[0].first_wait is None:
+                    await _CREATE.execute_many(conn, [_new_row(r, now) for r in group])
                     continue
-                await conn.execute(
-                    playbook_runs.update()
-                    .where(sa.or_(*who), playbook_runs.c.status.in_(OPEN), playbook_runs.c.playbook.in_(list(names)),
-                           playbook_runs.c.event_id != event.id, playbook_runs.c.started_at <= event.occurred_at)
-                    .values(status=STOPPED, stop_reason=reason, wake_at=None, finished_at=now, updated_at=now))
+                # the ones inserted (not there from an earlier delivery) get their first step with them
+                made = await _CREATE_RETURNING.each_many(conn, [_new_row(r, now) for r in group],
+                                                         key=("playbook", "event_id", "subject"))
+                await _STEP_ONCE.execute_many(conn, [
+                    step_row(row.id, 0, r.first_wait.kind, "waiting", r.first_wait.detail, None, None, now)
+                    for r, row in zip(group, made, strict=True) if row is not None and r.first_wait is not None])
+            if stops:
+                await _stop_in(conn, stops, now)
             await advance_in(conn, consumer, position, now)
 
         await self.db.run(unit)
@@ -244,19 +376,16 @@ class PlaybookRepo:
     # -- timers and steps --------------------------------------------------------------------
 
     async def due(self, now: datetime, limit: int = 500, exclude: Iterable[str] = ()) -> list[Run]:
-        query = (sa.select(playbook_runs)
-                 .where(playbook_runs.c.status.in_(OPEN), playbook_runs.c.wake_at <= now)
-                 .order_by(playbook_runs.c.wake_at, playbook_runs.c.id).limit(limit))
-        skip = list(exclude)
+        skip = sorted(exclude)
+        params: dict[str, Any] = {"now": now, "limit": limit}
         if skip:
-            query = query.where(playbook_runs.c.playbook.not_in(skip))
-        async with self.db.read() as conn:
-            return [_run(r) for r in (await conn.execute(query)).all()]
+            params["skip"] = skip
+        rows = await self.db.query(lambda conn: (_DUE_EXCEPT if skip else _DUE).all(conn, params))
+        return [_run(r) for r in rows]
 
     async def next_wake(self) -> datetime | None:
-        async with self.db.read() as conn:
-            return (await conn.execute(sa.select(sa.func.min(playbook_runs.c.wake_at))
-                                       .where(playbook_runs.c.status.in_(OPEN)))).scalar()
+        row = await self.db.query(lambda conn: _NEXT_WAKE.first(conn))
+        return None if row is None else row[0]
 
     async def claim(self, run: Run, lease: timedelta, now: datetime) -> bool:
         """Take a due run for `lease` (another worker, or a second pass, sees it not due); True if won."""
@@ -271,6 +400,35 @@ class PlaybookRepo:
             run.wake_at = until
         return won
 
+    async def claim_many(self, runs: Sequence[Run], lease: timedelta, now: datetime) -> list[Run]:
+        """`claim` for a batch of due runs in one transaction; the runs won (each compared with the
+        `wake_at` that was read, so one winner per run whatever other workers do)."""
+        until = now + lease
+
+        async def unit(conn: AsyncConnection) -> list[Run]:
+            return [r for r in runs if await _CLAIM.execute(
+                conn, {"r_id": r.id, "r_seen": r.wake_at, "r_lease": until, "r_now": now}) == 1]
+
+        won = await self.db.run(unit)
+        for r in won:
+            r.wake_at = until
+        return won
+
+    async def record(self, steps: Sequence[dict[str, Any]], moves: Sequence[dict[str, Any]],
+                     awards: Sequence[LedgerEntry] = ()) -> None:
+        """A batch of step results (`step_row`), run positions (`move_row`) and points awards: one
+        transaction, one executemany each."""
+        if not steps and not moves and not awards:
+            return
+
+        async def unit(conn: AsyncConnection) -> None:
+            if awards:
+                await self.loyalty.add_in(conn, list(awards))
+            await _STEP.execute_many(conn, steps)
+            await _MOVE.execute_many(conn, moves)
+
+        await self.db.run(unit)
+
     async def step_done(self, run: Run, *, step: int, kind: str, result: str, detail: str | None = None,
                         outbox_id: int | None = None, error: str | None = None, next_step: int,
                         status: str, wake_at: datetime | None, now: datetime, stop_reason: str | None = None,
@@ -280,13 +438,9 @@ class PlaybookRepo:
         async def unit(conn: AsyncConnection) -> None:
             if award is not None:
                 await self.loyalty.add_in(conn, [award])
-            await _STEP.execute(conn, {"run_id": run.id, "step": step, "kind": kind, "result": result,
-                                       "detail": detail, "outbox_id": outbox_id, "attempts": 1, "error": error,
-                                       "at": now})
-            await _MOVE.execute(conn, {
-                "r_id": run.id, "r_step": next_step, "r_status": status, "r_wake": wake_at,
-                "r_attempts": 0 if error is None else run.attempts, "r_error": error, "r_stop": stop_reason,
-                "r_finished": now if status not in OPEN else None, "r_now": now})
+            await _STEP.execute(conn, step_row(run.id, step, kind, result, detail, outbox_id, error, now))
+            await _MOVE.execute(conn, move_row(run.id, next_step, status, wake_at, 0 if error is None else run.attempts,
+                                               error, stop_reason, now if status not in OPEN else None, now))
 
         await self.db.run(unit)
         run.step, run.status, run.wake_at, run.stop_reason = next_step, status, wake_at, stop_reason
@@ -298,13 +452,9 @@ class PlaybookRepo:
         status = FAILED if retry_at is None else run.status
 
         async def unit(conn: AsyncConnection) -> None:
-            await _STEP.execute(conn, {"run_id": run.id, "step": step, "kind": kind, "result": "error",
-                                       "detail": None, "outbox_id": None, "attempts": 1, "error": error[:2000],
-                                       "at": now})
-            await _MOVE.execute(conn, {
-                "r_id": run.id, "r_step": step, "r_status": status, "r_wake": retry_at, "r_attempts": attempts,
-                "r_error": error[:2000], "r_stop": None, "r_finished": now if status == FAILED else None,
-                "r_now": now})
+            await _STEP.execute(conn, step_row(run.id, step, kind, "error", None, None, error[:2000], now))
+            await _MOVE.execute(conn, move_row(run.id, step, status, retry_at, attempts, error[:2000], None,
+                                               now if status == FAILED else None, now))
 
         await self.db.run(unit)
         run.attempts, run.status, run.wake_at, run.error = attempts, status, retry_at, error
@@ -343,12 +493,8 @@ class PlaybookRepo:
         return {name: (int(runs.get(name, 0)), int(sent.get(name, 0))) for name in {*runs, *sent}}
 
     async def sent_since(self, playbook: str, since: datetime) -> int:
-        async with self.db.read() as conn:
-            return int((await conn.execute(
-                sa.select(sa.func.count())
-                .select_from(playbook_steps.join(playbook_runs, playbook_runs.c.id == playbook_steps.c.run_id))
-                .where(playbook_runs.c.playbook == playbook, playbook_steps.c.result == SENT,
-                       playbook_steps.c.at >= since))).scalar_one())
+        row = await self.db.query(lambda conn: _SENT_SINCE.first(conn, {"playbook": playbook, "since": since}))
+        return int(row[0]) if row is not None else 0
 
     # -- pauses ------------------------------------------------------------------------------
 
@@ -369,54 +515,39 @@ class PlaybookRepo:
         return await self.db.run(unit)
 
     async def paused(self) -> dict[str, str]:
-        async with self.db.read() as conn:
-            return dict((await conn.execute(sa.select(playbook_pauses.c.playbook, playbook_pauses.c.reason))).all())
+        return {r.playbook: r.reason for r in await self.db.query(lambda conn: _PAUSED.all(conn))}
 
     # -- what conditions read ---------------------------------------------------------------
 
     async def subjects(self, customer_ids: Iterable[int], person_ids: Iterable[int]) -> dict[str, Subject]:
-        """`c<id>` / `p<id>` → the subject's record (a person with a CRM record is keyed by both)."""
+        """`c<id>` / `p<id>` → the subject's record (a person with a CRM record is keyed by both).
+
+        A handful of prepared statements for any number of people (IN lists of `_CHUNK`): a batch
+        of events or runs reads its people at once, not one query per event.
+        """
         cids, pids = sorted(set(customer_ids)), sorted(set(person_ids))
         out: dict[str, Subject] = {}
         async with self.db.read() as conn:
-            rows: list[Any] = []
-            if cids or pids:
-                match = []
-                if cids:
-                    match.append(customers.c.id.in_(cids))
-                if pids:
-                    match.append(customers.c.person_id.in_(pids))
-                rows = list((await conn.execute(
-                    sa.select(customers, stores.c.name.label("store_name"), stores.c.timezone.label("store_tz"))
-                    .select_from(customers.outerjoin(stores, stores.c.id == customers.c.store_id))
-                    .where(sa.or_(*match)))).all())
-            ids = [r.id for r in rows]
-            points: dict[int, int] = {}
-            firsts: dict[int, datetime] = {}
-            if ids:
-                points = {r[0]: int(r[1] or 0) for r in (await conn.execute(
-                    sa.select(loyalty_ledger.c.customer_id, sa.func.sum(loyalty_ledger.c.delta))
-                    .where(loyalty_ledger.c.customer_id.in_(ids)).group_by(loyalty_ledger.c.customer_id))).all()}
-                firsts = dict((await conn.execute(
-                    sa.select(transactions.c.customer_id, sa.func.min(transactions.c.occurred_at))
-                    .where(transactions.c.customer_id.in_(ids)).group_by(transactions.c.customer_id))).all())
+            found: dict[int, Any] = {}
+            for stmt, wanted in ((_SUBJECTS_BY_ID, cids), (_SUBJECTS_BY_PERSON, pids)):
+                for chunk in _chunks(wanted):
+                    for r in await stmt.all(conn, {"ids": chunk}):
+                        found[r.id] = r
+            rows = list(found.values())
             all_pids = sorted({*pids, *(r.person_id for r in rows if r.person_id is not None)})
             people: dict[int, Any] = {}
             addrs: dict[int, list[tuple[str, str]]] = {}
-            if all_pids:
-                people = {r.id: r for r in (await conn.execute(
-                    sa.select(persons.c.id, persons.c.name, persons.c.timezone).where(persons.c.id.in_(all_pids))))}
-                for a in (await conn.execute(
-                        sa.select(addresses.c.person_id, addresses.c.channel, addresses.c.address)
-                        .where(addresses.c.person_id.in_(all_pids)).order_by(addresses.c.id))).all():
+            for chunk in _chunks(all_pids):
+                people.update({r.id: r for r in await _PEOPLE.all(conn, {"ids": chunk})})
+                for a in await _ADDRESSES.all(conn, {"ids": chunk}):
                     addrs.setdefault(a.person_id, []).append((a.channel, a.address))
         for r in rows:
             person = people.get(r.person_id) if r.person_id is not None else None
-            first = firsts.get(r.id)
+            first = r.first_visit_at
             subject = Subject(
                 r.id, r.person_id, r.first_name, r.last_name, r.phone, r.vip_tier, bool(r.rewards_member),
                 int(r.visits or 0), Decimal(str(r.lifetime_spend or 0)), r.last_visit_at, first,
-                points.get(r.id, 0), list(r.favourite_categories or []), r.store_name,
+                int(r.points or 0), list(r.favourite_categories or []), r.store_name,
                 (person.timezone if person is not None else None) or r.store_tz,
                 person.name if person is not None else None, addrs.get(r.person_id, []) if r.person_id else [])
             out[f"c{r.id}"] = subject
@@ -463,8 +594,8 @@ class PlaybookRepo:
         return sum((Decimal(str(r.total)) for r in rows), Decimal("0"))
 
     async def customer_count(self) -> int:
-        async with self.db.read() as conn:
-            return int((await conn.execute(sa.select(sa.func.count()).select_from(customers))).scalar_one())
+        row = await self.db.query(lambda conn: _CUSTOMER_COUNT.first(conn))
+        return int(row[0]) if row is not None else 0
 
     async def overdue_candidates(self, last_before: datetime, min_visits: int) -> list[tuple[int, int | None, int,
                                                                                                datetime, datetime]]:

@@ -41,10 +41,10 @@ async def scratch_copy(live: Database, directory: Path) -> Database:
     file = live.file()
     if live.dialect == "sqlite" and file is not None:
         await asyncio.to_thread(_backup, file, target)
-        scratch = Database(str(target), durable=False)
+        scratch = Database(str(target), durable=False, commit_inline=True)
         await scratch.upgrade()
     else:
-        scratch = Database(str(target), durable=False)
+        scratch = Database(str(target), durable=False, commit_inline=True)
         await scratch.check(create=True)
         await scratch.upgrade()
         async with live.read() as src:

@@ -120,6 +120,50 @@ async def test_sign_in_gives_a_strict_http_only_cookie_and_forms_need_csrf(site:
         assert "evil.example" not in form
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_signing_out_holds_in_every_process_on_the_database(backend: str, tmp_path: Path) -> None:
+    """Two processes behind one address (a gateway and a worker, two workers): a cookie signed out
+    in one is refused by the other too, not accepted until it expires."""
+    from bot.testing import migrated_sqlite
+    from bot.testing_pg import admin_url, drop_postgres, fresh_postgres
+
+    if backend == "postgresql":
+        if admin_url() is None:
+            pytest.skip("HUDDLE_TEST_DATABASE_URL is not set")
+        url = await fresh_postgres()
+    else:
+        url = await migrated_sqlite(tmp_path)
+    one = await Flow.create(plugins=PLUGINS, database_url=url, admin_token=TOKEN)
+    other = await Flow.create(plugins=PLUGINS, database_url=url, admin_token=TOKEN)
+    try:
+        base_one = f"http://127.0.0.1:{await one.app.http.start('127.0.0.1', 0)}"
+        base_other = f"http://127.0.0.1:{await other.app.http.start('127.0.0.1', 0)}"
+        async with _session() as http:
+            r = await _sign_in(http, base_one)
+            cookie = {"huddle_admin": r.cookies["huddle_admin"].value}
+            async with _session() as elsewhere:
+                assert (await elsewhere.get(f"{base_other}/admin/health", cookies=cookie)).status == 200
+                page = await (await http.get(f"{base_one}/admin/people")).text()
+                csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+                assert csrf is not None
+                r = await http.post(f"{base_one}/admin/logout", data={"csrf": csrf.group(1)}, allow_redirects=False)
+                assert r.status == 303
+                for base in (base_one, base_other):  # the old cookie, replayed: refused by both
+                    r = await elsewhere.get(f"{base}/admin/health", cookies=cookie, allow_redirects=False)
+                    assert r.status == 401, base
+                    r = await elsewhere.get(f"{base}/admin/health", cookies=cookie, allow_redirects=False,
+                                            headers={"Accept": "text/html"})
+                    assert r.status == 303 and r.headers["Location"].startswith("/admin/login"), base
+                r = await _sign_in(elsewhere, base_other)  # signing in again works at once
+                assert r.status == 303
+                assert (await elsewhere.get(f"{base_one}/admin/health")).status == 200
+    finally:
+        await other.close()
+        await one.close()
+        if backend == "postgresql":
+            await drop_postgres(url)
+
+
 async def test_wrong_tokens_are_slowed_down_and_the_right_one_resets_the_brake() -> None:
     waited: list[float] = []
 

@@ -372,3 +372,35 @@ async def test_refund_drops_out_of_the_numbers_and_bad_input_gets_usage(shop: tu
     help_text = (await flow.send(sarah, "HELP"))[0]
     assert "STATS" in help_text and "PAUSE" in help_text
     assert (await flow.send(sarah, "🌿" * 5000))[0].startswith("Tip: ")
+
+
+async def test_an_order_stored_but_never_coached_is_coached_after_a_crash(tmp_path: Path) -> None:
+    """After-order coaching reads the event log: the process dies after the third sign-up is
+    committed and before its coaching ran; the restarted one celebrates it, once."""
+    from storage.events import EventLog
+
+    url = await migrated_sqlite(tmp_path)
+    flow, store, pid = await open_store(url)
+    await flow.advance(timedelta(minutes=10))
+    for _ in range(2):
+        await store.order("50.00", signup=True)
+    ingest = services(flow.app).ingest
+    ingest.hooks.clear()  # the third order is committed, then the process dies before any hook runs
+    await store.order("50.00", signup=True)
+    assert sarah_texts(flow) == []
+    assert await EventLog(flow.app.db).count("order.created") == 3
+    await flow.app.db.close()
+
+    again, store, _ = await open_store(url, START + timedelta(minutes=12), fresh=False)
+    try:
+        await again.settle()
+        texts = sarah_texts(again)
+        assert len(texts) == 1 and "3" in texts[0] and "sign-ups" in texts[0], texts
+        await store.order("50.00", signup=True)
+        await again.advance(timedelta(minutes=10))  # the tick reads the log again: nothing new to say
+        assert len(sarah_texts(again)) == 1
+        rows = await coach_of(again.app).repo.messages()
+        assert [(r["kind"], r["person_id"]) for r in rows] == [("celebrate", pid)]
+        assert await EventLog(again.app.db).cursor("budtender_coaching") == await EventLog(again.app.db).last_id()
+    finally:
+        await again.close()
