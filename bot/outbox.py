@@ -632,6 +632,22 @@ class Outbox:
             await self._failed(msg, refusal, refused=True)
             log.info("not sent: %s outbox_id=%s", refusal, msg.id)
             return None
+        # The hand-over is committed before the provider call: should this process die from then
+        # on, the send may have gone out, and whoever takes it over flags it possibly repeated
+        # (this one, not the rest of what this process claimed). Written while the last-step
+        # checks read, so it costs the send no wait of its own; a message those checks stop is
+        # settled (refused, held) and never taken over, whatever its hand-over says.
+        handing = asyncio.ensure_future(self.repo.hand_over(msg, now))
+        try:
+            return await self._last_step(channel, msg, sender, now, handing)
+        finally:
+            if not handing.done():
+                await asyncio.wait({handing})
+            if not handing.cancelled():
+                handing.exception()  # retrieved: a failed hand-over is raised where it matters
+
+    async def _last_step(self, channel: Channel, msg: Outbound, sender: ChannelSender, now: datetime,
+                         handing: asyncio.Future[None]) -> datetime | None:
 
         opted_out, unreachable = await self.db.query_many(consent_many, msg.address)
         if opted_out and not msg.compliance:
@@ -662,10 +678,7 @@ class Outbox:
             body, buttons = degrade_buttons(body, buttons), []
         # The one place neutral markup becomes the channel's own (channels/markup.py).
         to_send = Outbound(**{**_fields(msg), "body": render(body, caps.markup), "buttons": buttons})
-        # Committed before the provider call: should this process die from here on, the send may
-        # have gone out, and whoever takes it over flags it possibly repeated (only this one, not
-        # the rest of what this process claimed).
-        await self.repo.hand_over(msg, self.clock.now())
+        await handing  # committed (a database gone away raises here: not sent, tried again)
         started = perf_counter()
         try:
             result = await channel.send(to_send)

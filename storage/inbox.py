@@ -133,7 +133,7 @@ _senders = _senders.union_all(
 _SENDER_HEADS = sa.select(_senders.c.id).where(_free(_senders.c.claimed_by))
 
 
-def _claim(heads: Any, dialect: str) -> Any:
+def _claim(heads: Any, dialect: str, *extra: Any) -> Any:
     # Locked by id, once, in a materialized CTE; a row locked after another claim committed is
     # read as that claim left it, and is not taken (see `storage.outbox._claim`).
     picked = (
@@ -150,12 +150,15 @@ def _claim(heads: Any, dialect: str) -> Any:
         inbound.update()
         .where(among(inbound.c.id, still_free, dialect))
         .values(claimed_by=_CLAIM_OWNER, claimed_at=_CLAIM_AT)
-        .returning(*inbound.c)
+        .returning(*inbound.c, *extra)
     )
 
 
-_CLAIM_FRONT = Prepared.dialects(_claim(_front_heads("sqlite"), "sqlite"),
-                                 postgresql=_claim(_front_heads("postgresql"), "postgresql"))
+_FRONT_SIZE = sa.select(sa.func.count()).select_from(_FRONT.subquery()).scalar_subquery().label("front_size")
+"""Returned with what the front claimed: a front shorter than `claim_scan` held every waiting
+message, so the senders have nothing more to give."""
+_CLAIM_FRONT = Prepared.dialects(_claim(_front_heads("sqlite"), "sqlite", _FRONT_SIZE),
+                                 postgresql=_claim(_front_heads("postgresql"), "postgresql", _FRONT_SIZE))
 _CLAIM_SENDERS = Prepared.dialects(_claim(_SENDER_HEADS, "sqlite"), postgresql=_claim(_SENDER_HEADS, "postgresql"))
 CLAIM_SCAN = 4
 """The front a claim reads first, in rows per row wanted (at least `CLAIM_SCAN_MIN`)."""
@@ -251,7 +254,7 @@ class InboxRepo:
             params = {"claim_owner": owner, "claim_at": now, "claim_limit": limit, "claim_any": anyone_else,
                       "claim_scan": max(limit * CLAIM_SCAN, CLAIM_SCAN_MIN)}
             rows = await _CLAIM_FRONT.all(conn, params)
-            if len(rows) < limit:
+            if len(rows) < limit and (not rows or rows[0].front_size >= params["claim_scan"]):
                 rows += await _CLAIM_SENDERS.all(conn, {**params, "claim_limit": limit - len(rows)})
             return sorted((_row_to_inbound(r) for r in rows), key=lambda m: m.id or 0)
 
