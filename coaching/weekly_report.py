@@ -28,6 +28,8 @@ class Section:
     headers: list[str]
     rows: list[list[str]]
     note: str = ""
+    chart: str = ""
+    """Inline SVG drawn from the section's own figures (the report escapes nothing inside it)."""
 
 
 SectionSource = Callable[[datetime, datetime], Awaitable[Section | None]]
@@ -106,7 +108,7 @@ class WeeklyReport:
 
 
 def money(value: Decimal) -> str:
-    return f"${value:,.2f}"
+    return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
 
 
 def summary_text(report: WeeklyReport, link: str | None) -> str:
@@ -188,6 +190,58 @@ def paired_bars(rows: Sequence[tuple[str, int, int]], width: int = 560, colours:
     return "".join(parts)
 
 
+def interval_chart(rows: Sequence[tuple[str, float, float, float, float]], width: int = 560,
+                   label: str = "incremental revenue with its 95 % interval") -> str:
+    """Per name: a dot at the estimate with its interval as a whisker, across a zero line, and a
+    hollow bar for the last-touch figure (name, estimate, low, high, last touch), as inline SVG.
+
+    An interval that crosses zero reads at a glance as "may have done nothing"; the grey bar
+    shows how much more a last-touch report would have claimed.
+    """
+    if not rows:
+        return ""
+    lo = min(min(low, 0.0) for _, _, low, _, _ in rows)
+    hi = max(max(high, touch, 0.0) for _, _, _, high, touch in rows)
+    span = (hi - lo) or 1.0
+    name_w, row_h, pad_r = 140, 34, 56
+    plot = width - name_w - pad_r
+    height = row_h * len(rows) + 46
+
+    def x(v: float) -> float:
+        return name_w + plot * (v - lo) / span
+
+    zero = x(0.0)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+             f'height="{height}" role="img" aria-label="{escape(label, quote=True)}">',
+             f'<text x="{zero:.1f}" y="10" font-size="10" text-anchor="middle" fill="#616e7c">$0</text>',
+             f'<line x1="{zero:.1f}" y1="14" x2="{zero:.1f}" y2="{height - 26}" stroke="#9aa5b1" '
+             f'stroke-dasharray="3 3"/>']
+    for i, (name, value, low, high, touch) in enumerate(rows):
+        y = 18 + i * row_h
+        mid = y + 12
+        colour = "#0f9d58" if low > 0 else ("#d93025" if high < 0 else "#1a73e8")
+        parts.append(f'<text x="0" y="{mid + 4}" font-size="12" fill="#1f2933">{escape(name[:22])}</text>')
+        left, right = sorted((zero, x(touch)))
+        parts.append(f'<rect class="last-touch" x="{left:.1f}" y="{y + 2}" width="{right - left:.1f}" height="20" '
+                     f'fill="none" stroke="#cbd2d9"><title>last touch: {touch:,.0f}</title></rect>')
+        parts.append(f'<line x1="{x(low):.1f}" y1="{mid}" x2="{x(high):.1f}" y2="{mid}" stroke="{colour}" '
+                     f'stroke-width="2"/>')
+        for end in (low, high):
+            parts.append(f'<line x1="{x(end):.1f}" y1="{mid - 5}" x2="{x(end):.1f}" y2="{mid + 5}" '
+                         f'stroke="{colour}" stroke-width="2"/>')
+        parts.append(f'<circle class="estimate" cx="{x(value):.1f}" cy="{mid}" r="4.5" fill="{colour}">'
+                     f'<title>{escape(name)}: {value:,.0f} [{low:,.0f}, {high:,.0f}]</title></circle>')
+        parts.append(f'<text x="{max(x(high), x(touch)) + 6:.1f}" y="{mid + 4}" font-size="10" '
+                     f'fill="#3e4c59">{money(Decimal(f"{value:.2f}"))}</text>')
+    y = height - 8
+    parts.append(f'<circle cx="{name_w + 5}" cy="{y - 4}" r="4" fill="#1a73e8"/>'
+                 f'<text x="{name_w + 14}" y="{y}" font-size="11">incremental, 95 % interval</text>'
+                 f'<rect x="{name_w + 190}" y="{y - 9}" width="14" height="10" fill="none" stroke="#cbd2d9"/>'
+                 f'<text x="{name_w + 208}" y="{y}" font-size="11">last touch</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def charts(report: WeeklyReport) -> dict[str, str]:
     """The report's charts as inline SVG strings, by name."""
     return {
@@ -198,5 +252,5 @@ def charts(report: WeeklyReport) -> dict[str, str]:
     }
 
 
-__all__ = ["ChatterChange", "Section", "WeeklyReport", "add_section", "bar_chart", "charts", "money",
-           "paired_bars", "section_sources", "summary_text"]
+__all__ = ["ChatterChange", "Section", "WeeklyReport", "add_section", "bar_chart", "charts", "interval_chart",
+           "money", "paired_bars", "section_sources", "summary_text"]

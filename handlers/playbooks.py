@@ -13,6 +13,7 @@ import contextlib
 import logging
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -31,9 +32,10 @@ from bot.plugins import Plugin
 from bot.scheduler import JobRun, by_minute, cron
 from bot.settings import HuddleSettings
 from coaching.playbook_engine import EngineSettings, PlaybookEngine
-from coaching.playbooks import Playbook, PlaybookError, RhythmRules, figures, load_all, load_file
+from coaching.playbooks import Playbook, PlaybookError, PlaybookFigures, RhythmRules, figures, load_all, load_file
 from coaching.reports import register_report
 from coaching.sources.pos import OrderProcessed, on_order
+from coaching.weekly_report import Section, add_section, interval_chart, money
 from handlers.customers import CONSOLE_STAFF
 from handlers.store_services import services
 from storage.events import BRIEFING, COACHING_SENT, EventLog
@@ -413,28 +415,63 @@ async def _run(app: App, args: argparse.Namespace) -> int:
     return 2
 
 
-async def report(app: App, pb: Playbooks) -> int:
+ROI_NOTE = ("incremental = (revenue per treated person − per held-out person) × treated, within each playbook's "
+            "attribution window;\nlast-touch = all revenue after a message, what most tools report: it counts "
+            "customers who would have come anyway.")
+
+
+async def roi(app: App, pb: Playbooks, start: datetime | None = None,
+              end: datetime | None = None) -> dict[str, PlaybookFigures]:
+    """Each playbook's figures over the runs that started in [start, end) (all runs by default)."""
     repo = PlaybookRepo(app.db)
     playbooks = {p.name: p for p in pb.load()}
     rows = []
     for name in sorted({*playbooks, *(await repo.counts(datetime.min.replace(tzinfo=UTC)))}):
         days = playbooks[name].spec.attribution_days if name in playbooks else 7
-        rows.extend(await repo.report_rows(timedelta(days=days), name))
-    if not rows:
+        rows.extend(r for r in await repo.report_rows(timedelta(days=days), name)
+                    if (start is None or r.started_at >= start) and (end is None or r.started_at < end))
+    return figures(rows)
+
+
+async def report(app: App, pb: Playbooks) -> int:
+    found = await roi(app, pb)
+    if not found:
         print("No playbook runs yet.")
         return 0
     cost = pb.settings.playbook_message_cost
     print(f"{'playbook':<16} {'eligible':>8} {'held':>5} {'sent':>5} {'replied':>7} {'conv':>5} "
           f"{'$/treated':>9} {'$/held':>7} {'incremental (95% CI)':>28} {'last-touch':>10} {'cost':>7}")
-    for name, f in sorted(figures(rows).items()):
+    for name, f in sorted(found.items()):
         i = f.impact
         inc = (f"{i.incremental:>9} [{i.low}, {i.high}]" if i.incremental is not None else "no holdout yet")
         print(f"{name:<16} {f.eligible:>8} {f.held:>5} {f.sent:>5} {f.replied:>7} {f.converted:>5} "
               f"{i.per_treated:>9} {i.per_held:>7} {inc:>28} {f.last_touch:>10} {cost * f.sent:>7.2f}")
-    print("incremental = (revenue per treated person − per held-out person) × treated, within each playbook's "
-          "attribution window;\nlast-touch = all revenue after a message, what most tools report: it counts "
-          "customers who would have come anyway.")
+    print(ROI_NOTE)
     return 0
+
+
+def roi_section(app: App, pb: Playbooks) -> Callable[[datetime, datetime], Awaitable[Section | None]]:
+    """The weekly report's "Playbook ROI": the week's journeys, as `playbooks report` counts them,
+    with a chart of each one's incremental revenue and interval beside its last-touch figure."""
+
+    async def source(start: datetime, end: datetime) -> Section:
+        found = await roi(app, pb, start, end)
+        cost = pb.settings.playbook_message_cost
+        headers = ["playbook", "eligible", "held out", "sent", "replied", "converted", "$ per treated",
+                   "$ per held out", "incremental (95 % CI)", "last touch", "cost"]
+        rows, points = [], []
+        for name, f in sorted(found.items()):
+            i = f.impact
+            inc = (f"{money(i.incremental)} [{money(i.low)}, {money(i.high)}]"
+                   if i.incremental is not None and i.low is not None and i.high is not None else "no holdout yet")
+            rows.append([name, str(f.eligible), str(f.held), str(f.sent), str(f.replied), str(f.converted),
+                         money(i.per_treated), money(i.per_held), inc, money(f.last_touch), money(cost * f.sent)])
+            if i.incremental is not None and i.low is not None and i.high is not None:
+                points.append((name, float(i.incremental), float(i.low), float(i.high), float(f.last_touch)))
+        note = ROI_NOTE.replace("\n", " ") if rows else "No playbook journey started this week."
+        return Section("Playbook ROI", headers, rows, note, interval_chart(points))
+
+    return source
 
 
 async def report_impact(app: App, _args: argparse.Namespace) -> int:
@@ -534,6 +571,7 @@ def setup(app: App) -> None:
                     "moments without one",
                     report_impact)
     app.outbox.gates.append(pb.gate)
+    add_section(app, "playbooks", roi_section(app, pb))
 
     async def order_done(_done: OrderProcessed) -> None:
         pb.kick()

@@ -122,7 +122,9 @@ async def test_the_owner_signs_in_follows_a_customer_and_answers_her(tmp_path: P
                 await page.goto(f"{base}/admin/report/weekly")
                 assert (await page.inner_text("#report-title")).startswith("Weekly report 20")
                 assert await page.locator("#sales svg").count() == 1
-                assert "Playbook ROI" in await page.inner_text("main")
+                # this deployment has no playbooks plugin, and the report says so (test_playbooks_report.py
+                # renders the real section)
+                assert "Playbook ROI: no playbooks module" in await page.inner_text("main")
                 await page.screenshot(path=str(ARTIFACTS / "admin_report.png"), full_page=True)
 
                 # signing out ends the session

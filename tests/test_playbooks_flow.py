@@ -59,12 +59,14 @@ class Pos:
 
 
 async def make_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db_url: str | None,
-                     playbooks: list[dict[str, Any]], customers: str = "C1,Ann,Lee,619-555-0101,0\n"
+                     playbooks: list[dict[str, Any]], customers: str = "C1,Ann,Lee,619-555-0101,0\n",
+                     extra_plugins: tuple[str, ...] = (), config: dict[str, Any] | None = None,
                      ) -> tuple[Flow, aiohttp.ClientSession, Pos]:
     monkeypatch.setenv("HUDDLE_POS_WEBHOOK_SECRET", SECRET)
     stores = [{"code": "main", "name": "Main St", "timezone": "America/Los_Angeles"}]
-    flow = await Flow.create(plugins=["handlers.store", "handlers.customers", "handlers.playbooks"], start=START,
-                             database_url=db_url, config={"stores": stores, "playbooks": playbooks})
+    flow = await Flow.create(plugins=["handlers.store", "handlers.customers", "handlers.playbooks", *extra_plugins],
+                             start=START, database_url=db_url,
+                             config={"stores": stores, "playbooks": playbooks, **(config or {})})
     csv = tmp_path / "customers.csv"
     csv.write_text("Customer ID,First Name,Last Name,Phone,Points\n" + customers)
     await StoreImporter(flow.app.db, flow.app.people, flow.clock.now).run("customers", csv,
