@@ -345,13 +345,17 @@ class PlaybookEngine:
         await self._advance_all([run])
 
     async def _advance_all(self, runs: Sequence[Run]) -> None:
-        batch = _Batch(self.clock.now())
-        batch.subjects = await self.repo.subjects({r.customer_id for r in runs if r.customer_id is not None},
-                                                  {r.person_id for r in runs if r.person_id is not None})
-        batch.events = await self.log.get_many({r.event_id for r in runs})
-        for start in range(0, len(runs), self.settings.concurrency):  # concurrent sends share commits
-            await asyncio.gather(*(self._advance(r, batch) for r in runs[start:start + self.settings.concurrency]))
-        await self.repo.record(batch.steps, list(batch.moves.values()), batch.awards)
+        sending = {r.playbook for r in runs if (pb := self.by_name.get(r.playbook)) is not None
+                   and any(step.kind == "send" for step in pb.steps)}
+        async with self.repo.turns(sending):  # the hourly guard's count holds across workers
+            batch = _Batch(self.clock.now())
+            batch.subjects = await self.repo.subjects({r.customer_id for r in runs if r.customer_id is not None},
+                                                      {r.person_id for r in runs if r.person_id is not None})
+            batch.events = await self.log.get_many({r.event_id for r in runs})
+            for start in range(0, len(runs), self.settings.concurrency):  # concurrent sends share commits
+                await asyncio.gather(*(self._advance(r, batch)
+                                       for r in runs[start:start + self.settings.concurrency]))
+            await self.repo.record(batch.steps, list(batch.moves.values()), batch.awards)
 
     async def _advance(self, run: Run, batch: _Batch) -> None:
         pb = self.by_name.get(run.playbook)

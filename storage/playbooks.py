@@ -8,8 +8,10 @@ step's result is written with the step pointer in one transaction.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -335,6 +337,12 @@ def move_row(run_id: int, step: int, status: str, wake_at: datetime | None, atte
             "r_error": error, "r_stop": stop_reason, "r_finished": finished_at, "r_now": now}
 
 
+def _turn_key(playbook: str) -> int:
+    """A playbook's advisory lock: 64 bits of a hash of its name, apart from Huddle's other locks."""
+    digest = hashlib.sha256(b"huddle-playbook-turn\0" + playbook.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 class PlaybookRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -513,6 +521,25 @@ class PlaybookRepo:
             return bool(deleted.rowcount)
 
         return await self.db.run(unit)
+
+    @contextlib.asynccontextmanager
+    async def turns(self, playbooks: Collection[str]) -> AsyncIterator[None]:
+        """While the block runs, no other process runs a batch of these playbooks.
+
+        The hourly guard counts the stored sends of the hour, then sends: two workers' batches of
+        one playbook side by side would each count without the other's and overshoot by a batch
+        each. On PostgreSQL each playbook's advisory lock is taken, in name order, in a transaction
+        of its own that ends with the block (a dead process's connection lets go of it too). One
+        process's sends of a playbook already go in turn, and SQLite has one process.
+        """
+        names = sorted(set(playbooks))
+        if self.db.dialect != "postgresql" or not names:
+            yield
+            return
+        async with self.db.engine.begin() as conn:
+            for name in names:
+                await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _turn_key(name)})
+            yield
 
     async def paused(self) -> dict[str, str]:
         return {r.playbook: r.reason for r in await self.db.query(lambda conn: _PAUSED.all(conn))}

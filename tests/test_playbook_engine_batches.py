@@ -163,6 +163,31 @@ async def test_the_hourly_guard_counts_the_sends_of_its_own_batch(db: Database) 
     assert "blast" in await pb.repo.paused() and len(out.notes) == 1
 
 
+async def test_two_workers_batches_of_one_playbook_share_its_hourly_guard(db: Database, db_url: str) -> None:
+    """Two processes (two database handles) advance disjoint halves of one playbook's runs at once:
+    together they send no more than the guard allows one of them."""
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite serves one process; its batches already go in turn")
+    blast = [{"name": "blast", "trigger": "order.created", "holdout": 0.0, "max_share_per_hour": 0.1,
+              "steps": [{"send": "Hi {{ customer.first_name }}"}]}]
+    other = Database(db_url, durable=False)
+    try:
+        clock, out = FakeClock(START), Recorder()
+        a, b = engine(db, blast, clock, out), engine(other, blast, clock, out)
+        a.settings.guard_floor = b.settings.guard_floor = 5
+        await append(db, orders(30))
+        await a.consume()
+        due = await a.repo.due(clock.now(), 1000)
+        first = await a.repo.claim_many(due[::2], a.settings.lease, clock.now())
+        second = await b.repo.claim_many(due[1::2], b.settings.lease, clock.now())
+        assert len(first) == len(second) == 15
+        await asyncio.gather(a._advance_all(first), b._advance_all(second))
+        assert len(out.sent) == 5 and await a.repo.sent_since("blast", START - timedelta(hours=1)) == 5
+        assert "blast" in await a.repo.paused() and len(out.notes) == 1
+    finally:
+        await other.close()
+
+
 async def test_a_batch_that_fails_to_record_sends_nothing_twice_when_run_again(db: Database,
                                                                                monkeypatch: pytest.MonkeyPatch
                                                                                ) -> None:
