@@ -35,6 +35,7 @@ from bot.model import Address, Button, Inbound, Outbound, OutboundKind, Person
 from bot.observe import Observers
 from bot.roles import Roles
 from bot.router import Handler, HandlerResult, Reply, Router, SkipHandler, UsageError, parse_args, split_command
+from bot.tasks import cancel_and_wait
 from channels.base import ChannelPolicy
 from storage.conversations import ConversationRepo
 from storage.db import Database
@@ -226,9 +227,7 @@ class Dispatcher:
         """Wait for messages in progress (graceful stop)."""
         self.accepting = False
         if self._intake is not None:
-            self._intake.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._intake
+            await cancel_and_wait([self._intake])
             self._intake = None
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout)

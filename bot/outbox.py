@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 from bot.clock import Clock
 from bot.model import TERMINAL_STATUSES, Address, DeliveryReport, Outbound, OutboundKind, OutboundStatus
 from bot.observe import Observers
+from bot.tasks import cancel_and_wait
 from channels.base import (
     Channel,
     NotHandedOver,
@@ -464,9 +465,7 @@ class Outbox:
 
     async def stop(self, timeout: float | None = None) -> None:
         if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+            await cancel_and_wait([self._sweeper])
             self._sweeper = None
         await asyncio.gather(*(s.stop(timeout) for s in self.senders.values()))
 

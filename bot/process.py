@@ -17,7 +17,6 @@ is leased to it for as long as it keeps beating (see `storage/processes.py`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -26,6 +25,7 @@ from datetime import timedelta
 from enum import StrEnum
 
 from bot.clock import Clock
+from bot.tasks import cancel_and_wait
 from storage.db import Database
 from storage.processes import ProcessRepo, ProcessRow, refresh_queue_statistics
 
@@ -110,9 +110,7 @@ class Heartbeat:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
             self._task = None
             try:
                 await self.repo.stop(self.id, self.clock.now())

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from bot.outbox import GateVerdict, in_quiet_hours
 from bot.plugins import Plugin
 from bot.scheduler import JobRun, by_minute, cron
 from bot.settings import HuddleSettings
+from bot.tasks import cancel_and_wait
 from coaching.playbook_engine import EngineSettings, PlaybookEngine
 from coaching.playbooks import Playbook, PlaybookError, PlaybookFigures, RhythmRules, figures, load_all, load_file
 from coaching.reports import register_report
@@ -179,9 +179,7 @@ class Playbooks:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
             self._task = None
 
     # -- the frequency cap, asked by the outbox at the last step -------------------------------

@@ -17,6 +17,8 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from bot.tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 OUTBOX = "huddle_outbox"
@@ -87,8 +89,6 @@ class Listener:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
             self._task = None
         await self._close()

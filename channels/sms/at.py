@@ -22,7 +22,8 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+
+from bot.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -99,19 +100,6 @@ class Urc:
     @property
     def line(self) -> str:
         return f"{self.name}: {self.args}" if self.args else self.name
-
-
-async def cancel_and_wait(tasks: list[asyncio.Task[Any]]) -> None:
-    """Cancel tasks and wait until they are done, without swallowing our own cancellation.
-
-    Cancels again while waiting: on Python 3.11 `wait_for` can lose a cancellation that arrives
-    just as the awaited future completes, leaving a task running after one `cancel()`.
-    """
-    pending = {t for t in tasks if not t.done()}
-    while pending:
-        for task in pending:
-            task.cancel()
-        _, pending = await asyncio.wait(pending, timeout=0.5)
 
 
 def parse_urc(line: str, pdu: str | None = None) -> Urc:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.model import Inbound, Outbound
+from bot.tasks import cancel_and_wait
 from channels.base import (
     AcceptHandler,
     ChannelHealth,
@@ -29,7 +30,7 @@ from channels.base import (
     InboundHandler,
     SendResult,
 )
-from channels.sms.at import AtPort, Urc, cancel_and_wait
+from channels.sms.at import AtPort, Urc
 from channels.sms.link import (
     Clock,
     ModemConfig,

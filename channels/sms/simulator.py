@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bot.tasks import cancel_and_wait
 from channels.sms import pdu
-from channels.sms.at import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
