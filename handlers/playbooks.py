@@ -426,8 +426,7 @@ async def roi(app: App, pb: Playbooks, start: datetime | None = None,
     rows = []
     for name in sorted({*playbooks, *(await repo.counts(datetime.min.replace(tzinfo=UTC)))}):
         days = playbooks[name].spec.attribution_days if name in playbooks else 7
-        rows.extend(r for r in await repo.report_rows(timedelta(days=days), name)
-                    if (start is None or r.started_at >= start) and (end is None or r.started_at < end))
+        rows.extend(await repo.report_rows(timedelta(days=days), name, started_from=start, started_before=end))
     return figures(rows)
 
 

@@ -654,19 +654,27 @@ class PlaybookRepo:
 
     # -- the report --------------------------------------------------------------------------
 
-    async def report_rows(self, window: timedelta, playbook: str | None = None) -> list[ReportRow]:
-        """Every run with what followed it within `window`: messages, replies, orders after it started."""
+    async def report_rows(self, window: timedelta, playbook: str | None = None, *, started_from: datetime | None = None,
+                          started_before: datetime | None = None) -> list[ReportRow]:
+        """Every run (of `playbook`, started in the given span) with what followed it within `window`:
+        messages, replies, orders after it started."""
         r = playbook_runs.c
-        query = sa.select(playbook_runs)
+        chosen = []
         if playbook is not None:
-            query = query.where(r.playbook == playbook)
+            chosen.append(r.playbook == playbook)
+        if started_from is not None:
+            chosen.append(r.started_at >= started_from)
+        if started_before is not None:
+            chosen.append(r.started_at < started_before)
         async with self.db.read() as conn:
-            runs = [_run(x) for x in (await conn.execute(query)).all()]
+            runs = [_run(x) for x in (await conn.execute(sa.select(playbook_runs).where(*chosen))).all()]
             if not runs:
                 return []
             sends: dict[int, list[datetime]] = {}
-            for s in (await conn.execute(sa.select(playbook_steps.c.run_id, playbook_steps.c.at).where(
-                    playbook_steps.c.result == SENT))).all():
+            for s in (await conn.execute(
+                    sa.select(playbook_steps.c.run_id, playbook_steps.c.at)
+                    .select_from(playbook_steps.join(playbook_runs, r.id == playbook_steps.c.run_id))
+                    .where(playbook_steps.c.result == SENT, *chosen))).all():
                 sends.setdefault(s.run_id, []).append(s.at)
             cids = sorted({x.customer_id for x in runs if x.customer_id is not None})
             orders: dict[int, list[tuple[datetime, Decimal]]] = {}
