@@ -11,7 +11,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from storage.db import Database
 from storage.events import ORDER_CREATED, EventLog
 from storage.outbox import outbox
 from storage.playbooks import PlaybookRepo, playbook_runs
+from tests.scaleout_support import eventually_async
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "whsec_restart"
@@ -86,15 +87,6 @@ async def _start(tmp: Path, sim: SimulatedModem, name: str) -> tuple[asyncio.sub
     raise AssertionError(f"{name} did not start:\n{log.read_text(errors='replace')[-3000:]}")
 
 
-async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def _post_order(port: int) -> None:
     now = datetime.now(UTC)
     body = json.dumps({"id": "evt-restart-1", "type": "order.created", "created_at": now.isoformat(),
@@ -137,7 +129,7 @@ async def test_kill_9_during_a_wait_then_one_text_after_restart(sim: SimulatedMo
         async def waiting() -> bool:
             return [(s, step) for s, step, _ in await runs()] == [("waiting", 1)]
 
-        await _until(waiting, "the run to wait on its timer")
+        await eventually_async(waiting, timeout=60, what="the run to wait on its timer")
         first.send_signal(signal.SIGKILL)  # while the journey waits: only the database knows of it
         assert await first.wait() == -signal.SIGKILL
         [(_, _, wake_at)] = await runs()
@@ -150,7 +142,7 @@ async def test_kill_9_during_a_wait_then_one_text_after_restart(sim: SimulatedMo
         async def sent() -> bool:
             return bool(texts) and [s for s, _, _ in await runs()] == ["done"]
 
-        await _until(sent, "the text after the restart", timeout=90)
+        await eventually_async(sent, timeout=90, what="the text after the restart")
         second.send_signal(signal.SIGTERM)  # a clean stop: anything still queued would show as a second row
         assert await asyncio.wait_for(second.wait(), 60) == 0, log2.read_text()[-3000:]
         assert texts == [(PHONE, BODY)]
